@@ -1,0 +1,3 @@
+"""Calendar gateway: CalDAV/ICS/Google face of a booking business."""
+
+__version__ = "0.1.0"

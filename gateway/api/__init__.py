@@ -1,0 +1,55 @@
+"""JSON booking API, mounted at ``/api/v1/``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.web.keys import AUTHENTICATOR
+
+from . import handlers
+from .handlers import PRINCIPAL, Handler
+from .openapi import build_openapi
+from .problems import ApiProblem, problem_middleware
+
+_PUBLIC_ROUTES = frozenset({"openapi"})
+
+
+@web.middleware
+async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    route = request.match_info.route
+    if route.name in _PUBLIC_ROUTES:
+        return await handler(request)
+    principal = await request.config_dict[AUTHENTICATOR].authenticate(
+        request.headers.get("Authorization")
+    )
+    if principal is None:
+        raise ApiProblem(
+            401,
+            "Unauthorized",
+            "send HTTP Basic credentials of a configured user or a bearer API token",
+            headers={"WWW-Authenticate": 'Basic realm="calgateway", charset="UTF-8"'},
+        )
+    request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+def create_api_app() -> web.Application:
+    api = web.Application(middlewares=[problem_middleware, _authenticate])
+    document = build_openapi()
+
+    async def openapi(_: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    router = api.router
+    router.add_get("/openapi.json", openapi, name="openapi")
+    router.add_get("/resources", handlers.list_resources, name="resources")
+    router.add_get("/resources/{resource_id}", handlers.get_resource, name="resource")
+    router.add_get(
+        "/resources/{resource_id}/availability", handlers.availability, name="availability"
+    )
+    router.add_get("/bookings", handlers.list_bookings, name="bookings")
+    router.add_post("/bookings", handlers.create_booking)
+    router.add_get("/bookings/{booking_id}", handlers.get_booking, name="booking")
+    router.add_patch("/bookings/{booking_id}", handlers.patch_booking)
+    router.add_delete("/bookings/{booking_id}", handlers.cancel_booking)
+    return api

@@ -1,0 +1,229 @@
+"""Handlers of the JSON booking API (``/api/v1/``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from gateway.core.model import Attendee, Booking, BookingChanges, BookingDraft, TimeSpan
+from gateway.core.service import BookingService
+from gateway.web.auth import Principal
+from gateway.web.keys import BOOKINGS, METRICS
+
+from .problems import ApiProblem, from_validation_error, invalid
+from .schemas import (
+    Availability,
+    BookingCreate,
+    BookingList,
+    BookingOut,
+    BookingPatch,
+    ResourceList,
+    ResourceOut,
+    SpanOut,
+)
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+DEFAULT_LIST_WINDOW = timedelta(days=30)
+MAX_IDEMPOTENCY_KEY = 255
+
+Model = TypeVar("Model", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(
+    model: BaseModel, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.json_response(model.model_dump(mode="json"), status=status, headers=headers)
+
+
+async def _body(request: web.Request, model: type[Model]) -> Model:
+    if request.content_type != "application/json":
+        raise ApiProblem(
+            415,
+            "Unsupported media type",
+            f"send the body as application/json, not {request.content_type or 'nothing'}",
+        )
+    raw = await request.read()
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError:
+        raise invalid("body", "is not UTF-8", status=400) from None
+    except json.JSONDecodeError as exc:
+        raise invalid(
+            "body", f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", 400
+        ) from None
+    if not isinstance(data, dict):
+        raise invalid("body", "must be a JSON object", status=400)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise from_validation_error(exc) from None
+
+
+def _service(request: web.Request) -> BookingService:
+    return request.config_dict[BOOKINGS]
+
+
+def _readable_resource(request: web.Request, resource_id: str, field: str | None = None) -> str:
+    """The resource id if the caller may see it. Unknown and hidden resources
+    look the same, so names of resources the caller may not see do not leak."""
+    principal = request[PRINCIPAL]
+    if resource_id in _service(request).resources and principal.can_read(resource_id):
+        return resource_id
+    if field is not None:
+        raise invalid(field, f"unknown resource {resource_id!r}")
+    raise ApiProblem(404, "Not found", f"resource {resource_id!r} not found")
+
+
+def _require_write(request: web.Request, resource_id: str) -> None:
+    if not request[PRINCIPAL].can_write(resource_id):
+        raise ApiProblem(403, "Forbidden", f"read-only access to resource {resource_id!r}")
+
+
+async def _visible_booking(request: web.Request) -> Booking:
+    booking_id = request.match_info["booking_id"]
+    booking = await _service(request).get(booking_id)
+    if not request[PRINCIPAL].can_read(booking.resource_id):
+        raise ApiProblem(404, "Not found", f"booking {booking_id!r} not found")
+    return booking
+
+
+def _query_time(request: web.Request, name: str, default: datetime | None) -> datetime:
+    raw = request.query.get(name)
+    if raw is None:
+        if default is None:
+            raise invalid(name, "is required", status=400)
+        return default
+    # An unencoded '+' in a query string arrives as a space; put it back.
+    text = raw.strip().replace(" ", "+")
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise invalid(name, f"is not an ISO 8601 date-time: {raw!r}", status=400) from None
+    if value.tzinfo is None:
+        raise invalid(name, "needs a UTC offset or zone (naive times are ambiguous)", status=400)
+    return value
+
+
+def _query_window(request: web.Request, *, required: bool) -> TimeSpan:
+    now = datetime.now(UTC)
+    start = _query_time(request, "start", None if required else now)
+    end = _query_time(request, "end", None if required else start + DEFAULT_LIST_WINDOW)
+    if end <= start:
+        raise invalid("end", "must be after start", status=400)
+    return TimeSpan(start, end)
+
+
+# -- resources -----------------------------------------------------------------
+
+
+async def list_resources(request: web.Request) -> web.Response:
+    principal = request[PRINCIPAL]
+    resources = [
+        ResourceOut(id=r.id, name=r.name, timezone=r.timezone, writable=principal.can_write(r.id))
+        for r in _service(request).resources.values()
+        if principal.can_read(r.id)
+    ]
+    return _json(ResourceList(resources=resources))
+
+
+async def get_resource(request: web.Request) -> web.Response:
+    resource_id = _readable_resource(request, request.match_info["resource_id"])
+    r = _service(request).resource(resource_id)
+    writable = request[PRINCIPAL].can_write(r.id)
+    return _json(ResourceOut(id=r.id, name=r.name, timezone=r.timezone, writable=writable))
+
+
+async def availability(request: web.Request) -> web.Response:
+    resource_id = _readable_resource(request, request.match_info["resource_id"])
+    window = _query_window(request, required=True)
+    busy = await _service(request).busy(resource_id, window)
+    return _json(
+        Availability(
+            resource=resource_id,
+            start=window.start.astimezone(UTC),
+            end=window.end.astimezone(UTC),
+            busy=[SpanOut.of(s) for s in busy],
+        )
+    )
+
+
+# -- bookings ------------------------------------------------------------------
+
+
+async def list_bookings(request: web.Request) -> web.Response:
+    resource_id = request.query.get("resource")
+    if not resource_id:
+        raise invalid("resource", "is required", status=400)
+    _readable_resource(request, resource_id, field="resource")
+    window = _query_window(request, required=False)
+    bookings = await _service(request).in_window(resource_id, window)
+    return _json(BookingList(bookings=[BookingOut.of(b) for b in bookings]))
+
+
+async def create_booking(request: web.Request) -> web.Response:
+    body = await _body(request, BookingCreate)
+    _readable_resource(request, body.resource, field="resource")
+    _require_write(request, body.resource)
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise invalid("Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY} characters", 400)
+    attendees = (Attendee(email=body.booker.email, name=body.booker.name),) if body.booker else ()
+    draft = BookingDraft(
+        resource_id=body.resource,
+        title=body.title,
+        start=body.start,
+        end=body.end,
+        timezone=body.timezone,
+        description=body.description,
+        location=body.location,
+        attendees=attendees,
+    )
+    scoped_key = f"{request[PRINCIPAL].key}:{key}" if key is not None else None
+    booking = await _service(request).create(draft, scoped_key)
+    request.config_dict[METRICS].bookings.labels("created").inc()
+    location = request.app.router["booking"].url_for(booking_id=booking.id)
+    return _json(BookingOut.of(booking), status=201, headers={"Location": str(location)})
+
+
+async def get_booking(request: web.Request) -> web.Response:
+    return _json(BookingOut.of(await _visible_booking(request)))
+
+
+async def patch_booking(request: web.Request) -> web.Response:
+    body = await _body(request, BookingPatch)
+    if not body.model_fields_set:
+        raise invalid("body", "names no field to change")
+    for name in ("start", "end", "title"):
+        if name in body.model_fields_set and getattr(body, name) is None:
+            raise invalid(name, "must not be null")
+    booking = await _visible_booking(request)
+    _require_write(request, booking.resource_id)
+    changes = BookingChanges(
+        start=body.start,
+        end=body.end,
+        timezone=body.timezone,
+        title=body.title,
+        description=body.description,
+        location=body.location,
+    )
+    updated = await _service(request).reschedule(booking.id, changes)
+    if updated.sequence != booking.sequence:
+        request.config_dict[METRICS].bookings.labels("rescheduled").inc()
+    return _json(BookingOut.of(updated))
+
+
+async def cancel_booking(request: web.Request) -> web.Response:
+    booking = await _visible_booking(request)
+    _require_write(request, booking.resource_id)
+    cancelled = await _service(request).cancel(booking.id)
+    if cancelled.sequence != booking.sequence:
+        request.config_dict[METRICS].bookings.labels("cancelled").inc()
+    return _json(BookingOut.of(cancelled))

@@ -1,0 +1,188 @@
+"""The OpenAPI 3.1 document, built from the same pydantic models the handlers use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from gateway import __version__
+
+from .schemas import (
+    Availability,
+    BookingCreate,
+    BookingList,
+    BookingOut,
+    BookingPatch,
+    Problem,
+    ResourceList,
+    ResourceOut,
+)
+
+_MODELS: list[type[BaseModel]] = [
+    Availability,
+    BookingCreate,
+    BookingList,
+    BookingOut,
+    BookingPatch,
+    Problem,
+    ResourceList,
+    ResourceOut,
+]
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _json_body(model: type[BaseModel]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _answer(description: str, model: type[BaseModel]) -> dict[str, Any]:
+    return {"description": description, **_json_body(model)}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": _ref(Problem)}},
+    }
+
+
+def _param(name: str, where: str, description: str, required: bool = True) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": required,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+_BOOKING_ID = _param("booking_id", "path", "Booking id")
+_RESOURCE_ID = _param("resource_id", "path", "Resource id")
+_COMMON_ERRORS = {"401": _problem("No or wrong credentials")}
+
+
+def build_openapi() -> dict[str, Any]:
+    _, defs = models_json_schema(
+        [(m, "serialization") for m in _MODELS], ref_template="#/components/schemas/{model}"
+    )
+    window = [
+        _param("start", "query", "ISO 8601 date-time with offset (encode '+' as %2B)"),
+        _param("end", "query", "ISO 8601 date-time with offset, after start"),
+    ]
+    paths: dict[str, Any] = {
+        "/resources": {
+            "get": {
+                "summary": "Resources the caller may see",
+                "responses": {"200": _answer("Resources", ResourceList), **_COMMON_ERRORS},
+            }
+        },
+        "/resources/{resource_id}": {
+            "get": {
+                "summary": "One resource",
+                "parameters": [_RESOURCE_ID],
+                "responses": {
+                    "200": _answer("The resource", ResourceOut),
+                    "404": _problem("Unknown resource"),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/resources/{resource_id}/availability": {
+            "get": {
+                "summary": "Busy intervals of a resource in a window",
+                "parameters": [_RESOURCE_ID, *window],
+                "responses": {
+                    "200": _answer("Merged busy intervals", Availability),
+                    "400": _problem("Missing or malformed start/end"),
+                    "404": _problem("Unknown resource"),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/bookings": {
+            "get": {
+                "summary": "Bookings of a resource overlapping a window (default: next 30 days)",
+                "parameters": [
+                    _param("resource", "query", "Resource id"),
+                    *[{**p, "required": False} for p in window],
+                ],
+                "responses": {
+                    "200": _answer("Bookings by start time", BookingList),
+                    "400": _problem("Bad query"),
+                    **_COMMON_ERRORS,
+                },
+            },
+            "post": {
+                "summary": "Book a resource",
+                "parameters": [
+                    _param(
+                        "Idempotency-Key",
+                        "header",
+                        "Retries with the same key return the first booking",
+                        required=False,
+                    )
+                ],
+                "requestBody": {"required": True, **_json_body(BookingCreate)},
+                "responses": {
+                    "201": _answer("Booked", BookingOut),
+                    "400": _problem("Malformed JSON"),
+                    "403": _problem("Read-only access"),
+                    "409": _problem("The time overlaps a booking or busy block"),
+                    "415": _problem("Body is not JSON"),
+                    "422": _problem("Invalid field (named in errors[].field)"),
+                    **_COMMON_ERRORS,
+                },
+            },
+        },
+        "/bookings/{booking_id}": {
+            "get": {
+                "summary": "One booking",
+                "parameters": [_BOOKING_ID],
+                "responses": {
+                    "200": _answer("The booking", BookingOut),
+                    "404": _problem("Unknown booking"),
+                    **_COMMON_ERRORS,
+                },
+            },
+            "patch": {
+                "summary": "Reschedule or edit a booking (SEQUENCE grows)",
+                "parameters": [_BOOKING_ID],
+                "requestBody": {"required": True, **_json_body(BookingPatch)},
+                "responses": {
+                    "200": _answer("The updated booking", BookingOut),
+                    "404": _problem("Unknown booking"),
+                    "409": _problem("The new time overlaps a booking or busy block"),
+                    "422": _problem("Invalid field"),
+                    **_COMMON_ERRORS,
+                },
+            },
+            "delete": {
+                "summary": "Cancel a booking (kept with status cancelled)",
+                "parameters": [_BOOKING_ID],
+                "responses": {
+                    "200": _answer("The cancelled booking", BookingOut),
+                    "404": _problem("Unknown booking"),
+                    **_COMMON_ERRORS,
+                },
+            },
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "calgateway booking API", "version": __version__},
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"basic": []}, {"bearer": []}],
+        "paths": paths,
+        "components": {
+            "schemas": defs["$defs"],
+            "securitySchemes": {
+                "basic": {"type": "http", "scheme": "basic"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }

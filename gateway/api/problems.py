@@ -1,0 +1,129 @@
+"""Errors as RFC 9457 ``application/problem+json`` answers naming the field."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from gateway.core.errors import (
+    BookingConflict,
+    IdempotencyKeyReused,
+    InvalidBooking,
+    NotFound,
+)
+from gateway.web.keys import METRICS
+
+from .schemas import FieldError, Problem, SpanOut
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ApiProblem(Exception):
+    """Raised by handlers to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        errors: Sequence[FieldError] = (),
+        conflicts: Sequence[SpanOut] = (),
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.problem = Problem(
+            title=title,
+            status=status,
+            detail=detail,
+            errors=list(errors),
+            conflicts=list(conflicts),
+        )
+        self.headers = headers or {}
+
+
+def invalid(field: str, message: str, status: int = 422) -> ApiProblem:
+    return ApiProblem(
+        status, "Invalid request", f"{field}: {message}", [FieldError(field=field, message=message)]
+    )
+
+
+def from_validation_error(exc: ValidationError, prefix: str = "") -> ApiProblem:
+    errors = [
+        FieldError(field=_field_path(prefix, err["loc"]), message=_message(err))
+        for err in exc.errors()
+    ]
+    detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
+    return ApiProblem(422, "Invalid request", detail, errors)
+
+
+def _field_path(prefix: str, loc: Sequence[int | str]) -> str:
+    parts = [prefix] if prefix else []
+    parts += [str(p) for p in loc]
+    return ".".join(parts) or "body"
+
+
+def _message(err: Any) -> str:
+    kind = err.get("type")
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "timezone_aware":
+        return "needs a UTC offset or zone (naive times are ambiguous)"
+    if kind == "missing":
+        return "is required"
+    return str(err.get("msg", "is invalid"))
+
+
+def _respond(problem: Problem, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(
+        problem.model_dump(mode="json", exclude_defaults=False),
+        status=problem.status,
+        content_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Maps core errors and aiohttp's own errors to problem documents."""
+    try:
+        return await handler(request)
+    except ApiProblem as exc:
+        return _respond(exc.problem, exc.headers)
+    except InvalidBooking as exc:
+        return _respond(invalid(exc.field, exc.message).problem)
+    except NotFound as exc:
+        return _respond(Problem(title="Not found", status=404, detail=str(exc)))
+    except BookingConflict as exc:
+        request.config_dict[METRICS].conflicts.inc()
+        return _respond(
+            Problem(
+                title="Booking conflict",
+                status=409,
+                detail=str(exc),
+                conflicts=[SpanOut.of(s) for s in exc.conflicts],
+            )
+        )
+    except IdempotencyKeyReused as exc:
+        return _respond(
+            Problem(
+                title="Idempotency key reused",
+                status=422,
+                detail=str(exc),
+                errors=[FieldError(field="Idempotency-Key", message="used for another request")],
+            )
+        )
+    except web.HTTPRequestEntityTooLarge as exc:
+        return _respond(Problem(title="Request too large", status=413, detail=exc.text or ""))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _respond(
+            Problem(title=exc.reason, status=exc.status, detail=exc.text or exc.reason),
+            {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "www-authenticate")},
+        )

@@ -1,0 +1,46 @@
+"""Errors the core raises; front ends map them to protocol answers."""
+
+from __future__ import annotations
+
+from .model import TimeSpan
+
+
+class GatewayError(Exception):
+    """Base of every error the core raises on purpose."""
+
+
+class NotFound(GatewayError):
+    def __init__(self, what: str, ident: str) -> None:
+        super().__init__(f"{what} {ident!r} not found")
+        self.what = what
+        self.ident = ident
+
+
+class InvalidBooking(GatewayError):
+    """A request that breaks a rule of the domain; ``field`` names the culprit."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class BookingConflict(GatewayError):
+    """The requested time overlaps busy time of the same resource."""
+
+    def __init__(self, resource_id: str, conflicts: list[TimeSpan]) -> None:
+        super().__init__(f"resource {resource_id!r} is busy during the requested time")
+        self.resource_id = resource_id
+        self.conflicts = conflicts
+
+
+class IdempotencyKeyReused(GatewayError):
+    """The same idempotency key came back with a different request."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"idempotency key {key!r} was already used for a different request")
+        self.key = key
+
+
+class InvalidCalendarData(GatewayError):
+    """iCalendar text the gateway cannot store (RFC 4791 5.3.2 valid-calendar-data)."""

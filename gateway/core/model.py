@@ -1,0 +1,227 @@
+"""Domain values: resources, bookings, attendees, time spans."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class BookingStatus(StrEnum):
+    CONFIRMED = "confirmed"
+    TENTATIVE = "tentative"
+    CANCELLED = "cancelled"
+
+
+class Origin(StrEnum):
+    """Where a calendar object came from."""
+
+    API = "api"
+    CALDAV = "caldav"
+    GOOGLE = "google"
+
+
+class PartStat(StrEnum):
+    """RFC 5545 section 3.2.12 participation status (the values bookers send)."""
+
+    NEEDS_ACTION = "NEEDS-ACTION"
+    ACCEPTED = "ACCEPTED"
+    DECLINED = "DECLINED"
+    TENTATIVE = "TENTATIVE"
+    DELEGATED = "DELEGATED"
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """A bookable resource (staff member, room): one calendar of bookings."""
+
+    id: str
+    name: str
+    email: str
+    timezone: str
+
+
+@dataclass(frozen=True, slots=True)
+class TimeSpan:
+    """A half-open interval [start, end) of aware datetimes."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("TimeSpan needs timezone-aware datetimes")
+        if self.end < self.start:
+            raise ValueError("TimeSpan ends before it starts")
+
+    def overlaps(self, other: TimeSpan) -> bool:
+        # Half-open: a booking ending at 10:00 does not clash with one starting at 10:00.
+        return self.start < other.end and other.start < self.end
+
+    def in_utc(self) -> TimeSpan:
+        return TimeSpan(self.start.astimezone(UTC), self.end.astimezone(UTC))
+
+
+def merge_spans(spans: Iterable[TimeSpan]) -> list[TimeSpan]:
+    """Sorted union of spans; touching spans are joined (they leave no free gap)."""
+    merged: list[TimeSpan] = []
+    for span in sorted((s.in_utc() for s in spans), key=lambda s: (s.start, s.end)):
+        if merged and span.start <= merged[-1].end:
+            last = merged[-1]
+            merged[-1] = TimeSpan(last.start, max(last.end, span.end))
+        else:
+            merged.append(span)
+    return merged
+
+
+@dataclass(frozen=True, slots=True)
+class Attendee:
+    email: str
+    name: str = ""
+    partstat: PartStat = PartStat.NEEDS_ACTION
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    """The parsed fields of one calendar object the gateway reasons about.
+
+    For a recurring object ``start``/``end`` are the first occurrence; the
+    object's whole extent is ``CalendarObject.span``.
+    """
+
+    id: str
+    resource_id: str
+    uid: str
+    title: str
+    start: datetime
+    end: datetime
+    timezone: str
+    created: datetime
+    updated: datetime
+    description: str = ""
+    location: str = ""
+    attendees: tuple[Attendee, ...] = ()
+    status: BookingStatus = BookingStatus.CONFIRMED
+    transparent: bool = False
+    origin: Origin = Origin.API
+    sequence: int = 0
+    recurring: bool = False
+
+    @property
+    def blocks_time(self) -> bool:
+        """Whether this booking makes its time unavailable (RFC 5545 3.8.2.7 TRANSP)."""
+        return self.status is not BookingStatus.CANCELLED and not self.transparent
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarObject:
+    """A stored calendar object: the iCalendar text as received plus parsed fields.
+
+    ``span`` is what the time-range index holds: first start to last end of all
+    occurrences (``FAR_FUTURE`` for an unbounded recurrence).
+    """
+
+    booking: Booking
+    ics: str
+    span: TimeSpan
+
+    @property
+    def etag(self) -> str:
+        return etag_for(self.ics)
+
+    @property
+    def resource_id(self) -> str:
+        return self.booking.resource_id
+
+    @property
+    def uid(self) -> str:
+        return self.booking.uid
+
+
+FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def etag_for(ics: str) -> str:
+    """Strong entity tag (RFC 9110 8.8.3): same bytes, same tag."""
+    return '"' + hashlib.sha256(ics.encode("utf-8")).hexdigest()[:32] + '"'
+
+
+@dataclass(frozen=True, slots=True)
+class BookingDraft:
+    """What a booker asks for when creating a booking."""
+
+    resource_id: str
+    title: str
+    start: datetime
+    end: datetime
+    timezone: str | None = None
+    description: str = ""
+    location: str = ""
+    attendees: tuple[Attendee, ...] = ()
+
+    def fingerprint(self) -> str:
+        """Stable digest of the request, to tell a retry from a reused idempotency key."""
+        parts = [
+            self.resource_id,
+            self.title,
+            self.start.astimezone(UTC).isoformat(),
+            self.end.astimezone(UTC).isoformat(),
+            self.timezone or "",
+            self.description,
+            self.location,
+            *(f"{a.email}|{a.name}" for a in self.attendees),
+        ]
+        return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class BookingChanges:
+    """A partial update; ``None`` leaves the field as it is."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    timezone: str | None = None
+    title: str | None = None
+    description: str | None = None
+    location: str | None = None
+
+    @property
+    def moves_time(self) -> bool:
+        return self.start is not None or self.end is not None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEffect:
+    """A side effect to run after commit (send invitation, push to Google)."""
+
+    kind: str
+    resource_id: str
+    booking_id: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A queued effect as the store hands it to a worker."""
+
+    id: int
+    effect: OutboxEffect
+    attempts: int
+    created: datetime
+
+
+class ChangeKind(StrEnum):
+    PUT = "put"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One row of a collection's change log (sync tokens, feeds)."""
+
+    revision: int
+    uid: str
+    kind: ChangeKind

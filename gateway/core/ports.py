@@ -1,0 +1,106 @@
+"""Ports: what the core needs from storage and the iCalendar codec.
+
+The store (``gateway.store``) and the codec (``gateway.ical``) implement these;
+the core never imports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from .model import (
+    Booking,
+    CalendarObject,
+    Change,
+    OutboxEffect,
+    OutboxItem,
+    Resource,
+    TimeSpan,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    fingerprint: str
+    booking_id: str
+
+
+class ReadPort(Protocol):
+    """Reads that may run inside or outside a write transaction."""
+
+    async def get_by_id(self, booking_id: str) -> CalendarObject | None: ...
+
+    async def get_by_uid(self, resource_id: str, uid: str) -> CalendarObject | None: ...
+
+    async def in_span(
+        self, resource_id: str, window: TimeSpan, *, blocking_only: bool = False
+    ) -> list[CalendarObject]:
+        """Objects whose indexed span overlaps ``window`` (candidates: recurring
+        objects still need expanding). ``blocking_only`` leaves out cancelled and
+        transparent objects."""
+        ...
+
+
+class WriteTransaction(ReadPort, Protocol):
+    """One atomic unit of work. Writes serialise; on error nothing is kept."""
+
+    async def save(self, obj: CalendarObject) -> int:
+        """Insert or replace the object (by resource and UID), update its index
+        rows, clear a tombstone, bump the collection revision and log the change.
+        Returns the new collection revision."""
+        ...
+
+    async def delete(self, resource_id: str, uid: str) -> int:
+        """Remove the object, leave a tombstone, bump the revision, log the change."""
+        ...
+
+    async def enqueue(self, effect: OutboxEffect) -> None: ...
+
+    async def idempotency(self, key: str) -> IdempotencyRecord | None: ...
+
+    async def remember_idempotency(self, key: str, record: IdempotencyRecord) -> None: ...
+
+
+class Repository(ReadPort, Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[WriteTransaction]: ...
+
+    async def list_objects(self, resource_id: str) -> list[CalendarObject]: ...
+
+    async def revision(self, resource_id: str) -> int:
+        """Current collection revision (0 for a collection never written)."""
+        ...
+
+    async def changes_since(self, resource_id: str, revision: int) -> list[Change] | None:
+        """Changes after ``revision``, oldest first, one per UID (the latest);
+        ``None`` if the log no longer reaches back that far."""
+        ...
+
+    async def claim_outbox(self, now: datetime, limit: int) -> list[OutboxItem]:
+        """Due, undone outbox items, oldest first."""
+        ...
+
+    async def complete_outbox(self, item_id: int) -> None: ...
+
+    async def retry_outbox(self, item_id: int, error: str, next_attempt: datetime) -> None: ...
+
+    async def pending_outbox(self) -> int: ...
+
+    async def close(self) -> None: ...
+
+
+class CalendarCodec(Protocol):
+    """Booking <-> iCalendar (implemented by ``gateway.ical``)."""
+
+    def render(self, booking: Booking, resource: Resource, previous_ics: str | None) -> str:
+        """A VCALENDAR holding the booking. With ``previous_ics`` the earlier
+        object is updated in place so properties the gateway does not model
+        (VALARM, X- properties) survive."""
+        ...
+
+    def occurrences(self, obj: CalendarObject, window: TimeSpan) -> Sequence[TimeSpan]:
+        """The object's occurrences that overlap ``window`` (recurrences expanded)."""
+        ...

@@ -1,0 +1,22 @@
+"""AppKeys the composition root (``gateway.app``) fills and front ends read.
+
+Front ends mounted as sub-applications read them through
+``request.config_dict``, which also sees the root application's state.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.core.ports import Repository
+from gateway.core.service import BookingService
+from gateway.settings import Settings
+
+from .auth import Authenticator
+from .observability import Metrics
+
+SETTINGS = web.AppKey("settings", Settings)
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+METRICS = web.AppKey("metrics", Metrics)
+REPOSITORY = web.AppKey("repository", Repository)
+BOOKINGS = web.AppKey("bookings", BookingService)

@@ -1,0 +1,143 @@
+"""Structured logs (one JSON line per request) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+ACCESS_LOGGER = logging.getLogger("calgateway.access")
+
+# Attributes every LogRecord has; anything else was passed through ``extra=``.
+_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: easy to grep, easy for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def configure_logging(log_format: str, level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def route_label(request: web.BaseRequest) -> str:
+    """The matched route's template (``/api/v1/bookings/{id}``), never the raw
+    path: raw paths would leak ids into metrics and explode label cardinality."""
+    match_info = getattr(request, "match_info", None)
+    route = getattr(match_info, "route", None)
+    resource = getattr(route, "resource", None)
+    canonical = getattr(resource, "canonical", None)
+    return canonical if isinstance(canonical, str) else "unmatched"
+
+
+class AccessLogger(AbstractAccessLogger):
+    """Logs method, path (without the query string: feed tokens live there),
+    route, status and duration."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "route": route_label(request),
+                "status": response.status,
+                "duration_ms": round(time * 1000, 2),
+                "remote": request.remote,
+                "bytes": response.body_length,
+            },
+        )
+
+
+class Metrics:
+    """The gateway's Prometheus metrics, in a registry of their own per app."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "calgateway_http_requests",
+            "HTTP requests answered",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "calgateway_http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        self.bookings = Counter(
+            "calgateway_booking_changes",
+            "Booking changes committed through the API",
+            ["action"],
+            registry=self.registry,
+        )
+        self.conflicts = Counter(
+            "calgateway_booking_conflicts",
+            "Bookings refused because the time was taken",
+            registry=self.registry,
+        )
+        self.outbox_pending = Gauge(
+            "calgateway_outbox_pending",
+            "Side effects (invitations, Google pushes) waiting to run",
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def metrics_middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Awaitable[Any]]:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            route = route_label(request)
+            metrics.requests.labels(request.method, route, str(status)).inc()
+            metrics.duration.labels(request.method, route).observe(time.perf_counter() - started)
+
+    return middleware
+
+
+METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST

@@ -1,0 +1,1 @@
+"""Google Calendar mirror (the Google bridge issue fills this in)."""

@@ -1,0 +1,45 @@
+"""Pure logic of the domain values."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from gateway.core.model import BookingDraft, TimeSpan, merge_spans
+
+T0 = datetime(2026, 12, 1, 9, tzinfo=UTC)
+H = timedelta(hours=1)
+
+
+def span(a: float, b: float) -> TimeSpan:
+    return TimeSpan(T0 + a * H, T0 + b * H)
+
+
+def test_half_open_spans_touching_do_not_overlap() -> None:
+    assert not span(0, 1).overlaps(span(1, 2))
+    assert span(0, 1).overlaps(span(0.5, 2))
+    assert span(0, 3).overlaps(span(1, 2))
+
+
+def test_span_refuses_naive_and_reversed_times() -> None:
+    with pytest.raises(ValueError, match="aware"):
+        TimeSpan(datetime(2026, 1, 1), datetime(2026, 1, 2))
+    with pytest.raises(ValueError, match="before"):
+        span(2, 1)
+
+
+def test_merge_joins_overlapping_and_touching_spans_across_zones() -> None:
+    plus_one = timezone(timedelta(hours=1))
+    shifted = TimeSpan((T0 + H).astimezone(plus_one), (T0 + 2 * H).astimezone(plus_one))
+    merged = merge_spans([span(5, 6), span(0, 1), shifted, span(1.5, 3), span(5.5, 5.75)])
+    assert merged == [span(0, 3), span(5, 6)]
+    assert all(s.start.tzinfo is UTC for s in merged)
+
+
+def test_fingerprint_ignores_how_an_instant_is_written() -> None:
+    plus_one = timezone(timedelta(hours=1))
+    a = BookingDraft("anna", "Cut", T0, T0 + H)
+    b = BookingDraft("anna", "Cut", T0.astimezone(plus_one), (T0 + H).astimezone(plus_one))
+    assert a.fingerprint() == b.fingerprint()
+    assert a.fingerprint() != BookingDraft("anna", "Cut", T0, T0 + 2 * H).fingerprint()

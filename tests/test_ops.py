@@ -1,0 +1,45 @@
+"""Health, metrics and request logs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from tests.api.test_bookings import SLOT
+
+Client = TestClient[Any, Any]
+
+
+async def test_healthz_reports_database_and_outbox(
+    client: Client, api_headers: dict[str, str]
+) -> None:
+    resp = await client.get("/healthz")
+    assert resp.status == 200
+    assert await resp.json() == {"status": "ok", "database": "ok", "outbox_pending": 0}
+    await client.post("/api/v1/bookings", json=SLOT, headers=api_headers)
+    assert (await (await client.get("/healthz")).json())["outbox_pending"] == 1
+
+
+async def test_metrics_count_requests_by_route_template(
+    client: Client, api_headers: dict[str, str]
+) -> None:
+    created = await client.post("/api/v1/bookings", json=SLOT, headers=api_headers)
+    booking_id = (await created.json())["id"]
+    await client.get(f"/api/v1/bookings/{booking_id}", headers=api_headers)
+    await client.post("/api/v1/bookings", json=SLOT, headers=api_headers)  # 409
+    await client.get("/feeds/anna.ics", params={"token": "anna-feed-token-0123456789abcdef"})
+
+    resp = await client.get("/metrics")
+    assert resp.status == 200
+    assert resp.content_type == "text/plain"
+    text = await resp.text()
+    assert (
+        'calgateway_http_requests_total{method="GET",route="/api/v1/bookings/{booking_id}",'
+        'status="200"} 1.0' in text
+    )
+    assert 'calgateway_booking_changes_total{action="created"} 1.0' in text
+    assert "calgateway_booking_conflicts_total 1.0" in text
+    assert "calgateway_outbox_pending 1.0" in text
+    assert booking_id not in text
+    assert "anna-feed-token" not in text

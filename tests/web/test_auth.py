@@ -1,0 +1,55 @@
+"""Authenticator: password hashes (argon2, bcrypt), tokens, the verification cache."""
+
+from __future__ import annotations
+
+import base64
+
+import bcrypt
+
+from gateway.web.auth import Authenticator, _digest, _Token, _User, hash_password
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_argon2_and_bcrypt_users_authenticate() -> None:
+    users = [
+        _User("argon", hash_password("pw-argon-1"), {"*": "read"}),
+        _User("crypt", bcrypt.hashpw(b"pw-bcrypt-1", bcrypt.gensalt(4)).decode(), {"a": "read"}),
+    ]
+    auth = Authenticator(users, [])
+    argon = await auth.authenticate(basic("argon", "pw-argon-1"))
+    assert argon is not None and argon.can_read("anything") and not argon.can_write("x")
+    crypt = await auth.authenticate(basic("crypt", "pw-bcrypt-1"))
+    assert crypt is not None and crypt.can_read("a") and not crypt.can_read("b")
+    assert await auth.authenticate(basic("crypt", "pw-argon-1")) is None
+    assert await auth.authenticate(basic("ghost", "pw-argon-1")) is None
+
+
+async def test_cache_remembers_only_the_exact_credentials_for_a_while() -> None:
+    clock = FakeClock()
+    auth = Authenticator(
+        [_User("u", hash_password("right-pw"), {"*": "read-write"})], [], clock=clock
+    )
+    assert await auth.authenticate(basic("u", "right-pw")) is not None
+    assert await auth.authenticate(basic("u", "wrong-pw")) is None  # no cache hit for others
+    clock.now += 301
+    assert await auth.authenticate(basic("u", "right-pw")) is not None
+
+
+async def test_tokens_and_grants() -> None:
+    auth = Authenticator([], [_Token("t", _digest("tok-" + "x" * 30), {"anna": "read-write"})])
+    principal = await auth.authenticate("Bearer tok-" + "x" * 30)
+    assert principal is not None and principal.key == "token:t"
+    assert principal.can_write("anna") and not principal.can_read("bob")
+    assert await auth.authenticate("Bearer tok-" + "y" * 30) is None
+    assert await auth.authenticate(None) is None
