@@ -108,7 +108,7 @@ async def test_serve_logs_requests_and_stops_gracefully_on_sigterm(config_file: 
             ) as resp:
                 assert resp.status == 200
         proc.send_signal(signal.SIGTERM)
-        rest, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
+        _, rest = await asyncio.wait_for(proc.communicate(), timeout=30)
     finally:
         if proc.returncode is None:
             proc.kill()

@@ -1,0 +1,211 @@
+"""ICS feeds: ``GET/HEAD /feeds/{resource}.ics?token=…[&view=busy]``.
+
+A sub-application; the composition root mounts it at ``/feeds/`` and sets
+``FEED_SOURCE`` and ``FEED_RESOURCES`` on the parent app (handlers read them
+through ``request.config_dict``).
+
+The secret token is the only credential, so an unknown resource and a wrong
+token answer alike, tokens are compared in constant time, and no token is
+ever logged. Bodies are cached per resource and view under an ETag made of
+the collection revision, so an unchanged calendar is rendered once and
+revalidated with 304.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, TypeGuard
+
+from aiohttp import web
+from aiohttp.helpers import ETAG_ANY
+from aiohttp.web_response import ContentCoding
+
+from gateway.core.model import CalendarObject, Resource
+from gateway.ical import PRODID, FeedView, render_feed
+
+__all__ = [
+    "FEED_RESOURCES",
+    "FEED_SOURCE",
+    "FeedResource",
+    "FeedSource",
+    "create_feeds_app",
+]
+
+log = logging.getLogger(__name__)
+
+
+class FeedSource(Protocol):
+    """What a feed reads from storage (the repository satisfies it)."""
+
+    async def revision(self, resource_id: str) -> int: ...
+
+    async def list_objects(self, resource_id: str) -> list[CalendarObject]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FeedResource:
+    """A resource and the tokens that open its feed (several during rotation)."""
+
+    resource: Resource
+    tokens: tuple[str, ...]
+
+
+FEED_SOURCE: web.AppKey[FeedSource] = web.AppKey("feed_source")
+FEED_RESOURCES: web.AppKey[Mapping[str, FeedResource]] = web.AppKey("feed_resources")
+
+CONTENT_TYPE = "text/calendar"
+# Subscribers must ask every time; the ETag makes asking cheap (RFC 9111 5.2.2).
+CACHE_CONTROL = "private, max-age=0, must-revalidate"
+BAD_VIEW = "view must be 'full' or 'busy'"
+
+# Feeds with more objects than this are rendered in a worker thread, so that a
+# cold render of a big calendar does not hold up every other request.
+_THREAD_THRESHOLD = 500
+# Bump when the rendering changes, so that cached copies stop matching.
+_FORMAT = "1"
+# Compared against when a resource has no tokens, so that the answer takes
+# about as long as for a wrong token.
+_NO_TOKEN = b"\x00" * 32
+
+
+@dataclass(slots=True)
+class _Rendered:
+    etag: str
+    body: bytes
+
+
+@dataclass(slots=True)
+class _FeedCache:
+    """The last body per (resource, view); a few entries per resource."""
+
+    bodies: dict[tuple[str, str], _Rendered] = field(default_factory=dict)
+    locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+
+    def lock(self, key: tuple[str, str]) -> asyncio.Lock:
+        return self.locks.setdefault(key, asyncio.Lock())
+
+
+_FEED_CACHE = web.AppKey("feed_cache", _FeedCache)
+
+
+def create_feeds_app() -> web.Application:
+    app = web.Application()
+    app[_FEED_CACHE] = _FeedCache()
+    # add_get also answers HEAD with the same headers and no body.
+    app.router.add_get("/{resource}.ics", _feed, name="feed")
+    return app
+
+
+def _is_view(value: str) -> TypeGuard[FeedView]:
+    return value in ("full", "busy")
+
+
+def _authorised(entry: FeedResource | None, token: str) -> bool:
+    given = token.encode("utf-8")
+    tokens = [t.encode("utf-8") for t in entry.tokens] if entry is not None else []
+    if not tokens:
+        hmac.compare_digest(_NO_TOKEN, given)
+        return False
+    # Every token is compared, whichever matches, so timing tells nothing.
+    matches = [hmac.compare_digest(t, given) for t in tokens]
+    return any(matches)
+
+
+def _etag(resource: Resource, revision: int, view: str) -> str:
+    """Strong ETag (RFC 9110 8.8.3): the revision says the objects are the same,
+    the view and the hash of the resource's settings that appear in the feed
+    (name, zone) say they are shown the same way."""
+    settings = "\x00".join((_FORMAT, PRODID, resource.id, resource.name, resource.timezone))
+    digest = hashlib.sha256(settings.encode("utf-8")).hexdigest()[:12]
+    return f'"{revision}-{view}-{digest}"'
+
+
+def _not_modified(request: web.Request, etag: str) -> bool:
+    """If-None-Match (RFC 9110 13.1.2): weak comparison, "*" matches any."""
+    candidates = request.if_none_match
+    if not candidates:
+        return False
+    value = etag.strip('"')
+    return any(c.value == ETAG_ANY or c.value == value for c in candidates)
+
+
+def _accepts_gzip(request: web.Request) -> bool:
+    """Whether Accept-Encoding (RFC 9110 12.5.3) allows gzip, q=0 meaning no."""
+    accepted: dict[str, float] = {}
+    for item in request.headers.get("Accept-Encoding", "").split(","):
+        coding, _, params = item.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if coding:
+            accepted[coding.strip().lower()] = quality
+    quality = accepted.get("gzip", accepted.get("x-gzip", accepted.get("*", 0.0)))
+    return quality > 0
+
+
+async def _feed(request: web.Request) -> web.StreamResponse:
+    resource_id = request.match_info["resource"]
+    entry = request.config_dict[FEED_RESOURCES].get(resource_id)
+    if not _authorised(entry, request.query.get("token", "")) or entry is None:
+        # Same answer for "no such resource" and "wrong token": the URL must
+        # not tell which resources exist.
+        raise web.HTTPNotFound()
+    view = request.query.get("view", "full")
+    if not _is_view(view):
+        raise web.HTTPBadRequest(text=BAD_VIEW)
+
+    source = request.config_dict[FEED_SOURCE]
+    revision = await source.revision(resource_id)
+    etag = _etag(entry.resource, revision, view)
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept-Encoding"}
+    if _not_modified(request, etag):
+        return web.Response(status=304, headers=headers)
+
+    body = await _body(request, source, entry.resource, view, etag)
+    response = web.Response(body=body, headers=headers, content_type=CONTENT_TYPE, charset="utf-8")
+    if _accepts_gzip(request):
+        response.enable_compression(ContentCoding.gzip)
+    return response
+
+
+async def _body(
+    request: web.Request, source: FeedSource, resource: Resource, view: FeedView, etag: str
+) -> bytes:
+    cache = request.app[_FEED_CACHE]
+    key = (resource.id, view)
+    async with cache.lock(key):  # concurrent requests wait for one render
+        cached = cache.bodies.get(key)
+        if cached is not None and cached.etag == etag:
+            return cached.body
+        # The revision was read before the objects: if a write slips in between,
+        # the body is newer than its ETag says, never older, and the next
+        # request (with the new revision) renders again.
+        objects = await source.list_objects(resource.id)
+        started = time.perf_counter()
+        if len(objects) > _THREAD_THRESHOLD:
+            body = await asyncio.to_thread(render_feed, resource, objects, view)
+        else:
+            body = render_feed(resource, objects, view)
+        log.info(
+            "feed rendered",
+            extra={
+                "resource": resource.id,
+                "view": view,
+                "objects": len(objects),
+                "bytes": len(body),
+                "render_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        cache.bodies[key] = _Rendered(etag, body)
+        return body

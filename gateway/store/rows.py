@@ -1,0 +1,187 @@
+"""Mapping between domain values and database columns.
+
+Kept free of any driver so a later PostgreSQL backend can share it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from gateway.core.model import (
+    Attendee,
+    Booking,
+    BookingStatus,
+    CalendarObject,
+    Origin,
+    OutboxEffect,
+    PartStat,
+    TimeSpan,
+)
+
+
+class Row(Protocol):
+    """What a driver row must offer: values by column name (sqlite3.Row, asyncpg Record)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
+
+OBJECT_COLUMNS = (
+    "resource_id",
+    "uid",
+    "booking_id",
+    "title",
+    "description",
+    "location",
+    "start_at",
+    "end_at",
+    "timezone",
+    "created_at",
+    "updated_at",
+    "attendees",
+    "status",
+    "transparent",
+    "origin",
+    "sequence",
+    "recurring",
+    "ics",
+    "etag",
+    "span_start",
+    "span_end",
+    "revision",
+)
+
+
+def _aware(value: datetime, what: str) -> datetime:
+    # A naive datetime would be read as the server's local time by astimezone(),
+    # silently shifting the booking; refuse it instead.
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got {value!r}")
+    return value
+
+
+def epoch_floor(value: datetime) -> int:
+    """Whole epoch seconds at or before ``value`` (exact integer arithmetic)."""
+    return (_aware(value, "time") - _EPOCH) // _SECOND
+
+
+def epoch_ceil(value: datetime) -> int:
+    """Whole epoch seconds at or after ``value``.
+
+    Span ends round up and starts round down so a sub-second span only ever
+    widens (iCalendar DATE-TIME has whole seconds, so in practice nothing moves).
+    """
+    return -((_EPOCH - _aware(value, "time")) // _SECOND)
+
+
+def from_epoch(seconds: int) -> datetime:
+    return _EPOCH + timedelta(seconds=seconds)
+
+
+def utc_text(value: datetime) -> str:
+    """ISO-8601 in UTC with fixed microsecond precision: sorts correctly as text."""
+    return _aware(value, "time").astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def from_utc_text(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def _in_zone(text: str, zone: ZoneInfo | None) -> datetime:
+    value = datetime.fromisoformat(text)
+    # Without a usable zone the stored fixed offset still names the right instant.
+    return value if zone is None else value.astimezone(zone)
+
+
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        # A zone can vanish from tzdata or come from a foreign client; the object
+        # must stay readable rather than break every query that touches it.
+        return None
+
+
+def encode_attendees(attendees: tuple[Attendee, ...]) -> str:
+    return json.dumps(
+        [{"email": a.email, "name": a.name, "partstat": a.partstat.value} for a in attendees],
+        ensure_ascii=False,
+    )
+
+
+def decode_attendees(text: str) -> tuple[Attendee, ...]:
+    return tuple(
+        Attendee(email=item["email"], name=item["name"], partstat=PartStat(item["partstat"]))
+        for item in json.loads(text)
+    )
+
+
+def encode_object(obj: CalendarObject, revision: int) -> dict[str, Any]:
+    """Column values for ``obj`` as named parameters (keys are ``OBJECT_COLUMNS``)."""
+    booking = obj.booking
+    return {
+        "resource_id": booking.resource_id,
+        "uid": booking.uid,
+        "booking_id": booking.id,
+        "title": booking.title,
+        "description": booking.description,
+        "location": booking.location,
+        "start_at": _aware(booking.start, "start").isoformat(),
+        "end_at": _aware(booking.end, "end").isoformat(),
+        "timezone": booking.timezone,
+        "created_at": utc_text(booking.created),
+        "updated_at": utc_text(booking.updated),
+        "attendees": encode_attendees(booking.attendees),
+        "status": booking.status.value,
+        "transparent": int(booking.transparent),
+        "origin": booking.origin.value,
+        "sequence": booking.sequence,
+        "recurring": int(booking.recurring),
+        "ics": obj.ics,
+        "etag": obj.etag,
+        "span_start": epoch_floor(obj.span.start),
+        "span_end": epoch_ceil(obj.span.end),
+        "revision": revision,
+    }
+
+
+def decode_object(row: Row) -> CalendarObject:
+    zone = _zone(row["timezone"])
+    booking = Booking(
+        id=row["booking_id"],
+        resource_id=row["resource_id"],
+        uid=row["uid"],
+        title=row["title"],
+        start=_in_zone(row["start_at"], zone),
+        end=_in_zone(row["end_at"], zone),
+        timezone=row["timezone"],
+        created=from_utc_text(row["created_at"]),
+        updated=from_utc_text(row["updated_at"]),
+        description=row["description"],
+        location=row["location"],
+        attendees=decode_attendees(row["attendees"]),
+        status=BookingStatus(row["status"]),
+        transparent=bool(row["transparent"]),
+        origin=Origin(row["origin"]),
+        sequence=row["sequence"],
+        recurring=bool(row["recurring"]),
+    )
+    span = TimeSpan(from_epoch(row["span_start"]), from_epoch(row["span_end"]))
+    return CalendarObject(booking=booking, ics=row["ics"], span=span)
+
+
+def encode_payload(effect: OutboxEffect) -> str:
+    # sort_keys: equal payloads give equal text, which keeps the table diffable.
+    return json.dumps(effect.payload, ensure_ascii=False, sort_keys=True)
+
+
+def decode_payload(text: str) -> dict[str, Any]:
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError(f"outbox payload is not a JSON object: {text[:80]!r}")
+    return value

@@ -1,0 +1,472 @@
+"""aiosqlite implementation of ``gateway.core.ports.Repository``.
+
+Two connections per repository (DESIGN.md, data flow):
+
+* the *writer* runs every transaction. aiosqlite gives a connection one thread
+  and one statement queue, so two coroutines interleaving statements on it would
+  share a single SQLite transaction; an ``asyncio.Lock`` therefore serialises
+  transactions in this process, and ``BEGIN IMMEDIATE`` takes SQLite's write
+  lock up front so they serialise against other processes too (instead of
+  failing with SQLITE_BUSY half-way when a read lock cannot be upgraded).
+* the *reader* serves reads outside transactions. In WAL mode readers never
+  block the writer nor wait for it, and they see only committed data.
+
+Reads made through a transaction object use the writer, so they see the
+transaction's own uncommitted writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import aiosqlite
+
+from gateway.core.model import (
+    CalendarObject,
+    Change,
+    ChangeKind,
+    OutboxEffect,
+    OutboxItem,
+    TimeSpan,
+)
+from gateway.core.ports import IdempotencyRecord, Repository, WriteTransaction
+
+from .rows import (
+    OBJECT_COLUMNS,
+    decode_object,
+    decode_payload,
+    encode_object,
+    encode_payload,
+    epoch_ceil,
+    epoch_floor,
+    from_utc_text,
+    utc_text,
+)
+from .schema import SchemaError, migrate
+
+BUSY_TIMEOUT_MS = 5000
+
+# RETURNING (used for revision bumps and deletes) arrived in SQLite 3.35.
+_MIN_SQLITE = (3, 35, 0)
+
+Params = tuple[Any, ...] | dict[str, Any]
+
+# Built from the constant column list (no outside input), hence the noqa.
+_UPSERT_OBJECT = (
+    f"INSERT INTO objects ({', '.join(OBJECT_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join(':' + c for c in OBJECT_COLUMNS)}) "
+    "ON CONFLICT (resource_id, uid) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in OBJECT_COLUMNS if c not in ("resource_id", "uid"))
+)
+
+_BUMP_REVISION = (
+    "INSERT INTO collections (resource_id, revision) VALUES (?, 1) "
+    "ON CONFLICT (resource_id) DO UPDATE SET revision = revision + 1 "
+    "RETURNING revision"
+)
+
+
+def in_span_statement(
+    resource_id: str, window: TimeSpan, *, blocking_only: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """SQL and parameters of the time-range query (public so tests can EXPLAIN it).
+
+    The R*Tree boxes are float32 rounded outward, so its inclusive test yields a
+    superset; the exact test then runs on the integer columns. CROSS JOIN pins
+    the join order (SQLite never reorders it), so the planner cannot trade the
+    R*Tree for a scan of the resource's objects as a collection grows.
+
+    Overlap is half-open, except that an instantaneous object (start == end)
+    matches when it starts inside the window (RFC 4791 9.9). The window is
+    widened to whole seconds (floor / ceil); it may only add candidates.
+    """
+    sql = """
+        SELECT o.* FROM time_index AS t CROSS JOIN objects AS o ON o.id = t.id
+        WHERE t.span_start <= :w_end AND t.span_end >= :w_start
+          AND o.resource_id = :resource_id
+          AND o.span_start < :w_end
+          AND (o.span_end > :w_start OR (o.span_end = o.span_start AND o.span_start >= :w_start))
+          AND (NOT :blocking_only OR (o.status <> 'cancelled' AND o.transparent = 0))
+        ORDER BY o.span_start, o.uid
+    """
+    params = {
+        "resource_id": resource_id,
+        "w_start": epoch_floor(window.start),
+        "w_end": epoch_ceil(window.end),
+        "blocking_only": int(blocking_only),
+    }
+    return sql, params
+
+
+async def _run(conn: aiosqlite.Connection, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+    # execute_fetchall steps the statement to completion in one hop to the
+    # connection's thread, so no half-read cursor keeps a read snapshot open.
+    return list(await conn.execute_fetchall(sql, params))
+
+
+class _Reads:
+    """The ReadPort, over whichever connection the subclass says reads go to."""
+
+    def _read_connection(self) -> aiosqlite.Connection:
+        raise NotImplementedError
+
+    async def _query(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        return await _run(self._read_connection(), sql, params)
+
+    async def get_by_id(self, booking_id: str) -> CalendarObject | None:
+        rows = await self._query("SELECT * FROM objects WHERE booking_id = ?", (booking_id,))
+        return decode_object(rows[0]) if rows else None
+
+    async def get_by_uid(self, resource_id: str, uid: str) -> CalendarObject | None:
+        rows = await self._query(
+            "SELECT * FROM objects WHERE resource_id = ? AND uid = ?", (resource_id, uid)
+        )
+        return decode_object(rows[0]) if rows else None
+
+    async def in_span(
+        self, resource_id: str, window: TimeSpan, *, blocking_only: bool = False
+    ) -> list[CalendarObject]:
+        sql, params = in_span_statement(resource_id, window, blocking_only=blocking_only)
+        return [decode_object(row) for row in await self._query(sql, params)]
+
+
+class SqliteTransaction(_Reads):
+    """One ``BEGIN IMMEDIATE`` … ``COMMIT`` on the writer connection."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self._open = True
+
+    def _finish(self) -> None:
+        self._open = False
+
+    def _read_connection(self) -> aiosqlite.Connection:
+        # A transaction object kept past its `async with` would otherwise write
+        # into whatever transaction the next caller has opened.
+        if not self._open:
+            raise RuntimeError("this transaction has already ended")
+        return self._conn
+
+    async def _revision(self, resource_id: str) -> int:
+        rows = await self._query(
+            "SELECT revision FROM collections WHERE resource_id = ?", (resource_id,)
+        )
+        return int(rows[0][0]) if rows else 0
+
+    async def _bump(self, resource_id: str) -> int:
+        rows = await self._query(_BUMP_REVISION, (resource_id,))
+        return int(rows[0][0])
+
+    async def _log(self, resource_id: str, revision: int, uid: str, kind: ChangeKind) -> None:
+        await self._query(
+            "INSERT INTO changes (resource_id, revision, uid, kind) VALUES (?, ?, ?, ?)",
+            (resource_id, revision, uid, kind.value),
+        )
+
+    async def save(self, obj: CalendarObject) -> int:
+        booking = obj.booking
+        key = (booking.resource_id, booking.uid, booking.id)
+        rows = await self._query(
+            "SELECT resource_id, uid, booking_id FROM objects "
+            "WHERE booking_id = ? OR (resource_id = ? AND uid = ?)",
+            (booking.id, booking.resource_id, booking.uid),
+        )
+        for row in rows:
+            # A booking id names one object for life: links in mails, outbox rows
+            # and Google event ids are derived from it.
+            if tuple(row) != key:
+                raise ValueError(
+                    f"booking {booking.id!r} (resource {booking.resource_id!r}, uid "
+                    f"{booking.uid!r}) clashes with stored booking {row['booking_id']!r} "
+                    f"(resource {row['resource_id']!r}, uid {row['uid']!r})"
+                )
+        revision = await self._bump(booking.resource_id)
+        await self._query(_UPSERT_OBJECT, encode_object(obj, revision))
+        await self._query(
+            "DELETE FROM tombstones WHERE resource_id = ? AND uid = ?",
+            (booking.resource_id, booking.uid),
+        )
+        await self._log(booking.resource_id, revision, booking.uid, ChangeKind.PUT)
+        return revision
+
+    async def delete(self, resource_id: str, uid: str) -> int:
+        """Deleting an object that is not there changes nothing and returns the
+        current revision: retried deletes (CalDAV, Google) stay harmless and do
+        not grow the change log."""
+        gone = await self._query(
+            "DELETE FROM objects WHERE resource_id = ? AND uid = ? RETURNING id",
+            (resource_id, uid),
+        )
+        if not gone:
+            return await self._revision(resource_id)
+        revision = await self._bump(resource_id)
+        await self._query(
+            "INSERT INTO tombstones (resource_id, uid, revision, deleted_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (resource_id, uid) DO UPDATE SET "
+            "revision = excluded.revision, deleted_at = excluded.deleted_at",
+            (resource_id, uid, revision, utc_text(datetime.now(UTC))),
+        )
+        await self._log(resource_id, revision, uid, ChangeKind.DELETE)
+        return revision
+
+    async def enqueue(self, effect: OutboxEffect) -> None:
+        await self._query(
+            "INSERT INTO outbox (kind, resource_id, booking_id, payload, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                effect.kind,
+                effect.resource_id,
+                effect.booking_id,
+                encode_payload(effect),
+                utc_text(datetime.now(UTC)),
+            ),
+        )
+
+    async def idempotency(self, key: str) -> IdempotencyRecord | None:
+        rows = await self._query(
+            "SELECT fingerprint, booking_id FROM idempotency_keys WHERE key = ?", (key,)
+        )
+        return IdempotencyRecord(rows[0]["fingerprint"], rows[0]["booking_id"]) if rows else None
+
+    async def remember_idempotency(self, key: str, record: IdempotencyRecord) -> None:
+        # A plain INSERT: overwriting a key would let a second request hijack the
+        # first one's answer, so a duplicate fails (and rolls back) instead.
+        await self._query(
+            "INSERT INTO idempotency_keys (key, fingerprint, booking_id, created_at) "
+            "VALUES (?, ?, ?, ?)",
+            (key, record.fingerprint, record.booking_id, utc_text(datetime.now(UTC))),
+        )
+
+
+class _TransactionScope(AbstractAsyncContextManager[SqliteTransaction]):
+    """Lock, BEGIN IMMEDIATE, hand out the transaction; COMMIT or ROLLBACK."""
+
+    def __init__(self, repo: SqliteRepository) -> None:
+        self._repo = repo
+        self._tx: SqliteTransaction | None = None
+
+    async def __aenter__(self) -> SqliteTransaction:
+        repo = self._repo
+        await repo._lock.acquire()
+        try:
+            await _run(repo._writer, "BEGIN IMMEDIATE")
+        except BaseException:
+            # If cancelled while BEGIN was queued it may still run; the ROLLBACK
+            # is queued behind it on the same thread, so the writer ends clean.
+            try:
+                await _rollback(repo._writer)
+            finally:
+                repo._lock.release()
+            raise
+        self._tx = SqliteTransaction(repo._writer)
+        return self._tx
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        repo = self._repo
+        assert self._tx is not None
+        self._tx._finish()
+        try:
+            if exc_type is None:
+                try:
+                    await _run(repo._writer, "COMMIT")
+                except BaseException:
+                    await _rollback(repo._writer)
+                    raise
+            else:
+                await _rollback(repo._writer)
+        finally:
+            repo._lock.release()
+
+
+async def _rollback(conn: aiosqlite.Connection) -> None:
+    """ROLLBACK, tolerating that there is nothing to roll back.
+
+    Statements on one aiosqlite connection run in queue order, so a ROLLBACK
+    queued after an interrupted BEGIN/COMMIT still runs after it; if that
+    statement failed or committed, there is no transaction left and SQLite says
+    so, which is fine here.
+    """
+    try:
+        await _run(conn, "ROLLBACK")
+    except sqlite3.OperationalError as error:
+        if "no transaction is active" not in str(error):
+            raise
+
+
+class SqliteRepository(_Reads):
+    """The gateway's store on one SQLite file. Use ``open_sqlite_repository``."""
+
+    def __init__(
+        self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection
+    ) -> None:
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    def _read_connection(self) -> aiosqlite.Connection:
+        return self._reader
+
+    def transaction(self) -> AbstractAsyncContextManager[WriteTransaction]:
+        """Serialised, atomic unit of work. Not re-entrant: calling it (or
+        ``complete_outbox`` / ``retry_outbox``) inside a transaction of the same
+        repository waits for itself forever."""
+        return self._transaction()
+
+    def _transaction(self) -> _TransactionScope:
+        if self._closed:
+            raise RuntimeError(f"repository {self.path} is closed")
+        return _TransactionScope(self)
+
+    async def list_objects(self, resource_id: str) -> list[CalendarObject]:
+        rows = await self._query(
+            "SELECT * FROM objects WHERE resource_id = ? ORDER BY span_start, uid", (resource_id,)
+        )
+        return [decode_object(row) for row in rows]
+
+    async def revision(self, resource_id: str) -> int:
+        rows = await self._query(
+            "SELECT revision FROM collections WHERE resource_id = ?", (resource_id,)
+        )
+        return int(rows[0][0]) if rows else 0
+
+    async def changes_since(self, resource_id: str, revision: int) -> list[Change] | None:
+        # One statement, one snapshot: the revision check and the log agree even
+        # while a writer commits.
+        rows = await self._query(
+            """
+            SELECT coalesce((SELECT revision FROM collections WHERE resource_id = :r), 0)
+                       AS current, NULL AS revision, NULL AS uid, NULL AS kind
+            UNION ALL
+            SELECT NULL, c.revision, c.uid, c.kind FROM changes AS c
+            WHERE c.resource_id = :r AND c.revision > :since
+              AND c.revision = (SELECT max(l.revision) FROM changes AS l
+                                WHERE l.resource_id = c.resource_id AND l.uid = c.uid)
+            """,
+            {"r": resource_id, "since": revision},
+        )
+        current = int(rows[0]["current"])
+        # The log is never pruned yet, so it reaches back to revision 0; a token
+        # from the future (another server, a restored backup) cannot be honoured.
+        if revision < 0 or revision > current:
+            return None
+        changes = [
+            Change(revision=row["revision"], uid=row["uid"], kind=ChangeKind(row["kind"]))
+            for row in rows[1:]
+        ]
+        return sorted(changes, key=lambda change: change.revision)
+
+    async def claim_outbox(self, now: datetime, limit: int) -> list[OutboxItem]:
+        rows = await self._query(
+            "SELECT * FROM outbox WHERE done_at IS NULL "
+            "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT ?",
+            (utc_text(now), limit),
+        )
+        return [
+            OutboxItem(
+                id=row["id"],
+                effect=OutboxEffect(
+                    kind=row["kind"],
+                    resource_id=row["resource_id"],
+                    booking_id=row["booking_id"],
+                    payload=decode_payload(row["payload"]),
+                ),
+                attempts=row["attempts"],
+                created=from_utc_text(row["created_at"]),
+            )
+            for row in rows
+        ]
+
+    async def _write(self, sql: str, params: Params) -> None:
+        async with self._transaction() as tx:
+            await tx._query(sql, params)
+
+    async def complete_outbox(self, item_id: int) -> None:
+        await self._write(
+            "UPDATE outbox SET done_at = ? WHERE id = ? AND done_at IS NULL",
+            (utc_text(datetime.now(UTC)), item_id),
+        )
+
+    async def retry_outbox(self, item_id: int, error: str, next_attempt: datetime) -> None:
+        await self._write(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
+            "WHERE id = ? AND done_at IS NULL",
+            (error, utc_text(next_attempt), item_id),
+        )
+
+    async def pending_outbox(self) -> int:
+        rows = await self._query("SELECT count(*) FROM outbox WHERE done_at IS NULL")
+        return int(rows[0][0])
+
+    async def close(self) -> None:
+        """Close both connections; safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        # Let a running transaction finish rather than cut it off mid-way.
+        async with self._lock:
+            try:
+                await self._writer.close()
+            finally:
+                await self._reader.close()
+
+
+async def _connect(path: Path, *, writer: bool) -> aiosqlite.Connection:
+    # isolation_level=None: the sqlite3 module must not open transactions on
+    # its own; this module issues BEGIN/COMMIT/ROLLBACK explicitly.
+    conn = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        conn.row_factory = sqlite3.Row
+        await _run(conn, f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+        if writer:
+            # WAL is a property of the file; the writer sets it before anything else.
+            mode = await _run(conn, "PRAGMA journal_mode = WAL")
+            if str(mode[0][0]).lower() != "wal":
+                raise SchemaError(f"{path}: SQLite refused WAL journal mode (got {mode[0][0]!r})")
+        await _run(conn, "PRAGMA foreign_keys = ON")
+        await _run(conn, "PRAGMA synchronous = NORMAL")
+        if not writer:
+            # Guarantees every write goes through the locked writer path.
+            await _run(conn, "PRAGMA query_only = ON")
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+async def open_sqlite_repository(path: Path) -> SqliteRepository:
+    """Open (creating file and parent folders if needed) and migrate the database."""
+    if sqlite3.sqlite_version_info < _MIN_SQLITE:
+        raise SchemaError(
+            f"SQLite {sqlite3.sqlite_version} is too old; calgateway needs "
+            f"{'.'.join(map(str, _MIN_SQLITE))} or newer"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = await _connect(path, writer=True)
+    try:
+        await migrate(writer)
+        reader = await _connect(path, writer=False)
+    except BaseException:
+        await writer.close()
+        raise
+    return SqliteRepository(path, writer, reader)
+
+
+if TYPE_CHECKING:
+    # Static proof that the classes satisfy the core's ports.
+    def _conforms(
+        repo: SqliteRepository, tx: SqliteTransaction
+    ) -> tuple[Repository, WriteTransaction]:
+        return repo, tx

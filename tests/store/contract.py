@@ -1,0 +1,638 @@
+"""The repository contract: what every ``gateway.core.ports.Repository`` must do.
+
+Backend test modules subclass ``RepositoryContract`` and provide two fixtures:
+
+* ``open_repo``: an async callable opening a repository on the backend's real
+  storage (a file, a database); every call opens the *same* storage again, which
+  is how "data survives a restart" is tested;
+* ``repo``: one repository from ``open_repo``, closed after the test.
+
+The tests use only the port interface, so a PostgreSQL backend reuses them as is.
+The class name does not start with ``Test`` so pytest collects it only through
+subclasses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import MISSING, fields, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gateway.core.model import (
+    FAR_FUTURE,
+    Attendee,
+    Booking,
+    BookingStatus,
+    CalendarObject,
+    Change,
+    ChangeKind,
+    Origin,
+    OutboxEffect,
+    PartStat,
+    TimeSpan,
+    etag_for,
+)
+from gateway.core.ports import IdempotencyRecord, Repository
+
+OpenRepo = Callable[[], Awaitable[Repository]]
+
+DAY = datetime(2026, 3, 10, tzinfo=UTC)
+CREATED = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+BERLIN = ZoneInfo("Europe/Berlin")
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+class Boom(Exception):
+    """Raised inside a transaction to prove it rolls back."""
+
+
+def at(hours: float) -> datetime:
+    return DAY + timedelta(hours=hours)
+
+
+def window(a: float, b: float) -> TimeSpan:
+    return TimeSpan(at(a), at(b))
+
+
+def ics_for(uid: str, extra: str = "") -> str:
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//contract//EN\r\n"
+        f"BEGIN:VEVENT\r\nUID:{uid}\r\n{extra}END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+
+
+def make_object(
+    uid: str = "u1",
+    start: datetime | None = None,
+    end: datetime | None = None,
+    *,
+    resource_id: str = "anna",
+    span: TimeSpan | None = None,
+    ics: str | None = None,
+    **booking_fields: Any,
+) -> CalendarObject:
+    """A calendar object; ``booking_fields`` override Booking fields."""
+    start = at(10) if start is None else start
+    end = at(11) if end is None else end
+    booking = Booking(
+        id=f"id-{resource_id}-{uid}",
+        resource_id=resource_id,
+        uid=uid,
+        title=f"Booking {uid}",
+        start=start,
+        end=end,
+        timezone="UTC",
+        created=CREATED,
+        updated=CREATED,
+    )
+    booking = replace(booking, **booking_fields)
+    return CalendarObject(
+        booking=booking,
+        ics=ics_for(uid) if ics is None else ics,
+        span=TimeSpan(booking.start, booking.end).in_utc() if span is None else span,
+    )
+
+
+def rich_object() -> CalendarObject:
+    """Every Booking field away from its default, with unicode and a real zone."""
+    start = datetime(2026, 7, 1, 9, 30, tzinfo=BERLIN)
+    return make_object(
+        "rich-ü@example.com",
+        start,
+        start + timedelta(minutes=45),
+        id="b-ünïcode-1",
+        title="Haarschnitt für Zoë 💇",
+        timezone="Europe/Berlin",
+        created=CREATED,
+        updated=CREATED + timedelta(days=3, microseconds=17),
+        description="Zeile 1\nZeile 2 — «quoted» ☕",
+        location="Straße 5, Köln",
+        attendees=(
+            Attendee("zoe@example.com", "Zoë Ünal", PartStat.ACCEPTED),
+            Attendee("bob@example.com"),
+            Attendee("日本@example.jp", "山田", PartStat.TENTATIVE),
+        ),
+        status=BookingStatus.TENTATIVE,
+        transparent=True,
+        origin=Origin.CALDAV,
+        sequence=7,
+        recurring=True,
+        ics=ics_for(
+            "rich-ü@example.com",
+            "SUMMARY:Haarschnitt für Zoë 💇\r\nX-CUSTOM;X-P=1:keep me  \r\n"
+            "BEGIN:VALARM\r\nACTION:DISPLAY\r\nTRIGGER:-PT15M\r\nEND:VALARM\r\n",
+        ),
+    )
+
+
+async def uids_in(repo: Repository, span: TimeSpan, **kwargs: Any) -> list[str]:
+    return [o.uid for o in await repo.in_span("anna", span, **kwargs)]
+
+
+async def save(repo: Repository, *objects: CalendarObject) -> int:
+    revision = 0
+    async with repo.transaction() as tx:
+        for obj in objects:
+            revision = await tx.save(obj)
+    return revision
+
+
+async def delete(repo: Repository, uid: str, resource_id: str = "anna") -> int:
+    async with repo.transaction() as tx:
+        return await tx.delete(resource_id, uid)
+
+
+def effect(n: int, **payload: Any) -> OutboxEffect:
+    return OutboxEffect("invitation", "anna", f"b{n}", {"n": n, **payload})
+
+
+class RepositoryContract:
+    # -- empty store -----------------------------------------------------------
+
+    async def test_empty_repository(self, repo: Repository) -> None:
+        assert await repo.get_by_id("nope") is None
+        assert await repo.get_by_uid("anna", "nope") is None
+        assert await repo.revision("anna") == 0
+        assert await repo.list_objects("anna") == []
+        assert await repo.changes_since("anna", 0) == []
+        assert await repo.in_span("anna", window(0, 24)) == []
+        assert await repo.pending_outbox() == 0
+        assert await repo.claim_outbox(at(0), 10) == []
+
+    # -- objects ---------------------------------------------------------------
+
+    def test_rich_sample_sets_every_booking_field(self) -> None:
+        # Guard: a new Booking field must be added to the sample (and the store).
+        booking = rich_object().booking
+        defaulted = [
+            f.name
+            for f in fields(Booking)
+            if f.default is not MISSING and getattr(booking, f.name) == f.default
+        ]
+        assert defaulted == []
+
+    async def test_save_round_trips_by_id_and_uid(self, repo: Repository) -> None:
+        obj = rich_object()
+        assert await save(repo, obj) == 1
+        by_id = await repo.get_by_id(obj.booking.id)
+        by_uid = await repo.get_by_uid("anna", obj.uid)
+        assert by_id == obj
+        assert by_uid == obj
+        assert by_id is not None
+        # Aware datetimes compare by instant only, so check the zone explicitly.
+        assert by_id.booking.start.tzinfo == BERLIN
+        assert by_id.booking.end.tzinfo == BERLIN
+        assert by_id.booking.start.utcoffset() == timedelta(hours=2)
+        assert by_id.booking.created.utcoffset() == timedelta(0)
+        assert by_id.booking.updated == CREATED + timedelta(days=3, microseconds=17)
+        assert by_id.ics == obj.ics  # byte for byte: CRLF, VALARM, trailing blanks
+        assert by_id.etag == etag_for(obj.ics)
+        assert by_id.span == obj.span
+
+    async def test_round_trip_keeps_local_wall_time_across_dst(self, repo: Repository) -> None:
+        winter = make_object(
+            "w",
+            datetime(2026, 1, 15, 9, tzinfo=NEW_YORK),
+            datetime(2026, 1, 15, 10, tzinfo=NEW_YORK),
+        )
+        summer = make_object(
+            "s",
+            datetime(2026, 7, 15, 9, tzinfo=NEW_YORK),
+            datetime(2026, 7, 15, 10, tzinfo=NEW_YORK),
+        )
+        winter = replace(winter, booking=replace(winter.booking, timezone="America/New_York"))
+        summer = replace(summer, booking=replace(summer.booking, timezone="America/New_York"))
+        await save(repo, winter, summer)
+        for original in (winter, summer):
+            loaded = await repo.get_by_uid("anna", original.uid)
+            assert loaded == original
+            assert loaded is not None
+            assert loaded.booking.start.hour == 9
+            assert loaded.booking.start.tzinfo == NEW_YORK
+
+    async def test_unbounded_recurring_span_round_trips(self, repo: Repository) -> None:
+        obj = make_object("rec", recurring=True, span=TimeSpan(at(10), FAR_FUTURE))
+        await save(repo, obj)
+        assert await repo.get_by_uid("anna", "rec") == obj
+
+    async def test_save_replaces_by_uid_bumps_revision_and_logs(self, repo: Repository) -> None:
+        first = make_object("a")
+        assert await save(repo, first) == 1
+        assert await save(repo, make_object("b", at(12), at(13))) == 2
+        moved = make_object(
+            "a", at(14), at(15), title="moved", sequence=1, ics=ics_for("a", "SEQUENCE:1\r\n")
+        )
+        assert await save(repo, moved) == 3
+        assert await repo.revision("anna") == 3
+        assert await repo.get_by_id(first.booking.id) == moved
+        assert [o.uid for o in await repo.list_objects("anna")] == ["b", "a"]
+        assert await repo.in_span("anna", window(10, 11)) == []
+        assert await repo.changes_since("anna", 0) == [
+            Change(2, "b", ChangeKind.PUT),
+            Change(3, "a", ChangeKind.PUT),
+        ]
+
+    async def test_revisions_are_per_collection(self, repo: Repository) -> None:
+        await save(repo, make_object("a"), make_object("b"))
+        assert await save(repo, make_object("a", resource_id="bob")) == 1
+        assert await repo.revision("anna") == 2
+        assert await repo.revision("bob") == 1
+        assert await repo.changes_since("bob", 0) == [Change(1, "a", ChangeKind.PUT)]
+        # The same UID in two calendars is two objects.
+        assert await repo.get_by_uid("bob", "a") == make_object("a", resource_id="bob")
+        assert await repo.get_by_uid("anna", "a") == make_object("a")
+
+    async def test_one_transaction_may_save_many_each_with_its_own_revision(
+        self, repo: Repository
+    ) -> None:
+        async with repo.transaction() as tx:
+            assert await tx.save(make_object("a")) == 1
+            assert await tx.save(make_object("b")) == 2
+        assert await repo.changes_since("anna", 0) == [
+            Change(1, "a", ChangeKind.PUT),
+            Change(2, "b", ChangeKind.PUT),
+        ]
+
+    async def test_booking_id_stays_bound_to_its_object(self, repo: Repository) -> None:
+        await save(repo, make_object("a", id="X"))
+        with pytest.raises(ValueError, match="X"):
+            await save(repo, make_object("b", id="X"))
+        with pytest.raises(ValueError, match="Y"):
+            await save(repo, make_object("a", id="Y"))
+        assert await repo.revision("anna") == 1
+        assert await repo.get_by_uid("anna", "b") is None
+        assert await repo.get_by_id("Y") is None
+
+    async def test_delete_removes_and_logs(self, repo: Repository) -> None:
+        obj = make_object("a")
+        await save(repo, obj, make_object("b"))
+        assert await delete(repo, "a") == 3
+        assert await repo.get_by_uid("anna", "a") is None
+        assert await repo.get_by_id(obj.booking.id) is None
+        assert await repo.in_span("anna", window(0, 24)) != []  # b is still there
+        assert await uids_in(repo, window(0, 24)) == ["b"]
+        assert await repo.changes_since("anna", 0) == [
+            Change(2, "b", ChangeKind.PUT),
+            Change(3, "a", ChangeKind.DELETE),
+        ]
+        assert await repo.changes_since("anna", 2) == [Change(3, "a", ChangeKind.DELETE)]
+
+    async def test_delete_of_missing_object_changes_nothing(self, repo: Repository) -> None:
+        await save(repo, make_object("a"))
+        assert await delete(repo, "ghost") == 1
+        assert await delete(repo, "ghost", resource_id="nobody") == 0
+        assert await repo.revision("anna") == 1
+        assert await repo.changes_since("anna", 1) == []
+
+    async def test_save_after_delete_brings_object_back(self, repo: Repository) -> None:
+        obj = make_object("a")
+        await save(repo, obj)
+        await delete(repo, "a")
+        assert await save(repo, obj) == 3
+        assert await repo.get_by_uid("anna", "a") == obj
+        assert await repo.changes_since("anna", 0) == [Change(3, "a", ChangeKind.PUT)]
+        assert await repo.changes_since("anna", 2) == [Change(3, "a", ChangeKind.PUT)]
+
+    async def test_list_objects_by_span_start_one_resource_only(self, repo: Repository) -> None:
+        await save(
+            repo,
+            make_object("late", at(15), at(16)),
+            make_object("early", at(8), at(9)),
+            make_object("mid", at(12), at(13)),
+            make_object("elsewhere", at(1), at(2), resource_id="bob"),
+        )
+        assert [o.uid for o in await repo.list_objects("anna")] == ["early", "mid", "late"]
+        assert [o.uid for o in await repo.list_objects("bob")] == ["elsewhere"]
+        assert await repo.list_objects("nobody") == []
+
+    # -- change log ------------------------------------------------------------
+
+    async def test_changes_since_one_per_uid_latest_oldest_first(self, repo: Repository) -> None:
+        await save(repo, make_object("a"))  # 1
+        await save(repo, make_object("b"))  # 2
+        await save(repo, make_object("a", title="again"))  # 3
+        await save(repo, make_object("c"))  # 4
+        await delete(repo, "b")  # 5
+        await save(repo, make_object("d"))  # 6
+        await delete(repo, "d")  # 7
+        assert await repo.changes_since("anna", 0) == [
+            Change(3, "a", ChangeKind.PUT),
+            Change(4, "c", ChangeKind.PUT),
+            Change(5, "b", ChangeKind.DELETE),
+            Change(7, "d", ChangeKind.DELETE),
+        ]
+        assert await repo.changes_since("anna", 4) == [
+            Change(5, "b", ChangeKind.DELETE),
+            Change(7, "d", ChangeKind.DELETE),
+        ]
+        assert await repo.changes_since("anna", 7) == []
+
+    async def test_changes_since_refuses_a_future_token(self, repo: Repository) -> None:
+        assert await repo.changes_since("anna", 1) is None
+        await save(repo, make_object("a"))
+        assert await repo.changes_since("anna", 1) == []
+        assert await repo.changes_since("anna", 2) is None
+        assert await repo.changes_since("anna", -1) is None
+        assert await repo.changes_since("bob", 1) is None
+
+    # -- time-range index ------------------------------------------------------
+
+    @pytest.mark.parametrize(
+        ("a", "b", "hit"),
+        [
+            (11, 12, False),  # touches the end: half-open, no overlap
+            (9, 10, False),  # touches the start
+            (10 + 59 / 60, 12, True),  # last minute
+            (9, 10 + 1 / 60, True),  # first minute
+            (10.25, 10.5, True),  # inside
+            (9, 12, True),  # around
+            (10, 11, True),  # identical
+            (0, 9, False),
+            (12, 24, False),
+        ],
+    )
+    async def test_in_span_overlap_is_half_open(
+        self, repo: Repository, a: float, b: float, hit: bool
+    ) -> None:
+        await save(repo, make_object("x", at(10), at(11)))
+        assert await uids_in(repo, window(a, b)) == (["x"] if hit else [])
+
+    async def test_in_span_is_exact_to_the_second(self, repo: Repository) -> None:
+        # Epoch seconds near 1.8e9 are far coarser than one second as 32-bit
+        # floats; an approximate index must still give exact answers.
+        await save(repo, make_object("x", at(10), at(10) + timedelta(seconds=3)))
+        end = at(10) + timedelta(seconds=3)
+        assert await uids_in(repo, TimeSpan(end, end + timedelta(seconds=1))) == []
+        assert await uids_in(repo, TimeSpan(end - timedelta(seconds=1), end)) == ["x"]
+        start = at(10)
+        assert await uids_in(repo, TimeSpan(start - timedelta(seconds=1), start)) == []
+        assert await uids_in(repo, TimeSpan(start, start + timedelta(seconds=1))) == ["x"]
+
+    @pytest.mark.parametrize(
+        ("a", "b", "hit"),
+        [
+            (10, 11, True),  # starts at the window start (RFC 4791 9.9)
+            (9.5, 10.5, True),
+            (9, 10, False),  # at the window end: excluded
+            (10.5, 11, False),
+        ],
+    )
+    async def test_in_span_instantaneous_object(
+        self, repo: Repository, a: float, b: float, hit: bool
+    ) -> None:
+        await save(repo, make_object("point", at(10), at(10)))
+        assert await uids_in(repo, window(a, b)) == (["point"] if hit else [])
+
+    async def test_in_span_unbounded_recurring_object(self, repo: Repository) -> None:
+        await save(repo, make_object("rec", recurring=True, span=TimeSpan(at(10), FAR_FUTURE)))
+        years_later = TimeSpan(at(10) + timedelta(days=3650), at(11) + timedelta(days=3650))
+        last_year = TimeSpan(datetime(9999, 6, 1, tzinfo=UTC), datetime(9999, 6, 8, tzinfo=UTC))
+        assert await uids_in(repo, window(10, 11)) == ["rec"]
+        assert await uids_in(repo, years_later) == ["rec"]
+        assert await uids_in(repo, last_year) == ["rec"]
+        assert await uids_in(repo, window(0, 10)) == []
+
+    async def test_in_span_blocking_only(self, repo: Repository) -> None:
+        await save(
+            repo,
+            make_object("confirmed", at(10), at(11)),
+            make_object("tentative", at(10), at(11), status=BookingStatus.TENTATIVE),
+            make_object("cancelled", at(10), at(11), status=BookingStatus.CANCELLED),
+            make_object("transparent", at(10), at(11), transparent=True),
+        )
+        assert sorted(await uids_in(repo, window(9, 12))) == [
+            "cancelled",
+            "confirmed",
+            "tentative",
+            "transparent",
+        ]
+        blocking = await uids_in(repo, window(9, 12), blocking_only=True)
+        assert sorted(blocking) == ["confirmed", "tentative"]
+
+    async def test_in_span_keeps_to_its_resource_and_orders_by_start(
+        self, repo: Repository
+    ) -> None:
+        await save(
+            repo,
+            make_object("b", at(12), at(13)),
+            make_object("a", at(9), at(10.5)),
+            make_object("other", at(9), at(13), resource_id="bob"),
+        )
+        assert await uids_in(repo, window(0, 24)) == ["a", "b"]
+        assert [o.uid for o in await repo.in_span("bob", window(0, 24))] == ["other"]
+        assert await repo.in_span("nobody", window(0, 24)) == []
+
+    async def test_in_span_window_in_any_zone(self, repo: Repository) -> None:
+        await save(repo, make_object("x", at(10), at(11)))  # 11:00-12:00 in Berlin (CET)
+        berlin = TimeSpan(
+            datetime(2026, 3, 10, 12, tzinfo=BERLIN), datetime(2026, 3, 10, 13, tzinfo=BERLIN)
+        )
+        assert await uids_in(repo, berlin) == []
+        berlin = TimeSpan(
+            datetime(2026, 3, 10, 11, tzinfo=BERLIN), datetime(2026, 3, 10, 12, tzinfo=BERLIN)
+        )
+        assert await uids_in(repo, berlin) == ["x"]
+
+    async def test_in_span_follows_moves_and_deletes(self, repo: Repository) -> None:
+        await save(repo, make_object("x", at(10), at(11)))
+        await save(repo, make_object("x", at(14), at(15)))
+        assert await uids_in(repo, window(10, 11)) == []
+        assert await uids_in(repo, window(14, 15)) == ["x"]
+        await delete(repo, "x")
+        assert await uids_in(repo, window(0, 24)) == []
+
+    # -- transactions ----------------------------------------------------------
+
+    async def test_reads_in_a_transaction_see_its_writes_others_do_not(
+        self, repo: Repository
+    ) -> None:
+        obj = make_object("a")
+        async with repo.transaction() as tx:
+            await tx.save(obj)
+            assert await tx.get_by_uid("anna", "a") == obj
+            assert await tx.get_by_id(obj.booking.id) == obj
+            assert [o.uid for o in await tx.in_span("anna", window(0, 24))] == ["a"]
+            # Outside readers see only committed data (and are not blocked).
+            assert await repo.get_by_uid("anna", "a") is None
+            assert await repo.revision("anna") == 0
+        assert await repo.get_by_uid("anna", "a") == obj
+
+    async def test_exception_rolls_back_everything(self, repo: Repository) -> None:
+        kept = make_object("kept")
+        await save(repo, kept)
+        with pytest.raises(Boom):
+            async with repo.transaction() as tx:
+                await tx.save(make_object("new"))
+                await tx.save(make_object("kept", at(15), at(16)))
+                await tx.delete("anna", "kept")
+                await tx.enqueue(effect(1))
+                await tx.remember_idempotency("key", IdempotencyRecord("fp", "b1"))
+                raise Boom
+        assert await repo.get_by_uid("anna", "new") is None
+        assert await repo.get_by_uid("anna", "kept") == kept
+        assert await repo.revision("anna") == 1
+        assert await repo.changes_since("anna", 1) == []
+        assert await repo.pending_outbox() == 0
+        assert await repo.claim_outbox(at(0), 10) == []
+        async with repo.transaction() as tx:
+            assert await tx.idempotency("key") is None
+        # The failed transaction released the store: the next one commits.
+        assert await save(repo, make_object("after")) == 2
+
+    async def test_cancelled_transaction_rolls_back(self, repo: Repository) -> None:
+        saved = asyncio.Event()
+
+        async def stuck() -> None:
+            async with repo.transaction() as tx:
+                await tx.save(make_object("a"))
+                saved.set()
+                await asyncio.Event().wait()
+
+        task = asyncio.create_task(stuck())
+        await saved.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await repo.get_by_uid("anna", "a") is None
+        assert await save(repo, make_object("b")) == 1
+
+    async def test_concurrent_transactions_serialise(self, repo: Repository) -> None:
+        # Each task reads, yields to the others, then writes what it read: if two
+        # transactions interleaved, two would see the same count and collide.
+        async def book() -> None:
+            async with repo.transaction() as tx:
+                seen = await tx.in_span("anna", window(0, 24))
+                await asyncio.sleep(0.005)
+                await tx.save(make_object(f"slot{len(seen)}", at(len(seen)), at(len(seen) + 1)))
+
+        await asyncio.gather(*(book() for _ in range(6)))
+        assert [o.uid for o in await repo.list_objects("anna")] == [f"slot{i}" for i in range(6)]
+        assert await repo.revision("anna") == 6
+
+    async def test_check_then_insert_lets_only_one_booking_win(self, repo: Repository) -> None:
+        async def try_book(n: int) -> bool:
+            async with repo.transaction() as tx:
+                if await tx.in_span("anna", window(10, 11), blocking_only=True):
+                    return False
+                await asyncio.sleep(0.005)
+                await tx.save(make_object(f"try{n}", at(10), at(11)))
+                return True
+
+        results = await asyncio.gather(*(try_book(n) for n in range(5)))
+        assert sorted(results) == [False] * 4 + [True]
+        assert len(await repo.in_span("anna", window(10, 11))) == 1
+
+    # -- outbox ----------------------------------------------------------------
+
+    async def test_outbox_claims_due_items_oldest_first(self, repo: Repository) -> None:
+        for n in range(3):
+            async with repo.transaction() as tx:
+                await tx.enqueue(effect(n, text="Grüße ✉", nested={"a": [1, 2]}))
+        assert await repo.pending_outbox() == 3
+        before = datetime.now(UTC) - timedelta(seconds=1)
+        items = await repo.claim_outbox(datetime.now(UTC), 10)
+        assert [i.effect for i in items] == [
+            effect(n, text="Grüße ✉", nested={"a": [1, 2]}) for n in range(3)
+        ]
+        assert [i.id for i in items] == sorted(i.id for i in items)
+        assert len({i.id for i in items}) == 3
+        assert all(i.attempts == 0 for i in items)
+        assert all(i.created.tzinfo is not None and i.created >= before for i in items)
+        assert [i.id for i in await repo.claim_outbox(datetime.now(UTC), 2)] == [
+            i.id for i in items[:2]
+        ]
+        # Claiming marks nothing: the same items come back until completed.
+        assert await repo.claim_outbox(datetime.now(UTC), 10) == items
+
+    async def test_new_outbox_items_are_due_whatever_the_worker_clock(
+        self, repo: Repository
+    ) -> None:
+        async with repo.transaction() as tx:
+            await tx.enqueue(effect(1))
+        assert len(await repo.claim_outbox(datetime(2000, 1, 1, tzinfo=UTC), 10)) == 1
+
+    async def test_outbox_retry_and_complete(self, repo: Repository) -> None:
+        async with repo.transaction() as tx:
+            for n in range(3):
+                await tx.enqueue(effect(n))
+        now = datetime.now(UTC)
+        first, second, third = await repo.claim_outbox(now, 10)
+        later = now + timedelta(hours=1)
+        # A zone other than UTC must compare by instant.
+        await repo.retry_outbox(first.id, "smtp down", later.astimezone(NEW_YORK))
+        assert [i.id for i in await repo.claim_outbox(now, 10)] == [second.id, third.id]
+        assert [i.id for i in await repo.claim_outbox(later - timedelta(seconds=1), 10)] == [
+            second.id,
+            third.id,
+        ]
+        due = await repo.claim_outbox(later, 10)
+        assert [i.id for i in due] == [first.id, second.id, third.id]  # still oldest first
+        assert due[0].attempts == 1
+        await repo.retry_outbox(first.id, "still down", later)
+        assert (await repo.claim_outbox(later, 1))[0].attempts == 2
+
+        await repo.complete_outbox(second.id)
+        await repo.complete_outbox(second.id)  # completing twice is harmless
+        assert await repo.pending_outbox() == 2
+        assert [i.id for i in await repo.claim_outbox(later, 10)] == [first.id, third.id]
+        await repo.complete_outbox(first.id)
+        await repo.complete_outbox(third.id)
+        assert await repo.pending_outbox() == 0
+        assert await repo.claim_outbox(later + timedelta(days=1), 10) == []
+
+    # -- idempotency -----------------------------------------------------------
+
+    async def test_idempotency_round_trip(self, repo: Repository) -> None:
+        record = IdempotencyRecord("fingerprint-ü", "booking-1")
+        async with repo.transaction() as tx:
+            assert await tx.idempotency("key-1") is None
+            await tx.remember_idempotency("key-1", record)
+            assert await tx.idempotency("key-1") == record
+        async with repo.transaction() as tx:
+            assert await tx.idempotency("key-1") == record
+            assert await tx.idempotency("key-2") is None
+
+    async def test_idempotency_key_is_never_overwritten(self, repo: Repository) -> None:
+        record = IdempotencyRecord("fp-1", "booking-1")
+        async with repo.transaction() as tx:
+            await tx.remember_idempotency("key", record)
+        with pytest.raises(Exception):  # noqa: B017 - each backend has its own error
+            async with repo.transaction() as tx:
+                await tx.remember_idempotency("key", IdempotencyRecord("fp-2", "booking-2"))
+        async with repo.transaction() as tx:
+            assert await tx.idempotency("key") == record
+
+    # -- durability ------------------------------------------------------------
+
+    async def test_data_survives_reopening(self, repo: Repository, open_repo: OpenRepo) -> None:
+        obj = rich_object()
+        async with repo.transaction() as tx:
+            await tx.save(obj)
+            await tx.save(make_object("gone"))
+            await tx.delete("anna", "gone")
+            await tx.enqueue(effect(1))
+            await tx.remember_idempotency("key", IdempotencyRecord("fp", obj.booking.id))
+        await repo.close()
+        await repo.close()  # closing twice is harmless
+
+        again = await open_repo()
+        try:
+            assert await again.get_by_id(obj.booking.id) == obj
+            assert await again.revision("anna") == 3
+            assert await again.changes_since("anna", 0) == [
+                Change(1, obj.uid, ChangeKind.PUT),
+                Change(3, "gone", ChangeKind.DELETE),
+            ]
+            assert [i.effect for i in await again.claim_outbox(datetime.now(UTC), 10)] == [
+                effect(1)
+            ]
+            async with again.transaction() as tx:
+                assert await tx.idempotency("key") == IdempotencyRecord("fp", obj.booking.id)
+            assert await save(again, make_object("next")) == 4
+        finally:
+            await again.close()

@@ -1,0 +1,284 @@
+"""The SQLite repository: the shared contract on a real file, plus SQLite specifics."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import pytest
+
+from gateway.core.model import FAR_FUTURE, TimeSpan
+from gateway.core.ports import IdempotencyRecord
+from gateway.store import SchemaTooNewError, SqliteRepository, open_sqlite_repository
+from gateway.store.schema import Migration, bundled_migrations, migrate, user_version
+from gateway.store.sqlite import in_span_statement
+from tests.dbcheck import row_counts
+from tests.store.contract import (
+    Boom,
+    OpenRepo,
+    RepositoryContract,
+    at,
+    effect,
+    make_object,
+    save,
+    window,
+)
+
+
+@pytest.fixture
+def db_file(tmp_path: Path) -> Path:
+    # Nested on purpose: opening must create missing parent folders.
+    return tmp_path / "data" / "db" / "gateway.sqlite3"
+
+
+@pytest.fixture
+def open_repo(db_file: Path) -> OpenRepo:
+    async def opener() -> SqliteRepository:
+        return await open_sqlite_repository(db_file)
+
+    return opener
+
+
+@pytest.fixture
+async def repo(db_file: Path) -> AsyncIterator[SqliteRepository]:
+    repository = await open_sqlite_repository(db_file)
+    yield repository
+    await repository.close()
+
+
+class TestSqliteRepository(RepositoryContract):
+    pass
+
+
+def query(
+    db_file: Path, sql: str, params: tuple[object, ...] | dict[str, object] = ()
+) -> list[Any]:
+    conn = sqlite3.connect(db_file)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+# -- file and connections ----------------------------------------------------
+
+
+async def test_creates_file_in_wal_mode(repo: SqliteRepository, db_file: Path) -> None:
+    assert await asyncio.to_thread(db_file.is_file)
+    assert query(db_file, "PRAGMA journal_mode") == [("wal",)]
+
+
+async def test_connection_settings(repo: SqliteRepository) -> None:
+    for conn in (repo._writer, repo._reader):
+        settings = {}
+        for pragma in ("foreign_keys", "busy_timeout", "synchronous", "journal_mode"):
+            rows = list(await conn.execute_fetchall(f"PRAGMA {pragma}"))
+            settings[pragma] = rows[0][0]
+        assert settings == {
+            "foreign_keys": 1,
+            "busy_timeout": 5000,
+            "synchronous": 1,  # NORMAL
+            "journal_mode": "wal",
+        }
+    # The reader cannot write by accident: writes must take the locked path.
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        await repo._reader.execute_fetchall("DELETE FROM outbox")
+
+
+async def test_transaction_object_is_dead_after_its_block(repo: SqliteRepository) -> None:
+    async with repo.transaction() as tx:
+        pass
+    with pytest.raises(RuntimeError, match="ended"):
+        await tx.save(make_object())
+
+
+async def test_rollback_leaves_no_row_anywhere(repo: SqliteRepository, db_file: Path) -> None:
+    with pytest.raises(Boom):
+        async with repo.transaction() as tx:
+            await tx.save(make_object("a"))
+            await tx.delete("anna", "a")
+            await tx.save(make_object("b"))
+            await tx.enqueue(effect(1))
+            await tx.remember_idempotency("k", IdempotencyRecord("f", "b"))
+            raise Boom
+    assert row_counts(db_file) == {
+        "objects": 0,
+        "changes": 0,
+        "outbox": 0,
+        "idempotency_keys": 0,
+        "tombstones": 0,
+        "revision": 0,
+    }
+    assert query(db_file, "SELECT count(*) FROM time_index") == [(0,)]
+
+
+async def test_tombstones_follow_deletes_and_resaves(repo: SqliteRepository, db_file: Path) -> None:
+    await save(repo, make_object("a"))
+    async with repo.transaction() as tx:
+        await tx.delete("anna", "a")
+    assert query(db_file, "SELECT resource_id, uid, revision FROM tombstones") == [("anna", "a", 2)]
+    await save(repo, make_object("a"))
+    assert query(db_file, "SELECT count(*) FROM tombstones") == [(0,)]
+
+
+async def test_time_index_stays_in_step_with_objects(repo: SqliteRepository, db_file: Path) -> None:
+    await save(
+        repo,
+        make_object("a", at(10), at(11)),
+        make_object("b", at(12), at(13)),
+        make_object("rec", recurring=True, span=TimeSpan(at(1), FAR_FUTURE)),
+    )
+    await save(repo, make_object("a", at(20), at(21)))
+    async with repo.transaction() as tx:
+        await tx.delete("anna", "b")
+    rows = query(
+        db_file,
+        "SELECT o.uid, o.span_start, o.span_end, t.span_start, t.span_end "
+        "FROM objects o JOIN time_index t ON t.id = o.id ORDER BY o.uid",
+    )
+    assert [r[0] for r in rows] == ["a", "rec"]
+    assert query(db_file, "SELECT count(*) FROM time_index") == [(2,)]
+    for _, start, end, box_start, box_end in rows:
+        # float32 boxes are rounded outward: they contain the exact span.
+        assert box_start <= start and box_end >= end
+    assert rows[1][2] == int(FAR_FUTURE.timestamp())
+
+
+async def test_two_repositories_on_one_file_serialise(db_file: Path) -> None:
+    # Stands in for two processes: each repository has its own connections,
+    # so only SQLite's BEGIN IMMEDIATE lock keeps them apart.
+    first = await open_sqlite_repository(db_file)
+    second = await open_sqlite_repository(db_file)
+    try:
+        entered = asyncio.Event()
+        release = asyncio.Event()
+        second_started = asyncio.Event()
+
+        async def hold() -> None:
+            async with first.transaction() as tx:
+                await tx.save(make_object("first"))
+                entered.set()
+                await release.wait()
+
+        async def follow() -> list[str]:
+            async with second.transaction() as tx:
+                second_started.set()
+                seen = [o.uid for o in await tx.in_span("anna", window(0, 24))]
+                await tx.save(make_object("second", at(12), at(13)))
+                return seen
+
+        holder = asyncio.create_task(hold())
+        await entered.wait()
+        follower = asyncio.create_task(follow())
+        await asyncio.sleep(0.2)
+        blocked = not second_started.is_set()  # waiting in BEGIN IMMEDIATE
+        release.set()
+        await holder
+        seen = await asyncio.wait_for(follower, 5)
+        assert blocked
+        assert seen == ["first"]
+        assert await first.revision("anna") == 2
+    finally:
+        release.set()  # a failed assertion must not leave the holder (and close) hanging
+        await first.close()
+        await second.close()
+
+
+# -- migrations ----------------------------------------------------------------
+
+
+async def test_migrations_set_user_version(repo: SqliteRepository, db_file: Path) -> None:
+    latest = bundled_migrations()[-1].version
+    assert latest == len(bundled_migrations())
+    assert query(db_file, "PRAGMA user_version") == [(latest,)]
+    tables = {r[0] for r in query(db_file, "SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"collections", "objects", "time_index", "changes", "tombstones", "outbox"} <= tables
+    assert "idempotency_keys" in tables
+
+
+async def test_reopening_does_not_reapply(repo: SqliteRepository, open_repo: OpenRepo) -> None:
+    await save(repo, make_object("a"))
+    again = await open_repo()
+    try:
+        assert await again.get_by_uid("anna", "a") == make_object("a")
+    finally:
+        await again.close()
+
+
+async def test_newer_database_is_refused(db_file: Path) -> None:
+    db_file.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db_file)
+    conn.execute("PRAGMA user_version = 999")
+    conn.close()
+    with pytest.raises(SchemaTooNewError, match=r"version 999 is newer .* supports \(1\)"):
+        await open_sqlite_repository(db_file)
+    # Refusing changed nothing.
+    assert query(db_file, "PRAGMA user_version") == [(999,)]
+    assert query(db_file, "SELECT count(*) FROM sqlite_master") == [(0,)]
+
+
+async def test_failed_migration_rolls_back_to_previous_version(tmp_path: Path) -> None:
+    good = Migration(1, "good", "CREATE TABLE one (x INTEGER);\n")
+    bad = Migration(2, "bad", "CREATE TABLE two (x INTEGER);\nINSERT INTO missing VALUES (1);\n")
+    async with aiosqlite.connect(tmp_path / "m.sqlite3", isolation_level=None) as conn:
+        with pytest.raises(sqlite3.OperationalError, match="missing"):
+            await migrate(conn, [good, bad])
+        assert await user_version(conn) == 1
+        names = {r[0] for r in await conn.execute_fetchall("SELECT name FROM sqlite_master")}
+        assert names == {"one"}
+        assert not conn.in_transaction
+        # Fixed, it goes on from where it stopped.
+        fixed = Migration(2, "fixed", "CREATE TABLE two (x INTEGER);\n")
+        assert await migrate(conn, [good, fixed]) == 2
+
+
+def test_statement_splitting_keeps_trigger_bodies_whole() -> None:
+    statements = bundled_migrations()[0].statements()
+    triggers = [s for s in statements if s.startswith("CREATE TRIGGER")]
+    assert len(triggers) == 3
+    assert all(t.endswith("END;") for t in triggers)
+    assert not any(s.startswith("--") for s in statements)
+
+
+# -- time-range index at scale ---------------------------------------------------
+
+
+async def test_in_span_uses_the_rtree_on_ten_thousand_objects(
+    repo: SqliteRepository, db_file: Path
+) -> None:
+    # Two resources, 5,000 hour-long bookings each, one every 6 hours.
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    async with repo.transaction() as tx:
+        for n in range(10_000):
+            resource = "anna" if n % 2 == 0 else "bob"
+            slot = start + timedelta(hours=6 * (n // 2))
+            await tx.save(
+                make_object(f"u{n}", slot, slot + timedelta(hours=1), resource_id=resource)
+            )
+    query(db_file, "ANALYZE")  # planner statistics must not talk it out of the R*Tree
+
+    week = TimeSpan(datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 8, tzinfo=UTC))
+    found = await repo.in_span("anna", week)
+    assert len(found) == 7 * 4
+    assert all(o.span.overlaps(week) for o in found)
+
+    for blocking_only in (False, True):
+        sql, params = in_span_statement("anna", week, blocking_only=blocking_only)
+        plan = [row[3] for row in query(db_file, "EXPLAIN QUERY PLAN " + sql, params)]
+        # A non-empty index string means the R*Tree searches by the span
+        # constraints ("B0D1": coordinate 0 <=, coordinate 1 >=), not a full walk.
+        assert re.fullmatch(r"SCAN t VIRTUAL TABLE INDEX 2:(?:[A-E]\d)+", plan[0]), plan
+        assert any(step.startswith("SEARCH o USING INTEGER PRIMARY KEY") for step in plan), plan
+        assert not any(step.startswith("SCAN o") for step in plan), plan
+
+
+async def test_closed_repository_refuses_transactions(repo: SqliteRepository) -> None:
+    await repo.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        repo.transaction()
