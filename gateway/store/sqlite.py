@@ -423,13 +423,13 @@ class SqliteRepository(_Reads):
                 await self._reader.close()
 
 
-async def _connect(path: Path, *, writer: bool) -> aiosqlite.Connection:
+async def _connect(path: Path, *, writer: bool, busy_timeout_ms: int) -> aiosqlite.Connection:
     # isolation_level=None: the sqlite3 module must not open transactions on
     # its own; this module issues BEGIN/COMMIT/ROLLBACK explicitly.
-    conn = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
     try:
         conn.row_factory = sqlite3.Row
-        await _run(conn, f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+        await _run(conn, f"PRAGMA busy_timeout = {busy_timeout_ms:d}")
         if writer:
             # WAL is a property of the file; the writer sets it before anything else.
             mode = await _run(conn, "PRAGMA journal_mode = WAL")
@@ -446,18 +446,23 @@ async def _connect(path: Path, *, writer: bool) -> aiosqlite.Connection:
     return conn
 
 
-async def open_sqlite_repository(path: Path) -> SqliteRepository:
-    """Open (creating file and parent folders if needed) and migrate the database."""
+async def open_sqlite_repository(
+    path: Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+) -> SqliteRepository:
+    """Open (creating file and parent folders if needed) and migrate the database.
+
+    ``busy_timeout_ms``: how long a write waits for another process's write lock
+    before failing with "database is locked"."""
     if sqlite3.sqlite_version_info < _MIN_SQLITE:
         raise SchemaError(
             f"SQLite {sqlite3.sqlite_version} is too old; calgateway needs "
             f"{'.'.join(map(str, _MIN_SQLITE))} or newer"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    writer = await _connect(path, writer=True)
+    writer = await _connect(path, writer=True, busy_timeout_ms=busy_timeout_ms)
     try:
         await migrate(writer)
-        reader = await _connect(path, writer=False)
+        reader = await _connect(path, writer=False, busy_timeout_ms=busy_timeout_ms)
     except BaseException:
         await writer.close()
         raise

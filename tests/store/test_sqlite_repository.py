@@ -150,44 +150,34 @@ async def test_time_index_stays_in_step_with_objects(repo: SqliteRepository, db_
     assert rows[1][2] == int(FAR_FUTURE.timestamp())
 
 
-async def test_two_repositories_on_one_file_serialise(db_file: Path) -> None:
-    # Stands in for two processes: each repository has its own connections,
-    # so only SQLite's BEGIN IMMEDIATE lock keeps them apart.
-    first = await open_sqlite_repository(db_file)
-    second = await open_sqlite_repository(db_file)
+async def test_a_second_process_cannot_write_while_one_holds_the_write_lock(
+    db_file: Path,
+) -> None:
+    # Another process is stood in for by a plain sqlite3 connection holding a
+    # write transaction. BEGIN IMMEDIATE makes our transaction wait for that
+    # lock at its start (so its reads see a settled database) and give up
+    # after the busy timeout without writing anything.
+    repo = await open_sqlite_repository(db_file, busy_timeout_ms=50)
+    other = sqlite3.connect(db_file, isolation_level=None)
     try:
-        entered = asyncio.Event()
-        release = asyncio.Event()
-        second_started = asyncio.Event()
-
-        async def hold() -> None:
-            async with first.transaction() as tx:
-                await tx.save(make_object("first"))
-                entered.set()
-                await release.wait()
-
-        async def follow() -> list[str]:
-            async with second.transaction() as tx:
-                second_started.set()
-                seen = [o.uid for o in await tx.in_span("anna", window(0, 24))]
-                await tx.save(make_object("second", at(12), at(13)))
-                return seen
-
-        holder = asyncio.create_task(hold())
-        await entered.wait()
-        follower = asyncio.create_task(follow())
-        await asyncio.sleep(0.2)
-        blocked = not second_started.is_set()  # waiting in BEGIN IMMEDIATE
-        release.set()
-        await holder
-        seen = await asyncio.wait_for(follower, 5)
-        assert blocked
-        assert seen == ["first"]
-        assert await first.revision("anna") == 2
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("UPDATE collections SET revision = revision")
+        # Even a transaction that would only read must wait: its check-then-write
+        # decisions (double booking) rest on what it reads.
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            async with repo.transaction() as tx:
+                await tx.in_span("anna", window(0, 24))
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            async with repo.transaction() as tx:
+                await tx.save(make_object("blocked"))
+        other.execute("COMMIT")
+        async with repo.transaction() as tx:
+            await tx.save(make_object("after"))
+        assert [o.uid for o in await repo.list_objects("anna")] == ["after"]
+        assert await repo.revision("anna") == 1
     finally:
-        release.set()  # a failed assertion must not leave the holder (and close) hanging
-        await first.close()
-        await second.close()
+        other.close()
+        await repo.close()
 
 
 # -- migrations ----------------------------------------------------------------
