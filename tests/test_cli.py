@@ -124,3 +124,32 @@ async def test_serve_logs_requests_and_stops_gracefully_on_sigterm(config_file: 
     assert all(isinstance(e["duration_ms"], float) for e in requests)
     assert "anna-feed-token" not in rest.decode()
     assert [e["msg"] for e in entries][-2:] == ["storage closed", "stopped"]
+
+
+def test_container_config_takes_its_secrets_from_the_environment() -> None:
+    env_free = subprocess.run(
+        [*COMMAND, "check-config", "docker/config.yaml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert env_free.returncode != 0
+    assert "CALGATEWAY_API_TOKEN is not set" in env_free.stderr
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "CALGATEWAY_API_TOKEN": "container-api-token-0123456789abcdef",
+        "CALGATEWAY_FEED_ANNA": "container-feed-token-0123456789abcdef",
+        "CALGATEWAY_ADMIN_PASSWORD_HASH": PasswordHasher().hash("container-admin-pw"),
+    }
+    result = subprocess.run(
+        [*COMMAND, "check-config", "docker/config.yaml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "/var/lib/calgateway/calgateway.sqlite3" in result.stdout

@@ -18,7 +18,6 @@ import icalendar
 import pytest
 import vobject
 
-from gateway import ical
 from gateway.core.model import (
     FAR_FUTURE,
     Attendee,
@@ -30,6 +29,8 @@ from gateway.core.model import (
     TimeSpan,
 )
 from gateway.ical import PRODID, FeedView, ICalCodec, render_feed
+from gateway.ical import codec as ical_codec
+from gateway.ical import feed as ical_feed
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -581,13 +582,13 @@ END:VCALENDAR
 
 def test_occurrences_parse_each_object_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    real = ical._parse_calendar
+    real = ical_codec._parse_calendar
 
     def counting(text: str) -> icalendar.Calendar:
         calls.append(text)
         return real(text)
 
-    monkeypatch.setattr(ical, "_parse_calendar", counting)
+    monkeypatch.setattr(ical_codec, "_parse_calendar", counting)
     codec = ICalCodec()
     obj = weekly()
     for month in (3, 4, 5):
@@ -815,7 +816,7 @@ def test_events_that_cannot_be_placed_in_time_are_left_out(
     def broken(*args: Any) -> str:
         raise ValueError("icalendar cannot read it")
 
-    monkeypatch.setattr(ical, "_zones_to_utc", broken)
+    monkeypatch.setattr(ical_feed, "_zones_to_utc", broken)
     ics = OUTLOOK.replace("BEGIN:VTIMEZONE", "BEGIN:X-GONE").replace("END:VTIMEZONE", "END:X-GONE")
     obj = stored(ics, uid="outlook@example.com")
     data = render_feed(ANNA, [obj, rendered()], view)
@@ -870,14 +871,14 @@ END:VCALENDAR
 
 def test_feed_renders_each_object_once(monkeypatch: pytest.MonkeyPatch) -> None:
     builds: list[str] = []
-    real = ical._build_fragment
+    real = ical_feed._build_fragment
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         builds.append(args[1].uid)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ical, "_build_fragment", counting)
-    renderer = ical.FeedRenderer()
+    monkeypatch.setattr(ical_feed, "_build_fragment", counting)
+    renderer = ical_feed.FeedRenderer()
     objects = [rendered(make_booking(id=f"c{i}", uid=f"c{i}@gateway.test")) for i in range(5)]
     first = renderer.render(ANNA, objects, "full")
     assert renderer.render(ANNA, objects, "full") == first

@@ -1,0 +1,22 @@
+"""Booking <-> iCalendar: the only package that knows icalendar.
+
+Three jobs, a module each:
+
+* ``ICalCodec.render`` (``codec``) writes a booking as a stored calendar object
+  (RFC 5545, RFC 4791 4.1), updating an earlier object in place so that what
+  the gateway does not model (VALARM, X- properties) survives;
+* ``ICalCodec.occurrences`` (``codec``) expands recurrences with
+  recurring_ical_events;
+* ``render_feed`` (``feed``) builds the ICS feed of a resource, full or
+  anonymous ("busy").
+
+Helpers: ``timezones`` (VTIMEZONEs from the tz database, zone helpers),
+``lines`` (canonical text and content lines, for the feed), ``cache`` (a
+bounded LRU mapping), ``common`` (what the codec, the zones and the feed share).
+"""
+
+from gateway.ical.codec import ICalCodec
+from gateway.ical.common import PRODID
+from gateway.ical.feed import FeedRenderer, FeedView, render_feed
+
+__all__ = ["PRODID", "FeedRenderer", "FeedView", "ICalCodec", "render_feed"]

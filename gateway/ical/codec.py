@@ -1,0 +1,310 @@
+"""``ICalCodec``: a booking rendered as a stored calendar object, and the
+occurrences of a stored object expanded with recurring_ical_events."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import recurring_ical_events
+from icalendar import Calendar, Component, Event, vCalAddress, vText
+
+from gateway.core.model import (
+    Attendee,
+    Booking,
+    BookingStatus,
+    CalendarObject,
+    Resource,
+    TimeSpan,
+)
+from gateway.ical.cache import _LRU
+from gateway.ical.common import PRODID, _as_list, _parse_calendar
+from gateway.ical.timezones import _aware, _listed_years, _utc, _vtimezone, _zone_key
+
+log = logging.getLogger(__name__)
+
+_STATUS = {
+    BookingStatus.CONFIRMED: "CONFIRMED",
+    BookingStatus.TENTATIVE: "TENTATIVE",
+    BookingStatus.CANCELLED: "CANCELLED",
+}
+
+
+def _mailto(address: str) -> str:
+    address = address.strip()
+    if address.lower().startswith("mailto:"):
+        address = address[len("mailto:") :]
+    return address.lower()
+
+
+# -- render ----------------------------------------------------------------------
+
+
+def _tz_years(booking: Booking) -> tuple[int, int]:
+    """The years a VTIMEZONE written for ``booking`` has to cover."""
+    first = min(booking.start, booking.end).year - 1
+    # A recurring object lasts longer than its first occurrence; without its
+    # span at hand, cover a generous horizon instead.
+    last = booking.start.year + 25 if booking.recurring else booking.end.year + 2
+    return max(first, 1), min(last, 9999)
+
+
+def _new_calendar() -> Calendar:
+    calendar = Calendar()
+    calendar.add("prodid", PRODID)
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    return calendar
+
+
+def _master_event(calendar: Calendar, uid: str) -> Event | None:
+    """The VEVENT without RECURRENCE-ID (RFC 5545 3.8.4.4) for ``uid``."""
+    events = [e for e in calendar.walk("VEVENT") if isinstance(e, Event)]
+    same_uid = [e for e in events if str(e.get("UID", "")) == uid] or events
+    for event in same_uid:
+        if "RECURRENCE-ID" not in event:
+            return event
+    return same_uid[0] if same_uid else None
+
+
+def _replace(component: Component, name: str, value: Any) -> None:
+    component.pop(name, None)
+    component.add(name, value)
+
+
+def _set_text(component: Component, name: str, value: str) -> None:
+    """Set a TEXT property; an unchanged one is left alone with its parameters
+    (ALTREP, LANGUAGE), an empty one removed."""
+    if not value:
+        component.pop(name, None)
+    elif str(component.get(name, "")) != value or isinstance(component.get(name), list):
+        _replace(component, name, vText(value))
+
+
+def _same_time(event: Event, booking: Booking, zone: ZoneInfo) -> bool:
+    """Whether the event's DTSTART/DTEND (or DURATION, RFC 5545 3.8.2.5) already
+    say what the booking says, in the booking's zone."""
+    try:
+        start, end = event.start, event.end
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return False
+    if _aware(start, zone) != booking.start or _aware(end, zone) != booking.end:
+        return False
+    if isinstance(start, datetime) and start.tzinfo is not None:
+        # Same instant, but a change of zone must still show in the object.
+        return _zone_key(start.tzinfo) == _zone_key(zone)
+    return True
+
+
+def _fix_until(event: Event, zone: ZoneInfo) -> None:
+    """After DTSTART became a zoned (or UTC) DATE-TIME, UNTIL must be a UTC
+    DATE-TIME (RFC 5545 3.3.10)."""
+    for rrule in _as_list(event.get("RRULE", [])):
+        untils = rrule.get("UNTIL")
+        if not untils:
+            continue
+        until = untils[0]
+        if isinstance(until, datetime):
+            rrule["UNTIL"] = [_utc(_aware(until, zone))]
+        else:  # a DATE: the whole day counts
+            rrule["UNTIL"] = [_utc(datetime.combine(until, time(23, 59, 59), zone))]
+
+
+def _set_times(event: Event, booking: Booking, zone: ZoneInfo) -> None:
+    if _same_time(event, booking, zone):
+        # Left as written: a cancellation must not turn an all-day series
+        # into a timed one, nor DURATION into DTEND.
+        return
+    for name in ("DTSTART", "DTEND", "DURATION"):
+        event.pop(name, None)
+    # RFC 5545 3.2.19: a zoned DATE-TIME carries TZID; icalendar writes the
+    # zone's key as TZID and UTC as a "Z" value without TZID. DTEND has the
+    # value type of DTSTART (3.8.2.2), so both are rewritten together.
+    event.add("DTSTART", booking.start.astimezone(zone))
+    event.add("DTEND", booking.end.astimezone(zone))
+    _fix_until(event, zone)
+
+
+def _organizer(resource: Resource, previous: Any) -> vCalAddress:
+    organizer = vCalAddress(f"mailto:{resource.email}")
+    if isinstance(previous, vCalAddress) and _mailto(previous) == _mailto(resource.email):
+        # Keep what clients put there (SCHEDULE-AGENT, SENT-BY...).
+        organizer.params.update(previous.params)
+    organizer.params["CN"] = resource.name
+    return organizer
+
+
+def _attendee(attendee: Attendee, previous: vCalAddress | None) -> vCalAddress:
+    address = vCalAddress(f"mailto:{attendee.email}")
+    if previous is not None:
+        address.params.update(previous.params)
+    if attendee.name:
+        address.params["CN"] = attendee.name
+    # RFC 5545 3.2.16/3.2.12/3.2.17: bookers are required, asked to reply.
+    address.params.setdefault("ROLE", "REQ-PARTICIPANT")
+    address.params["PARTSTAT"] = attendee.partstat.value
+    address.params.setdefault("RSVP", "TRUE")
+    return address
+
+
+def _set_people(event: Event, booking: Booking, resource: Resource) -> None:
+    _replace(event, "ORGANIZER", _organizer(resource, event.get("ORGANIZER")))
+    previous = {
+        _mailto(a): a for a in _as_list(event.get("ATTENDEE", [])) if isinstance(a, vCalAddress)
+    }
+    event.pop("ATTENDEE", None)
+    for attendee in booking.attendees:
+        event.add("ATTENDEE", _attendee(attendee, previous.get(_mailto(attendee.email))))
+
+
+def _apply(event: Event, booking: Booking, resource: Resource) -> None:
+    zone = ZoneInfo(booking.timezone)
+    _replace(event, "UID", booking.uid)
+    # RFC 5545 3.8.7.2: without METHOD, DTSTAMP is when the object was last
+    # revised; RFC 5545 3.8.7.1/3.8.7.3 want UTC for all three.
+    _replace(event, "DTSTAMP", _utc(booking.updated))
+    _replace(event, "CREATED", _utc(booking.created))
+    _replace(event, "LAST-MODIFIED", _utc(booking.updated))
+    _replace(event, "SEQUENCE", booking.sequence)
+    _set_times(event, booking, zone)
+    _set_text(event, "SUMMARY", booking.title)
+    _set_text(event, "DESCRIPTION", booking.description)
+    _set_text(event, "LOCATION", booking.location)
+    _replace(event, "STATUS", _STATUS[booking.status])
+    _replace(event, "TRANSP", "TRANSPARENT" if booking.transparent else "OPAQUE")
+    _set_people(event, booking, resource)
+
+
+def _ensure_vtimezone(calendar: Calendar, booking: Booking) -> None:
+    """RFC 5545 3.6.5: one VTIMEZONE per TZID used. Earlier ones are kept (a
+    client's own definitions included); one is added for a new zone, and one
+    that lists transitions only for other years is widened (a VTIMEZONE
+    generated for a booking in 2026 would misplace it after a move to 2030)."""
+    if _zone_key(ZoneInfo(booking.timezone)) == "UTC":
+        return
+    first, last = _tz_years(booking)
+    for index, component in enumerate(calendar.subcomponents):
+        if component.name != "VTIMEZONE" or str(component.get("TZID", "")) != booking.timezone:
+            continue
+        listed = _listed_years(component)
+        if listed is None or (listed[0] <= booking.start.year and booking.end.year <= listed[1]):
+            return
+        years = (min(listed[0], first), max(listed[1] + 1, last))
+        calendar.subcomponents[index] = _vtimezone(booking.timezone, *years)
+        return
+    # Before the first VEVENT, so that readers meet the zone before its use.
+    index = next(
+        (i for i, c in enumerate(calendar.subcomponents) if c.name != "VTIMEZONE"),
+        len(calendar.subcomponents),
+    )
+    calendar.subcomponents.insert(index, _vtimezone(booking.timezone, first, last))
+
+
+# -- occurrences ------------------------------------------------------------------
+
+
+def _hits(span: TimeSpan, window: TimeSpan) -> bool:
+    if span.start == span.end:
+        # An instant counts when it lies in the half-open window (RFC 4791 9.9,
+        # DURATION = 0 row).
+        return window.start <= span.start < window.end
+    return span.overlaps(window)
+
+
+def _is(component: Component, name: str, value: str) -> bool:
+    return str(component.get(name, "")).strip().upper() == value
+
+
+# recurring_ical_events compares floating and DATE values with the window in
+# its own way; expanding a little more and filtering ourselves keeps the result
+# exact whatever the zone. 14 hours is the largest UTC offset in use.
+_EXPANSION_MARGIN = timedelta(days=2)
+
+
+# -- the codec ---------------------------------------------------------------------
+
+
+class ICalCodec:
+    """``gateway.core.ports.CalendarCodec`` with icalendar."""
+
+    def __init__(self, *, cache_size: int = 256) -> None:
+        # Parsing is the expensive part of expanding; objects are immutable for
+        # a given ETag, so the expansion query can be kept.
+        self._queries: _LRU[str, Any] = _LRU(cache_size)
+
+    def render(self, booking: Booking, resource: Resource, previous_ics: str | None) -> str:
+        if previous_ics is None:
+            calendar = _new_calendar()
+            event = Event()
+            calendar.add_component(event)
+        else:
+            calendar = _parse_calendar(previous_ics)
+            # RFC 4791 4.1: stored calendar objects carry no METHOD.
+            calendar.pop("METHOD", None)
+            _replace(calendar, "PRODID", PRODID)
+            _replace(calendar, "VERSION", "2.0")
+            if "CALSCALE" not in calendar:
+                calendar.add("calscale", "GREGORIAN")
+            found = _master_event(calendar, booking.uid)
+            if found is None:
+                event = Event()
+                calendar.add_component(event)
+            else:
+                event = found
+        _apply(event, booking, resource)
+        if booking.status is BookingStatus.CANCELLED:
+            # Cancelling the booking cancels the whole series, overridden
+            # instances included (RFC 5546 3.2.5).
+            for other in calendar.walk("VEVENT"):
+                if other is not event and str(other.get("UID", "")) == booking.uid:
+                    _replace(other, "STATUS", "CANCELLED")
+        _ensure_vtimezone(calendar, booking)
+        return bytes(calendar.to_ical()).decode("utf-8")
+
+    def occurrences(self, obj: CalendarObject, window: TimeSpan) -> Sequence[TimeSpan]:
+        booking = obj.booking
+        if not booking.recurring:
+            span = TimeSpan(booking.start, booking.end).in_utc()
+            return [span] if _hits(span, window) else []
+        try:
+            return self._expand(obj, window)
+        except Exception as exc:
+            # A stored object that cannot be expanded must not stop the
+            # service; its first occurrence is what we know for sure.
+            log.warning("cannot expand %s", booking.uid, exc_info=exc)
+            span = TimeSpan(booking.start, booking.end).in_utc()
+            return [span] if _hits(span, window) else []
+
+    def _expand(self, obj: CalendarObject, window: TimeSpan) -> list[TimeSpan]:
+        booking = obj.booking
+        zone = ZoneInfo(booking.timezone)
+        query = self._query(obj)
+        spans: list[TimeSpan] = []
+        for occurrence in query.between(
+            window.start - _EXPANSION_MARGIN, window.end + _EXPANSION_MARGIN
+        ):
+            # The booking's own status and transparency are the caller's
+            # business (single bookings are returned whatever they are); an
+            # instance that deviates from the series does not occur / block.
+            if _is(occurrence, "STATUS", "CANCELLED") and booking.blocks_time:
+                continue
+            if _is(occurrence, "TRANSP", "TRANSPARENT") and not booking.transparent:
+                continue
+            start = _aware(occurrence.start, zone)
+            end = max(_aware(occurrence.end, zone), start)
+            span = TimeSpan(start, end).in_utc()
+            if _hits(span, window):
+                spans.append(span)
+        spans.sort(key=lambda s: (s.start, s.end))
+        return spans
+
+    def _query(self, obj: CalendarObject) -> Any:
+        etag = obj.etag
+        query = self._queries.get(etag)
+        if query is None:
+            query = recurring_ical_events.of(_parse_calendar(obj.ics))
+            self._queries.put(etag, query)
+        return query

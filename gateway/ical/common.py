@@ -1,0 +1,29 @@
+"""What the codec, the zone code and the feed share: the product identifier
+and reading icalendar's parsed form."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from icalendar import Calendar
+
+PRODID = "-//calgateway//calgateway 0.1//EN"
+
+
+def _parse_calendar(text: str) -> Calendar:
+    """The first VCALENDAR of ``text`` (a stored object holds exactly one)."""
+    with warnings.catch_warnings():
+        # icalendar warns when it guesses an Olson name from a "globally unique"
+        # TZID (RFC 5545 3.2.19); the guess is what we want, the noise is not.
+        warnings.simplefilter("ignore")
+        parsed = Calendar.from_ical(text)
+    if isinstance(parsed, list):  # pragma: no cover - only with multiple=True
+        if not parsed:
+            raise ValueError("no VCALENDAR")
+        return parsed[0]
+    return parsed
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
