@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 from argon2 import PasswordHasher
 
-from tests.api.test_bookings import SLOT
 from tests.conftest import API_TOKEN
+from tests.samples import SLOT
 
 COMMAND = [sys.executable, "-m", "gateway.cli"]
 REPO = Path(__file__).resolve().parent.parent

@@ -16,22 +16,13 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway import feeds
 from gateway.web.observability import ACCESS_LOGGER, AccessLogger
+from tests.samples import SLOT
 
 Client = TestClient[Any, Any]
 
 ANNA_TOKEN = "anna-feed-token-0123456789abcdef"
 ANNA_OLD_TOKEN = "anna-old-token-0123456789abcdefgh"
 BOB_TOKEN = "bob-feed-token-0123456789abcdef"
-
-SLOT = {
-    "resource": "anna",
-    "start": "2026-12-01T09:00:00+01:00",
-    "end": "2026-12-01T10:00:00+01:00",
-    "title": "Haircut",
-    "description": "Short back and sides",
-    "location": "Chair 2",
-    "booker": {"name": "Zoë Müller", "email": "zoe@example.com"},
-}
 
 
 async def book(client: Client, headers: dict[str, str], **changes: Any) -> dict[str, Any]:

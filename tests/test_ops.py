@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from tests.api.test_bookings import SLOT
+from tests.samples import SLOT
 
 Client = TestClient[Any, Any]
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from tests.api.test_bookings import SLOT
 from tests.conftest import READER_PASSWORD, basic
+from tests.samples import SLOT
 
 Client = TestClient[Any, Any]
 

@@ -11,18 +11,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.dbcheck import outbox_rows, row_counts
+from tests.samples import SLOT
 
 Client = TestClient[Any, Any]
-
-SLOT = {
-    "resource": "anna",
-    "start": "2026-12-01T09:00:00+01:00",
-    "end": "2026-12-01T10:00:00+01:00",
-    "title": "Haircut",
-    "description": "Short back and sides",
-    "location": "Chair 2",
-    "booker": {"name": "Zoë Müller", "email": "zoe@example.com"},
-}
 
 
 async def create(client: Client, headers: dict[str, str], **changes: Any) -> Any:
