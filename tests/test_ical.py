@@ -6,6 +6,7 @@ and vobject.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import replace
@@ -34,7 +35,12 @@ from gateway.ical import feed as ical_feed
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
-CORPUS = Path("/work/shared/corpus/ics")
+# Real-world calendars in shared/, which lies beside the repository (DESIGN.md).
+CORPUS = Path(
+    os.environ.get(
+        "CALGATEWAY_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus" / "ics"
+    )
+)
 VIEWS: tuple[FeedView, FeedView] = ("full", "busy")
 
 ANNA = Resource(id="anna", name="Anna Schmidt", email="anna@example.com", timezone="Europe/Berlin")
@@ -914,6 +920,11 @@ def test_feed_of_many_events_is_one_valid_calendar() -> None:
 
 def _corpus() -> Iterator[Path]:
     yield from sorted(CORPUS.glob("*.ics"))
+
+
+def test_corpus_is_there() -> None:
+    # Without it the corpus test below would silently have no cases.
+    assert len(list(_corpus())) > 50, f"no corpus at {CORPUS} (set CALGATEWAY_CORPUS)"
 
 
 def _booking_fields(event: icalendar.Event) -> dict[str, Any]:
