@@ -172,26 +172,39 @@ async def _feed(request: web.Request) -> web.StreamResponse:
     if _not_modified(request, etag):
         return web.Response(status=304, headers=headers)
 
-    body = await _body(request, source, entry.resource, view, etag)
+    etag, body = await _body(request, source, entry.resource, view, revision)
+    headers["ETag"] = etag
     response = web.Response(body=body, headers=headers, content_type=CONTENT_TYPE, charset="utf-8")
     if _accepts_gzip(request):
         response.enable_compression(ContentCoding.gzip)
     return response
 
 
+_CONSISTENT_READ_TRIES = 5
+
+
 async def _body(
-    request: web.Request, source: FeedSource, resource: Resource, view: FeedView, etag: str
-) -> bytes:
+    request: web.Request, source: FeedSource, resource: Resource, view: FeedView, revision: int
+) -> tuple[str, bytes]:
+    """The feed body and its ETag, from the cache or freshly rendered."""
     cache = request.app[_FEED_CACHE]
     key = (resource.id, view)
     async with cache.lock(key):  # concurrent requests wait for one render
-        cached = cache.bodies.get(key)
-        if cached is not None and cached.etag == etag:
-            return cached.body
-        # The revision was read before the objects: if a write slips in between,
-        # the body is newer than its ETag says, never older, and the next
-        # request (with the new revision) renders again.
-        objects = await source.list_objects(resource.id)
+        for _ in range(_CONSISTENT_READ_TRIES):
+            etag = _etag(resource, revision, view)
+            cached = cache.bodies.get(key)
+            if cached is not None and cached.etag == etag:
+                return etag, cached.body
+            objects = await source.list_objects(resource.id)
+            # The revision and the objects are two reads. Revisions only grow
+            # and every commit bumps one, so an unchanged revision after the
+            # objects were read proves they are exactly that revision's: the
+            # strong ETag then names one body only.
+            latest = await source.revision(resource.id)
+            consistent = latest == revision
+            if consistent:
+                break
+            revision = latest
         started = time.perf_counter()
         if len(objects) > _THREAD_THRESHOLD:
             body = await asyncio.to_thread(render_feed, resource, objects, view)
@@ -207,5 +220,8 @@ async def _body(
                 "render_ms": round((time.perf_counter() - started) * 1000, 2),
             },
         )
-        cache.bodies[key] = _Rendered(etag, body)
-        return body
+        # Under writes on every try the last read still makes a current body,
+        # but one its ETag does not pin down: send it, do not cache it.
+        if consistent:
+            cache.bodies[key] = _Rendered(etag, body)
+        return etag, body

@@ -356,3 +356,35 @@ async def test_tokens_never_reach_the_logs(
         text = record.getMessage() + repr(vars(record))
         for token in (ANNA_TOKEN, ANNA_OLD_TOKEN):
             assert token not in text
+
+
+async def test_etag_names_the_revision_the_body_was_rendered_from(
+    client: Client,
+    app: web.Application,
+    api_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await book(client, api_headers)
+    source = app[feeds.FEED_SOURCE]
+    list_objects = source.list_objects
+
+    async def booking_commits_first(resource_id: str) -> list[Any]:
+        # The race a busy calendar has on every feed request: a booking commits
+        # after the feed read the revision and before it reads the objects.
+        monkeypatch.setattr(source, "list_objects", list_objects)
+        await book(
+            client, api_headers, start="2026-12-03T09:00:00+01:00", end="2026-12-03T10:00:00+01:00"
+        )
+        return await list_objects(resource_id)
+
+    monkeypatch.setattr(source, "list_objects", booking_commits_first)
+    resp = await client.get(feed_url(), params={"token": ANNA_TOKEN})
+    assert resp.status == 200
+    assert len(summaries(await resp.read())) == 2
+    # The body holds both bookings, so its ETag must be revision 2's, or a
+    # client revalidating later could keep a body that matches no revision.
+    assert resp.headers["ETag"].startswith('"2-full-')
+    again = await client.get(
+        feed_url(), params={"token": ANNA_TOKEN}, headers={"If-None-Match": resp.headers["ETag"]}
+    )
+    assert again.status == 304
