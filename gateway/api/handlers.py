@@ -11,7 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from gateway.core.model import Attendee, Booking, BookingChanges, BookingDraft, TimeSpan
-from gateway.core.service import BookingService
+from gateway.core.service import MAX_QUERY_WINDOW, BookingService
 from gateway.web.auth import Principal
 from gateway.web.keys import BOOKINGS, METRICS
 
@@ -69,14 +69,17 @@ def _service(request: web.Request) -> BookingService:
     return request.config_dict[BOOKINGS]
 
 
-def _readable_resource(request: web.Request, resource_id: str, field: str | None = None) -> str:
+def _readable_resource(
+    request: web.Request, resource_id: str, field: str | None = None, status: int = 422
+) -> str:
     """The resource id if the caller may see it. Unknown and hidden resources
-    look the same, so names of resources the caller may not see do not leak."""
+    look the same, so names of resources the caller may not see do not leak.
+    Named by a ``field`` (body 422, query 400), else a 404 for the URL."""
     principal = request[PRINCIPAL]
     if resource_id in _service(request).resources and principal.can_read(resource_id):
         return resource_id
     if field is not None:
-        raise invalid(field, f"unknown resource {resource_id!r}")
+        raise invalid(field, f"unknown resource {resource_id!r}", status=status)
     raise ApiProblem(404, "Not found", f"resource {resource_id!r} not found")
 
 
@@ -118,6 +121,8 @@ def _query_window(request: web.Request, *, required: bool) -> TimeSpan:
     end = _query_time(request, "end", None if required else start + DEFAULT_LIST_WINDOW)
     if end <= start:
         raise invalid("end", "must be after start", status=400)
+    if end - start > MAX_QUERY_WINDOW:
+        raise invalid("end", f"the window may span at most {MAX_QUERY_WINDOW.days} days", 400)
     return TimeSpan(start, end)
 
 
@@ -162,7 +167,7 @@ async def list_bookings(request: web.Request) -> web.Response:
     resource_id = request.query.get("resource")
     if not resource_id:
         raise invalid("resource", "is required", status=400)
-    _readable_resource(request, resource_id, field="resource")
+    _readable_resource(request, resource_id, field="resource", status=400)
     window = _query_window(request, required=False)
     bookings = await _service(request).in_window(resource_id, window)
     return _json(BookingList(bookings=[BookingOut.of(b) for b in bookings]))

@@ -51,19 +51,34 @@ def _problem(description: str) -> dict[str, Any]:
     }
 
 
-def _param(name: str, where: str, description: str, required: bool = True) -> dict[str, Any]:
+def _param(
+    name: str,
+    where: str,
+    description: str,
+    required: bool = True,
+    schema: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     return {
         "name": name,
         "in": where,
         "required": required,
         "description": description,
-        "schema": {"type": "string"},
+        "schema": schema or {"type": "string", "minLength": 1},
     }
 
 
+_DATE_TIME = {"type": "string", "format": "date-time"}
+_RESOURCE_ID_SCHEMA = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}
 _BOOKING_ID = _param("booking_id", "path", "Booking id")
-_RESOURCE_ID = _param("resource_id", "path", "Resource id")
+_RESOURCE_ID = _param("resource_id", "path", "Resource id", schema=_RESOURCE_ID_SCHEMA)
 _COMMON_ERRORS = {"401": _problem("No or wrong credentials")}
+# What any request with a JSON body may be refused with before its meaning is read.
+_BODY_ERRORS = {
+    "400": _problem("Malformed JSON, or not a JSON object"),
+    "413": _problem("Body larger than server.max_body_bytes"),
+    "415": _problem("Body is not application/json"),
+    "422": _problem("Invalid field (named in errors[].field)"),
+}
 
 
 def build_openapi() -> dict[str, Any]:
@@ -71,8 +86,13 @@ def build_openapi() -> dict[str, Any]:
         [(m, "serialization") for m in _MODELS], ref_template="#/components/schemas/{model}"
     )
     window = [
-        _param("start", "query", "ISO 8601 date-time with offset (encode '+' as %2B)"),
-        _param("end", "query", "ISO 8601 date-time with offset, after start"),
+        _param(
+            "start",
+            "query",
+            "ISO 8601 date-time with offset (encode '+' as %2B)",
+            schema=_DATE_TIME,
+        ),
+        _param("end", "query", "ISO 8601 date-time with offset, after start", schema=_DATE_TIME),
     ]
     paths: dict[str, Any] = {
         "/resources": {
@@ -108,12 +128,12 @@ def build_openapi() -> dict[str, Any]:
             "get": {
                 "summary": "Bookings of a resource overlapping a window (default: next 30 days)",
                 "parameters": [
-                    _param("resource", "query", "Resource id"),
+                    _param("resource", "query", "Resource id", schema=_RESOURCE_ID_SCHEMA),
                     *[{**p, "required": False} for p in window],
                 ],
                 "responses": {
                     "200": _answer("Bookings by start time", BookingList),
-                    "400": _problem("Bad query"),
+                    "400": _problem("Missing or malformed query parameter, or unknown resource"),
                     **_COMMON_ERRORS,
                 },
             },
@@ -130,11 +150,9 @@ def build_openapi() -> dict[str, Any]:
                 "requestBody": {"required": True, **_json_body(BookingCreate)},
                 "responses": {
                     "201": _answer("Booked", BookingOut),
-                    "400": _problem("Malformed JSON"),
+                    **_BODY_ERRORS,
                     "403": _problem("Read-only access"),
                     "409": _problem("The time overlaps a booking or busy block"),
-                    "415": _problem("Body is not JSON"),
-                    "422": _problem("Invalid field (named in errors[].field)"),
                     **_COMMON_ERRORS,
                 },
             },
@@ -155,9 +173,10 @@ def build_openapi() -> dict[str, Any]:
                 "requestBody": {"required": True, **_json_body(BookingPatch)},
                 "responses": {
                     "200": _answer("The updated booking", BookingOut),
+                    **_BODY_ERRORS,
+                    "403": _problem("Read-only access"),
                     "404": _problem("Unknown booking"),
                     "409": _problem("The new time overlaps a booking or busy block"),
-                    "422": _problem("Invalid field"),
                     **_COMMON_ERRORS,
                 },
             },
@@ -166,6 +185,7 @@ def build_openapi() -> dict[str, Any]:
                 "parameters": [_BOOKING_ID],
                 "responses": {
                     "200": _answer("The cancelled booking", BookingOut),
+                    "403": _problem("Read-only access"),
                     "404": _problem("Unknown booking"),
                     **_COMMON_ERRORS,
                 },

@@ -289,6 +289,16 @@ async def test_cancel_frees_the_slot_and_is_kept_as_cancelled(
     assert (await create(client, api_headers))[0] == 201  # the slot is free again
 
 
+async def test_listing_an_unknown_resource_names_the_parameter(
+    client: Client, api_headers: dict[str, str]
+) -> None:
+    resp = await client.get("/api/v1/bookings", params={"resource": "ghost"}, headers=api_headers)
+    assert resp.status == 400
+    assert (await resp.json())["errors"] == [
+        {"field": "resource", "message": "unknown resource 'ghost'"}
+    ]
+
+
 async def test_unknown_booking_is_404(client: Client, api_headers: dict[str, str]) -> None:
     for method in ("GET", "DELETE"):
         resp = await client.request(method, "/api/v1/bookings/nope", headers=api_headers)
@@ -367,6 +377,9 @@ async def test_availability_accepts_an_unencoded_plus_offset(
             {"start": "2026-12-02T00:00:00Z", "end": "2026-12-01T00:00:00Z"}, "end", id="reversed"
         ),
         pytest.param({"start": "soon", "end": "2026-12-01T00:00:00Z"}, "start", id="garbage"),
+        pytest.param(
+            {"start": "2000-01-01T00:00:00Z", "end": "2026-12-01T00:00:00Z"}, "end", id="too-wide"
+        ),
     ],
 )
 async def test_bad_availability_query_names_the_parameter(
