@@ -20,9 +20,17 @@ COMMAND = [sys.executable, "-m", "gateway.cli"]
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*COMMAND, *args], input=stdin, capture_output=True, text=True, timeout=60, cwd=REPO
+        [*COMMAND, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env=env,
     )
 
 
@@ -127,29 +135,19 @@ async def test_serve_logs_requests_and_stops_gracefully_on_sigterm(config_file: 
 
 
 def test_container_config_takes_its_secrets_from_the_environment() -> None:
-    env_free = subprocess.run(
-        [*COMMAND, "check-config", "docker/config.yaml"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        env={"PATH": "/usr/bin:/bin"},
-    )
+    bare = {"PATH": "/usr/bin:/bin"}
+    env_free = run("check-config", "docker/config.yaml", env=bare)
     assert env_free.returncode != 0
     assert "CALGATEWAY_API_TOKEN is not set" in env_free.stderr
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "CALGATEWAY_API_TOKEN": "container-api-token-0123456789abcdef",
-        "CALGATEWAY_FEED_ANNA": "container-feed-token-0123456789abcdef",
-        "CALGATEWAY_ADMIN_PASSWORD_HASH": PasswordHasher().hash("container-admin-pw"),
-    }
-    result = subprocess.run(
-        [*COMMAND, "check-config", "docker/config.yaml"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-        env=env,
+    result = run(
+        "check-config",
+        "docker/config.yaml",
+        env={
+            **bare,
+            "CALGATEWAY_API_TOKEN": "container-api-token-0123456789abcdef",
+            "CALGATEWAY_FEED_ANNA": "container-feed-token-0123456789abcdef",
+            "CALGATEWAY_ADMIN_PASSWORD_HASH": PasswordHasher().hash("container-admin-pw"),
+        },
     )
     assert result.returncode == 0, result.stderr
     assert "/var/lib/calgateway/calgateway.sqlite3" in result.stdout
