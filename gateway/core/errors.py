@@ -43,4 +43,14 @@ class IdempotencyKeyReused(GatewayError):
 
 
 class InvalidCalendarData(GatewayError):
-    """iCalendar text the gateway cannot store (RFC 4791 5.3.2 valid-calendar-data)."""
+    """A calendar object the gateway cannot store.
+
+    ``precondition`` is the RFC 4791 section 5.3.2.1 precondition it fails
+    (``valid-calendar-data``, ``valid-calendar-object-resource``,
+    ``supported-calendar-component``, ...), which CalDAV answers name in the
+    error body; ``message`` says what exactly is wrong, for people."""
+
+    def __init__(self, precondition: str, message: str) -> None:
+        super().__init__(f"{precondition}: {message}")
+        self.precondition = precondition
+        self.message = message

@@ -150,6 +150,30 @@ def etag_for(ics: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class ParsedObject:
+    """What the gateway reads out of a calendar object a client sends (CalDAV PUT).
+
+    ``start``/``end`` are the first occurrence; ``span`` runs from the first
+    start to the last end of all occurrences (``FAR_FUTURE`` when unbounded).
+    """
+
+    uid: str
+    component: str
+    title: str
+    start: datetime
+    end: datetime
+    timezone: str
+    span: TimeSpan
+    description: str = ""
+    location: str = ""
+    attendees: tuple[Attendee, ...] = ()
+    status: BookingStatus = BookingStatus.CONFIRMED
+    transparent: bool = False
+    sequence: int = 0
+    recurring: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class BookingDraft:
     """What a booker asks for when creating a booking."""
 

@@ -18,6 +18,7 @@ from .model import (
     Change,
     OutboxEffect,
     OutboxItem,
+    ParsedObject,
     Resource,
     TimeSpan,
 )
@@ -99,6 +100,12 @@ class CalendarCodec(Protocol):
         """A VCALENDAR holding the booking. With ``previous_ics`` the earlier
         object is updated in place so properties the gateway does not model
         (VALARM, X- properties) survive."""
+        ...
+
+    def parse(self, ics: str, default_timezone: str) -> ParsedObject:
+        """Validate a client's calendar object and read its fields; raises
+        ``InvalidCalendarData``. Floating and all-day times are read in
+        ``default_timezone`` (RFC 4791 9.9)."""
         ...
 
     def occurrences(self, obj: CalendarObject, window: TimeSpan) -> Sequence[TimeSpan]:

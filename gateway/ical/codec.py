@@ -17,11 +17,13 @@ from gateway.core.model import (
     Booking,
     BookingStatus,
     CalendarObject,
+    ParsedObject,
     Resource,
     TimeSpan,
 )
 from gateway.ical.cache import _LRU
-from gateway.ical.common import PRODID, _as_list, _parse_calendar
+from gateway.ical.common import PRODID, _address, _as_list, _parse_calendar
+from gateway.ical.parse import parse_object
 from gateway.ical.timezones import _aware, _listed_years, _utc, _vtimezone, _zone_key
 
 log = logging.getLogger(__name__)
@@ -34,10 +36,8 @@ _STATUS = {
 
 
 def _mailto(address: str) -> str:
-    address = address.strip()
-    if address.lower().startswith("mailto:"):
-        address = address[len("mailto:") :]
-    return address.lower()
+    """The address as a matching key: e-mail addresses compare case-blind in practice."""
+    return _address(address).lower()
 
 
 # -- render ----------------------------------------------------------------------
@@ -263,6 +263,11 @@ class ICalCodec:
                     _replace(other, "STATUS", "CANCELLED")
         _ensure_vtimezone(calendar, booking)
         return bytes(calendar.to_ical()).decode("utf-8")
+
+    def parse(self, ics: str, default_timezone: str) -> ParsedObject:
+        """Validate a client's calendar object (CalDAV PUT) and read its fields;
+        raises ``InvalidCalendarData`` (see ``gateway.ical.parse``)."""
+        return parse_object(ics, default_timezone)
 
     def occurrences(self, obj: CalendarObject, window: TimeSpan) -> Sequence[TimeSpan]:
         booking = obj.booking

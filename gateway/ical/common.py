@@ -27,3 +27,12 @@ def _parse_calendar(text: str) -> Calendar:
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def _address(value: str) -> str:
+    """An e-mail address from a CAL-ADDRESS value (RFC 5545 3.3.3): ``mailto:``
+    (any case) and surrounding blanks removed, the address's own case kept."""
+    address = value.strip()
+    if address.lower().startswith("mailto:"):
+        address = address[len("mailto:") :]
+    return address.strip()

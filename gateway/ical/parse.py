@@ -1,0 +1,385 @@
+"""Reading a client's calendar object (CalDAV PUT): validation per RFC 4791
+4.1 and 5.3.2.1, and the fields the gateway needs (``ParsedObject``).
+
+Every problem is reported as ``InvalidCalendarData`` naming the precondition
+the object fails; no other exception leaves ``parse_object``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import recurring_ical_events
+from icalendar import Calendar, Component
+from icalendar.prop import vCalAddress
+from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
+
+from gateway.core.errors import InvalidCalendarData
+from gateway.core.model import (
+    FAR_FUTURE,
+    Attendee,
+    BookingStatus,
+    ParsedObject,
+    PartStat,
+    TimeSpan,
+)
+from gateway.ical.common import _address, _as_list
+from gateway.ical.timezones import _aware, _zone_key
+
+VALID_DATA = "valid-calendar-data"
+VALID_OBJECT = "valid-calendar-object-resource"
+SUPPORTED_COMPONENT = "supported-calendar-component"
+
+# A series with more occurrences than this, or running past _LAST_YEAR, is
+# indexed as unbounded (FAR_FUTURE): expanding it further buys nothing.
+MAX_OCCURRENCES = 10_000
+_LAST_YEAR = 2200
+
+# Properties whose TZID parameter must name a zone we can resolve.
+_ZONED = ("DTSTART", "DTEND", "RECURRENCE-ID", "EXDATE", "RDATE")
+
+_PARTSTAT = {p.value: p for p in PartStat}
+
+
+def _fail(precondition: str, message: str) -> InvalidCalendarData:
+    return InvalidCalendarData(precondition, message)
+
+
+def parse_object(ics: str, default_timezone: str) -> ParsedObject:
+    """Validate ``ics`` as one calendar object resource and read its fields.
+
+    Floating and all-day values are read in ``default_timezone`` (an IANA
+    name; a wrong one is the caller's bug and raises ``ValueError``)."""
+    try:
+        zone = ZoneInfo(default_timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"default_timezone {default_timezone!r} is not a time zone") from exc
+    try:
+        return _parse(ics, zone, default_timezone)
+    except InvalidCalendarData:
+        raise
+    except Exception as exc:  # whatever the library trips over in odd input
+        raise _fail(VALID_DATA, f"cannot read the calendar data ({exc})") from exc
+
+
+# -- structure ---------------------------------------------------------------------
+
+
+def _read_calendar(ics: str) -> Calendar:
+    if not ics.strip():
+        raise _fail(VALID_DATA, "the body is empty, expected an iCalendar object")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = Calendar.from_ical(ics.lstrip("\ufeff"), multiple=True)
+    except Exception as exc:
+        raise _fail(VALID_DATA, f"not valid iCalendar data: {exc}") from exc
+    calendars = _as_list(parsed)
+    if len(calendars) != 1 or calendars[0].name != "VCALENDAR":
+        names = ", ".join(c.name for c in calendars) or "nothing"
+        raise _fail(VALID_DATA, f"expected exactly one VCALENDAR, found {names}")
+    calendar: Calendar = calendars[0]
+    return calendar
+
+
+def _check_broken(component: Component) -> None:
+    for comp in component.walk():
+        for name, error in comp.errors:
+            if name is None:
+                raise _fail(VALID_DATA, f"{comp.name} has a line that cannot be read: {error}")
+            raise _fail(VALID_DATA, f"{comp.name} has an invalid {name} property: {error}")
+
+
+def _events(calendar: Calendar) -> list[Component]:
+    events: list[Component] = []
+    for component in calendar.subcomponents:
+        if component.name == "VTIMEZONE":
+            continue
+        if component.name != "VEVENT":
+            raise _fail(
+                SUPPORTED_COMPONENT,
+                f"{component.name} components cannot be stored here, "
+                "this calendar only holds events (VEVENT)",
+            )
+        events.append(component)
+    if not events:
+        raise _fail(VALID_OBJECT, "the calendar holds no event (VEVENT)")
+    return events
+
+
+def _uid(events: list[Component]) -> str:
+    uids = set()
+    for event in events:
+        uid = str(_single(event, "UID")).strip() if "UID" in event else ""
+        if not uid:
+            raise _fail(VALID_OBJECT, "an event has no UID property")
+        uids.add(uid)
+    if len(uids) > 1:
+        raise _fail(
+            VALID_OBJECT,
+            "all components of a calendar object must share one UID, found "
+            + ", ".join(sorted(uids)),
+        )
+    return uids.pop()
+
+
+def _recurrence_key(event: Component) -> str:
+    return str(_single(event, "RECURRENCE-ID").to_ical(), "utf-8", "replace")
+
+
+def _split(events: list[Component]) -> tuple[Component | None, list[Component]]:
+    masters = [e for e in events if "RECURRENCE-ID" not in e]
+    overrides = [e for e in events if "RECURRENCE-ID" in e]
+    if len(masters) > 1:
+        raise _fail(
+            VALID_OBJECT,
+            f"{len(masters)} events without RECURRENCE-ID share one UID, only one may",
+        )
+    keys = [_recurrence_key(e) for e in overrides]
+    if len(set(keys)) != len(keys):
+        raise _fail(VALID_OBJECT, "two events override the same RECURRENCE-ID")
+    return (masters[0] if masters else None), overrides
+
+
+# -- times -------------------------------------------------------------------------
+
+
+def _known_tzids(calendar: Calendar) -> set[str]:
+    return {str(tz.get("TZID", "")) for tz in calendar.walk("VTIMEZONE")}
+
+
+def _check_zones(event: Component, known: set[str]) -> None:
+    """A TZID must be a zone icalendar resolved to the tz database, or have its
+    VTIMEZONE in this object (RFC 5545 3.2.19). icalendar leaves an unknown one
+    floating, and remembers VTIMEZONEs of earlier objects process-wide, so the
+    value alone does not tell."""
+    for name in _ZONED:
+        for prop in _as_list(event.get(name, [])):
+            params = getattr(prop, "params", {})
+            tzid = params.get("TZID") if params else None
+            if not tzid or str(tzid) in known:
+                continue
+            values = [v.dt for v in getattr(prop, "dts", [prop])]
+            for value in values:
+                if isinstance(value, tuple):  # a PERIOD
+                    value = value[0]
+                if isinstance(value, datetime) and not isinstance(value.tzinfo, ZoneInfo):
+                    raise _fail(
+                        VALID_DATA,
+                        f"{name} uses time zone {tzid!r}, which is neither a known "
+                        "time zone nor defined by a VTIMEZONE in the object",
+                    )
+
+
+def _single(event: Component, name: str) -> Any:
+    prop = event[name]
+    if isinstance(prop, list):
+        raise _fail(
+            VALID_DATA, f"{event.name} has {len(prop)} {name} properties, only one is allowed"
+        )
+    return prop
+
+
+def _value(event: Component, name: str) -> date | datetime:
+    value = _single(event, name).dt
+    if not isinstance(value, date):
+        raise _fail(VALID_DATA, f"{name} must be a DATE or DATE-TIME")
+    return value
+
+
+def _times(event: Component, zone: ZoneInfo) -> tuple[date | datetime, datetime, datetime]:
+    """DTSTART as written, and the first occurrence as aware datetimes."""
+    if "DTSTART" not in event:
+        raise _fail(VALID_DATA, "an event has no DTSTART")
+    raw_start = _value(event, "DTSTART")
+    start = _aware(raw_start, zone)
+    is_date = not isinstance(raw_start, datetime)
+    if "DTEND" in event and "DURATION" in event:
+        raise _fail(VALID_DATA, "an event has both DTEND and DURATION")
+    if "DTEND" in event:
+        raw_end = _value(event, "DTEND")
+        if is_date != (not isinstance(raw_end, datetime)):
+            raise _fail(VALID_DATA, "DTEND must have the same value type as DTSTART")
+        end = _aware(raw_end, zone)
+        if end < start:
+            raise _fail(VALID_DATA, "DTEND is before DTSTART")
+    elif "DURATION" in event:
+        duration = _single(event, "DURATION").dt
+        if not isinstance(duration, timedelta):
+            raise _fail(VALID_DATA, "DURATION must be a duration")
+        if duration < timedelta(0):
+            raise _fail(VALID_DATA, "DURATION is negative")
+        # Nominal days keep the wall-clock time across DST changes (RFC 5545 3.3.6).
+        end = _aware(_add(raw_start, duration, zone), zone)
+    else:
+        # RFC 5545 3.6.1: a DATE lasts the day, a DATE-TIME is an instant.
+        end = _aware(raw_start + timedelta(days=1), zone) if is_date else start
+    return raw_start, start, end
+
+
+def _add(value: date | datetime, duration: timedelta, zone: ZoneInfo) -> date | datetime:
+    if not isinstance(value, datetime):
+        if duration.seconds == 0:
+            return value + duration
+        return _aware(value, zone) + duration
+    return value + duration
+
+
+def _iana(raw_start: date | datetime, event: Component, default: str) -> str:
+    if not isinstance(raw_start, datetime) or raw_start.tzinfo is None:
+        return default
+    key = _zone_key(raw_start.tzinfo)
+    if key is not None:
+        return key
+    # A zone built from the object's VTIMEZONE: its TZID may still name one.
+    tzid = str(event["DTSTART"].params.get("TZID", "")).strip("/")
+    for candidate in (tzid, WINDOWS_TO_OLSON.get(tzid, "")):
+        if candidate:
+            try:
+                return _zone_key(ZoneInfo(candidate)) or default
+            except (ZoneInfoNotFoundError, ValueError, OSError):
+                continue
+    return default
+
+
+# -- span --------------------------------------------------------------------------
+
+
+def _rrules(event: Component) -> list[Any]:
+    return [r for r in _as_list(event.get("RRULE", [])) if r]
+
+
+def _unbounded(event: Component) -> bool:
+    for rrule in _rrules(event):
+        if "UNTIL" not in rrule and "COUNT" not in rrule:
+            return True
+        counts = rrule.get("COUNT") or []
+        if counts and int(counts[0]) > MAX_OCCURRENCES:
+            return True
+    return False
+
+
+def _span(
+    calendar: Calendar,
+    master: Component | None,
+    events: Iterable[tuple[datetime, datetime]],
+    zone: ZoneInfo,
+) -> TimeSpan:
+    """First start to last end over all occurrences, in UTC."""
+    starts_ends = list(events)
+    first = min(s for s, _ in starts_ends)
+    last = max(e for _, e in starts_ends)
+    if master is not None and _unbounded(master):
+        return TimeSpan(first.astimezone(UTC), FAR_FUTURE)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            occurrences = recurring_ical_events.of(calendar).all()
+            for count, occurrence in enumerate(
+                itertools.islice(occurrences, MAX_OCCURRENCES + 1), 1
+            ):
+                start = _aware(occurrence.start, zone)
+                end = max(_aware(occurrence.end, zone), start)
+                if count > MAX_OCCURRENCES or start.year > _LAST_YEAR:
+                    return TimeSpan(first.astimezone(UTC), FAR_FUTURE)
+                first, last = min(first, start), max(last, end)
+    except InvalidCalendarData:
+        raise
+    except Exception as exc:
+        raise _fail(VALID_DATA, f"the recurrence cannot be expanded ({exc})") from exc
+    if last.year > _LAST_YEAR:
+        return TimeSpan(first.astimezone(UTC), FAR_FUTURE)
+    return TimeSpan(first.astimezone(UTC), last.astimezone(UTC))
+
+
+# -- fields ------------------------------------------------------------------------
+
+
+def _text(event: Component, name: str) -> str:
+    value = event.get(name)
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    return str(value) if value is not None else ""
+
+
+def _attendees(event: Component) -> tuple[Attendee, ...]:
+    result: list[Attendee] = []
+    for prop in _as_list(event.get("ATTENDEE", [])):
+        email = _address(str(prop))
+        if not email:
+            continue
+        params = prop.params if isinstance(prop, vCalAddress) else {}
+        partstat = _PARTSTAT.get(str(params.get("PARTSTAT", "")).upper(), PartStat.NEEDS_ACTION)
+        result.append(Attendee(email=email, name=str(params.get("CN", "")), partstat=partstat))
+    return tuple(result)
+
+
+def _status(event: Component) -> BookingStatus:
+    value = _text(event, "STATUS").strip().upper()
+    if value == "CANCELLED":
+        return BookingStatus.CANCELLED
+    if value == "TENTATIVE":
+        return BookingStatus.TENTATIVE
+    return BookingStatus.CONFIRMED
+
+
+def _sequence(event: Component) -> int:
+    value = event.get("SEQUENCE", 0)
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise _fail(VALID_DATA, f"SEQUENCE must be an integer, got {value!r}") from exc
+
+
+# -- the whole ---------------------------------------------------------------------
+
+
+def _parse(ics: str, zone: ZoneInfo, default_timezone: str) -> ParsedObject:
+    calendar = _read_calendar(ics)
+    _check_broken(calendar)
+    if "METHOD" in calendar:
+        raise _fail(
+            VALID_OBJECT,
+            "a stored calendar object must not have a METHOD property (RFC 4791 4.1); "
+            "send scheduling messages another way",
+        )
+    events = _events(calendar)
+    uid = _uid(events)
+    master, overrides = _split(events)
+    known = _known_tzids(calendar)
+    times: list[tuple[datetime, datetime]] = []
+    primary: tuple[Component, date | datetime, datetime, datetime] | None = None
+    for event in events:
+        _check_zones(event, known)
+        raw, start, end = _times(event, zone)
+        times.append((start, end))
+        if event is master or (master is None and (primary is None or start < primary[2])):
+            primary = (event, raw, start, end)
+    if primary is None:  # pragma: no cover - events is never empty
+        raise _fail(VALID_OBJECT, "the calendar holds no event (VEVENT)")
+    event, raw_start, start, end = primary
+    recurring = bool(overrides) or (master is not None and ("RRULE" in master or "RDATE" in master))
+    span = _span(calendar, master, times, zone) if recurring else TimeSpan(start, end).in_utc()
+    timezone = _iana(raw_start, event, default_timezone)
+    local = ZoneInfo(timezone)
+    return ParsedObject(
+        uid=uid,
+        component="VEVENT",
+        title=_text(event, "SUMMARY"),
+        start=start.astimezone(local),
+        end=end.astimezone(local),
+        timezone=timezone,
+        span=span,
+        description=_text(event, "DESCRIPTION"),
+        location=_text(event, "LOCATION"),
+        attendees=_attendees(event),
+        status=_status(event),
+        transparent=_text(event, "TRANSP").strip().upper() == "TRANSPARENT",
+        sequence=_sequence(event),
+        recurring=recurring,
+    )
