@@ -6,9 +6,7 @@ and vobject.
 
 from __future__ import annotations
 
-import os
 import warnings
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -32,15 +30,10 @@ from gateway.core.model import (
 from gateway.ical import PRODID, FeedView, ICalCodec, render_feed
 from gateway.ical import codec as ical_codec
 from gateway.ical import feed as ical_feed
+from tests.corpus import corpus_files, read_utf8
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
-# Real-world calendars in shared/, which lies beside the repository (DESIGN.md).
-CORPUS = Path(
-    os.environ.get(
-        "CALGATEWAY_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus" / "ics"
-    )
-)
 VIEWS: tuple[FeedView, FeedView] = ("full", "busy")
 
 ANNA = Resource(id="anna", name="Anna Schmidt", email="anna@example.com", timezone="Europe/Berlin")
@@ -918,15 +911,6 @@ def test_feed_of_many_events_is_one_valid_calendar() -> None:
 # -- real-world calendars -----------------------------------------------------------
 
 
-def _corpus() -> Iterator[Path]:
-    yield from sorted(CORPUS.glob("*.ics"))
-
-
-def test_corpus_is_there() -> None:
-    # Without it the corpus test below would silently have no cases.
-    assert len(list(_corpus())) > 50, f"no corpus at {CORPUS} (set CALGATEWAY_CORPUS)"
-
-
 def _booking_fields(event: icalendar.Event) -> dict[str, Any]:
     """What a store would have parsed: best effort, with fallbacks for the
     broken files (their objects still go through the feed)."""
@@ -953,11 +937,10 @@ def _aware(value: date | datetime) -> datetime:
     return datetime.combine(value, time(), BERLIN)
 
 
-@pytest.mark.parametrize("path", list(_corpus()), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", corpus_files(), ids=lambda p: p.name)
 def test_corpus_calendars_make_valid_feeds(path: Path) -> None:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
+    text = read_utf8(path)
+    if text is None:
         pytest.skip("not UTF-8: refused at PUT")
     try:
         source = parse(text)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -13,13 +12,9 @@ import pytest
 from gateway.core.errors import InvalidCalendarData
 from gateway.core.model import FAR_FUTURE, BookingStatus, ParsedObject, PartStat
 from gateway.ical import ICalCodec
+from tests.corpus import corpus_files, read_utf8
 
 BERLIN = ZoneInfo("Europe/Berlin")
-CORPUS = Path(
-    os.environ.get(
-        "CALGATEWAY_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus" / "ics"
-    )
-)
 CODEC = ICalCodec()
 
 
@@ -310,19 +305,10 @@ def test_bad_default_timezone_is_a_caller_bug() -> None:
 # -- real-world calendars ------------------------------------------------------------
 
 
-def _corpus() -> list[Path]:
-    return sorted(CORPUS.glob("*.ics"))
-
-
-def test_corpus_is_there() -> None:
-    assert len(_corpus()) > 50, f"no corpus at {CORPUS} (set CALGATEWAY_CORPUS)"
-
-
-@pytest.mark.parametrize("path", _corpus(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", corpus_files(), ids=lambda p: p.name)
 def test_corpus_parses_or_is_refused(path: Path) -> None:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
+    text = read_utf8(path)
+    if text is None:
         pytest.skip("not UTF-8: the caller refuses it before parsing")
     try:
         parsed = CODEC.parse(text, "Europe/Berlin")
