@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from gateway.web.keys import AUTHENTICATOR
 
 from . import handlers
-from .handlers import PRINCIPAL, Handler
+from .handlers import PRINCIPAL
 from .openapi import build_openapi
 from .problems import ApiProblem, problem_middleware
 

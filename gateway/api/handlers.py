@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -32,7 +31,6 @@ DEFAULT_LIST_WINDOW = timedelta(days=30)
 MAX_IDEMPOTENCY_KEY = 255
 
 Model = TypeVar("Model", bound=BaseModel)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _json(

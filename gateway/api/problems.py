@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
 from gateway.core.errors import (
@@ -83,9 +84,6 @@ def _respond(problem: Problem, headers: dict[str, str] | None = None) -> web.Res
         content_type=PROBLEM_JSON,
         headers=headers,
     )
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware

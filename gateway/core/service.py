@@ -107,7 +107,7 @@ class BookingService:
         timezone = draft.timezone or resource.timezone
         _check_timezone(timezone)
         span = _checked_span(draft.start, draft.end)
-        _check_text("title", draft.title, required=True)
+        _check_title(draft.title)
         fingerprint = draft.fingerprint()
         async with self._repo.transaction() as tx:
             if idempotency_key is not None:
@@ -159,7 +159,7 @@ class BookingService:
             end = (changes.end or old.end).astimezone(zone)
             span = _checked_span(start, end)
             if changes.title is not None:
-                _check_text("title", changes.title, required=True)
+                _check_title(changes.title)
             updated = replace(
                 old,
                 start=start,
@@ -279,8 +279,8 @@ def _check_timezone(name: str) -> None:
         raise InvalidBooking("timezone", f"unknown IANA timezone {name!r}") from None
 
 
-def _check_text(field: str, value: str, *, required: bool) -> None:
-    if required and not value.strip():
-        raise InvalidBooking(field, "must not be empty")
-    if len(value) > 1000:
-        raise InvalidBooking(field, "must be at most 1000 characters")
+def _check_title(title: str) -> None:
+    if not title.strip():
+        raise InvalidBooking("title", "must not be empty")
+    if len(title) > 1000:
+        raise InvalidBooking("title", "must be at most 1000 characters")
