@@ -127,6 +127,14 @@ class CalendarObject:
     booking: Booking
     ics: str
     span: TimeSpan
+    # The object's name in its collection (the last segment of its CalDAV URL,
+    # not percent-encoded). CalDAV clients choose it; everything else gets
+    # ``default_href(uid)``.
+    href: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.href:
+            object.__setattr__(self, "href", default_href(self.booking.uid))
 
     @property
     def etag(self) -> str:
@@ -142,6 +150,55 @@ class CalendarObject:
 
 
 FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def default_href(uid: str) -> str:
+    """The name an object gets when no CalDAV client chose one."""
+    return f"{uid}.ics"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectEntry:
+    """What a collection listing needs of an object, without its text."""
+
+    href: str
+    uid: str
+    etag: str
+    updated: datetime
+    size: int  # bytes of the UTF-8 text
+
+
+ANY_ENTITY = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Precondition:
+    """Conditional-request headers of a write (RFC 9110 13.1.1, 13.1.2).
+
+    Each is None when the header was not sent, else the entity tags it lists
+    (``ANY_ENTITY`` for ``*``). Checked inside the write's transaction, so no
+    other change can slip in between the check and the write."""
+
+    if_match: frozenset[str] | None = None
+    if_none_match: frozenset[str] | None = None
+
+    def holds(self, current_etag: str | None) -> bool:
+        """Whether the write may go ahead on an object whose current tag is
+        ``current_etag`` (None: no object at that name)."""
+        if self.if_match is not None:
+            # 13.1.1: "*" needs a current representation; tags compare strongly.
+            if current_etag is None:
+                return False
+            if ANY_ENTITY not in self.if_match and current_etag not in self.if_match:
+                return False
+        if self.if_none_match is not None and current_etag is not None:
+            # 13.1.2: weak comparison, so W/"x" also names "x".
+            if ANY_ENTITY in self.if_none_match:
+                return False
+            weak = {tag.removeprefix("W/") for tag in self.if_none_match}
+            if current_etag.removeprefix("W/") in weak:
+                return False
+        return True
 
 
 def etag_for(ics: str) -> str:
@@ -249,3 +306,4 @@ class Change:
     revision: int
     uid: str
     kind: ChangeKind
+    href: str

@@ -6,7 +6,7 @@ the core never imports them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,12 +16,14 @@ from .model import (
     Booking,
     CalendarObject,
     Change,
+    ObjectEntry,
     OutboxEffect,
     OutboxItem,
     ParsedObject,
     Resource,
     TimeSpan,
 )
+from .query import CompFilter, DataRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,8 @@ class ReadPort(Protocol):
 
     async def get_by_uid(self, resource_id: str, uid: str) -> CalendarObject | None: ...
 
+    async def get_by_href(self, resource_id: str, href: str) -> CalendarObject | None: ...
+
     async def in_span(
         self, resource_id: str, window: TimeSpan, *, blocking_only: bool = False
     ) -> list[CalendarObject]:
@@ -50,9 +54,9 @@ class WriteTransaction(ReadPort, Protocol):
     """One atomic unit of work. Writes serialise; on error nothing is kept."""
 
     async def save(self, obj: CalendarObject) -> int:
-        """Insert or replace the object (by resource and UID), update its index
-        rows, clear a tombstone, bump the collection revision and log the change.
-        Returns the new collection revision."""
+        """Insert or replace the object (by resource and UID; its href moves
+        with it), update its index rows, clear a tombstone, bump the collection
+        revision and log the change. Returns the new collection revision."""
         ...
 
     async def delete(self, resource_id: str, uid: str) -> int:
@@ -71,13 +75,32 @@ class Repository(ReadPort, Protocol):
 
     async def list_objects(self, resource_id: str) -> list[CalendarObject]: ...
 
+    async def list_entries(self, resource_id: str) -> list[ObjectEntry]:
+        """Every object's name, tag and size, without reading its text."""
+        ...
+
+    async def get_many(self, resource_id: str, hrefs: Sequence[str]) -> list[CalendarObject]:
+        """The objects of a collection with these names (missing ones left out)."""
+        ...
+
+    async def collection_properties(self, resource_id: str) -> dict[str, str]:
+        """Properties clients set on a collection (PROPPATCH), by Clark name."""
+        ...
+
+    async def set_collection_properties(
+        self, resource_id: str, changes: Mapping[str, str | None]
+    ) -> None:
+        """Set (or, for None, remove) collection properties, all or none."""
+        ...
+
     async def revision(self, resource_id: str) -> int:
         """Current collection revision (0 for a collection never written)."""
         ...
 
     async def changes_since(self, resource_id: str, revision: int) -> list[Change] | None:
-        """Changes after ``revision``, oldest first, one per UID (the latest);
-        ``None`` if the log no longer reaches back that far."""
+        """Changes after ``revision``, oldest first, one per href (the latest);
+        ``None`` if the log no longer reaches back that far, or ``revision`` is
+        not one this collection has had."""
         ...
 
     async def claim_outbox(self, now: datetime, limit: int) -> list[OutboxItem]:
@@ -110,4 +133,30 @@ class CalendarCodec(Protocol):
 
     def occurrences(self, obj: CalendarObject, window: TimeSpan) -> Sequence[TimeSpan]:
         """The object's occurrences that overlap ``window`` (recurrences expanded)."""
+        ...
+
+
+class CalendarQuerying(Protocol):
+    """Evaluating CalDAV queries on stored objects (implemented by ``gateway.ical``)."""
+
+    def matches(self, obj: CalendarObject, query: CompFilter) -> bool:
+        """Whether the object satisfies the filter (RFC 4791 9.7, time ranges
+        per 9.9 with recurrences expanded). Floating and all-day times count
+        in the timezone of the object's booking."""
+        ...
+
+    def calendar_data(self, obj: CalendarObject, request: DataRequest) -> str:
+        """The object's text as a query answer returns it (RFC 4791 9.6): as
+        stored, expanded (9.6.5) or with the recurrence set limited (9.6.6)."""
+        ...
+
+    def freebusy(self, objects: Sequence[CalendarObject], window: TimeSpan) -> str:
+        """A VCALENDAR with one VFREEBUSY for ``window`` (RFC 4791 7.10): the
+        merged busy periods of the objects' occurrences, FBTYPE=BUSY or
+        BUSY-TENTATIVE; cancelled and transparent objects left out."""
+        ...
+
+    def timezone_calendar(self, timezone: str) -> str:
+        """A VCALENDAR holding the VTIMEZONE of an IANA zone (the
+        CALDAV:calendar-timezone property, RFC 4791 5.2.2)."""
         ...

@@ -54,6 +54,7 @@ OBJECT_COLUMNS = (
     "span_start",
     "span_end",
     "revision",
+    "href",
 )
 
 
@@ -147,6 +148,7 @@ def encode_object(obj: CalendarObject, revision: int) -> dict[str, Any]:
         "span_start": epoch_floor(obj.span.start),
         "span_end": epoch_ceil(obj.span.end),
         "revision": revision,
+        "href": obj.href,
     }
 
 
@@ -172,7 +174,7 @@ def decode_object(row: Row) -> CalendarObject:
         recurring=bool(row["recurring"]),
     )
     span = TimeSpan(from_epoch(row["span_start"]), from_epoch(row["span_end"]))
-    return CalendarObject(booking=booking, ics=row["ics"], span=span)
+    return CalendarObject(booking=booking, ics=row["ics"], span=span, href=row["href"])
 
 
 def encode_payload(effect: OutboxEffect) -> str:

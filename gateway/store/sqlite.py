@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ from gateway.core.model import (
     CalendarObject,
     Change,
     ChangeKind,
+    ObjectEntry,
     OutboxEffect,
     OutboxItem,
     TimeSpan,
@@ -51,6 +53,7 @@ from .rows import (
 from .schema import SchemaError, migrate
 
 BUSY_TIMEOUT_MS = 5000
+_BATCH = 500
 
 # RETURNING (used for revision bumps and deletes) arrived in SQLite 3.35.
 _MIN_SQLITE = (3, 35, 0)
@@ -129,6 +132,12 @@ class _Reads:
         )
         return decode_object(rows[0]) if rows else None
 
+    async def get_by_href(self, resource_id: str, href: str) -> CalendarObject | None:
+        rows = await self._query(
+            "SELECT * FROM objects WHERE resource_id = ? AND href = ?", (resource_id, href)
+        )
+        return decode_object(rows[0]) if rows else None
+
     async def in_span(
         self, resource_id: str, window: TimeSpan, *, blocking_only: bool = False
     ) -> list[CalendarObject]:
@@ -163,36 +172,44 @@ class SqliteTransaction(_Reads):
         rows = await self._query(_BUMP_REVISION, (resource_id,))
         return int(rows[0][0])
 
-    async def _log(self, resource_id: str, revision: int, uid: str, kind: ChangeKind) -> None:
+    async def _log(
+        self, resource_id: str, revision: int, uid: str, href: str, kind: ChangeKind
+    ) -> None:
         await self._query(
-            "INSERT INTO changes (resource_id, revision, uid, kind) VALUES (?, ?, ?, ?)",
-            (resource_id, revision, uid, kind.value),
+            "INSERT INTO changes (resource_id, revision, uid, href, kind) VALUES (?, ?, ?, ?, ?)",
+            (resource_id, revision, uid, href, kind.value),
         )
 
     async def save(self, obj: CalendarObject) -> int:
         booking = obj.booking
         key = (booking.resource_id, booking.uid, booking.id)
         rows = await self._query(
-            "SELECT resource_id, uid, booking_id FROM objects "
+            "SELECT resource_id, uid, booking_id, href FROM objects "
             "WHERE booking_id = ? OR (resource_id = ? AND uid = ?)",
             (booking.id, booking.resource_id, booking.uid),
         )
+        moved_from = [row["href"] for row in rows if row["href"] != obj.href]
         for row in rows:
             # A booking id names one object for life: links in mails, outbox rows
             # and Google event ids are derived from it.
-            if tuple(row) != key:
+            if (row["resource_id"], row["uid"], row["booking_id"]) != key:
                 raise ValueError(
                     f"booking {booking.id!r} (resource {booking.resource_id!r}, uid "
                     f"{booking.uid!r}) clashes with stored booking {row['booking_id']!r} "
                     f"(resource {row['resource_id']!r}, uid {row['uid']!r})"
                 )
+        for old_href in moved_from:
+            # The object's old name is gone: sync clients must hear so (RFC 6578
+            # 3.5.2), which takes a change (and so a revision) of its own.
+            gone = await self._bump(booking.resource_id)
+            await self._log(booking.resource_id, gone, booking.uid, old_href, ChangeKind.DELETE)
         revision = await self._bump(booking.resource_id)
         await self._query(_UPSERT_OBJECT, encode_object(obj, revision))
         await self._query(
             "DELETE FROM tombstones WHERE resource_id = ? AND uid = ?",
             (booking.resource_id, booking.uid),
         )
-        await self._log(booking.resource_id, revision, booking.uid, ChangeKind.PUT)
+        await self._log(booking.resource_id, revision, booking.uid, obj.href, ChangeKind.PUT)
         return revision
 
     async def delete(self, resource_id: str, uid: str) -> int:
@@ -200,19 +217,21 @@ class SqliteTransaction(_Reads):
         current revision: retried deletes (CalDAV, Google) stay harmless and do
         not grow the change log."""
         gone = await self._query(
-            "DELETE FROM objects WHERE resource_id = ? AND uid = ? RETURNING id",
+            "DELETE FROM objects WHERE resource_id = ? AND uid = ? RETURNING href",
             (resource_id, uid),
         )
         if not gone:
             return await self._revision(resource_id)
+        href = gone[0]["href"]
         revision = await self._bump(resource_id)
         await self._query(
-            "INSERT INTO tombstones (resource_id, uid, revision, deleted_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (resource_id, uid) DO UPDATE SET "
+            "INSERT INTO tombstones (resource_id, uid, href, revision, deleted_at) "
+            "VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (resource_id, uid) DO UPDATE SET href = excluded.href, "
             "revision = excluded.revision, deleted_at = excluded.deleted_at",
-            (resource_id, uid, revision, utc_text(datetime.now(UTC))),
+            (resource_id, uid, href, revision, utc_text(datetime.now(UTC))),
         )
-        await self._log(resource_id, revision, uid, ChangeKind.DELETE)
+        await self._log(resource_id, revision, uid, href, ChangeKind.DELETE)
         return revision
 
     async def enqueue(self, effect: OutboxEffect) -> None:
@@ -336,6 +355,61 @@ class SqliteRepository(_Reads):
         )
         return [decode_object(row) for row in rows]
 
+    async def list_entries(self, resource_id: str) -> list[ObjectEntry]:
+        rows = await self._query(
+            "SELECT href, uid, etag, updated_at, length(CAST(ics AS BLOB)) AS size "
+            "FROM objects WHERE resource_id = ? ORDER BY href",
+            (resource_id,),
+        )
+        return [
+            ObjectEntry(
+                href=row["href"],
+                uid=row["uid"],
+                etag=row["etag"],
+                updated=from_utc_text(row["updated_at"]),
+                size=row["size"],
+            )
+            for row in rows
+        ]
+
+    async def get_many(self, resource_id: str, hrefs: Sequence[str]) -> list[CalendarObject]:
+        found: list[CalendarObject] = []
+        unique = list(dict.fromkeys(hrefs))
+        # Batches stay under SQLite's default limit of bound parameters.
+        for first in range(0, len(unique), _BATCH):
+            batch = unique[first : first + _BATCH]
+            marks = ", ".join("?" * len(batch))
+            rows = await self._query(
+                f"SELECT * FROM objects WHERE resource_id = ? AND href IN ({marks})",  # noqa: S608
+                (resource_id, *batch),
+            )
+            found.extend(decode_object(row) for row in rows)
+        return found
+
+    async def collection_properties(self, resource_id: str) -> dict[str, str]:
+        rows = await self._query(
+            "SELECT name, value FROM collection_properties WHERE resource_id = ?", (resource_id,)
+        )
+        return {row["name"]: row["value"] for row in rows}
+
+    async def set_collection_properties(
+        self, resource_id: str, changes: Mapping[str, str | None]
+    ) -> None:
+        async with self._transaction() as tx:
+            for name, value in changes.items():
+                if value is None:
+                    await tx._query(
+                        "DELETE FROM collection_properties WHERE resource_id = ? AND name = ?",
+                        (resource_id, name),
+                    )
+                else:
+                    await tx._query(
+                        "INSERT INTO collection_properties (resource_id, name, value) "
+                        "VALUES (?, ?, ?) ON CONFLICT (resource_id, name) "
+                        "DO UPDATE SET value = excluded.value",
+                        (resource_id, name, value),
+                    )
+
     async def revision(self, resource_id: str) -> int:
         rows = await self._query(
             "SELECT revision FROM collections WHERE resource_id = ?", (resource_id,)
@@ -348,12 +422,13 @@ class SqliteRepository(_Reads):
         rows = await self._query(
             """
             SELECT coalesce((SELECT revision FROM collections WHERE resource_id = :r), 0)
-                       AS current, NULL AS revision, NULL AS uid, NULL AS kind
+                       AS current, NULL AS revision, NULL AS uid, NULL AS kind,
+                   NULL AS href
             UNION ALL
-            SELECT NULL, c.revision, c.uid, c.kind FROM changes AS c
+            SELECT NULL, c.revision, c.uid, c.kind, c.href FROM changes AS c
             WHERE c.resource_id = :r AND c.revision > :since
               AND c.revision = (SELECT max(l.revision) FROM changes AS l
-                                WHERE l.resource_id = c.resource_id AND l.uid = c.uid)
+                                WHERE l.resource_id = c.resource_id AND l.href = c.href)
             """,
             {"r": resource_id, "since": revision},
         )
@@ -363,7 +438,12 @@ class SqliteRepository(_Reads):
         if revision < 0 or revision > current:
             return None
         changes = [
-            Change(revision=row["revision"], uid=row["uid"], kind=ChangeKind(row["kind"]))
+            Change(
+                revision=row["revision"],
+                uid=row["uid"],
+                kind=ChangeKind(row["kind"]),
+                href=row["href"],
+            )
             for row in rows[1:]
         ]
         return sorted(changes, key=lambda change: change.revision)

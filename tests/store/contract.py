@@ -233,8 +233,8 @@ class RepositoryContract:
         assert [o.uid for o in await repo.list_objects("anna")] == ["b", "a"]
         assert await repo.in_span("anna", window(10, 11)) == []
         assert await repo.changes_since("anna", 0) == [
-            Change(2, "b", ChangeKind.PUT),
-            Change(3, "a", ChangeKind.PUT),
+            Change(2, "b", ChangeKind.PUT, "b.ics"),
+            Change(3, "a", ChangeKind.PUT, "a.ics"),
         ]
 
     async def test_revisions_are_per_collection(self, repo: Repository) -> None:
@@ -242,7 +242,7 @@ class RepositoryContract:
         assert await save(repo, make_object("a", resource_id="bob")) == 1
         assert await repo.revision("anna") == 2
         assert await repo.revision("bob") == 1
-        assert await repo.changes_since("bob", 0) == [Change(1, "a", ChangeKind.PUT)]
+        assert await repo.changes_since("bob", 0) == [Change(1, "a", ChangeKind.PUT, "a.ics")]
         # The same UID in two calendars is two objects.
         assert await repo.get_by_uid("bob", "a") == make_object("a", resource_id="bob")
         assert await repo.get_by_uid("anna", "a") == make_object("a")
@@ -254,8 +254,8 @@ class RepositoryContract:
             assert await tx.save(make_object("a")) == 1
             assert await tx.save(make_object("b")) == 2
         assert await repo.changes_since("anna", 0) == [
-            Change(1, "a", ChangeKind.PUT),
-            Change(2, "b", ChangeKind.PUT),
+            Change(1, "a", ChangeKind.PUT, "a.ics"),
+            Change(2, "b", ChangeKind.PUT, "b.ics"),
         ]
 
     async def test_booking_id_stays_bound_to_its_object(self, repo: Repository) -> None:
@@ -277,10 +277,10 @@ class RepositoryContract:
         assert await repo.in_span("anna", window(0, 24)) != []  # b is still there
         assert await uids_in(repo, window(0, 24)) == ["b"]
         assert await repo.changes_since("anna", 0) == [
-            Change(2, "b", ChangeKind.PUT),
-            Change(3, "a", ChangeKind.DELETE),
+            Change(2, "b", ChangeKind.PUT, "b.ics"),
+            Change(3, "a", ChangeKind.DELETE, "a.ics"),
         ]
-        assert await repo.changes_since("anna", 2) == [Change(3, "a", ChangeKind.DELETE)]
+        assert await repo.changes_since("anna", 2) == [Change(3, "a", ChangeKind.DELETE, "a.ics")]
 
     async def test_delete_of_missing_object_changes_nothing(self, repo: Repository) -> None:
         await save(repo, make_object("a"))
@@ -295,8 +295,8 @@ class RepositoryContract:
         await delete(repo, "a")
         assert await save(repo, obj) == 3
         assert await repo.get_by_uid("anna", "a") == obj
-        assert await repo.changes_since("anna", 0) == [Change(3, "a", ChangeKind.PUT)]
-        assert await repo.changes_since("anna", 2) == [Change(3, "a", ChangeKind.PUT)]
+        assert await repo.changes_since("anna", 0) == [Change(3, "a", ChangeKind.PUT, "a.ics")]
+        assert await repo.changes_since("anna", 2) == [Change(3, "a", ChangeKind.PUT, "a.ics")]
 
     async def test_list_objects_by_span_start_one_resource_only(self, repo: Repository) -> None:
         await save(
@@ -312,7 +312,7 @@ class RepositoryContract:
 
     # -- change log ------------------------------------------------------------
 
-    async def test_changes_since_one_per_uid_latest_oldest_first(self, repo: Repository) -> None:
+    async def test_changes_since_one_per_href_latest_oldest_first(self, repo: Repository) -> None:
         await save(repo, make_object("a"))  # 1
         await save(repo, make_object("b"))  # 2
         await save(repo, make_object("a", title="again"))  # 3
@@ -321,16 +321,76 @@ class RepositoryContract:
         await save(repo, make_object("d"))  # 6
         await delete(repo, "d")  # 7
         assert await repo.changes_since("anna", 0) == [
-            Change(3, "a", ChangeKind.PUT),
-            Change(4, "c", ChangeKind.PUT),
-            Change(5, "b", ChangeKind.DELETE),
-            Change(7, "d", ChangeKind.DELETE),
+            Change(3, "a", ChangeKind.PUT, "a.ics"),
+            Change(4, "c", ChangeKind.PUT, "c.ics"),
+            Change(5, "b", ChangeKind.DELETE, "b.ics"),
+            Change(7, "d", ChangeKind.DELETE, "d.ics"),
         ]
         assert await repo.changes_since("anna", 4) == [
-            Change(5, "b", ChangeKind.DELETE),
-            Change(7, "d", ChangeKind.DELETE),
+            Change(5, "b", ChangeKind.DELETE, "b.ics"),
+            Change(7, "d", ChangeKind.DELETE, "d.ics"),
         ]
         assert await repo.changes_since("anna", 7) == []
+
+    # -- names (hrefs) ------------------------------------------------------------
+
+    async def test_objects_are_found_by_their_name(self, repo: Repository) -> None:
+        named = replace(make_object("u:1/odd"), href="client-chosen name.ics")
+        await save(repo, named, make_object("plain"))
+        assert await repo.get_by_href("anna", "client-chosen name.ics") == named
+        assert await repo.get_by_href("anna", "u:1/odd.ics") is None
+        assert await repo.get_by_href("bob", "client-chosen name.ics") is None
+        assert (await repo.get_by_href("anna", "plain.ics")) == make_object("plain")
+
+    async def test_list_entries_has_names_tags_and_byte_sizes(self, repo: Repository) -> None:
+        first = make_object("b", ics=ics_for("b", "SUMMARY:Zoë\r\n"))
+        second = replace(make_object("a"), href="x.ics")
+        await save(repo, first, second, make_object("other", resource_id="bob"))
+        entries = await repo.list_entries("anna")
+        assert [(e.href, e.uid, e.etag) for e in entries] == [
+            ("b.ics", "b", first.etag),
+            ("x.ics", "a", second.etag),
+        ]
+        assert entries[0].size == len(first.ics.encode("utf-8")) > len(first.ics)
+        assert entries[0].updated == CREATED
+
+    async def test_get_many_returns_the_named_objects_of_one_collection(
+        self, repo: Repository
+    ) -> None:
+        objects = [make_object(f"u{n}") for n in range(1200)]
+        await save(repo, *objects, make_object("u1", resource_id="bob"))
+        wanted = [f"u{n}.ics" for n in range(0, 1200, 2)] + ["missing.ics", "u0.ics"]
+        found = await repo.get_many("anna", wanted)
+        assert sorted(o.href for o in found) == sorted(f"u{n}.ics" for n in range(0, 1200, 2))
+        assert all(o.resource_id == "anna" for o in found)
+        assert await repo.get_many("anna", []) == []
+
+    async def test_a_renamed_object_logs_the_old_name_as_deleted(self, repo: Repository) -> None:
+        await save(repo, make_object("a"))  # 1
+        await save(repo, replace(make_object("a"), href="renamed.ics"))  # 2 delete, 3 put
+        assert await repo.get_by_href("anna", "a.ics") is None
+        assert await repo.changes_since("anna", 1) == [
+            Change(2, "a", ChangeKind.DELETE, "a.ics"),
+            Change(3, "a", ChangeKind.PUT, "renamed.ics"),
+        ]
+        assert await repo.revision("anna") == 3
+        assert (await repo.get_by_uid("anna", "a")) is not None
+
+    async def test_delete_logs_the_name_the_object_had(self, repo: Repository) -> None:
+        await save(repo, replace(make_object("a"), href="chosen.ics"))
+        await delete(repo, "a")
+        assert await repo.changes_since("anna", 1) == [
+            Change(2, "a", ChangeKind.DELETE, "chosen.ics")
+        ]
+
+    async def test_collection_properties_set_replace_and_remove(self, repo: Repository) -> None:
+        assert await repo.collection_properties("anna") == {}
+        await repo.set_collection_properties("anna", {"{DAV:}displayname": "Anna", "{x}c": "#f00"})
+        await repo.set_collection_properties("anna", {"{x}c": None, "{DAV:}displayname": "A."})
+        assert await repo.collection_properties("anna") == {"{DAV:}displayname": "A."}
+        assert await repo.collection_properties("bob") == {}
+        # Setting properties is not a change of the calendar's contents.
+        assert await repo.revision("anna") == 0
 
     async def test_changes_since_refuses_a_future_token(self, repo: Repository) -> None:
         assert await repo.changes_since("anna", 1) is None
@@ -625,8 +685,8 @@ class RepositoryContract:
             assert await again.get_by_id(obj.booking.id) == obj
             assert await again.revision("anna") == 3
             assert await again.changes_since("anna", 0) == [
-                Change(1, obj.uid, ChangeKind.PUT),
-                Change(3, "gone", ChangeKind.DELETE),
+                Change(1, obj.uid, ChangeKind.PUT, obj.href),
+                Change(3, "gone", ChangeKind.DELETE, "gone.ics"),
             ]
             assert [i.effect for i in await again.claim_outbox(datetime.now(UTC), 10)] == [
                 effect(1)

@@ -13,7 +13,7 @@ from typing import Any
 import aiosqlite
 import pytest
 
-from gateway.core.model import FAR_FUTURE, TimeSpan
+from gateway.core.model import FAR_FUTURE, Change, ChangeKind, TimeSpan
 from gateway.core.ports import IdempotencyRecord
 from gateway.store import SchemaTooNewError, SqliteRepository, open_sqlite_repository
 from gateway.store.schema import Migration, bundled_migrations, migrate, user_version
@@ -206,7 +206,7 @@ async def test_newer_database_is_refused(db_file: Path) -> None:
     conn = sqlite3.connect(db_file)
     conn.execute("PRAGMA user_version = 999")
     conn.close()
-    with pytest.raises(SchemaTooNewError, match=r"version 999 is newer .* supports \(1\)"):
+    with pytest.raises(SchemaTooNewError, match=r"version 999 is newer .* supports \(2\)"):
         await open_sqlite_repository(db_file)
     # Refusing changed nothing.
     assert query(db_file, "PRAGMA user_version") == [(999,)]
@@ -226,6 +226,34 @@ async def test_failed_migration_rolls_back_to_previous_version(tmp_path: Path) -
         # Fixed, it goes on from where it stopped.
         fixed = Migration(2, "fixed", "CREATE TABLE two (x INTEGER);\n")
         assert await migrate(conn, [good, fixed]) == 2
+
+
+async def test_upgrade_from_version_1_names_objects_after_their_uid(db_file: Path) -> None:
+    db_file.parent.mkdir(parents=True)
+    async with aiosqlite.connect(db_file, isolation_level=None) as conn:
+        await migrate(conn, bundled_migrations()[:1])
+        await conn.execute("INSERT INTO collections VALUES ('anna', 2)")
+        await conn.execute(
+            "INSERT INTO objects (resource_id, uid, booking_id, title, description, location,"
+            " start_at, end_at, timezone, created_at, updated_at, attendees, status,"
+            " transparent, origin, sequence, recurring, ics, etag, span_start, span_end,"
+            " revision) VALUES ('anna', 'old@x', 'b1', 't', '', '', '2026-01-01T10:00:00+00:00',"
+            " '2026-01-01T11:00:00+00:00', 'UTC', '2026-01-01T00:00:00.000000+00:00',"
+            " '2026-01-01T00:00:00.000000+00:00', '[]', 'confirmed', 0, 'api', 0, 0, 'x', '\"e\"',"
+            " 1767261600, 1767265200, 1)"
+        )
+        await conn.execute("INSERT INTO changes VALUES ('anna', 1, 'old@x', 'put')")
+        await conn.execute("INSERT INTO changes VALUES ('anna', 2, 'gone@x', 'delete')")
+    repo = await open_sqlite_repository(db_file)
+    try:
+        obj = await repo.get_by_href("anna", "old@x.ics")
+        assert obj is not None and obj.uid == "old@x"
+        assert await repo.changes_since("anna", 0) == [
+            Change(1, "old@x", ChangeKind.PUT, "old@x.ics"),
+            Change(2, "gone@x", ChangeKind.DELETE, "gone@x.ics"),
+        ]
+    finally:
+        await repo.close()
 
 
 def test_statement_splitting_keeps_trigger_bodies_whole() -> None:
