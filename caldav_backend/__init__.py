@@ -1,1 +1,11 @@
-"""CalDAV/WebDAV protocol over the booking core (the CalDAV issue fills this in)."""
+"""CalDAV/WebDAV over the booking store (RFC 4918, 4791, 6578, 5397).
+
+``dav`` is generic WebDAV (XML, properties, PROPFIND, PROPPATCH, multistatus,
+sync-collection) and never imports ``caldav``; ``caldav`` is the calendar
+side (the resource tree, objects, reports); ``app`` mounts both on aiohttp.
+"""
+
+from caldav_backend.app import create_dav_app, well_known_caldav
+from caldav_backend.caldav.names import DAV_ROOT
+
+__all__ = ["DAV_ROOT", "create_dav_app", "well_known_caldav"]

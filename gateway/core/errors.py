@@ -54,3 +54,22 @@ class InvalidCalendarData(GatewayError):
         super().__init__(f"{precondition}: {message}")
         self.precondition = precondition
         self.message = message
+
+
+class PreconditionFailed(GatewayError):
+    """If-Match / If-None-Match did not hold (RFC 9110 13.1): the object
+    changed since the client read it, or exists when it should not."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UidConflict(GatewayError):
+    """The UID is already used by another object of the collection (RFC 4791
+    5.3.2.1 ``no-uid-conflict``); ``href`` names that object."""
+
+    def __init__(self, uid: str, href: str, message: str | None = None) -> None:
+        super().__init__(message or f"UID {uid!r} is already used by the calendar object {href!r}")
+        self.uid = uid
+        self.href = href

@@ -7,20 +7,30 @@ revision bump, the change-log row and the outbox rows for its side effects
 
 from __future__ import annotations
 
+import bisect
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .errors import BookingConflict, IdempotencyKeyReused, InvalidBooking, NotFound
+from .errors import (
+    BookingConflict,
+    IdempotencyKeyReused,
+    InvalidBooking,
+    NotFound,
+    PreconditionFailed,
+    UidConflict,
+)
 from .model import (
     Booking,
     BookingChanges,
     BookingDraft,
     BookingStatus,
     CalendarObject,
+    Origin,
     OutboxEffect,
+    Precondition,
     Resource,
     TimeSpan,
     merge_spans,
@@ -32,6 +42,9 @@ INVITATION = "invitation"
 
 MAX_BOOKING_LENGTH = timedelta(days=31)
 MAX_QUERY_WINDOW = timedelta(days=366)
+# How far around now recurring objects are checked for double bookings.
+CONFLICT_PAST = timedelta(days=366)
+CONFLICT_HORIZON = timedelta(days=2 * 366)
 
 
 def _utc_now() -> datetime:
@@ -119,7 +132,7 @@ class BookingService:
                     if obj is None:  # pragma: no cover - the store keeps both together
                         raise NotFound("booking", earlier.booking_id)
                     return obj.booking
-            await self._refuse_overlap(tx, resource.id, span, exclude_uid=None)
+            await self._refuse_overlap(tx, resource.id, [span], exclude_uid=None)
             now = self._clock()
             booking_id = self._new_id()
             booking = Booking(
@@ -172,7 +185,7 @@ class BookingService:
             if updated == old:
                 return old
             if span != TimeSpan(old.start, old.end) and old.blocks_time:
-                await self._refuse_overlap(tx, resource.id, span, exclude_uid=old.uid)
+                await self._refuse_overlap(tx, resource.id, [span], exclude_uid=old.uid)
             updated = replace(updated, sequence=old.sequence + 1, updated=self._clock())
             await self._save(tx, updated, resource, previous=previous)
             await self._notify(tx, updated, "rescheduled" if changes.moves_time else "updated")
@@ -196,6 +209,102 @@ class BookingService:
             await self._notify(tx, cancelled, "cancelled")
             return cancelled
 
+    # -- calendar objects (CalDAV) -----------------------------------------------
+
+    async def put_object(
+        self, resource_id: str, href: str, ics: str, condition: Precondition
+    ) -> tuple[CalendarObject, bool]:
+        """Store a client's calendar object under ``href`` exactly as sent
+        (RFC 4791 5.3.2); returns it and whether it is new.
+
+        Raises ``InvalidCalendarData`` (not a valid object resource),
+        ``PreconditionFailed``, ``UidConflict`` and ``BookingConflict``. The
+        object is parsed before the transaction: parsing is the slow part and
+        must not hold the write lock."""
+        resource = self.resource(resource_id)
+        parsed = self._codec.parse(ics, resource.timezone)
+        async with self._repo.transaction() as tx:
+            previous = await tx.get_by_href(resource_id, href)
+            if not condition.holds(previous.etag if previous else None):
+                raise PreconditionFailed(_precondition_message(href, previous))
+            if previous is not None and previous.uid != parsed.uid:
+                # A new UID would make this a different object (and booking)
+                # under an old name; clients delete and create instead.
+                raise UidConflict(
+                    previous.uid,
+                    href,
+                    f"the object {href!r} has UID {previous.uid!r}; delete it to store "
+                    f"UID {parsed.uid!r} under this name",
+                )
+            if previous is None:
+                holder = await tx.get_by_uid(resource_id, parsed.uid)
+                if holder is not None:
+                    raise UidConflict(parsed.uid, holder.href)
+            if previous is not None and previous.ics == ics:
+                return previous, False  # a repeated PUT changes nothing
+            now = self._clock()
+            booking = Booking(
+                id=previous.booking.id if previous else self._new_id(),
+                resource_id=resource_id,
+                uid=parsed.uid,
+                title=parsed.title,
+                start=parsed.start,
+                end=parsed.end,
+                timezone=parsed.timezone,
+                created=previous.booking.created if previous else now,
+                updated=now,
+                description=parsed.description,
+                location=parsed.location,
+                attendees=parsed.attendees,
+                status=parsed.status,
+                transparent=parsed.transparent,
+                origin=previous.booking.origin if previous else Origin.CALDAV,
+                sequence=parsed.sequence,
+                recurring=parsed.recurring,
+            )
+            obj = CalendarObject(booking=booking, ics=ics, span=parsed.span, href=href)
+            await self._refuse_double_booking(tx, obj, previous)
+            await tx.save(obj)
+            return obj, previous is None
+
+    async def delete_object(self, resource_id: str, href: str, condition: Precondition) -> None:
+        """Remove a calendar object (CalDAV DELETE); raises ``NotFound`` and
+        ``PreconditionFailed``."""
+        self.resource(resource_id)
+        async with self._repo.transaction() as tx:
+            previous = await tx.get_by_href(resource_id, href)
+            if previous is None:
+                raise NotFound("calendar object", href)
+            if not condition.holds(previous.etag):
+                raise PreconditionFailed(_precondition_message(href, previous))
+            await tx.delete(resource_id, previous.uid)
+
+    async def _refuse_double_booking(
+        self, tx: WriteTransaction, obj: CalendarObject, previous: CalendarObject | None
+    ) -> None:
+        """Refuse time the object newly claims if it overlaps other busy time.
+
+        Only newly claimed occurrences are checked, so editing the title of a
+        series that already overlaps something (a busy block imported later,
+        say) still works. Recurring objects are checked within
+        ``CONFLICT_PAST`` before and ``CONFLICT_HORIZON`` after now: an
+        unbounded series has no last occurrence to check up to."""
+        if not obj.booking.blocks_time:
+            return  # TRANSP:TRANSPARENT or cancelled (RFC 5545 3.8.2.7)
+        window = obj.span
+        if obj.booking.recurring or (previous is not None and previous.booking.recurring):
+            now = self._clock()
+            start = max(window.start, now - CONFLICT_PAST)
+            end = min(window.end, now + CONFLICT_HORIZON)
+            if end <= start:
+                return
+            window = TimeSpan(start, end)
+        claimed = list(self._codec.occurrences(obj, window))
+        if previous is not None and previous.booking.blocks_time:
+            held = set(self._codec.occurrences(previous, window))
+            claimed = [span for span in claimed if span not in held]
+        await self._refuse_overlap(tx, obj.resource_id, claimed, exclude_uid=obj.uid)
+
     # -- helpers ---------------------------------------------------------------
 
     def _hits(self, obj: CalendarObject, window: TimeSpan) -> bool:
@@ -204,14 +313,27 @@ class BookingService:
         return bool(self._codec.occurrences(obj, window))
 
     async def _refuse_overlap(
-        self, tx: WriteTransaction, resource_id: str, span: TimeSpan, exclude_uid: str | None
+        self,
+        tx: WriteTransaction,
+        resource_id: str,
+        claimed: Sequence[TimeSpan],
+        exclude_uid: str | None,
     ) -> None:
-        candidates = await tx.in_span(resource_id, span, blocking_only=True)
+        """Raise ``BookingConflict`` if busy time of the resource (other than
+        the object ``exclude_uid`` itself) overlaps any ``claimed`` span."""
+        # Zero-length spans block nothing (half-open overlap).
+        wanted = merge_spans(s for s in claimed if s.start < s.end)
+        if not wanted:
+            return
+        window = TimeSpan(wanted[0].start, wanted[-1].end)
+        starts = [s.start for s in wanted]
+        candidates = await tx.in_span(resource_id, window, blocking_only=True)
         clashes = [
             occurrence
             for obj in candidates
             if obj.uid != exclude_uid
-            for occurrence in self._codec.occurrences(obj, span)
+            for occurrence in self._codec.occurrences(obj, window)
+            if _overlaps_any(occurrence, wanted, starts)
         ]
         if clashes:
             raise BookingConflict(resource_id, merge_spans(clashes))
@@ -244,6 +366,21 @@ async def _existing(tx: ReadPort, booking_id: str) -> CalendarObject:
     if obj is None:
         raise NotFound("booking", booking_id)
     return obj
+
+
+def _overlaps_any(span: TimeSpan, disjoint: list[TimeSpan], starts: list[datetime]) -> bool:
+    """Whether ``span`` overlaps one of ``disjoint`` (sorted, merged; ``starts``
+    their start times): only the last span starting before ``span`` ends can."""
+    if span.start >= span.end:
+        return False
+    index = bisect.bisect_left(starts, span.end) - 1
+    return index >= 0 and disjoint[index].end > span.start
+
+
+def _precondition_message(href: str, current: CalendarObject | None) -> str:
+    if current is None:
+        return f"there is no calendar object {href!r}"
+    return f"the calendar object {href!r} has changed (its entity tag is now {current.etag})"
 
 
 def _span_of(booking: Booking) -> TimeSpan:

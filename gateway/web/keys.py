@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.core.ports import Repository
+from gateway.core.ports import CalendarQuerying, Repository
 from gateway.core.service import BookingService
 from gateway.settings import Settings
 
@@ -20,3 +20,4 @@ AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 METRICS = web.AppKey("metrics", Metrics)
 REPOSITORY = web.AppKey("repository", Repository)
 BOOKINGS = web.AppKey("bookings", BookingService)
+CALENDAR_QUERIES = web.AppKey("calendar_queries", CalendarQuerying)

@@ -1,0 +1,145 @@
+"""The CalDAV sub-application, mounted at ``/dav/`` by ``gateway.app``.
+
+One catch-all route: WebDAV methods are many and its URL space is a tree the
+config defines, so the path is resolved here (``caldav.tree.resolve``) and
+the method picks the handler, one module each.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway.web.auth import Principal
+from gateway.web.keys import AUTHENTICATOR, BOOKINGS, CALENDAR_QUERIES, REPOSITORY, SETTINGS
+
+from .caldav.delete import delete
+from .caldav.get import get_object
+from .caldav.mkcalendar import refuse_new_collection
+from .caldav.names import DAV_ROOT
+from .caldav.options import options
+from .caldav.put import put_object
+from .caldav.report import report
+from .caldav.tree import (
+    CalendarNode,
+    DavContext,
+    HomeNode,
+    ObjectNode,
+    PrincipalNode,
+    PrincipalsNode,
+    RootNode,
+    Target,
+    resolve,
+)
+from .dav.errors import DavError
+from .dav.propfind import propfind
+from .dav.proppatch import proppatch
+from .dav.resource import DavNode
+
+log = logging.getLogger(__name__)
+
+PRINCIPAL = web.RequestKey("dav_principal", Principal)
+
+Method = Callable[[web.Request, DavContext, Target], Awaitable[web.StreamResponse]]
+
+
+async def load_node(ctx: DavContext, target: Target) -> DavNode:
+    match target.kind:
+        case "root":
+            return RootNode(DAV_ROOT, ctx)
+        case "principals":
+            return PrincipalsNode(ctx)
+        case "principal":
+            return PrincipalNode(ctx)
+        case "home":
+            return HomeNode(ctx)
+    assert target.resource is not None
+    if target.kind == "calendar":
+        return await CalendarNode.load(ctx, target.resource)
+    assert target.name is not None
+    obj = await ctx.repository.get_by_href(target.resource.id, target.name)
+    if obj is None:
+        raise DavError(404, f"no calendar object {target.name!r} in {target.resource.id!r}")
+    return ObjectNode(ctx, target.resource.id, obj)
+
+
+async def _propfind(request: web.Request, ctx: DavContext, target: Target) -> web.Response:
+    return await propfind(request, await load_node(ctx, target))
+
+
+async def _proppatch(request: web.Request, ctx: DavContext, target: Target) -> web.Response:
+    return await proppatch(request, await load_node(ctx, target))
+
+
+async def _report(request: web.Request, ctx: DavContext, target: Target) -> web.Response:
+    return await report(request, await load_node(ctx, target))
+
+
+METHODS: dict[str, Method] = {
+    "GET": get_object,
+    "HEAD": get_object,
+    "PUT": put_object,
+    "DELETE": delete,
+    "PROPFIND": _propfind,
+    "PROPPATCH": _proppatch,
+    "REPORT": _report,
+}
+
+
+@web.middleware
+async def _dav_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except DavError as error:
+        return error.response()
+
+
+@web.middleware
+async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method == "OPTIONS":
+        return await handler(request)  # capabilities are no secret (RFC 4918 10.1)
+    principal = await request.config_dict[AUTHENTICATOR].authenticate(
+        request.headers.get("Authorization")
+    )
+    if principal is None:
+        raise DavError(
+            401,
+            "sign in with the user name and password of a user in the gateway's config",
+            headers={"WWW-Authenticate": 'Basic realm="calgateway", charset="UTF-8"'},
+        )
+    request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+async def _dispatch(request: web.Request) -> web.StreamResponse:
+    if request.method == "OPTIONS":
+        return await options(request)
+    if request.method in ("MKCALENDAR", "MKCOL"):
+        raise refuse_new_collection()
+    method = METHODS.get(request.method)
+    if method is None:
+        raise DavError(405, f"{request.method} is not supported here")
+    app = request.config_dict
+    ctx = DavContext(
+        principal=request[PRINCIPAL],
+        repository=app[REPOSITORY],
+        bookings=app[BOOKINGS],
+        queries=app[CALENDAR_QUERIES],
+        max_resource_size=app[SETTINGS].server.max_body_bytes,
+    )
+    target = resolve(ctx, request.rel_url.raw_path)
+    return await method(request, ctx, target)
+
+
+def create_dav_app() -> web.Application:
+    dav = web.Application(middlewares=[_dav_errors, _authenticate])
+    dav.router.add_route("*", "/{path:.*}", _dispatch, name="dav")
+    return dav
+
+
+async def well_known_caldav(request: web.Request) -> web.Response:
+    """RFC 6764 5: ``/.well-known/caldav`` points at the context path."""
+    raise web.HTTPMovedPermanently(location=DAV_ROOT)

@@ -1,0 +1,49 @@
+"""The calendar-query REPORT (RFC 4791 7.8).
+
+Candidates come from the store's time index when the filter bounds time,
+then the query engine checks each one; the common "events in this week"
+query on non-recurring objects never parses a single object."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from caldav_backend.dav.multistatus import PropRequest, multistatus, node_response
+from caldav_backend.dav.xml import Element
+from gateway.core.model import CalendarObject
+from gateway.core.query import CompFilter
+
+from .filters import parse_data_request, parse_filter
+from .names import CALENDAR_DATA
+from .tree import CalendarNode, ObjectNode
+
+# Components a stored object can hold (RFC 4791 4.1: one type per object,
+# and this gateway stores events only).
+_STORED = frozenset({"VEVENT", "VTIMEZONE"})
+
+
+def _can_match(query: CompFilter) -> bool:
+    """False when the filter asks for a component no stored object has
+    (Thunderbird asks every calendar for VTODOs)."""
+    return all(c.name in _STORED or c.is_not_defined for c in query.comp_filters)
+
+
+async def calendar_query(node: CalendarNode, root: Element) -> web.Response:
+    query = parse_filter(root)
+    props = PropRequest.from_parent(root)
+    data_request = parse_data_request(props.requested.get(CALENDAR_DATA))
+    if not _can_match(query):
+        return multistatus([])
+    ctx = node.ctx
+    resource_id = node.resource.id
+    window = query.index_window()
+    candidates: list[CalendarObject]
+    if window is None:
+        candidates = await ctx.repository.list_objects(resource_id)
+    else:
+        candidates = await ctx.repository.in_span(resource_id, window)
+    return multistatus(
+        node_response(ObjectNode(ctx, resource_id, obj, data_request=data_request), props)
+        for obj in candidates
+        if ctx.queries.matches(obj, query)
+    )

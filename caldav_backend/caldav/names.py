@@ -1,0 +1,76 @@
+"""Namespaces, element names and URL layout of the CalDAV side.
+
+URLs (DESIGN.md, public surface): ``/dav/`` is the root, principals live at
+``/dav/principals/{user}/``, every user's calendar home is ``/dav/calendars/``
+(listing just the calendars the config grants them), calendars are
+``/dav/calendars/{resource}/`` and objects the names clients give them inside.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from caldav_backend.dav.xml import clark, dav
+
+CALDAV_NS = "urn:ietf:params:xml:ns:caldav"
+CALENDARSERVER_NS = "http://calendarserver.org/ns/"
+APPLE_ICAL_NS = "http://apple.com/ns/ical/"
+GATEWAY_NS = "urn:calgateway:"
+
+DAV_ROOT = "/dav/"
+PRINCIPALS = "principals"
+CALENDARS = "calendars"
+
+
+def cal(name: str) -> str:
+    return clark(CALDAV_NS, name)
+
+
+def cs(name: str) -> str:
+    return clark(CALENDARSERVER_NS, name)
+
+
+def apple(name: str) -> str:
+    return clark(APPLE_ICAL_NS, name)
+
+
+def gw(name: str) -> str:
+    return clark(GATEWAY_NS, name)
+
+
+# RFC 3986 pchar minus "/": everything else is percent-encoded in hrefs.
+_SEGMENT_SAFE = "-._~!$&'()*+,;=:@"
+
+
+def segment(name: str) -> str:
+    return quote(name, safe=_SEGMENT_SAFE)
+
+
+def principals_href() -> str:
+    return f"{DAV_ROOT}{PRINCIPALS}/"
+
+
+def principal_href(user: str) -> str:
+    return f"{principals_href()}{segment(user)}/"
+
+
+def home_href() -> str:
+    return f"{DAV_ROOT}{CALENDARS}/"
+
+
+def calendar_href(resource_id: str) -> str:
+    return f"{home_href()}{segment(resource_id)}/"
+
+
+def object_href(resource_id: str, name: str) -> str:
+    return f"{calendar_href(resource_id)}{segment(name)}"
+
+
+# Properties
+RESOURCETYPE = dav("resourcetype")
+DISPLAYNAME = dav("displayname")
+GETETAG = dav("getetag")
+CALENDAR_DATA = cal("calendar-data")
+CALENDAR_DESCRIPTION = cal("calendar-description")
+CALENDAR_COLOR = apple("calendar-color")
+CALENDAR_ORDER = apple("calendar-order")

@@ -1,0 +1,47 @@
+"""REPORT (RFC 3253 3.6): dispatch on the body's root element."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from caldav_backend.dav.errors import DavError
+from caldav_backend.dav.sync import sync_collection
+from caldav_backend.dav.xml import Element, dav, parse_body
+
+from .calendar_multiget import calendar_multiget
+from .calendar_query import calendar_query
+from .free_busy_query import free_busy_query
+from .names import cal
+from .tree import CalendarNode
+
+Report = Callable[[CalendarNode, Element], Awaitable[web.Response]]
+
+
+async def _sync_collection(node: CalendarNode, root: Element) -> web.Response:
+    return await sync_collection(root, node)
+
+
+REPORTS: dict[str, Report] = {
+    cal("calendar-query"): calendar_query,
+    cal("calendar-multiget"): calendar_multiget,
+    cal("free-busy-query"): free_busy_query,
+    dav("sync-collection"): _sync_collection,
+}
+
+
+async def report(request: web.Request, node: object) -> web.Response:
+    root = parse_body(await request.read())
+    if root is None:
+        raise DavError(400, "REPORT needs a body naming the report")
+    handler = REPORTS.get(root.tag)
+    if handler is None or not isinstance(node, CalendarNode):
+        where = "on a calendar" if isinstance(node, CalendarNode) else "here"
+        raise DavError(
+            403,
+            f"the report {root.tag} is not supported {where}; calendars support "
+            + ", ".join(REPORTS),
+            dav("supported-report"),
+        )
+    return await handler(node, root)

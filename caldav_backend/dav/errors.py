@@ -1,0 +1,54 @@
+"""WebDAV errors: a status, a message for people and, where a protocol rule
+was broken, the precondition element that names it (RFC 4918 16)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aiohttp import web
+from lxml import etree
+
+_DAV_ERROR = "{DAV:}error"
+_DAV_HREF = "{DAV:}href"
+# Extension element for the human-readable reason (RFC 4918 16 lets error
+# bodies carry elements of other namespaces).
+MESSAGE = "{urn:calgateway:}message"
+
+
+class DavError(Exception):
+    """Answered as ``status`` with a ``DAV:error`` body.
+
+    ``condition`` is the Clark name of the pre/postcondition element (for
+    example ``{urn:ietf:params:xml:ns:caldav}valid-calendar-data``); ``hrefs``
+    go inside it where the rule names resources (``no-uid-conflict``)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        condition: str | None = None,
+        *,
+        hrefs: tuple[str, ...] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.condition = condition
+        self.hrefs = hrefs
+        self.headers = dict(headers or {})
+
+    def response(self) -> web.Response:
+        root = etree.Element(_DAV_ERROR, nsmap={"D": "DAV:", "G": "urn:calgateway:"})
+        if self.condition is not None:
+            condition = etree.SubElement(root, self.condition)
+            for href in self.hrefs:
+                etree.SubElement(condition, _DAV_HREF).text = href
+        etree.SubElement(root, MESSAGE).text = self.message
+        return web.Response(
+            status=self.status,
+            body=etree.tostring(root, xml_declaration=True, encoding="utf-8"),
+            content_type="application/xml",
+            charset="utf-8",
+            headers=self.headers,
+        )
