@@ -20,7 +20,7 @@ from .caldav.delete import delete
 from .caldav.get import get_object
 from .caldav.mkcalendar import refuse_new_collection
 from .caldav.names import DAV_ROOT
-from .caldav.options import options
+from .caldav.options import ALLOW, options
 from .caldav.put import put_object
 from .caldav.report import report
 from .caldav.tree import (
@@ -94,6 +94,9 @@ async def _dav_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         return await handler(request)
     except DavError as error:
+        if error.status == 405:
+            # RFC 9110 15.5.6: a 405 lists the methods the resource does support.
+            error.headers.setdefault("Allow", ALLOW)
         return error.response()
 
 
@@ -143,3 +146,10 @@ def create_dav_app() -> web.Application:
 async def well_known_caldav(request: web.Request) -> web.Response:
     """RFC 6764 5: ``/.well-known/caldav`` points at the context path."""
     raise web.HTTPMovedPermanently(location=DAV_ROOT)
+
+
+async def server_root_to_dav(request: web.Request) -> web.Response:
+    """Clients given just the server's address (python-caldav, Thunderbird)
+    PROPFIND ``/`` for the current-user-principal; 308 keeps the method and
+    body on the way to ``/dav/`` (RFC 9110 15.4.9)."""
+    raise web.HTTPPermanentRedirect(location=DAV_ROOT)

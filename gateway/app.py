@@ -13,15 +13,23 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from caldav_backend import DAV_ROOT, create_dav_app, server_root_to_dav, well_known_caldav
 from gateway.api import create_api_app
 from gateway.core.model import Resource
 from gateway.core.service import BookingService
 from gateway.feeds import FEED_RESOURCES, FEED_SOURCE, FeedResource, create_feeds_app
-from gateway.ical import ICalCodec
+from gateway.ical import ICalCodec, ICalQueryEngine
 from gateway.settings import Settings
 from gateway.store import open_sqlite_repository
 from gateway.web.auth import Authenticator
-from gateway.web.keys import AUTHENTICATOR, BOOKINGS, METRICS, REPOSITORY, SETTINGS
+from gateway.web.keys import (
+    AUTHENTICATOR,
+    BOOKINGS,
+    CALENDAR_QUERIES,
+    METRICS,
+    REPOSITORY,
+    SETTINGS,
+)
 from gateway.web.observability import METRICS_CONTENT_TYPE, Metrics, metrics_middleware
 
 log = logging.getLogger("calgateway")
@@ -48,6 +56,9 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/metrics", _metrics, name="metrics")
     app.add_subapp("/api/v1/", create_api_app())
     app.add_subapp("/feeds/", create_feeds_app())
+    app.add_subapp(DAV_ROOT, create_dav_app())
+    app.router.add_route("*", "/.well-known/caldav", well_known_caldav, name="well-known-caldav")
+    app.router.add_route("PROPFIND", "/", server_root_to_dav, name="root-propfind")
     return app
 
 
@@ -56,6 +67,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     repository = await open_sqlite_repository(settings.storage.sqlite_path)
     resources = domain_resources(settings)
     app[REPOSITORY] = repository
+    app[CALENDAR_QUERIES] = ICalQueryEngine()
     app[BOOKINGS] = BookingService(
         repository,
         ICalCodec(),

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from tests.conftest import ADMIN_PASSWORD, basic
 from tests.samples import SLOT
 
 Client = TestClient[Any, Any]
@@ -43,3 +44,16 @@ async def test_metrics_count_requests_by_route_template(
     assert "calgateway_outbox_pending 1.0" in text
     assert booking_id not in text
     assert "anna-feed-token" not in text
+
+
+async def test_dav_requests_are_counted_by_route_template(client: Client) -> None:
+    auth = basic("admin", ADMIN_PASSWORD)
+    await client.request("PROPFIND", "/dav/calendars/anna/", headers={**auth, "Depth": "0"})
+    await client.request("MOVE", "/dav/calendars/anna/x.ics", headers=auth)
+    text = await (await client.get("/metrics")).text()
+    assert (
+        'calgateway_http_requests_total{method="PROPFIND",route="/dav/{path}",status="207"} 1.0'
+        in text
+    )
+    assert 'method="MOVE",route="/dav/{path}",status="405"' in text
+    assert "x.ics" not in text and "anna" not in text

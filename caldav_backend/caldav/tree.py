@@ -8,7 +8,7 @@ granted to them; anything else answers exactly as a path that does not exist
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import format_datetime
 from typing import Any, ClassVar
@@ -291,19 +291,8 @@ class CalendarNode(CalDavNode):
         resource_id = self.resource.id
         repo = self.ctx.repository
         data_request = parse_data_request(request.props.requested.get(CALENDAR_DATA))
-        wants_data = CALENDAR_DATA in request.props.requested
         if not request.token:
-            revision = await repo.revision(resource_id)
-            items: list[ObjectEntry] | list[CalendarObject]
-            items = await (
-                repo.list_objects(resource_id) if wants_data else repo.list_entries(resource_id)
-            )
-            changed = [
-                ObjectNode(self.ctx, resource_id, i, data_request=data_request) for i in items
-            ]
-            # Listed after reading the revision: a change racing in between is
-            # reported again next time, never lost.
-            return SyncResult(changed, [], sync_token(resource_id, revision))
+            return await self._initial_sync(request, data_request)
         since = parse_sync_token(request.token, resource_id)
         changes = None if since is None else await repo.changes_since(resource_id, since)
         if since is None or changes is None:
@@ -325,6 +314,27 @@ class CalendarNode(CalDavNode):
             if c.kind is ChangeKind.DELETE or c.href not in present
         ]
         return SyncResult(changed, removed, sync_token(resource_id, revision), truncated)
+
+    async def _initial_sync(self, request: SyncRequest, data_request: DataRequest) -> SyncResult:
+        """Every member, oldest change first. Cut short by a limit, the token
+        is the revision of the last member sent: every member not sent
+        changed after it, so the next sync reports exactly those (RFC 6578
+        3.6). A change racing this listing shows up again next time."""
+        resource_id = self.resource.id
+        repo = self.ctx.repository
+        revision = await repo.revision(resource_id)
+        entries = await repo.list_entries(resource_id)
+        truncated = request.limit is not None and len(entries) > request.limit
+        if truncated:
+            entries = entries[: request.limit]
+            revision = entries[-1].revision
+        items: Sequence[ObjectEntry | CalendarObject] = entries
+        if CALENDAR_DATA in request.props.requested:
+            items = await repo.get_many(resource_id, [e.href for e in entries])
+        changed = [
+            ObjectNode(self.ctx, resource_id, item, data_request=data_request) for item in items
+        ]
+        return SyncResult(changed, [], sync_token(resource_id, revision), truncated)
 
     @classmethod
     async def load(cls, ctx: DavContext, resource: Resource) -> CalendarNode:

@@ -166,6 +166,7 @@ class ObjectEntry:
     etag: str
     updated: datetime
     size: int  # bytes of the UTF-8 text
+    revision: int  # the collection revision of the object's last change
 
 
 ANY_ENTITY = "*"

@@ -76,7 +76,8 @@ class Repository(ReadPort, Protocol):
     async def list_objects(self, resource_id: str) -> list[CalendarObject]: ...
 
     async def list_entries(self, resource_id: str) -> list[ObjectEntry]:
-        """Every object's name, tag and size, without reading its text."""
+        """Every object's name, tag and size, without reading its text,
+        oldest change first (by revision)."""
         ...
 
     async def get_many(self, resource_id: str, hrefs: Sequence[str]) -> list[CalendarObject]:

@@ -8,7 +8,10 @@ Three jobs, a module each:
 * ``ICalCodec.occurrences`` (``codec``) expands recurrences with
   recurring_ical_events;
 * ``render_feed`` (``feed``) builds the ICS feed of a resource, full or
-  anonymous ("busy").
+  anonymous ("busy");
+* ``ICalQueryEngine`` (``query``) answers CalDAV queries on stored objects:
+  filters (``filters``), recurrence instances and time ranges (``expand``),
+  expanded or limited calendar-data, free-busy (``freebusy``).
 
 Helpers: ``timezones`` (VTIMEZONEs from the tz database, zone helpers),
 ``lines`` (canonical text and content lines, for the feed), ``cache`` (a
@@ -18,5 +21,6 @@ bounded LRU mapping), ``common`` (what the codec, the zones and the feed share).
 from gateway.ical.codec import ICalCodec
 from gateway.ical.common import PRODID
 from gateway.ical.feed import FeedRenderer, FeedView, render_feed
+from gateway.ical.query import ICalQueryEngine
 
-__all__ = ["PRODID", "FeedRenderer", "FeedView", "ICalCodec", "render_feed"]
+__all__ = ["PRODID", "FeedRenderer", "FeedView", "ICalCodec", "ICalQueryEngine", "render_feed"]

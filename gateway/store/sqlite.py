@@ -357,8 +357,8 @@ class SqliteRepository(_Reads):
 
     async def list_entries(self, resource_id: str) -> list[ObjectEntry]:
         rows = await self._query(
-            "SELECT href, uid, etag, updated_at, length(CAST(ics AS BLOB)) AS size "
-            "FROM objects WHERE resource_id = ? ORDER BY href",
+            "SELECT href, uid, etag, updated_at, revision, length(CAST(ics AS BLOB)) AS size "
+            "FROM objects WHERE resource_id = ? ORDER BY revision",
             (resource_id,),
         )
         return [
@@ -368,6 +368,7 @@ class SqliteRepository(_Reads):
                 etag=row["etag"],
                 updated=from_utc_text(row["updated_at"]),
                 size=row["size"],
+                revision=row["revision"],
             )
             for row in rows
         ]
