@@ -579,6 +579,30 @@ END:VCALENDAR
     assert all(s.end - s.start == timedelta(hours=1) for s in spans)
 
 
+def test_an_object_that_fails_to_expand_falls_back_every_time() -> None:
+    # dateutil fails on RDATE;VALUE=TIME and leaves the cached expansion half
+    # iterated; asking it again used to never return. Each call must answer.
+    ics = crlf(
+        """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//t//t//EN
+BEGIN:VEVENT
+UID:b1@gateway.test
+DTSTAMP:20260101T000000Z
+DTSTART:20261201T080000Z
+DTEND:20261201T090000Z
+RDATE;VALUE=TIME:133000Z
+END:VEVENT
+END:VCALENDAR
+"""
+    )
+    obj = stored(ics, recurring=True)
+    codec = ICalCodec()
+    december = window(utc(2026, 12, 1), utc(2026, 12, 2))
+    for _ in range(3):
+        assert codec.occurrences(obj, december) == [TimeSpan(obj.booking.start, obj.booking.end)]
+
+
 def test_occurrences_parse_each_object_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
     real = ical_codec._parse_calendar

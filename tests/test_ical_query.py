@@ -43,7 +43,6 @@ from gateway.ical import query as ical_query
 from tests.corpus import corpus_files, read_utf8
 
 BERLIN = ZoneInfo("Europe/Berlin")
-NEW_YORK = ZoneInfo("America/New_York")
 NOW = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
 CODEC = ICalCodec()
 
@@ -1380,3 +1379,44 @@ def test_corpus_objects(path: Path) -> None:
         except Exception:
             continue  # vobject cannot read the source either
         parse_vobject(data)
+
+
+@pytest.mark.parametrize("path", corpus_files(), ids=lambda p: p.name)
+def test_corpus_calendars_of_any_kind_do_not_break_the_engine(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever icalendar reads (to-dos, journals, odd zones, several UIDs)
+    gets an answer; an object that cannot be expanded is read as written."""
+    text = read_utf8(path)
+    if text is None:
+        pytest.skip("not UTF-8")
+    try:
+        parse(text)
+    except Exception:
+        pytest.skip("icalendar cannot read it")
+    obj = unvalidated(text, recurring=True)
+    queries = engine()
+    start, end = utc(2020, 1, 1), utc(2027, 1, 1)
+    for name in ("VEVENT", "VTODO", "VJOURNAL", "VFREEBUSY"):
+        queries.matches(obj, in_range(start, end, name))
+        queries.matches(obj, in_range(None, end, name))
+    queries.matches(obj, alarm_filter(start, None))
+    queries.matches(obj, with_props(PropFilter("SUMMARY", text_match=TextMatch("a"))))
+    window = TimeRange(utc(2021, 1, 1), utc(2022, 1, 1))
+    for request in (DataRequest(expand=window), DataRequest(limit_recurrence_set=window)):
+        assert parse(queries.calendar_data(obj, request))
+    assert parse(queries.freebusy([obj], window.as_span()))
+    assert not [r for r in caplog.records if "cannot shape" in r.getMessage()]
+
+
+def test_an_object_that_cannot_be_expanded_is_read_as_written() -> None:
+    # recurring_ical_events (dateutil) fails on an RDATE with VALUE=TIME, and
+    # leaves the rule in a state where asking again would never return.
+    obj = unvalidated(
+        calendar(event("DTSTART:20210302T000000Z", "RDATE;VALUE=TIME:133000Z")), recurring=True
+    )
+    queries = engine()
+    for _ in range(3):
+        assert queries.matches(obj, in_range(utc(2021, 3, 2), utc(2021, 3, 3)))
+        assert queries.matches(obj, in_range(None, utc(2021, 3, 3)))
+        assert not queries.matches(obj, in_range(utc(2021, 3, 3), None))

@@ -346,7 +346,15 @@ class BookingService:
         previous: CalendarObject | None,
     ) -> None:
         ics = self._codec.render(booking, resource, previous.ics if previous else None)
-        await tx.save(CalendarObject(booking=booking, ics=ics, span=_span_of(booking)))
+        span = _span_of(booking)
+        if booking.recurring:
+            # The index must cover every occurrence, not just the first.
+            span = self._codec.parse(ics, resource.timezone).span
+        await tx.save(
+            CalendarObject(
+                booking=booking, ics=ics, span=span, href=previous.href if previous else ""
+            )
+        )
 
     async def _notify(self, tx: WriteTransaction, booking: Booking, action: str) -> None:
         if not booking.attendees:

@@ -35,5 +35,9 @@ class _LRU(Generic[_K, _V]):
             while len(self._data) > self._size:
                 self._data.popitem(last=False)
 
+    def pop(self, key: _K) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
     def __len__(self) -> int:
         return len(self._data)

@@ -278,7 +278,10 @@ class ICalCodec:
             return self._expand(obj, window)
         except Exception as exc:
             # A stored object that cannot be expanded must not stop the
-            # service; its first occurrence is what we know for sure.
+            # service; its first occurrence is what we know for sure. The
+            # failed expansion is dropped: dateutil leaves it half-iterated,
+            # and asking it again would never return.
+            self._queries.pop(obj.etag)
             log.warning("cannot expand %s", booking.uid, exc_info=exc)
             span = TimeSpan(booking.start, booking.end).in_utc()
             return [span] if _hits(span, window) else []

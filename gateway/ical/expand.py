@@ -145,6 +145,10 @@ class Loaded:
         self.zone = zone
         self._sets: dict[str, dict[str, _Set]] = {}
         self._queries: dict[str, Any] = {}
+        # Names whose expansion failed. dateutil's rule cache is left in a
+        # state where the next walk never ends, so a failed query is not
+        # asked again.
+        self._broken: set[str] = set()
 
     def sets(self, name: str) -> dict[str, _Set]:
         """The top-level ``name`` components by UID."""
@@ -184,6 +188,9 @@ class Loaded:
 
     def _expand(self, name: str, sets: dict[str, _Set], window: TimeSpan) -> Iterator[Instance]:
         yielded = 0
+        if name in self._broken:
+            yield from self._as_written(sets)
+            return
         try:
             for occurrence in self._walk(name, sets, window):
                 members = sets.get(str(occurrence.get("UID", "")))
@@ -198,10 +205,16 @@ class Loaded:
             # A stored object was expanded when it was stored, so this is rare;
             # its components as written are what we know for sure.
             log.warning("cannot expand the %s components", name, exc_info=exc)
+            self._broken.add(name)
+            self._queries.pop(name, None)
             if yielded == 0:
-                for members in sets.values():
-                    for component in members.members():
-                        yield Instance(component, component, recurring=True)
+                yield from self._as_written(sets)
+
+    @staticmethod
+    def _as_written(sets: dict[str, _Set]) -> Iterator[Instance]:
+        for members in sets.values():
+            for component in members.members():
+                yield Instance(component, component, recurring=True)
 
     def _source(self, members: _Set, occurrence: Component) -> Component:
         """The stored component an occurrence comes from: the override with its

@@ -5,6 +5,10 @@ A comp-filter holds when some component of its name in the current scope
 passes all of its nested filters and, with a time-range, has an instance
 overlapping the range (RFC 4791 9.7.1, 9.9). Component, property and parameter
 names compare case-insensitively (RFC 5545 2.1).
+
+Some filters are answered from the object's text, before it is parsed: which
+components it holds (``answer_from_names``), and whether a text search can
+find its text in it at all (``text_rules_out``).
 """
 
 from __future__ import annotations

@@ -328,3 +328,28 @@ async def test_path_tricks_are_refused(client: AppClient, db_path: Path) -> None
 async def test_put_on_a_collection_is_not_allowed(client: AppClient) -> None:
     assert (await put(client, ANNA, event("a"))).status == 405
     assert (await request(client, "GET", ANNA)).status == 405
+
+
+async def test_api_edit_of_a_caldav_series_keeps_its_name_and_every_occurrence(
+    client: AppClient, api_headers: dict[str, str]
+) -> None:
+    weekly = event("series-uid", extra="RRULE:FREQ=WEEKLY;COUNT=10\r\n")
+    assert (await put(client, ANNA + "chosen-name.ics", weekly)).status == 201
+    listed = await client.get(
+        "/api/v1/bookings",
+        params={"resource": "anna", "start": "2026-12-01T00:00:00Z", "end": "2026-12-02T00:00Z"},
+        headers=api_headers,
+    )
+    (booking,) = (await listed.json())["bookings"]
+    patched = await client.patch(
+        f"/api/v1/bookings/{booking['id']}", json={"title": "Renamed"}, headers=api_headers
+    )
+    assert patched.status == 200
+    got = await request(client, "GET", ANNA + "chosen-name.ics")
+    assert got.status == 200 and "SUMMARY:Renamed" in got.body.decode()
+    assert (await request(client, "GET", ANNA + "series-uid.ics")).status == 404
+    # The eighth Tuesday is still busy: the index covers the whole series.
+    late = await put(
+        client, ANNA + "late.ics", event("late", "20270119T093000Z", "20270119T094500Z")
+    )
+    assert late.status == 409
