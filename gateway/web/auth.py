@@ -102,6 +102,7 @@ class Authenticator:
         self._tokens = tuple(tokens)
         self._clock = clock
         self._verified: dict[bytes, float] = {}
+        self._checking: dict[bytes, asyncio.Future[bool]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Authenticator:
@@ -150,8 +151,16 @@ class Authenticator:
         expires = self._verified.get(cache_key)
         if user is not None and expires is not None and expires > now:
             return Principal(user.name, "user", user.access)
-        stored = user.password_hash if user is not None else _DUMMY_HASH
-        ok = await asyncio.to_thread(verify_password, stored, password)
+        # A CalDAV client opens several connections at once, all with the same
+        # credentials: they share one check instead of running argon2 (64 MiB
+        # and tens of milliseconds each) side by side.
+        pending = self._checking.get(cache_key)
+        if pending is None:
+            stored = user.password_hash if user is not None else _DUMMY_HASH
+            pending = asyncio.ensure_future(asyncio.to_thread(verify_password, stored, password))
+            self._checking[cache_key] = pending
+            pending.add_done_callback(lambda _: self._checking.pop(cache_key, None))
+        ok = await asyncio.shield(pending)
         if user is None or not ok:
             return None
         if len(self._verified) >= _CACHE_MAX:

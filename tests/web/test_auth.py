@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 import bcrypt
+import pytest
 
+from gateway.web import auth as auth_module
 from gateway.web.auth import Authenticator, _digest, _Token, _User, hash_password
 
 
@@ -53,3 +56,25 @@ async def test_tokens_and_grants() -> None:
     assert principal.can_write("anna") and not principal.can_read("bob")
     assert await auth.authenticate("Bearer tok-" + "y" * 30) is None
     assert await auth.authenticate(None) is None
+
+
+async def test_concurrent_first_sign_ins_share_one_password_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+    real = auth_module.verify_password
+
+    def counting(password_hash: str, password: str) -> bool:
+        calls.append(password)
+        return real(password_hash, password)
+
+    monkeypatch.setattr(auth_module, "verify_password", counting)
+    auth = Authenticator([_User("u", hash_password("right-pw"), {"*": "read"})], [])
+    results = await asyncio.gather(*(auth.authenticate(basic("u", "right-pw")) for _ in range(8)))
+    assert all(r is not None and r.name == "u" for r in results)
+    wrong = await asyncio.gather(*(auth.authenticate(basic("u", "wrong-pw")) for _ in range(4)))
+    assert wrong == [None] * 4
+    assert calls == ["right-pw", "wrong-pw"]
+    # A later wrong attempt is checked again, not answered from the shared one.
+    assert await auth.authenticate(basic("u", "wrong-pw")) is None
+    assert calls == ["right-pw", "wrong-pw", "wrong-pw"]
