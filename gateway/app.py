@@ -7,18 +7,28 @@ order, on shutdown, whatever way the server stops.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 
 from caldav_backend import DAV_ROOT, create_dav_app, server_root_to_dav, well_known_caldav
 from gateway.api import create_api_app
+from gateway.core.mirror import MAIL, Details, Direction, MirrorPolicy
+from gateway.core.mirror_admin import MirrorAdmin
 from gateway.core.model import Resource
+from gateway.core.outbox import Backoff, Handler, OutboxWorker
 from gateway.core.service import BookingService
 from gateway.feeds import FEED_RESOURCES, FEED_SOURCE, FeedResource, create_feeds_app
 from gateway.ical import ICalCodec, ICalQueryEngine
+from gateway.mail.notices import NoticeMailer
+from gateway.mail.sender import SmtpConfig, SmtpSender
 from gateway.settings import Settings
 from gateway.store import open_sqlite_repository
 from gateway.web.auth import Authenticator
@@ -27,10 +37,13 @@ from gateway.web.keys import (
     BOOKINGS,
     CALENDAR_QUERIES,
     METRICS,
+    MIRROR_ADMIN,
+    OUTBOX,
     REPOSITORY,
     SETTINGS,
 )
 from gateway.web.observability import METRICS_CONTENT_TYPE, Metrics, metrics_middleware
+from google_bridge import GOOGLE_BRIDGE, build_bridge, create_google_app
 
 log = logging.getLogger("calgateway")
 
@@ -40,6 +53,14 @@ def domain_resources(settings: Settings) -> dict[str, Resource]:
         r.id: Resource(id=r.id, name=r.name, email=r.email, timezone=r.timezone)
         for r in settings.resources
     }
+
+
+def mirror_policies(settings: Settings) -> dict[str, MirrorPolicy]:
+    policies = {}
+    for r in settings.resources:
+        direction, details = settings.mirror_mode(r.id)
+        policies[r.id] = MirrorPolicy(Direction(direction), Details(details))
+    return policies
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -52,11 +73,14 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = metrics
     app[AUTHENTICATOR] = Authenticator.from_settings(settings)
     app.cleanup_ctx.append(_storage)
+    app.cleanup_ctx.append(_workers)
     app.router.add_get("/healthz", _healthz, name="healthz")
     app.router.add_get("/metrics", _metrics, name="metrics")
     app.add_subapp("/api/v1/", create_api_app())
     app.add_subapp("/feeds/", create_feeds_app())
     app.add_subapp(DAV_ROOT, create_dav_app())
+    if settings.google is not None:
+        app.add_subapp("/google/", create_google_app())
     app.router.add_route("*", "/.well-known/caldav", well_known_caldav, name="well-known-caldav")
     app.router.add_route("PROPFIND", "/", server_root_to_dav, name="root-propfind")
     return app
@@ -68,11 +92,22 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     resources = domain_resources(settings)
     app[REPOSITORY] = repository
     app[CALENDAR_QUERIES] = ICalQueryEngine()
+    policies = mirror_policies(settings)
     app[BOOKINGS] = BookingService(
         repository,
         ICalCodec(),
         resources,
         uid_domain=urlsplit(settings.server.public_url).hostname or "calgateway",
+        mirror=policies,
+    )
+    app[MIRROR_ADMIN] = MirrorAdmin(
+        repository,
+        resources,
+        policies,
+        public_url=settings.server.public_url,
+        invite_ttl=timedelta(hours=settings.google.invite_ttl_hours if settings.google else 72),
+        mail_enabled=settings.mail is not None,
+        enabled=settings.google is not None,
     )
     app[FEED_SOURCE] = repository
     app[FEED_RESOURCES] = {
@@ -88,6 +123,74 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     finally:
         await repository.close()
         log.info("storage closed")
+
+
+async def _workers(app: web.Application) -> AsyncIterator[None]:
+    """The outbox worker and, with Google configured, the bridge and its
+    sync loop; both stop (cancelled, awaited) before storage closes."""
+    settings = app[SETTINGS]
+    handlers: dict[str, Handler] = {}
+    async with contextlib.AsyncExitStack() as stack:
+        loops: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        if settings.google is not None:
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+            bridge = build_bridge(
+                settings.google,
+                public_url=settings.server.public_url,
+                repository=app[REPOSITORY],
+                codec=ICalCodec(),
+                bookings=app[BOOKINGS],
+                admin=app[MIRROR_ADMIN],
+                session=session,
+            )
+            app[GOOGLE_BRIDGE] = bridge
+            handlers.update(bridge.outbox_handlers())
+            loops.append(bridge.worker.run)
+        handlers.update(_mail_handlers(settings))
+        outbox = OutboxWorker(
+            app[REPOSITORY],
+            handlers,
+            backoff=Backoff(settings.outbox.initial_retry_delay, settings.outbox.max_retry_delay),
+            poll_interval=settings.outbox.poll_interval,
+            batch_size=settings.outbox.batch_size,
+        )
+        app[OUTBOX] = outbox
+        app[BOOKINGS].on_change(outbox.wake)
+        app[MIRROR_ADMIN].on_queued(outbox.wake)
+        loops.append(outbox.run)
+        tasks = [asyncio.create_task(loop(), name=f"worker-{i}") for i, loop in enumerate(loops)]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def smtp_config(settings: Settings) -> SmtpConfig | None:
+    mail = settings.mail
+    if mail is None:
+        return None
+    return SmtpConfig(
+        host=mail.smtp_host,
+        port=mail.smtp_port,
+        security=mail.security,
+        username=mail.username,
+        password=mail.password.get_secret_value() if mail.password else None,
+        timeout=mail.timeout,
+        from_address=mail.from_address,
+        from_name=mail.from_name,
+    )
+
+
+def _mail_handlers(settings: Settings) -> dict[str, Handler]:
+    config = smtp_config(settings)
+    if config is None:
+        return {}
+    notices = NoticeMailer(
+        SmtpSender(config), from_address=config.from_address, from_name=config.from_name
+    )
+    return {MAIL: notices.send}
 
 
 async def _healthz(request: web.Request) -> web.Response:

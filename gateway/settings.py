@@ -14,6 +14,7 @@ Secrets need not live in the file: any string value may say ``${NAME}`` or
 
 from __future__ import annotations
 
+import base64
 import difflib
 import json
 import os
@@ -308,6 +309,126 @@ class ApiTokenSettings(_Section):
     access: Grants = Field(default_factory=_all_access)
 
 
+Direction = Literal["off", "to_google", "from_google", "two_way"]
+Details = Literal["full", "anonymous"]
+SmtpSecurity = Literal["starttls", "tls", "none"]
+
+
+def _check_fernet_key(key: SecretStr) -> SecretStr:
+    # A Fernet key is 32 bytes in url-safe base64 (44 characters with padding).
+    # Checked here so a bad key fails at start-up, not at the first connect.
+    raw = key.get_secret_value().strip()
+    try:
+        decoded = base64.urlsafe_b64decode(raw.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        decoded = b""
+    if len(decoded) != 32:
+        raise ValueError(
+            "a token key is 32 random bytes in url-safe base64 (44 characters); "
+            "run `calgateway google new-key` to make one"
+        )
+    return key
+
+
+FernetKey = Annotated[SecretStr, AfterValidator(_check_fernet_key)]
+
+
+def _check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http:// or https:// URL")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
+
+
+class MailSettings(_Section):
+    """Outgoing mail (SMTP): invitations and the Google-connect e-mails."""
+
+    smtp_host: Annotated[str, AfterValidator(_check_not_blank)] = "localhost"
+    smtp_port: Annotated[Int, Field(ge=1, le=65535)] = 587
+    # starttls: plain connection upgraded with STARTTLS (port 587); tls: TLS
+    # from the first byte (port 465); none: no encryption (a local relay only).
+    security: SmtpSecurity = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    # The address the gateway owns: sender of every message, ORGANIZER of
+    # invitations, where replies go.
+    from_address: Annotated[str, AfterValidator(_check_email)]
+    from_name: str = "Bookings"
+    timeout: Annotated[Float, Field(gt=0)] = 30.0
+
+    @model_validator(mode="after")
+    def _credentials_together(self) -> Self:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together: set both or neither")
+        return self
+
+
+class RetrySettings(_Section):
+    """Retries of one call to a remote service, with jittered exponential backoff."""
+
+    attempts: Annotated[Int, Field(ge=1, le=20)] = 5
+    initial_delay: Annotated[Float, Field(gt=0)] = 1.0
+    max_delay: Annotated[Float, Field(gt=0)] = 60.0
+
+
+class OutboxSettings(_Section):
+    """The queue of side effects (Google pushes, e-mails) and its retries."""
+
+    poll_interval: Annotated[Float, Field(gt=0)] = 5.0
+    initial_retry_delay: Annotated[Float, Field(gt=0)] = 5.0
+    max_retry_delay: Annotated[Float, Field(gt=0)] = 3600.0
+    batch_size: Annotated[Int, Field(ge=1, le=1000)] = 50
+
+
+class GoogleMirrorSettings(_Section):
+    """Per-resource overrides of the mirror mode."""
+
+    direction: Direction | None = None
+    details: Details | None = None
+
+
+class GoogleSettings(_Section):
+    """The Google Calendar mirror (OAuth client, endpoints, defaults)."""
+
+    client_id: Annotated[str, AfterValidator(_check_not_blank)]
+    client_secret: SecretStr
+    # Refresh tokens are stored encrypted with the first key; later keys still
+    # decrypt (key rotation: put the new key first, keep the old one a while).
+    token_keys: Annotated[tuple[FernetKey, ...], Field(min_length=1)]
+    direction: Direction = "two_way"
+    details: Details = "full"
+    # The Calendar API base, service path included (googleapiclient's
+    # client_options api_endpoint replaces rootUrl + servicePath).
+    api_endpoint: HttpUrl = "https://www.googleapis.com/calendar/v3/"
+    auth_uri: HttpUrl = "https://accounts.google.com/o/oauth2/v2/auth"
+    token_uri: HttpUrl = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
+    # Push notifications (events.watch) need a public https base_url with a
+    # valid certificate; polling runs in any case, because pushes can be lost.
+    push_notifications: bool = True
+    poll_interval: Annotated[Float, Field(gt=0)] = 300.0
+    channel_ttl: Annotated[Int, Field(ge=60)] = 604800
+    # Renew a watch channel when less than this many seconds remain.
+    channel_renew_before: Annotated[Int, Field(ge=1)] = 86400
+    # Recurring Google events become busy blocks from import_past_days ago to
+    # import_horizon_days ahead (an endless series has no last occurrence).
+    import_past_days: Annotated[Int, Field(ge=0)] = 30
+    import_horizon_days: Annotated[Int, Field(ge=1, le=3660)] = 365
+    invite_ttl_hours: Annotated[Int, Field(ge=1)] = 72
+    # After Google answers quotaExceeded, pause the resource this long.
+    quota_pause: Annotated[Float, Field(gt=0)] = 3600.0
+    request_timeout: Annotated[Float, Field(gt=0)] = 30.0
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+
+    @field_validator("token_keys", mode="before")
+    @classmethod
+    def _one_key(cls, value: object) -> object:
+        # "token_keys: ${KEY}" (one key, not a list) is the common case.
+        return [value] if isinstance(value, str) else value
+
+
 class ResourceSettings(_Section):
     id: Annotated[str, AfterValidator(_check_resource_id)]
     name: Annotated[str, AfterValidator(_check_not_blank)]
@@ -315,6 +436,7 @@ class ResourceSettings(_Section):
     # Required here, but optional in YAML: Settings fills it from defaults.timezone.
     timezone: Timezone
     feed_tokens: tuple[Token, ...] = ()
+    google: GoogleMirrorSettings | None = None
 
     @field_validator("feed_tokens", mode="before")
     @classmethod
@@ -330,6 +452,9 @@ class Settings(_Section):
     users: tuple[UserSettings, ...] = ()
     api_tokens: tuple[ApiTokenSettings, ...] = ()
     resources: Annotated[tuple[ResourceSettings, ...], Field(min_length=1)]
+    mail: MailSettings | None = None
+    google: GoogleSettings | None = None
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
 
     @model_validator(mode="before")
     @classmethod
@@ -338,7 +463,7 @@ class Settings(_Section):
             return data
         data = dict(data)
         # A section whose keys are all commented out reads as null: use the defaults.
-        for section in ("server", "storage", "defaults", "users", "api_tokens"):
+        for section in ("server", "storage", "defaults", "users", "api_tokens", "outbox"):
             if section in data and data[section] is None:
                 del data[section]
         # Present, so StorageSettings is validated with the context (the base directory).
@@ -373,6 +498,26 @@ class Settings(_Section):
                 for t in self.api_tokens
             ],
         }
+
+    @model_validator(mode="after")
+    def _google_overrides_need_google(self) -> Self:
+        if self.google is None:
+            overridden = [r.id for r in self.resources if r.google is not None]
+            if overridden:
+                raise ValueError(
+                    f"resources {', '.join(overridden)} set google: but the top-level "
+                    "google section is missing"
+                )
+        return self
+
+    def mirror_mode(self, resource_id: str) -> tuple[Direction, Details]:
+        """The Google mirror direction and detail level of a resource: its own
+        override, else the google section's default; "off" without Google."""
+        resource = self.resource(resource_id)
+        if self.google is None or resource is None:
+            return "off", "full"
+        own = resource.google or GoogleMirrorSettings()
+        return own.direction or self.google.direction, own.details or self.google.details
 
     def resource(self, resource_id: str) -> ResourceSettings | None:
         """The resource with this id, or None."""

@@ -7,8 +7,9 @@ from aiohttp import web
 
 from caldav_backend.dav.conditions import precondition_from
 from caldav_backend.dav.errors import DavError
-from gateway.core.errors import NotFound, PreconditionFailed
+from gateway.core.errors import ImportedObject, NotFound, PreconditionFailed
 
+from .names import gw
 from .tree import DavContext, Target
 
 
@@ -29,4 +30,6 @@ async def delete(request: web.Request, ctx: DavContext, target: Target) -> web.R
         raise DavError(404, f"no calendar object {target.name!r} in {resource.id!r}") from None
     except PreconditionFailed as error:
         raise DavError(412, error.message) from None
+    except ImportedObject as error:
+        raise DavError(403, str(error), gw("imported-from-google")) from None
     return web.Response(status=204)

@@ -9,6 +9,7 @@ from caldav_backend.dav.conditions import precondition_from
 from caldav_backend.dav.errors import DavError
 from gateway.core.errors import (
     BookingConflict,
+    ImportedObject,
     InvalidCalendarData,
     PreconditionFailed,
     UidConflict,
@@ -70,5 +71,8 @@ async def put_object(request: web.Request, ctx: DavContext, target: Target) -> w
         ) from None
     except BookingConflict as error:
         raise DavError(409, _conflict_message(error), gw("no-double-booking")) from None
+    except ImportedObject as error:
+        # RFC 4918 9.7.2 lets a server refuse a PUT it will not perform (403).
+        raise DavError(403, str(error), gw("imported-from-google")) from None
     # RFC 4791 5.3.4: the ETag may be sent because the object is stored as sent.
     return web.Response(status=201 if created else 204, headers={"ETag": obj.etag})

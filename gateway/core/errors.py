@@ -73,3 +73,15 @@ class UidConflict(GatewayError):
         super().__init__(message or f"UID {uid!r} is already used by the calendar object {href!r}")
         self.uid = uid
         self.href = href
+
+
+class ImportedObject(GatewayError):
+    """The object is a busy block mirrored from Google: it changes there, and
+    the next sync would undo any change made here."""
+
+    def __init__(self, href: str) -> None:
+        super().__init__(
+            f"{href!r} is a busy block imported from Google Calendar; change or delete the "
+            "event in Google Calendar instead"
+        )
+        self.href = href

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
+from .mirror import Connection, EventLink, Invite, LinkKind, SyncLogEntry
 from .model import (
     Booking,
     CalendarObject,
@@ -104,8 +105,15 @@ class Repository(ReadPort, Protocol):
         not one this collection has had."""
         ...
 
-    async def claim_outbox(self, now: datetime, limit: int) -> list[OutboxItem]:
-        """Due, undone outbox items, oldest first."""
+    async def claim_outbox(
+        self, now: datetime, limit: int, lease: timedelta | None = None
+    ) -> list[OutboxItem]:
+        """Due, undone outbox items, oldest first. With ``lease`` they are
+        also marked not due until ``now + lease`` (claimed by this worker)."""
+        ...
+
+    async def next_outbox_due(self) -> datetime | None:
+        """When the earliest undone item falls due; None when nothing is queued."""
         ...
 
     async def complete_outbox(self, item_id: int) -> None: ...
@@ -115,6 +123,64 @@ class Repository(ReadPort, Protocol):
     async def pending_outbox(self) -> int: ...
 
     async def close(self) -> None: ...
+
+
+class MirrorReads(Protocol):
+    """Reads of the Google mirror's state (inside or outside a transaction)."""
+
+    async def get_connection(self, resource_id: str) -> Connection | None: ...
+
+    async def connections(self) -> list[Connection]: ...
+
+    async def connection_by_channel(self, channel_id: str) -> Connection | None: ...
+
+    async def connection_by_account(self, account: str) -> Connection | None:
+        """The connected resource using this Google account, if any."""
+        ...
+
+    async def get_link(self, resource_id: str, event_id: str) -> EventLink | None: ...
+
+    async def links(
+        self, resource_id: str, kind: LinkKind | None = None, series_id: str | None = None
+    ) -> list[EventLink]: ...
+
+    async def get_invite(self, token_hash: str) -> Invite | None: ...
+
+    async def invite_by_state(self, state: str) -> Invite | None: ...
+
+    async def sync_log(
+        self, resource_id: str, limit: int = 100, before: int | None = None
+    ) -> list[SyncLogEntry]:
+        """Newest first; ``before`` pages back from an entry id."""
+        ...
+
+
+class MirrorTransaction(WriteTransaction, MirrorReads, Protocol):
+    """A write transaction that also holds the mirror's state, so a page of
+    Google changes commits together with its sync token (DESIGN.md)."""
+
+    async def save_connection(self, connection: Connection) -> None: ...
+
+    async def save_link(self, link: EventLink) -> None: ...
+
+    async def delete_link(self, resource_id: str, event_id: str) -> None: ...
+
+    async def save_invite(self, invite: Invite) -> None: ...
+
+    async def log(self, entry: SyncLogEntry) -> None: ...
+
+    async def release_outbox(self, resource_id: str) -> None:
+        """Make the resource's deferred outbox items due now (after a reconnect)."""
+        ...
+
+
+class MirrorRepository(Repository, MirrorReads, Protocol):
+    def transaction(self) -> AbstractAsyncContextManager[MirrorTransaction]: ...
+
+    async def defer_outbox(self, item_id: int, next_attempt: datetime, reason: str) -> None:
+        """Put an item back for later without counting a failed attempt (the
+        effect is waiting for something: a reconnect, a quota pause)."""
+        ...
 
 
 class CalendarCodec(Protocol):
@@ -134,6 +200,11 @@ class CalendarCodec(Protocol):
 
     def occurrences(self, obj: CalendarObject, window: TimeSpan) -> Sequence[TimeSpan]:
         """The object's occurrences that overlap ``window`` (recurrences expanded)."""
+        ...
+
+    def recurrence(self, obj: CalendarObject) -> tuple[str, ...]:
+        """The recurrence rule lines of a recurring object (RRULE, RDATE,
+        EXRULE, EXDATE as content lines); empty for a single occurrence."""
         ...
 
 

@@ -17,12 +17,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from .errors import (
     BookingConflict,
     IdempotencyKeyReused,
+    ImportedObject,
     InvalidBooking,
     NotFound,
     PreconditionFailed,
     UidConflict,
 )
+from .imports import ImportApplier
+from .mirror import GOOGLE_PUSH, ImportBatch, ImportResult, MirrorPolicy
 from .model import (
+    FAR_FUTURE,
     Booking,
     BookingChanges,
     BookingDraft,
@@ -35,7 +39,7 @@ from .model import (
     TimeSpan,
     merge_spans,
 )
-from .ports import CalendarCodec, IdempotencyRecord, ReadPort, Repository, WriteTransaction
+from .ports import CalendarCodec, IdempotencyRecord, MirrorRepository, ReadPort, WriteTransaction
 
 INVITATION = "invitation"
 """Outbox kind: tell the booker (created / rescheduled / cancelled)."""
@@ -58,11 +62,12 @@ def _new_id() -> str:
 class BookingService:
     def __init__(
         self,
-        repository: Repository,
+        repository: MirrorRepository,
         codec: CalendarCodec,
         resources: Mapping[str, Resource],
         *,
         uid_domain: str,
+        mirror: Mapping[str, MirrorPolicy] | None = None,
         clock: Callable[[], datetime] = _utc_now,
         new_id: Callable[[], str] = _new_id,
     ) -> None:
@@ -70,8 +75,22 @@ class BookingService:
         self._codec = codec
         self._resources = dict(resources)
         self._uid_domain = uid_domain
+        self._mirror = dict(mirror or {})
         self._clock = clock
         self._new_id = new_id
+        self._changed: list[Callable[[], None]] = []
+
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after every committed change that queued side
+        effects (the outbox worker's wake-up)."""
+        self._changed.append(callback)
+
+    def _committed(self) -> None:
+        for callback in self._changed:
+            callback()
+
+    def mirror_policy(self, resource_id: str) -> MirrorPolicy:
+        return self._mirror.get(resource_id, MirrorPolicy())
 
     # -- resources -----------------------------------------------------------
 
@@ -155,13 +174,16 @@ class BookingService:
                     idempotency_key, IdempotencyRecord(fingerprint, booking_id)
                 )
             await self._notify(tx, booking, "created")
-            return booking
+            await self._push(tx, booking)
+        self._committed()
+        return booking
 
     async def reschedule(self, booking_id: str, changes: BookingChanges) -> Booking:
         """Move and/or edit a booking; SEQUENCE grows on every real change."""
         async with self._repo.transaction() as tx:
             previous = await _existing(tx, booking_id)
             old = previous.booking
+            _refuse_imported(previous)
             if old.status is BookingStatus.CANCELLED:
                 raise InvalidBooking("status", "a cancelled booking cannot be changed")
             resource = self.resource(old.resource_id)
@@ -189,7 +211,9 @@ class BookingService:
             updated = replace(updated, sequence=old.sequence + 1, updated=self._clock())
             await self._save(tx, updated, resource, previous=previous)
             await self._notify(tx, updated, "rescheduled" if changes.moves_time else "updated")
-            return updated
+            await self._push(tx, updated)
+        self._committed()
+        return updated
 
     async def cancel(self, booking_id: str) -> Booking:
         """Cancel a booking: kept with STATUS:CANCELLED and SEQUENCE+1 (RFC 5546
@@ -197,6 +221,7 @@ class BookingService:
         async with self._repo.transaction() as tx:
             previous = await _existing(tx, booking_id)
             old = previous.booking
+            _refuse_imported(previous)
             if old.status is BookingStatus.CANCELLED:
                 return old
             cancelled = replace(
@@ -207,7 +232,9 @@ class BookingService:
             )
             await self._save(tx, cancelled, self.resource(old.resource_id), previous=previous)
             await self._notify(tx, cancelled, "cancelled")
-            return cancelled
+            await self._push(tx, cancelled)
+        self._committed()
+        return cancelled
 
     # -- calendar objects (CalDAV) -----------------------------------------------
 
@@ -227,6 +254,8 @@ class BookingService:
             previous = await tx.get_by_href(resource_id, href)
             if not condition.holds(previous.etag if previous else None):
                 raise PreconditionFailed(_precondition_message(href, previous))
+            if previous is not None:
+                _refuse_imported(previous)
             if previous is not None and previous.uid != parsed.uid:
                 # A new UID would make this a different object (and booking)
                 # under an old name; clients delete and create instead.
@@ -265,7 +294,9 @@ class BookingService:
             obj = CalendarObject(booking=booking, ics=ics, span=parsed.span, href=href)
             await self._refuse_double_booking(tx, obj, previous)
             await tx.save(obj)
-            return obj, previous is None
+            await self._push(tx, booking)
+        self._committed()
+        return obj, previous is None
 
     async def delete_object(self, resource_id: str, href: str, condition: Precondition) -> None:
         """Remove a calendar object (CalDAV DELETE); raises ``NotFound`` and
@@ -277,7 +308,46 @@ class BookingService:
                 raise NotFound("calendar object", href)
             if not condition.holds(previous.etag):
                 raise PreconditionFailed(_precondition_message(href, previous))
+            _refuse_imported(previous)
             await tx.delete(resource_id, previous.uid)
+            await self._push(tx, previous.booking)
+        self._committed()
+
+    async def apply_import(self, batch: ImportBatch, calendar_id: str) -> ImportResult:
+        """Commit one page of Google changes (busy blocks, their links, the
+        sync token) in one transaction; see ``gateway.core.imports``."""
+        resource = self.resource(batch.resource_id)
+        applier = ImportApplier(self._codec, resource, self._clock, self._new_id)
+        async with self._repo.transaction() as tx:
+            result = await applier.apply(tx, batch, calendar_id)
+            for booking_id in batch.repush:
+                await tx.enqueue(
+                    OutboxEffect(
+                        kind=GOOGLE_PUSH,
+                        resource_id=resource.id,
+                        booking_id=booking_id,
+                        payload={"reason": "edited in Google"},
+                    )
+                )
+        if batch.repush:
+            self._committed()
+        return result
+
+    async def push_all(self, resource_id: str, since: datetime) -> int:
+        """Queue a Google push for every booking of a resource still to come
+        after ``since`` (a newly connected calendar gets the existing bookings)."""
+        resource = self.resource(resource_id)
+        if not self.mirror_policy(resource.id).direction.pushes:
+            return 0
+        objects = await self._repo.in_span(resource.id, TimeSpan(since, FAR_FUTURE))
+        async with self._repo.transaction() as tx:
+            queued = 0
+            for obj in objects:
+                if obj.booking.origin is not Origin.GOOGLE and obj.booking.blocks_time:
+                    await self._push(tx, obj.booking)
+                    queued += 1
+        self._committed()
+        return queued
 
     async def _refuse_double_booking(
         self, tx: WriteTransaction, obj: CalendarObject, previous: CalendarObject | None
@@ -356,6 +426,24 @@ class BookingService:
             )
         )
 
+    async def _push(self, tx: WriteTransaction, booking: Booking) -> None:
+        """Queue the Google push of a change when the resource mirrors to
+        Google. Imported busy blocks never go back (that would be an echo).
+        The push reads the booking as it is when it runs, so a deleted one
+        (no object left) deletes its Google event."""
+        if booking.origin is Origin.GOOGLE:
+            return
+        if not self.mirror_policy(booking.resource_id).direction.pushes:
+            return
+        await tx.enqueue(
+            OutboxEffect(
+                kind=GOOGLE_PUSH,
+                resource_id=booking.resource_id,
+                booking_id=booking.id,
+                payload={"uid": booking.uid, "sequence": booking.sequence},
+            )
+        )
+
     async def _notify(self, tx: WriteTransaction, booking: Booking, action: str) -> None:
         if not booking.attendees:
             return
@@ -367,6 +455,11 @@ class BookingService:
                 payload={"action": action, "sequence": booking.sequence},
             )
         )
+
+
+def _refuse_imported(obj: CalendarObject) -> None:
+    if obj.booking.origin is Origin.GOOGLE:
+        raise ImportedObject(obj.href)
 
 
 async def _existing(tx: ReadPort, booking_id: str) -> CalendarObject:

@@ -21,6 +21,16 @@ bounded LRU mapping), ``common`` (what the codec, the zones and the feed share).
 from gateway.ical.codec import ICalCodec
 from gateway.ical.common import PRODID
 from gateway.ical.feed import FeedRenderer, FeedView, render_feed
+from gateway.ical.itip import parse_reply, render_itip
 from gateway.ical.query import ICalQueryEngine
 
-__all__ = ["PRODID", "FeedRenderer", "FeedView", "ICalCodec", "ICalQueryEngine", "render_feed"]
+__all__ = [
+    "PRODID",
+    "FeedRenderer",
+    "FeedView",
+    "ICalCodec",
+    "ICalQueryEngine",
+    "parse_reply",
+    "render_feed",
+    "render_itip",
+]

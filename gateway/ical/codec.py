@@ -28,6 +28,8 @@ from gateway.ical.timezones import _aware, _listed_years, _utc, _vtimezone, _zon
 
 log = logging.getLogger(__name__)
 
+_RECURRENCE_PROPERTIES = frozenset({"RRULE", "RDATE", "EXRULE", "EXDATE"})
+
 _STATUS = {
     BookingStatus.CONFIRMED: "CONFIRMED",
     BookingStatus.TENTATIVE: "TENTATIVE",
@@ -268,6 +270,24 @@ class ICalCodec:
         """Validate a client's calendar object (CalDAV PUT) and read its fields;
         raises ``InvalidCalendarData`` (see ``gateway.ical.parse``)."""
         return parse_object(ics, default_timezone)
+
+    def recurrence(self, obj: CalendarObject) -> tuple[str, ...]:
+        """The master VEVENT's RRULE, RDATE, EXRULE and EXDATE content lines
+        (unfolded), as other calendars (Google's ``recurrence``) take them."""
+        if not obj.booking.recurring:
+            return ()
+        try:
+            event = _master_event(_parse_calendar(obj.ics), obj.uid)
+        except ValueError:
+            return ()
+        if event is None:
+            return ()
+        lines = []
+        for line in event.content_lines():
+            name = line.split(":", 1)[0].split(";", 1)[0].upper()
+            if name in _RECURRENCE_PROPERTIES:
+                lines.append(str(line))
+        return tuple(lines)
 
     def occurrences(self, obj: CalendarObject, window: TimeSpan) -> Sequence[TimeSpan]:
         booking = obj.booking

@@ -21,6 +21,8 @@ from gateway.core.model import (
     TimeSpan,
 )
 
+Params = tuple[Any, ...] | dict[str, Any]
+
 
 class Row(Protocol):
     """What a driver row must offer: values by column name (sqlite3.Row, asyncpg Record)."""

@@ -21,7 +21,7 @@ import asyncio
 import sqlite3
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -37,10 +37,18 @@ from gateway.core.model import (
     OutboxItem,
     TimeSpan,
 )
-from gateway.core.ports import IdempotencyRecord, Repository, WriteTransaction
+from gateway.core.ports import (
+    IdempotencyRecord,
+    MirrorRepository,
+    MirrorTransaction,
+    Repository,
+    WriteTransaction,
+)
 
+from .mirror import MirrorReadsMixin, MirrorWritesMixin
 from .rows import (
     OBJECT_COLUMNS,
+    Params,
     decode_object,
     decode_payload,
     encode_object,
@@ -57,8 +65,6 @@ _BATCH = 500
 
 # RETURNING (used for revision bumps and deletes) arrived in SQLite 3.35.
 _MIN_SQLITE = (3, 35, 0)
-
-Params = tuple[Any, ...] | dict[str, Any]
 
 # Built from the constant column list (no outside input), hence the noqa.
 _UPSERT_OBJECT = (
@@ -113,7 +119,7 @@ async def _run(conn: aiosqlite.Connection, sql: str, params: Params = ()) -> lis
     return list(await conn.execute_fetchall(sql, params))
 
 
-class _Reads:
+class _Reads(MirrorReadsMixin):
     """The ReadPort, over whichever connection the subclass says reads go to."""
 
     def _read_connection(self) -> aiosqlite.Connection:
@@ -145,7 +151,7 @@ class _Reads:
         return [decode_object(row) for row in await self._query(sql, params)]
 
 
-class SqliteTransaction(_Reads):
+class SqliteTransaction(_Reads, MirrorWritesMixin):
     """One ``BEGIN IMMEDIATE`` … ``COMMIT`` on the writer connection."""
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
@@ -338,7 +344,7 @@ class SqliteRepository(_Reads):
     def _read_connection(self) -> aiosqlite.Connection:
         return self._reader
 
-    def transaction(self) -> AbstractAsyncContextManager[WriteTransaction]:
+    def transaction(self) -> AbstractAsyncContextManager[MirrorTransaction]:
         """Serialised, atomic unit of work. Not re-entrant: calling it (or
         ``complete_outbox`` / ``retry_outbox``) inside a transaction of the same
         repository waits for itself forever."""
@@ -449,12 +455,28 @@ class SqliteRepository(_Reads):
         ]
         return sorted(changes, key=lambda change: change.revision)
 
-    async def claim_outbox(self, now: datetime, limit: int) -> list[OutboxItem]:
-        rows = await self._query(
-            "SELECT * FROM outbox WHERE done_at IS NULL "
-            "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT ?",
-            (utc_text(now), limit),
-        )
+    async def claim_outbox(
+        self, now: datetime, limit: int, lease: timedelta | None = None
+    ) -> list[OutboxItem]:
+        if lease is None:
+            rows = await self._query(
+                "SELECT * FROM outbox WHERE done_at IS NULL "
+                "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT ?",
+                (utc_text(now), limit),
+            )
+        else:
+            # Leased: the items are not due again until the lease runs out, so
+            # a second worker (another process on the same file) skips them,
+            # and a worker that dies mid-effect hands them on after the lease.
+            async with self._transaction() as tx:
+                rows = await tx._query(
+                    "UPDATE outbox SET next_attempt_at = ? WHERE id IN ("
+                    "SELECT id FROM outbox WHERE done_at IS NULL "
+                    "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT ?) "
+                    "RETURNING *",
+                    (utc_text(now + lease), utc_text(now), limit),
+                )
+            rows = sorted(rows, key=lambda row: int(row["id"]))
         return [
             OutboxItem(
                 id=row["id"],
@@ -486,6 +508,23 @@ class SqliteRepository(_Reads):
             "WHERE id = ? AND done_at IS NULL",
             (error, utc_text(next_attempt), item_id),
         )
+
+    async def defer_outbox(self, item_id: int, next_attempt: datetime, reason: str) -> None:
+        await self._write(
+            "UPDATE outbox SET last_error = ?, next_attempt_at = ? "
+            "WHERE id = ? AND done_at IS NULL",
+            (reason, utc_text(next_attempt), item_id),
+        )
+
+    async def next_outbox_due(self) -> datetime | None:
+        """When the earliest undone item falls due (None: nothing queued)."""
+        rows = await self._query(
+            "SELECT min(coalesce(next_attempt_at, '')) FROM outbox WHERE done_at IS NULL"
+        )
+        value = rows[0][0]
+        if value is None:
+            return None
+        return from_utc_text(value) if value else datetime.min.replace(tzinfo=UTC)
 
     async def pending_outbox(self) -> int:
         rows = await self._query("SELECT count(*) FROM outbox WHERE done_at IS NULL")
@@ -554,5 +593,5 @@ if TYPE_CHECKING:
     # Static proof that the classes satisfy the core's ports.
     def _conforms(
         repo: SqliteRepository, tx: SqliteTransaction
-    ) -> tuple[Repository, WriteTransaction]:
-        return repo, tx
+    ) -> tuple[Repository, WriteTransaction, MirrorRepository, MirrorTransaction]:
+        return repo, tx, repo, tx

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.core.ports import CalendarQuerying, Repository
+from gateway.core.mirror_admin import MirrorAdmin
+from gateway.core.outbox import OutboxWorker
+from gateway.core.ports import CalendarQuerying, MirrorRepository
 from gateway.core.service import BookingService
 from gateway.settings import Settings
 
@@ -18,6 +20,8 @@ from .observability import Metrics
 SETTINGS = web.AppKey("settings", Settings)
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 METRICS = web.AppKey("metrics", Metrics)
-REPOSITORY = web.AppKey("repository", Repository)
+REPOSITORY = web.AppKey("repository", MirrorRepository)
 BOOKINGS = web.AppKey("bookings", BookingService)
 CALENDAR_QUERIES = web.AppKey("calendar_queries", CalendarQuerying)
+MIRROR_ADMIN = web.AppKey("mirror_admin", MirrorAdmin)
+OUTBOX = web.AppKey("outbox", OutboxWorker)

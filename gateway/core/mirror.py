@@ -1,0 +1,278 @@
+"""The Google mirror as the core sees it: modes, connection state, the links
+between bookings and Google events, the sync log, and what an import changes.
+
+Nothing here talks to Google: ``google_bridge`` turns Google's answers into
+these values and the ``BookingService`` commits them (DESIGN.md, data flow).
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from .model import OutboxEffect, TimeSpan
+
+GOOGLE_PUSH = "google_push"
+"""Outbox kind: bring a booking's Google event in line with the booking."""
+
+GOOGLE_STOP_CHANNEL = "google_stop_channel"
+"""Outbox kind: stop a push-notification channel Google may still hold."""
+
+MAIL = "mail"
+"""Outbox kind: send a plain notice e-mail (payload: to, subject, text, html)."""
+
+
+class Direction(StrEnum):
+    OFF = "off"
+    TO_GOOGLE = "to_google"
+    FROM_GOOGLE = "from_google"
+    TWO_WAY = "two_way"
+
+    @property
+    def pushes(self) -> bool:
+        """Gateway bookings are written to Google."""
+        return self in (Direction.TO_GOOGLE, Direction.TWO_WAY)
+
+    @property
+    def pulls(self) -> bool:
+        """Google's events become busy blocks in the gateway."""
+        return self in (Direction.FROM_GOOGLE, Direction.TWO_WAY)
+
+
+class Details(StrEnum):
+    """What gateway -> Google shows: everything, or only the time as "Busy"."""
+
+    FULL = "full"
+    ANONYMOUS = "anonymous"
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorPolicy:
+    direction: Direction = Direction.OFF
+    details: Details = Details.FULL
+
+
+class ConnectionStatus(StrEnum):
+    """Where a resource stands with Google (the admin sees this)."""
+
+    NOT_INVITED = "not_invited"
+    INVITED = "invited"  # link sent, consent not finished
+    IMPORTING = "importing"  # connected, first full import running
+    SYNCED = "synced"
+    WARNING = "warning"  # connected but stuck: reconnect needed, quota, ...
+    DISABLED = "disabled"  # disconnected (taken over, or by the admin)
+
+
+class WarningReason(StrEnum):
+    RECONNECT = "reconnect_needed"
+    QUOTA = "quota_exceeded"
+    CALENDAR_GONE = "calendar_gone"
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """A push-notification channel (Calendar API events.watch)."""
+
+    id: str
+    token: str
+    resource_id: str  # Google's opaque id of the watched collection
+    expires: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """A resource's link to one Google calendar."""
+
+    resource_id: str
+    status: ConnectionStatus
+    account: str = ""  # the Google account (its primary calendar id, an e-mail)
+    calendar_id: str = ""
+    calendar_name: str = ""
+    refresh_token: bytes = b""  # encrypted; only google_bridge can read it
+    sync_token: str = ""  # "" until the first full sync finished
+    imported: int = 0  # events seen by the running or last full sync
+    warning: WarningReason | None = None
+    warning_text: str = ""
+    paused_until: datetime | None = None
+    channel: Channel | None = None
+    connected_at: datetime | None = None
+    last_sync_at: datetime | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.status in (
+            ConnectionStatus.IMPORTING,
+            ConnectionStatus.SYNCED,
+            ConnectionStatus.WARNING,
+        ) and bool(self.calendar_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    """An invitation to connect a Google calendar. Only a hash of its secret
+    is stored: the link itself is in the admin's and the resource's hands."""
+
+    token_hash: str
+    resource_id: str
+    created: datetime
+    expires: datetime
+    state: str = ""  # OAuth state bound to this invitation, once consent began
+    code_verifier: str = ""  # PKCE (RFC 7636), secret until the code exchange
+    account: str = ""  # after the callback: the Google account that consented
+    refresh_token: bytes = b""  # after the callback, encrypted
+    used: datetime | None = None
+
+
+class LinkKind(StrEnum):
+    PUSHED = "pushed"  # our booking, written to Google
+    IMPORTED = "imported"  # a Google event (or instance), kept as a busy block
+    SERIES = "series"  # a recurring Google event whose instances are imported
+
+
+@dataclass(frozen=True, slots=True)
+class EventLink:
+    """One Google event and the booking it belongs to."""
+
+    resource_id: str
+    event_id: str
+    kind: LinkKind
+    booking_id: str = ""
+    etag: str = ""
+    # PUSHED: the detail level chosen when first pushed (a settings change
+    # applies to future events only) and a digest of what was last written.
+    details: Details = Details.FULL
+    digest: str = ""
+    # IMPORTED instances: their recurring event. SERIES: itself.
+    series_id: str = ""
+    expanded_until: datetime | None = None
+
+
+class LogKind(StrEnum):
+    MIRRORED = "mirrored"
+    IMPORTED = "imported"
+    CONFLICT = "conflict"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class SyncLogEntry:
+    resource_id: str
+    kind: LogKind
+    message: str
+    at: datetime
+    booking_id: str = ""
+    event_id: str = ""
+    id: int = 0
+
+
+# -- what an import changes --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BusyBlock:
+    """A Google event (or one instance of a series) as the gateway keeps it:
+    only the time span (Google -> gateway is always anonymous)."""
+
+    event_id: str
+    span: TimeSpan
+    timezone: str
+    all_day: bool = False
+    tentative: bool = False
+    series_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesExpansion:
+    """Every instance of a recurring Google event inside the import horizon,
+    replacing whatever instances were imported for it before."""
+
+    series_id: str
+    etag: str
+    blocks: tuple[BusyBlock, ...]
+    expanded_until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AttendeeResponse:
+    """A booker's answer seen on our event in Google (responseStatus)."""
+
+    booking_id: str
+    email: str
+    partstat: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImportBatch:
+    """One page of Google changes, applied in one transaction.
+
+    ``seen`` is set on the pages of a full sync: the ids of every event met so
+    far; the last page of a full sync (``complete``) removes imported blocks
+    whose event was not seen (they were deleted while the token was invalid).
+    ``sync_token`` is set on the last page only."""
+
+    resource_id: str
+    upserts: tuple[BusyBlock, ...] = ()
+    removals: tuple[str, ...] = ()  # event ids (single events or instances)
+    series: tuple[SeriesExpansion, ...] = ()
+    series_removals: tuple[str, ...] = ()
+    repush: tuple[str, ...] = ()  # booking ids whose Google event was edited there
+    responses: tuple[AttendeeResponse, ...] = ()
+    notes: tuple[SyncLogEntry, ...] = ()
+    echo_etags: tuple[tuple[str, str], ...] = ()  # (event id, etag) of our own writes
+    seen: frozenset[str] | None = None
+    complete: bool = False
+    sync_token: str = ""
+    imported: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    created: int = 0
+    updated: int = 0
+    removed: int = 0
+    conflicts: int = 0
+    unchanged: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def google_event_id(booking_id: str) -> str:
+    """The Google event id of a booking: base32hex of its id (Calendar API:
+    ids use the characters a-v and 0-9, 5 to 1024 of them), so every retry of
+    an insert names the same event and Google answers 409 instead of making a
+    duplicate."""
+    encoded = base64.b32hexencode(booking_id.encode("utf-8")).decode("ascii")
+    return encoded.rstrip("=").lower()
+
+
+def booking_id_of_event(event_id: str) -> str | None:
+    """The booking id a ``google_event_id`` was made from, or None."""
+    text = event_id.upper()
+    try:
+        return base64.b32hexdecode(text + "=" * (-len(text) % 8)).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def imported_uid(resource_id: str, event_id: str) -> str:
+    """The UID of the busy block of a Google event (stable: re-imports after
+    a 410 full sync land on the same object instead of duplicating it)."""
+    return f"google-{event_id}@{resource_id}.calgateway"
+
+
+def stop_channel_effect(resource_id: str, channel: Channel, sealed_refresh: bytes) -> OutboxEffect:
+    """The outbox item that stops a push channel with the credentials that
+    opened it (the sealed refresh token: a takeover or reconnect may have
+    replaced the connection's own by the time it runs)."""
+    return OutboxEffect(
+        kind=GOOGLE_STOP_CHANNEL,
+        resource_id=resource_id,
+        booking_id="",
+        payload={
+            "channel_id": channel.id,
+            "channel_resource": channel.resource_id,
+            "refresh_token": sealed_refresh.decode("ascii"),
+        },
+    )

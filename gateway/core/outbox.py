@@ -1,0 +1,219 @@
+"""Draining the outbox: run each queued side effect until it succeeds.
+
+Effects (push to Google, send an e-mail) were committed in the same
+transaction as the change that caused them, so they survive a crash; this
+worker runs them after the fact. An item is done only when its handler
+returns; a failure is retried with jittered exponential backoff, for as long
+as it takes (nothing is ever dropped: the admin sees stuck items in
+``/healthz``, ``/metrics`` and the sync log). A handler that must wait for
+something (a reconnect, a quota pause) raises ``Deferred``, which re-queues
+the item without counting a failed attempt.
+
+Items are claimed with a lease, so a second worker on the same database
+(another process) does not run them at the same time, and items of one
+booking run one at a time, in order, so an older state never overwrites a
+newer one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from .model import OutboxItem
+
+log = logging.getLogger("calgateway.outbox")
+
+Handler = Callable[[OutboxItem], Awaitable[None]]
+
+
+class Deferred(Exception):
+    """Raised by a handler: not now, try again at ``until`` (not a failure)."""
+
+    def __init__(self, until: datetime, reason: str) -> None:
+        super().__init__(reason)
+        self.until = until
+        self.reason = reason
+
+
+class PermanentFailure(Exception):
+    """Raised by a handler when retrying cannot help (a recipient address the
+    mail server refuses). The item is closed with the reason kept."""
+
+
+class OutboxStore(Protocol):
+    async def claim_outbox(
+        self, now: datetime, limit: int, lease: timedelta | None = None
+    ) -> list[OutboxItem]: ...
+
+    async def complete_outbox(self, item_id: int) -> None: ...
+
+    async def retry_outbox(self, item_id: int, error: str, next_attempt: datetime) -> None: ...
+
+    async def defer_outbox(self, item_id: int, next_attempt: datetime, reason: str) -> None: ...
+
+    async def next_outbox_due(self) -> datetime | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Delay before retry n (n = failed attempts so far, from 0): exponential,
+    capped, with "equal jitter" (half fixed, half random) so that many items
+    failing together do not come back together."""
+
+    initial: float
+    maximum: float
+
+    def delay(self, attempts: int, rng: random.Random) -> timedelta:
+        ceiling = min(self.maximum, self.initial * 2 ** min(attempts, 32))
+        return timedelta(seconds=ceiling / 2 + rng.uniform(0, ceiling / 2))
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        store: OutboxStore,
+        handlers: Mapping[str, Handler],
+        *,
+        backoff: Backoff,
+        poll_interval: float,
+        batch_size: int = 50,
+        concurrency: int = 4,
+        lease: timedelta = timedelta(minutes=5),
+        clock: Callable[[], datetime] = _utc_now,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._handlers = dict(handlers)
+        self._backoff = backoff
+        self._poll_interval = poll_interval
+        self._batch_size = batch_size
+        self._slots = asyncio.Semaphore(concurrency)
+        self._lease = lease
+        self._clock = clock
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrecy
+        self._wake = asyncio.Event()
+        self._inflight = 0
+        self._quiet = asyncio.Condition()
+        self.processed = 0
+        self.failures = 0
+
+    def wake(self) -> None:
+        """Something was queued: look now instead of at the next poll."""
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Run every item due now (in batches); returns how many were handled."""
+        handled = 0
+        while True:
+            items = await self._store.claim_outbox(self._clock(), self._batch_size, self._lease)
+            if not items:
+                return handled
+            by_booking: dict[tuple[str, str], list[OutboxItem]] = {}
+            for item in items:
+                key = (item.effect.resource_id, item.effect.booking_id or f"#{item.id}")
+                by_booking.setdefault(key, []).append(item)
+            await asyncio.gather(*(self._run_in_order(group) for group in by_booking.values()))
+            handled += len(items)
+
+    async def _run_in_order(self, items: list[OutboxItem]) -> None:
+        async with self._quiet:
+            self._inflight += len(items)
+        try:
+            async with self._slots:
+                for item in items:
+                    await self._run(item)
+        finally:
+            async with self._quiet:
+                self._inflight -= len(items)
+                self._quiet.notify_all()
+
+    async def settle(self) -> None:
+        """Run until nothing is due now and nothing is in flight (items
+        retried or deferred to a later time stay queued). For callers that
+        must see effects done, like the tests and the admin commands; bound
+        it with a timeout."""
+        while True:
+            await self.run_once()
+            async with self._quiet:
+                await self._quiet.wait_for(lambda: self._inflight == 0)
+            due = await self._store.next_outbox_due()
+            if due is None or due > self._clock():
+                return
+
+    async def _run(self, item: OutboxItem) -> None:
+        handler = self._handlers.get(item.effect.kind)
+        now = self._clock()
+        try:
+            if handler is None:
+                raise LookupError(f"no handler for outbox items of kind {item.effect.kind!r}")
+            await handler(item)
+        except Deferred as deferred:
+            await self._store.defer_outbox(item.id, deferred.until, deferred.reason)
+            return
+        except PermanentFailure as failure:
+            log.error(
+                "outbox item failed for good",
+                extra={"item": item.id, "kind": item.effect.kind, "error": str(failure)},
+            )
+            await self._store.retry_outbox(item.id, f"permanent: {failure}", now)
+            await self._store.complete_outbox(item.id)
+            self.failures += 1
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any failure of an effect is retried later
+            self.failures += 1
+            delay = self._backoff.delay(item.attempts, self._rng)
+            log.warning(
+                "outbox item failed, will retry",
+                extra={
+                    "item": item.id,
+                    "kind": item.effect.kind,
+                    "attempt": item.attempts + 1,
+                    "retry_in_s": round(delay.total_seconds(), 3),
+                    "error": f"{type(exc).__name__}: {exc}",
+                },
+            )
+            await self._store.retry_outbox(item.id, f"{type(exc).__name__}: {exc}", now + delay)
+            return
+        await self._store.complete_outbox(item.id)
+        self.processed += 1
+
+    async def run(self) -> None:
+        """Until cancelled: run what is due, then sleep until the next item
+        falls due, a ``wake()``, or ``poll_interval`` (another process may
+        queue items this one is not told about)."""
+        while True:
+            self._wake.clear()
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be briefly unavailable
+                log.exception("outbox pass failed")
+            wait = self._poll_interval
+            due = await self._next_due()
+            if due is not None:
+                wait = max(0.0, min(wait, (due - self._clock()).total_seconds()))
+            if wait > 0 and not self._wake.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
+
+    async def _next_due(self) -> datetime | None:
+        try:
+            return await self._store.next_outbox_due()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            return None

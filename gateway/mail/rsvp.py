@@ -1,0 +1,163 @@
+"""Signed accept/decline links for bookers without a calendar client.
+
+A token names the booking, the attendee, the booking's SEQUENCE when the
+invitation was sent and the answer the link gives; an HMAC-SHA256 over those
+proves the gateway made it. Nothing secret is inside (the attendee reads their
+own address and booking id in it), and the SEQUENCE makes a link from an older
+invitation stale exactly like an iTIP REPLY to an older SEQUENCE (RFC 5546
+2.1.5), so tokens need no expiry of their own. Served at
+``{base_url}/rsvp/{token}``.
+
+Token: ``base64url(JSON claim) "." base64url(HMAC-SHA256(key, context || claim))``,
+without padding, so it is one URL path segment.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from gateway.core.invitations import ItipReply
+from gateway.core.model import PartStat
+
+# The answers a link can give; NEEDS-ACTION and DELEGATED are not answers a
+# click can express.
+ANSWERS = frozenset({PartStat.ACCEPTED, PartStat.DECLINED, PartStat.TENTATIVE})
+
+MIN_KEY_BYTES = 32
+
+# Binds the MAC to this use, so a key shared with another signer cannot be
+# made to vouch for an RSVP.
+_CONTEXT = b"calgateway rsvp v1\x00"
+_VERSION = 1
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+class InvalidRsvpToken(ValueError):
+    """A token that is malformed, was not made with this key, or was altered."""
+
+
+@dataclass(frozen=True, slots=True)
+class RsvpClaim:
+    """What a valid token says."""
+
+    booking_id: str
+    attendee_email: str
+    sequence: int
+    partstat: PartStat
+
+    def as_reply(self, uid: str, now: datetime) -> ItipReply:
+        """The claim as the iTIP REPLY it stands for, so that one rule
+        (``gateway.core.invitations.reply_applies``) judges both."""
+        return ItipReply(
+            uid=uid,
+            attendee_email=self.attendee_email,
+            partstat=self.partstat,
+            sequence=self.sequence,
+            dtstamp=now,
+        )
+
+
+def sign_rsvp(
+    key: bytes, booking_id: str, attendee_email: str, sequence: int, partstat: PartStat
+) -> str:
+    """A URL-safe token for one answer of one attendee to one SEQUENCE."""
+    _check_key(key)
+    if partstat not in ANSWERS:
+        raise ValueError(f"an RSVP link cannot answer {partstat.value}")
+    if sequence < 0:
+        raise ValueError("sequence must not be negative")
+    claim = {
+        "v": _VERSION,
+        "b": booking_id,
+        "a": attendee_email,
+        "s": sequence,
+        "p": partstat.value,
+    }
+    body = _b64(json.dumps(claim, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+    return f"{body}.{_b64(_mac(key, body))}"
+
+
+def verify_rsvp(key: bytes, token: str) -> RsvpClaim:
+    """The claim of a token this key signed; ``InvalidRsvpToken`` otherwise."""
+    _check_key(key)
+    body, dot, signature = token.partition(".")
+    if not dot or not body or not signature:
+        raise InvalidRsvpToken("malformed RSVP token")
+    try:
+        given = _unb64(signature)
+        _unb64(body)
+    except ValueError as exc:
+        raise InvalidRsvpToken("malformed RSVP token") from exc
+    # Compared in constant time, before the claim is even looked at.
+    if not hmac.compare_digest(given, _mac(key, body)):
+        raise InvalidRsvpToken("the RSVP token's signature does not match")
+    try:
+        claim = json.loads(_unb64(body).decode("utf-8"))
+        if claim["v"] != _VERSION:
+            raise InvalidRsvpToken(f"unsupported RSVP token version {claim['v']!r}")
+        result = RsvpClaim(
+            booking_id=_str(claim["b"]),
+            attendee_email=_str(claim["a"]),
+            sequence=_nonnegative(claim["s"]),
+            partstat=PartStat(claim["p"]),
+        )
+    except InvalidRsvpToken:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:
+        # Signed by us yet unreadable: only a bug or a leaked key gets here.
+        raise InvalidRsvpToken("the RSVP token's claim is unreadable") from exc
+    if result.partstat not in ANSWERS:
+        raise InvalidRsvpToken(f"an RSVP link cannot answer {result.partstat.value}")
+    return result
+
+
+def rsvp_url(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/rsvp/{token}"
+
+
+def _check_key(key: bytes) -> None:
+    if len(key) < MIN_KEY_BYTES:
+        # RFC 2104 3: a key shorter than the hash output weakens the MAC.
+        raise ValueError(f"the RSVP key must have at least {MIN_KEY_BYTES} bytes")
+
+
+def _mac(key: bytes, body: str) -> bytes:
+    return hmac.new(key, _CONTEXT + body.encode("ascii"), hashlib.sha256).digest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    """Strict decoding: only the canonical spelling of some bytes is accepted,
+    so no two tokens (say, differing in the unused low bits of the last
+    character) carry the same signature."""
+    if not _B64URL.fullmatch(text):
+        raise ValueError("not base64url")
+    try:
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except binascii.Error as exc:
+        raise ValueError("not base64url") from exc
+    if _b64(data) != text:
+        raise ValueError("not canonical base64url")
+    return data
+
+
+def _str(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    return value
+
+
+def _nonnegative(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise TypeError("expected a non-negative integer")
+    return value

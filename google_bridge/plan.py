@@ -1,0 +1,147 @@
+"""Planning one page of Google changes before anything is written.
+
+Like vdirsyncer's sync, deciding is kept apart from doing: ``plan_page``
+looks at a page of ``events.list`` and the saved links and returns what to
+change (busy blocks to write or remove, series to expand, our own events to
+write back) without any I/O, so every rule here is testable on plain data.
+
+Rules:
+
+* Our own events (our booking id in ``extendedProperties.private``) are
+  never imported. If Google still shows what we last wrote, the change is the
+  echo of our own write: nothing to do but remember its etag. If a person
+  changed or deleted it in Google, the gateway's booking wins: the conflict
+  is logged and the booking written back. Guests' answers on it are kept
+  (``responses``).
+* A recurring event (``recurrence`` set) is expanded with ``events.instances``
+  within the import horizon; its changed or cancelled instances come as
+  events with ``recurringEventId`` and are handled like single events.
+* Cancelled, free (transparent), declined and non-busy event types remove
+  their block; single events that ended before the import window are
+  skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gateway.core.mirror import (
+    AttendeeResponse,
+    BusyBlock,
+    EventLink,
+    LinkKind,
+    LogKind,
+    SyncLogEntry,
+)
+from gateway.core.model import Booking, BookingStatus
+
+from .mapping import booking_id_in, busy_block, responses, same_content
+
+
+@dataclass(frozen=True, slots=True)
+class OwnEvent:
+    """What the planner needs of one of our bookings met on Google."""
+
+    booking: Booking | None  # None: deleted in the gateway (its push is queued)
+    body: Mapping[str, Any] | None  # what we would write now
+
+
+@dataclass(slots=True)
+class PagePlan:
+    upserts: list[BusyBlock] = field(default_factory=list)
+    removals: list[str] = field(default_factory=list)
+    expand: list[Mapping[str, Any]] = field(default_factory=list)  # master events
+    series_removals: list[str] = field(default_factory=list)
+    repush: list[str] = field(default_factory=list)
+    responses: list[AttendeeResponse] = field(default_factory=list)
+    notes: list[SyncLogEntry] = field(default_factory=list)
+    echo_etags: list[tuple[str, str]] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+
+
+def plan_page(
+    items: Sequence[Mapping[str, Any]],
+    *,
+    resource_id: str,
+    calendar_zone: str,
+    links: Mapping[str, EventLink],
+    own: Mapping[str, OwnEvent],
+    window_start: datetime,
+    now: datetime,
+    import_foreign: bool = True,
+) -> PagePlan:
+    """``import_foreign`` False (direction to_google): only our own events
+    are looked at; the calendar's other events stay in Google."""
+    plan = PagePlan()
+    for event in items:
+        event_id = str(event.get("id", ""))
+        if not event_id:
+            continue
+        plan.seen.add(event_id)
+        link = links.get(event_id)
+        booking_id = booking_id_in(event)
+        if booking_id is None and link is not None and link.kind is LinkKind.PUSHED:
+            # Ours; a deleted event comes back stripped of its properties.
+            booking_id = link.booking_id
+        if booking_id is not None:
+            _plan_own(plan, event, booking_id, own.get(booking_id), resource_id, now)
+            continue
+        if not import_foreign:
+            continue
+        if event.get("recurrence"):
+            if event.get("status") == "cancelled":
+                plan.series_removals.append(event_id)
+            elif link is None or link.etag != event.get("etag") or link.kind is not LinkKind.SERIES:
+                plan.expand.append(event)
+            continue
+        if event.get("status") == "cancelled" and not event.get("recurringEventId"):
+            if event_id in links:
+                plan.removals.append(event_id)
+            continue
+        block = busy_block(event, calendar_zone)
+        if block is None:
+            if event_id in links or event.get("recurringEventId"):
+                plan.removals.append(event_id)
+            continue
+        if block.span.end < window_start and event_id not in links:
+            continue  # long past: not worth a block
+        plan.upserts.append(block)
+    return plan
+
+
+def _plan_own(
+    plan: PagePlan,
+    event: Mapping[str, Any],
+    booking_id: str,
+    own: OwnEvent | None,
+    resource_id: str,
+    now: datetime,
+) -> None:
+    event_id = str(event["id"])
+    etag = str(event.get("etag", ""))
+    if own is None or own.booking is None or own.body is None:
+        return  # deleted here; the queued push deletes it there
+    booking = own.booking
+    if booking.status is BookingStatus.CANCELLED:
+        return  # the queued push deletes it
+    for email, partstat in responses(event, booking):
+        plan.responses.append(AttendeeResponse(booking_id, email, partstat))
+    if same_content(event, own.body):
+        plan.echo_etags.append((event_id, etag))
+        return
+    what = "deleted" if event.get("status") == "cancelled" else "changed"
+    plan.repush.append(booking_id)
+    plan.notes.append(
+        SyncLogEntry(
+            resource_id,
+            LogKind.CONFLICT,
+            f"the booking {booking.title!r} was {what} in Google Calendar; the gateway's "
+            "booking is kept and written back (change bookings in the gateway)",
+            now,
+            booking_id=booking_id,
+            event_id=event_id,
+        )
+    )

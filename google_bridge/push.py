@@ -1,0 +1,208 @@
+"""Gateway -> Google: the outbox handlers.
+
+A push brings one booking's Google event in line with the booking as it is
+*now* (not as it was when queued), so pushes may repeat or arrive out of
+order without harm: an unchanged event is not written again (digest), a
+cancelled or deleted booking deletes its event, and the event id is derived
+from the booking id, so a retried insert meets itself (409) instead of making
+a duplicate. Updates carry the etag we last saw (If-Match); on 412 the event
+is re-read and written again, because the gateway's booking is the truth.
+
+While the connection needs a reconnect or is paused for quota, items are
+deferred, not failed and never dropped: they drain once it works again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from gateway.core.mirror import (
+    Connection,
+    EventLink,
+    LinkKind,
+    LogKind,
+    SyncLogEntry,
+    WarningReason,
+    google_event_id,
+)
+from gateway.core.mirror_admin import MirrorAdmin
+from gateway.core.model import BookingStatus, CalendarObject, Origin, OutboxItem
+from gateway.core.outbox import Deferred
+from gateway.core.ports import CalendarCodec, MirrorRepository
+
+from .client import DuplicateEvent, EtagMismatch, EventMissing, GoogleCalendar
+from .errors import CalendarGone, QuotaExceeded, ReconnectNeeded
+from .mapping import digest, event_body
+from .tokens import TokenKeyMismatch, TokenVault
+
+log = logging.getLogger("calgateway.google")
+
+# How often a deferred item looks again while a reconnect is awaited; a
+# reconnect also releases them at once.
+RECONNECT_RECHECK = timedelta(minutes=15)
+
+
+class GooglePusher:
+    def __init__(
+        self,
+        repository: MirrorRepository,
+        codec: CalendarCodec,
+        admin: MirrorAdmin,
+        google: GoogleCalendar,
+        vault: TokenVault,
+        *,
+        quota_pause: timedelta,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._repo = repository
+        self._codec = codec
+        self._admin = admin
+        self._google = google
+        self._vault = vault
+        self._quota_pause = quota_pause
+        self._clock = clock
+
+    async def usable(self, connection: Connection | None) -> Connection | None:
+        """The connection if pushing may go ahead now; None if there is
+        nothing to push to; raises ``Deferred`` while it is stuck."""
+        if connection is None or not connection.connected:
+            return None
+        now = self._clock()
+        if connection.warning is WarningReason.RECONNECT:
+            raise Deferred(now + RECONNECT_RECHECK, "waiting for a Google reconnect")
+        if connection.paused_until is not None and connection.paused_until > now:
+            raise Deferred(connection.paused_until, "paused: Google quota exceeded")
+        return connection
+
+    async def push(self, item: OutboxItem) -> None:
+        effect = item.effect
+        connection = await self.usable(await self._repo.get_connection(effect.resource_id))
+        if connection is None:
+            return  # not connected: connecting later exports what is current then
+        try:
+            await self._push(connection, effect.booking_id)
+        except (ReconnectNeeded, TokenKeyMismatch) as exc:
+            await self._admin.warn(connection.resource_id, WarningReason.RECONNECT, str(exc))
+            raise Deferred(self._clock() + RECONNECT_RECHECK, "reconnect needed") from exc
+        except QuotaExceeded as exc:
+            until = self._clock() + self._quota_pause
+            await self._admin.warn(connection.resource_id, WarningReason.QUOTA, str(exc), until)
+            raise Deferred(until, "Google quota exceeded") from exc
+        except CalendarGone as exc:
+            await self._admin.warn(connection.resource_id, WarningReason.CALENDAR_GONE, str(exc))
+            raise Deferred(self._clock() + RECONNECT_RECHECK, "calendar gone") from exc
+        if connection.warning is WarningReason.QUOTA:
+            await self._admin.clear_warning(connection.resource_id, WarningReason.QUOTA)
+
+    async def _push(self, connection: Connection, booking_id: str) -> None:
+        resource_id = connection.resource_id
+        refresh = self._vault.open(connection.refresh_token)
+        event_id = google_event_id(booking_id)
+        link = await self._repo.get_link(resource_id, event_id)
+        obj = await self._repo.get_by_id(booking_id)
+        if obj is not None and obj.booking.origin is Origin.GOOGLE:
+            return  # an imported busy block: it came from Google
+        if obj is None or obj.booking.status is BookingStatus.CANCELLED:
+            await self._delete(connection, refresh, event_id, booking_id, link)
+            return
+        details = link.details if link else self._admin.policy(resource_id).details
+        body = event_body(obj.booking, details, self._codec.recurrence(obj))
+        written = digest(body)
+        if link is not None and link.digest == written:
+            return  # Google already has exactly this
+        event = await self._write(connection, refresh, event_id, body, link)
+        async with self._repo.transaction() as tx:
+            await tx.save_link(
+                EventLink(
+                    resource_id=resource_id,
+                    event_id=event_id,
+                    kind=LinkKind.PUSHED,
+                    booking_id=booking_id,
+                    etag=str(event.get("etag", "")),
+                    details=details,
+                    digest=written,
+                )
+            )
+            await tx.log(_mirrored(resource_id, obj, "written to Google", event_id, self._clock()))
+
+    async def _write(
+        self,
+        connection: Connection,
+        refresh: str,
+        event_id: str,
+        body: Mapping[str, Any],
+        link: EventLink | None,
+    ) -> dict[str, Any]:
+        calendar = connection.calendar_id
+        if link is None:
+            try:
+                return await self._google.insert_event(refresh, calendar, body)
+            except DuplicateEvent:
+                pass  # an earlier try got through (or the event was deleted there)
+        else:
+            try:
+                return await self._google.update_event(
+                    refresh, calendar, event_id, body, if_match=link.etag or None
+                )
+            except EventMissing:
+                return await self._google.insert_event(refresh, calendar, body)
+            except EtagMismatch:
+                pass  # changed in Google since we last saw it: re-read, ours wins
+        current = await self._google.get_event(refresh, calendar, event_id)
+        return await self._google.update_event(
+            refresh, calendar, event_id, body, if_match=str(current.get("etag", "")) or None
+        )
+
+    async def _delete(
+        self,
+        connection: Connection,
+        refresh: str,
+        event_id: str,
+        booking_id: str,
+        link: EventLink | None,
+    ) -> None:
+        if link is None or link.kind is not LinkKind.PUSHED:
+            return  # never written to Google (or not by us)
+        with contextlib.suppress(EventMissing):  # 404/410: already gone, as wanted
+            await self._google.delete_event(refresh, connection.calendar_id, event_id)
+        async with self._repo.transaction() as tx:
+            await tx.delete_link(connection.resource_id, event_id)
+            await tx.log(
+                replace(
+                    _mirrored(
+                        connection.resource_id, None, "deleted in Google", event_id, self._clock()
+                    ),
+                    booking_id=booking_id,
+                )
+            )
+
+    async def stop_channel(self, item: OutboxItem) -> None:
+        payload = item.effect.payload
+        try:
+            refresh = self._vault.open(str(payload["refresh_token"]).encode("ascii"))
+            await self._google.stop_channel(
+                refresh, str(payload["channel_id"]), str(payload["channel_resource"])
+            )
+        except (ReconnectNeeded, TokenKeyMismatch):
+            # Without access the channel cannot be stopped; it expires on its
+            # own and its notifications are ignored (unknown channel).
+            log.info("channel left to expire", extra={"channel": payload.get("channel_id")})
+
+
+def _mirrored(
+    resource_id: str, obj: CalendarObject | None, what: str, event_id: str, at: datetime
+) -> SyncLogEntry:
+    title = f"{obj.booking.title!r} " if obj is not None else ""
+    return SyncLogEntry(
+        resource_id,
+        LogKind.MIRRORED,
+        f"booking {title}{what}",
+        at,
+        booking_id=obj.booking.id if obj is not None else "",
+        event_id=event_id,
+    )

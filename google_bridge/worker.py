@@ -1,0 +1,176 @@
+"""The loop that keeps every connected resource in sync with Google.
+
+A resource is synced when a push notification names it, right after it is
+connected, and otherwise every ``poll_interval`` (notifications can be lost;
+Calendar API "Push notifications" says to expect that). Before syncing, its
+watch channel is opened or renewed. Failures are sorted: a refused refresh
+token marks the resource "warning: reconnect needed" (and waits for the
+person), the daily quota pauses it, anything passing is retried at the next
+round. One resource's trouble never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from gateway.core.imports import StaleImport
+from gateway.core.mirror import Connection, ConnectionStatus, Direction, WarningReason
+from gateway.core.mirror_admin import MirrorAdmin
+from gateway.core.ports import MirrorRepository
+
+from .channels import ChannelKeeper
+from .errors import (
+    CalendarGone,
+    GoogleError,
+    GoogleRequestError,
+    GoogleUnavailable,
+    QuotaExceeded,
+    ReconnectNeeded,
+)
+from .sync import CalendarSync, SyncOutcome
+from .tokens import TokenKeyMismatch
+
+log = logging.getLogger("calgateway.google")
+
+
+class SyncWorker:
+    def __init__(
+        self,
+        repository: MirrorRepository,
+        admin: MirrorAdmin,
+        sync: CalendarSync,
+        channels: ChannelKeeper | None,
+        *,
+        poll_interval: float,
+        quota_pause: timedelta,
+        clock: Callable[[], datetime],
+        concurrency: int = 2,
+    ) -> None:
+        self._repo = repository
+        self._admin = admin
+        self._sync = sync
+        self._channels = channels
+        self._poll = timedelta(seconds=poll_interval)
+        self._quota_pause = quota_pause
+        self._clock = clock
+        self._slots = asyncio.Semaphore(concurrency)
+        self._requested: set[str] = set()
+        self._wake = asyncio.Event()
+        self._last_try: dict[str, datetime] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._finished: dict[str, int] = {}
+        self._finished_changed = asyncio.Condition()
+
+    def request_sync(self, resource_id: str) -> None:
+        """Sync this resource soon (a notification came, it was connected)."""
+        self._requested.add(resource_id)
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be briefly unavailable
+                log.exception("google sync round failed")
+            if not self._wake.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._next_wait())
+
+    def _next_wait(self) -> float:
+        if not self._last_try:
+            return self._poll.total_seconds()
+        earliest = min(self._last_try.values()) + self._poll
+        until = (earliest - self._clock()).total_seconds()
+        return max(0.05, min(self._poll.total_seconds(), until))
+
+    def _lock(self, resource_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(resource_id, asyncio.Lock())
+
+    async def run_once(self) -> list[str]:
+        """Sync every resource that is due; returns their ids."""
+        requested, self._requested = self._requested, set()
+        now = self._clock()
+        due: list[Connection] = []
+        for connection in await self._repo.connections():
+            if not connection.connected or self._lock(connection.resource_id).locked():
+                continue
+            if self._admin.policy(connection.resource_id).direction is Direction.OFF:
+                continue
+            last = self._last_try.get(connection.resource_id)
+            if connection.resource_id in requested or last is None or now - last >= self._poll:
+                due.append(connection)
+        await asyncio.gather(*(self._one(c.resource_id) for c in due))
+        return [c.resource_id for c in due]
+
+    def finished(self, resource_id: str) -> int:
+        """How many syncs of the resource have finished (for waiting on one)."""
+        return self._finished.get(resource_id, 0)
+
+    async def wait_finished(self, resource_id: str, count: int) -> None:
+        """Until ``finished(resource_id)`` reaches ``count``; bound it with a timeout."""
+        async with self._finished_changed:
+            await self._finished_changed.wait_for(lambda: self.finished(resource_id) >= count)
+
+    async def sync_now(self, resource_id: str) -> SyncOutcome | None:
+        """Sync one resource now (after a sync of it that is under way)."""
+        return await self._one(resource_id)
+
+    async def _one(self, resource_id: str) -> SyncOutcome | None:
+        async with self._lock(resource_id), self._slots:
+            # Read again under the lock: a sync that just ran moved the token.
+            connection = await self._repo.get_connection(resource_id)
+            now = self._clock()
+            self._last_try[resource_id] = now
+            if connection is None or not connection.connected:
+                return None
+            if connection.warning is WarningReason.RECONNECT:
+                return None  # only the person can fix it; the log says so
+            if connection.paused_until is not None and connection.paused_until > now:
+                return None
+            try:
+                return await self._sync_one(connection)
+            finally:
+                async with self._finished_changed:
+                    self._finished[resource_id] = self.finished(resource_id) + 1
+                    self._finished_changed.notify_all()
+
+    async def _sync_one(self, connection: Connection) -> SyncOutcome | None:
+        resource_id = connection.resource_id
+        try:
+            if self._channels is not None:
+                connection = await self._channels.ensure(connection)
+            outcome = await self._sync.run(connection)
+        except (ReconnectNeeded, TokenKeyMismatch) as exc:
+            await self._admin.warn(resource_id, WarningReason.RECONNECT, str(exc))
+            return None
+        except QuotaExceeded as exc:
+            until = self._clock() + self._quota_pause
+            await self._admin.warn(resource_id, WarningReason.QUOTA, str(exc), until)
+            return None
+        except CalendarGone as exc:
+            await self._admin.warn(resource_id, WarningReason.CALENDAR_GONE, str(exc))
+            return None
+        except StaleImport:
+            self.request_sync(resource_id)  # reconnected meanwhile: sync the new one
+            return None
+        except (GoogleUnavailable, GoogleRequestError, GoogleError) as exc:
+            log.warning(
+                "google sync failed, retrying later",
+                extra={"resource": resource_id, "error": str(exc)},
+            )
+            return None
+        if connection.warning in (WarningReason.QUOTA, WarningReason.CALENDAR_GONE):
+            await self._admin.clear_warning(resource_id, connection.warning)
+        if connection.status is ConnectionStatus.IMPORTING:
+            log.info(
+                "google import finished",
+                extra={"resource": resource_id, "events": outcome.events, "pages": outcome.pages},
+            )
+        return outcome

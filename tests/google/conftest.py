@@ -1,0 +1,33 @@
+"""Fixtures for the Google bridge tests: the fake Google, an SMTP server and
+the gateway configured against both."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.google_calendar import FakeGoogle
+from tests.google.harness import Gateway, running_gateway
+from tests.smtp import Recorder, smtp_server
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeGoogle]:
+    async with FakeGoogle.running() as google:
+        yield google
+
+
+@pytest.fixture
+def mail() -> Iterator[tuple[Recorder, int]]:
+    with smtp_server() as server:
+        yield server
+
+
+@pytest.fixture
+async def gateway(
+    tmp_path: Path, fake: FakeGoogle, mail: tuple[Recorder, int]
+) -> AsyncIterator[Gateway]:
+    async with running_gateway(tmp_path, fake, mail) as gw:
+        yield gw

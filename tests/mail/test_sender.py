@@ -1,0 +1,347 @@
+"""The SMTP sender against a real SMTP server (aiosmtpd) on loopback: plain,
+STARTTLS, implicit TLS and AUTH; and how failures are classified for the
+outbox worker's retries."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import ipaddress
+import socket
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from gateway.core.invitations import InvitationKind
+from gateway.ical import render_itip
+from gateway.mail import MailDeliveryError, SmtpConfig, SmtpSender, build_invitation
+from tests.mail import ANNA, ORGANIZER, ZOE, make_booking, stored
+
+HOST = "127.0.0.1"
+NOW = datetime(2026, 11, 5, 12, tzinfo=UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Recorder:
+    """An aiosmtpd handler that keeps what it receives, refusing recipients
+    whose local part names an SMTP reply ("reject-550@...")."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Any] = []
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address.startswith("reject-"):
+            code = address.split("@")[0].removeprefix("reject-")
+            return f"{code} mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+
+@dataclass
+class Server:
+    recorder: Recorder
+    port: int
+
+
+def start(controller_kwargs: dict[str, Any]) -> Iterator[Server]:
+    recorder = Recorder()
+    port = free_port()
+    controller = Controller(recorder, hostname=HOST, port=port, **controller_kwargs)
+    controller.start()
+    try:
+        yield Server(recorder, port)
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    yield from start({})
+
+
+def invitation(to: str = ZOE.email) -> Any:
+    booking = make_booking(title="Beratung 💬 相談")
+    calendar = render_itip(stored(booking), ANNA, InvitationKind.REQUEST, ORGANIZER, NOW)
+    return build_invitation(
+        calendar=calendar,
+        kind=InvitationKind.REQUEST,
+        booking=booking,
+        attendee=replace(ZOE, email=to),
+        organizer_address=ORGANIZER,
+        organizer_name="Anna Schmidt",
+        date=NOW,
+    )
+
+
+def config(port: int = 25, **changes: Any) -> SmtpConfig:
+    values: dict[str, Any] = {
+        "host": HOST,
+        "port": port,
+        "security": "none",
+        "timeout": 5.0,
+        "from_address": "bounces@gateway.example",
+        "from_name": "Gateway",
+    }
+    values.update(changes)
+    return SmtpConfig(**values)
+
+
+def received_calendar(envelope: Any) -> bytes:
+    parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+    for part in parsed.walk():
+        if part.get_content_type() == "text/calendar":
+            data = part.get_payload(decode=True)
+            assert isinstance(data, bytes)
+            return data
+    raise AssertionError("no text/calendar part")
+
+
+# -- delivery ---------------------------------------------------------------------------
+
+
+async def test_message_arrives_intact(server: Server) -> None:
+    message = invitation()
+    await SmtpSender(config(server.port)).send(message)
+    [envelope] = server.recorder.envelopes
+    assert envelope.mail_from == "bounces@gateway.example"
+    assert envelope.rcpt_tos == [ZOE.email]
+    # What the server got is what we built, CRLF for CRLF.
+    assert envelope.content == message.as_bytes(policy=email.policy.SMTP)
+    calendar = received_calendar(envelope)
+    assert calendar.startswith(b"BEGIN:VCALENDAR\r\n") and b"METHOD:REQUEST\r\n" in calendar
+
+
+async def test_envelope_sender_defaults_to_from_header(server: Server) -> None:
+    await SmtpSender(config(server.port, from_address="")).send(invitation())
+    assert server.recorder.envelopes[0].mail_from == ORGANIZER
+
+
+# -- TLS and AUTH ---------------------------------------------------------------------------
+
+
+@dataclass
+class Certificate:
+    server_context: ssl.SSLContext
+    client_context: ssl.SSLContext
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    """A self-signed certificate for 127.0.0.1 and the contexts of both ends."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    directory: Path = tmp_path_factory.mktemp("tls")
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    (directory / "cert.pem").write_bytes(cert_pem)
+    (directory / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
+    client_context = ssl.create_default_context(cadata=cert_pem.decode())
+    return Certificate(server_context, client_context)
+
+
+def authenticator(
+    server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+) -> AuthResult:
+    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+        b"gateway",
+        b"s3cret",
+    )
+    # handled=False: aiosmtpd answers 535 itself.
+    return AuthResult(success=ok, handled=False)
+
+
+@pytest.fixture
+def starttls_server(certificate: Certificate) -> Iterator[Server]:
+    yield from start(
+        {
+            "tls_context": certificate.server_context,
+            "require_starttls": True,
+            "auth_required": True,
+            "authenticator": authenticator,
+        }
+    )
+
+
+@pytest.fixture
+def tls_server(certificate: Certificate) -> Iterator[Server]:
+    yield from start({"ssl_context": certificate.server_context})
+
+
+async def test_starttls_with_auth(starttls_server: Server, certificate: Certificate) -> None:
+    sender = SmtpSender(
+        config(
+            starttls_server.port,
+            security="starttls",
+            username="gateway",
+            password="s3cret",
+            tls_context=certificate.client_context,
+        )
+    )
+    await sender.send(invitation())
+    assert len(starttls_server.recorder.envelopes) == 1
+
+
+async def test_wrong_password_is_permanent(
+    starttls_server: Server, certificate: Certificate
+) -> None:
+    sender = SmtpSender(
+        config(
+            starttls_server.port,
+            security="starttls",
+            username="gateway",
+            password="wrong",
+            tls_context=certificate.client_context,
+        )
+    )
+    with pytest.raises(MailDeliveryError) as caught:
+        await sender.send(invitation())
+    assert (caught.value.transient, caught.value.code) == (False, 535)
+
+
+async def test_untrusted_certificate_is_a_transient_failure(starttls_server: Server) -> None:
+    # The default context verifies the self-signed certificate and fails;
+    # the operator fixes the trust store, the outbox retries meanwhile.
+    sender = SmtpSender(config(starttls_server.port, security="starttls", timeout=2.0))
+    with pytest.raises(MailDeliveryError) as caught:
+        await sender.send(invitation())
+    assert caught.value.transient
+    assert starttls_server.recorder.envelopes == []
+
+
+async def test_starttls_required_but_not_offered_is_permanent(server: Server) -> None:
+    with pytest.raises(MailDeliveryError) as caught:
+        await SmtpSender(config(server.port, security="starttls")).send(invitation())
+    assert not caught.value.transient
+    assert server.recorder.envelopes == []
+
+
+async def test_implicit_tls(tls_server: Server, certificate: Certificate) -> None:
+    sender = SmtpSender(
+        config(tls_server.port, security="tls", tls_context=certificate.client_context)
+    )
+    await sender.send(invitation())
+    assert len(tls_server.recorder.envelopes) == 1
+
+
+# -- failures -------------------------------------------------------------------------------
+
+
+async def test_connection_refused_is_transient() -> None:
+    with pytest.raises(MailDeliveryError) as caught:
+        await SmtpSender(config(free_port())).send(invitation())
+    assert caught.value.transient
+    assert caught.value.code is None
+
+
+@pytest.fixture
+async def silent_server() -> AsyncIterator[int]:
+    """Accepts connections and never says a word."""
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(hold, HOST, 0)
+    port: int = server.sockets[0].getsockname()[1]
+    yield port
+    server.close()
+    await server.wait_closed()
+
+
+async def test_timeout_is_transient(silent_server: int) -> None:
+    with pytest.raises(MailDeliveryError) as caught:
+        await SmtpSender(config(silent_server, timeout=0.2)).send(invitation())
+    assert caught.value.transient
+
+
+async def test_recipient_refused_permanently(server: Server) -> None:
+    with pytest.raises(MailDeliveryError) as caught:
+        await SmtpSender(config(server.port)).send(invitation("reject-550@example.com"))
+    assert (caught.value.transient, caught.value.code) == (False, 550)
+    assert "reject-550@example.com" in str(caught.value)
+
+
+async def test_recipient_refused_for_now(server: Server) -> None:
+    with pytest.raises(MailDeliveryError) as caught:
+        await SmtpSender(config(server.port)).send(invitation("reject-451@example.com"))
+    assert (caught.value.transient, caught.value.code) == (True, 451)
+
+
+async def test_partial_delivery_is_not_retried(server: Server) -> None:
+    message = invitation()
+    message["Cc"] = "reject-550@example.com"
+    with pytest.raises(MailDeliveryError) as caught:
+        await SmtpSender(config(server.port)).send(message)
+    assert not caught.value.transient
+    # Delivered to the recipient that was accepted: a retry would duplicate it.
+    assert server.recorder.envelopes[0].rcpt_tos == [ZOE.email]
+
+
+# -- configuration --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"security": "ssl"}, "security"),
+        ({"port": 0}, "port"),
+        ({"timeout": 0}, "timeout"),
+        ({"username": "only-user"}, "together"),
+    ],
+)
+def test_bad_configuration(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        config(**({"port": 25} | changes))
+
+
+def test_password_is_not_in_repr() -> None:
+    assert "s3cret" not in repr(config(25, username="u", password="s3cret"))
