@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,10 +18,9 @@ import aiohttp
 from aiohttp import web
 
 from caldav_backend import DAV_ROOT, create_dav_app, server_root_to_dav, well_known_caldav
+from gateway.admin import build_mirror_admin, domain_resources, mirror_policies
 from gateway.api import create_api_app
-from gateway.core.mirror import MAIL, Details, Direction, MirrorPolicy
-from gateway.core.mirror_admin import MirrorAdmin
-from gateway.core.model import Resource
+from gateway.core.mirror import MAIL
 from gateway.core.outbox import Backoff, Handler, OutboxWorker
 from gateway.core.service import BookingService
 from gateway.feeds import FEED_RESOURCES, FEED_SOURCE, FeedResource, create_feeds_app
@@ -46,21 +44,6 @@ from gateway.web.observability import METRICS_CONTENT_TYPE, Metrics, metrics_mid
 from google_bridge import GOOGLE_BRIDGE, build_bridge, create_google_app
 
 log = logging.getLogger("calgateway")
-
-
-def domain_resources(settings: Settings) -> dict[str, Resource]:
-    return {
-        r.id: Resource(id=r.id, name=r.name, email=r.email, timezone=r.timezone)
-        for r in settings.resources
-    }
-
-
-def mirror_policies(settings: Settings) -> dict[str, MirrorPolicy]:
-    policies = {}
-    for r in settings.resources:
-        direction, details = settings.mirror_mode(r.id)
-        policies[r.id] = MirrorPolicy(Direction(direction), Details(details))
-    return policies
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -100,14 +83,8 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         uid_domain=urlsplit(settings.server.public_url).hostname or "calgateway",
         mirror=policies,
     )
-    app[MIRROR_ADMIN] = MirrorAdmin(
-        repository,
-        resources,
-        policies,
-        public_url=settings.server.public_url,
-        invite_ttl=timedelta(hours=settings.google.invite_ttl_hours if settings.google else 72),
-        mail_enabled=settings.mail is not None,
-        enabled=settings.google is not None,
+    app[MIRROR_ADMIN] = build_mirror_admin(
+        settings, repository, resources=resources, policies=policies
     )
     app[FEED_SOURCE] = repository
     app[FEED_RESOURCES] = {

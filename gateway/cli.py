@@ -8,15 +8,30 @@ import getpass
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import TypeVar
 
 from aiohttp import web
 
 from gateway import __version__
+from gateway.admin import open_mirror_admin
 from gateway.app import create_app
-from gateway.settings import Settings, SettingsError, load_settings, new_token
+from gateway.core.errors import NotFound
+from gateway.core.mirror import ConnectionStatus, Direction
+from gateway.core.mirror_admin import MirrorAdmin, MirrorDisabled, ResourceStatus
+from gateway.settings import (
+    ResourceSettings,
+    Settings,
+    SettingsError,
+    load_settings,
+    new_token,
+)
 from gateway.web.auth import hash_password
 from gateway.web.observability import ACCESS_LOGGER, AccessLogger, configure_logging
+from google_bridge.tokens import TokenKeyMismatch, TokenVault, new_key
+
+T = TypeVar("T")
 
 log = logging.getLogger("calgateway")
 
@@ -102,6 +117,210 @@ def cmd_new_token(_: argparse.Namespace) -> int:
     return 0
 
 
+# -- Google mirror administration -----------------------------------------------
+# These commands open the database themselves, beside a running server (SQLite
+# in WAL mode lets both write). What they queue (e-mails, stopping a Google
+# push channel) is run by the server's outbox worker, which polls for items
+# other processes queued every outbox.poll_interval seconds.
+
+LOG_LIMIT_MAX = 500
+
+
+def _fail(message: str) -> SystemExit:
+    print(f"calgateway: {message}", file=sys.stderr)
+    return SystemExit(2)
+
+
+def _known_resource(settings: Settings, resource_id: str, config: str) -> ResourceSettings:
+    resource = settings.resource(resource_id)
+    if resource is None:
+        known = ", ".join(r.id for r in settings.resources)
+        raise _fail(f"unknown resource {resource_id!r} in {config} (configured: {known})")
+    return resource
+
+
+def _with_admin(settings: Settings, work: Callable[[MirrorAdmin], Awaitable[T]]) -> T:
+    async def run() -> T:
+        async with open_mirror_admin(settings) as admin:
+            return await work(admin)
+
+    try:
+        return asyncio.run(run())
+    except (MirrorDisabled, NotFound) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _when(value: datetime | None, missing: str = "never") -> str:
+    if value is None:
+        return missing
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _outbox_note(settings: Settings) -> str:
+    return (
+        "the running server sends it (its outbox worker looks for new items every "
+        f"{settings.outbox.poll_interval:g} s; if no server runs, it goes out when one starts)"
+    )
+
+
+def cmd_google_invite(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    resource = _known_resource(settings, args.resource, args.config)
+    if settings.google is None:
+        raise _fail(
+            f"Google is not configured: {args.config} has no google section (see config/README.md)"
+        )
+    issued = _with_admin(settings, lambda admin: admin.invite(resource.id))
+    print(f"Invitation for {resource.id} ({resource.name}) to connect a Google calendar:")
+    print()
+    print(f"    {issued.url}")
+    print()
+    print(f"The link works once, until {_when(issued.expires)}.")
+    if issued.mailed:
+        print(f"E-mail to {resource.email} queued: {_outbox_note(settings)}.")
+    else:
+        print(
+            "Not mailed (no mail section in the settings): hand the link to "
+            f"{resource.name} yourself, privately; whoever opens it chooses the calendar."
+        )
+    return 0
+
+
+def cmd_google_disconnect(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    _known_resource(settings, args.resource, args.config)
+    before = _with_admin(settings, lambda admin: _disconnect(admin, args.resource))
+    c = before.connection
+    if c.status in (ConnectionStatus.NOT_INVITED, ConnectionStatus.DISABLED):
+        print(f"{args.resource}: nothing to disconnect ({before.summary}).")
+        return 0
+    print(f"{args.resource}: disconnected from Google (was: {before.summary}).")
+    if c.refresh_token:
+        print("Its Google refresh token is forgotten; bookings stay in the gateway.")
+    if c.channel is not None:
+        print(f"Stopping Google's push channel is queued: {_outbox_note(settings)}.")
+    return 0
+
+
+async def _disconnect(admin: MirrorAdmin, resource_id: str) -> ResourceStatus:
+    """The status before, then disconnect (the output says what changed)."""
+    before = await admin.status(resource_id)
+    await admin.disconnect(resource_id)
+    return before
+
+
+def cmd_google_new_key(_: argparse.Namespace) -> int:
+    print(new_key())
+    return 0
+
+
+def cmd_google_rotate_keys(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    if settings.google is None:
+        raise _fail(f"Google is not configured: {args.config} has no google section")
+    vault = TokenVault([key.get_secret_value() for key in settings.google.token_keys])
+    try:
+        count = _with_admin(settings, lambda admin: admin.rotate_tokens(vault.rotate))
+    except TokenKeyMismatch as exc:
+        raise _fail(str(exc)) from None
+    print(
+        f"{count} stored Google token(s) re-encrypted with the first of google.token_keys; "
+        "the other keys can be removed from the settings now."
+    )
+    return 0
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def cmd_sync_status(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    states = _with_admin(settings, lambda admin: admin.statuses())
+    if settings.google is None:
+        print(f"Google is not configured ({args.config} has no google section): all off.\n")
+    rows = [("RESOURCE", "MODE", "STATUS", "CALENDAR", "LAST SYNC")]
+    for state in states:
+        c, policy = state.connection, state.policy
+        mode = (
+            policy.direction.value
+            if policy.direction is Direction.OFF  # details mean nothing then
+            else f"{policy.direction.value}/{policy.details.value}"
+        )
+        calendar = c.calendar_name or c.calendar_id or "-"
+        if c.account and c.account != calendar:
+            calendar += f" ({c.account})"
+        rows.append((state.resource_id, mode, state.summary, calendar, _when(c.last_sync_at)))
+    print(_table(rows))
+    return 0
+
+
+def cmd_sync_log(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    _known_resource(settings, args.resource, args.config)
+    entries = _with_admin(settings, lambda admin: admin.log(args.resource, args.limit))
+    if not entries:
+        print(f"{args.resource}: the sync log is empty.")
+        return 0
+    for e in entries:
+        refs = "".join(
+            f" [{name} {value}]"
+            for name, value in (("booking", e.booking_id), ("event", e.event_id))
+            if value
+        )
+        print(f"{e.id}\t{_when(e.at)}\t{e.kind.value}\t{e.message}{refs}")
+    return 0
+
+
+def _log_limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 1 <= value <= LOG_LIMIT_MAX:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {LOG_LIMIT_MAX}")
+    return value
+
+
+def _add_admin_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    google = sub.add_parser("google", help="Google Calendar mirror: invitations, keys")
+    google_sub = google.add_subparsers(dest="google_command", required=True)
+    invite = google_sub.add_parser(
+        "invite", help="make a one-time link to connect a resource's Google calendar"
+    )
+    invite.add_argument("resource", help="resource id")
+    invite.add_argument("--config", required=True, type=str, help="YAML settings file")
+    invite.set_defaults(run=cmd_google_invite)
+    disconnect = google_sub.add_parser("disconnect", help="disconnect a resource from Google")
+    disconnect.add_argument("resource", help="resource id")
+    disconnect.add_argument("--config", required=True, type=str, help="YAML settings file")
+    disconnect.set_defaults(run=cmd_google_disconnect)
+    key = google_sub.add_parser("new-key", help="print a new key for google.token_keys")
+    key.set_defaults(run=cmd_google_new_key)
+    rotate = google_sub.add_parser(
+        "rotate-keys", help="re-encrypt stored Google tokens with the first token key"
+    )
+    rotate.add_argument("--config", required=True, type=str)
+    rotate.set_defaults(run=cmd_google_rotate_keys)
+
+    sync = sub.add_parser("sync", help="Google mirror status and sync log")
+    sync_sub = sync.add_subparsers(dest="sync_command", required=True)
+    status = sync_sub.add_parser("status", help="the mirror status of every resource")
+    status.add_argument("--config", required=True, type=str, help="YAML settings file")
+    status.set_defaults(run=cmd_sync_status)
+    log_parser = sync_sub.add_parser("log", help="a resource's sync log, newest first")
+    log_parser.add_argument("resource", help="resource id")
+    log_parser.add_argument("--config", required=True, type=str, help="YAML settings file")
+    log_parser.add_argument(
+        "--limit", type=_log_limit, default=50, help=f"entries to show (1-{LOG_LIMIT_MAX})"
+    )
+    log_parser.set_defaults(run=cmd_sync_log)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="calgateway", description="CalDAV/ICS booking gateway")
     parser.add_argument("--version", action="version", version=f"calgateway {__version__}")
@@ -125,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     token = sub.add_parser("new-token", help="print a random token for feeds or the API")
     token.set_defaults(run=cmd_new_token)
+
+    _add_admin_parsers(sub)
     return parser
 
 

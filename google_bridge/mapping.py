@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -147,6 +147,11 @@ def busy_block(
         return None
     if end == start and all_day:
         end = start + timedelta(days=1)
+    if not all_day:
+        # A timed block is kept in UTC: it shows at the same instant in every
+        # client, and its object needs no VTIMEZONE (rendering one per block
+        # was most of the cost of importing a large calendar).
+        start, end, zone = start.astimezone(UTC), end.astimezone(UTC), "UTC"
     return BusyBlock(
         event_id=str(event["id"]),
         span=TimeSpan(start, end),

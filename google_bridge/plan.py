@@ -87,7 +87,26 @@ def plan_page(
             # Ours; a deleted event comes back stripped of its properties.
             booking_id = link.booking_id
         if booking_id is not None:
-            _plan_own(plan, event, booking_id, own.get(booking_id), resource_id, now)
+            _plan_own(plan, event, booking_id, own.get(booking_id), link, resource_id, now)
+            continue
+        series = links.get(str(event.get("recurringEventId") or ""))
+        if series is not None and series.kind is LinkKind.PUSHED:
+            # One occurrence of our own recurring booking, changed or deleted
+            # in Google. It is never a busy block; the series is not written
+            # back (that would not undo an exception in Google), so a person
+            # is told instead.
+            plan.notes.append(
+                SyncLogEntry(
+                    resource_id,
+                    LogKind.CONFLICT,
+                    "an occurrence of a recurring booking was "
+                    f"{'deleted' if event.get('status') == 'cancelled' else 'changed'} in "
+                    "Google Calendar; the gateway still holds it as booked",
+                    now,
+                    booking_id=series.booking_id,
+                    event_id=event_id,
+                )
+            )
             continue
         if not import_foreign:
             continue
@@ -98,7 +117,11 @@ def plan_page(
                 plan.expand.append(event)
             continue
         if event.get("status") == "cancelled" and not event.get("recurringEventId"):
-            if event_id in links:
+            # Deleted events come stripped to id and status, so a deleted
+            # series is known by its link, not by its recurrence.
+            if link is not None and link.kind is LinkKind.SERIES:
+                plan.series_removals.append(event_id)
+            elif link is not None:
                 plan.removals.append(event_id)
             continue
         block = busy_block(event, calendar_zone)
@@ -117,6 +140,7 @@ def _plan_own(
     event: Mapping[str, Any],
     booking_id: str,
     own: OwnEvent | None,
+    link: EventLink | None,
     resource_id: str,
     now: datetime,
 ) -> None:
@@ -129,6 +153,8 @@ def _plan_own(
         return  # the queued push deletes it
     for email, partstat in responses(event, booking):
         plan.responses.append(AttendeeResponse(booking_id, email, partstat))
+    if link is not None and link.kind is LinkKind.PUSHED and link.etag == etag:
+        return  # exactly our last write (a newer push may still be queued)
     if same_content(event, own.body):
         plan.echo_etags.append((event_id, etag))
         return

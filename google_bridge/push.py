@@ -85,7 +85,7 @@ class GooglePusher:
         if connection is None:
             return  # not connected: connecting later exports what is current then
         try:
-            await self._push(connection, effect.booking_id)
+            await self._push(connection, effect.booking_id, bool(effect.payload.get("force")))
         except (ReconnectNeeded, TokenKeyMismatch) as exc:
             await self._admin.warn(connection.resource_id, WarningReason.RECONNECT, str(exc))
             raise Deferred(self._clock() + RECONNECT_RECHECK, "reconnect needed") from exc
@@ -99,7 +99,7 @@ class GooglePusher:
         if connection.warning is WarningReason.QUOTA:
             await self._admin.clear_warning(connection.resource_id, WarningReason.QUOTA)
 
-    async def _push(self, connection: Connection, booking_id: str) -> None:
+    async def _push(self, connection: Connection, booking_id: str, force: bool) -> None:
         resource_id = connection.resource_id
         refresh = self._vault.open(connection.refresh_token)
         event_id = google_event_id(booking_id)
@@ -113,9 +113,9 @@ class GooglePusher:
         details = link.details if link else self._admin.policy(resource_id).details
         body = event_body(obj.booking, details, self._codec.recurrence(obj))
         written = digest(body)
-        if link is not None and link.digest == written:
+        if link is not None and link.digest == written and not force:
             return  # Google already has exactly this
-        event = await self._write(connection, refresh, event_id, body, link)
+        event = await self._write(connection, refresh, event_id, body, link, force)
         async with self._repo.transaction() as tx:
             await tx.save_link(
                 EventLink(
@@ -137,6 +137,7 @@ class GooglePusher:
         event_id: str,
         body: Mapping[str, Any],
         link: EventLink | None,
+        force: bool,
     ) -> dict[str, Any]:
         calendar = connection.calendar_id
         if link is None:
@@ -144,6 +145,8 @@ class GooglePusher:
                 return await self._google.insert_event(refresh, calendar, body)
             except DuplicateEvent:
                 pass  # an earlier try got through (or the event was deleted there)
+        elif force:
+            pass  # edited in Google: its etag is not the one we know; re-read
         else:
             try:
                 return await self._google.update_event(

@@ -40,7 +40,13 @@ class TokenVault:
 
     def rotate(self, sealed: bytes) -> bytes:
         """Re-encrypt with the first key."""
-        return self._fernet.rotate(sealed)
+        try:
+            return self._fernet.rotate(sealed)
+        except InvalidToken:
+            raise TokenKeyMismatch(
+                "a stored Google token cannot be decrypted with any of google.token_keys; "
+                "keep the old key listed until its tokens are rotated"
+            ) from None
 
 
 def new_key() -> str:

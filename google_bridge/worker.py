@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from gateway.core.imports import StaleImport
-from gateway.core.mirror import Connection, ConnectionStatus, Direction, WarningReason
+from gateway.core.mirror import Connection, ConnectionStatus, Direction, LogKind, WarningReason
 from gateway.core.mirror_admin import MirrorAdmin
 from gateway.core.ports import MirrorRepository
 
@@ -63,6 +63,7 @@ class SyncWorker:
         self._last_try: dict[str, datetime] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._finished: dict[str, int] = {}
+        self._channel_refused: set[str] = set()
         self._finished_changed = asyncio.Condition()
 
     def request_sync(self, resource_id: str) -> None:
@@ -141,11 +142,33 @@ class SyncWorker:
                     self._finished[resource_id] = self.finished(resource_id) + 1
                     self._finished_changed.notify_all()
 
+    async def _open_channel(self, connection: Connection) -> Connection:
+        """Push notifications are a speed-up: if Google will not open a
+        channel (an http:// base_url, say), polling carries on alone and the
+        refusal is logged once per resource."""
+        assert self._channels is not None
+        if not self._channels.due(connection):
+            return connection
+        try:
+            return await self._channels.ensure(connection)
+        except (ReconnectNeeded, TokenKeyMismatch, QuotaExceeded, CalendarGone):
+            return connection  # the sync meets the same error and handles it
+        except GoogleError as exc:
+            if connection.resource_id not in self._channel_refused:
+                self._channel_refused.add(connection.resource_id)
+                await self._admin.note(
+                    connection.resource_id,
+                    LogKind.WARNING,
+                    f"Google refused push notifications ({exc}); polling every "
+                    f"{self._poll.total_seconds():.0f} s instead",
+                )
+            return connection
+
     async def _sync_one(self, connection: Connection) -> SyncOutcome | None:
         resource_id = connection.resource_id
+        if self._channels is not None:
+            connection = await self._open_channel(connection)
         try:
-            if self._channels is not None:
-                connection = await self._channels.ensure(connection)
             outcome = await self._sync.run(connection)
         except (ReconnectNeeded, TokenKeyMismatch) as exc:
             await self._admin.warn(resource_id, WarningReason.RECONNECT, str(exc))

@@ -7,14 +7,22 @@ import json
 import signal
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
+from aiohttp import web
 from argon2 import PasswordHasher
+from cryptography.fernet import Fernet
 
-from tests.conftest import API_TOKEN
+from gateway.app import create_app
+from gateway.settings import load_settings
+from tests.api.test_google_admin import google_yaml
+from tests.conftest import API_TOKEN, AppClient
 from tests.samples import SLOT
+from tests.smtp import smtp_server
 
 COMMAND = [sys.executable, "-m", "gateway.cli"]
 REPO = Path(__file__).resolve().parent.parent
@@ -151,3 +159,141 @@ def test_container_config_takes_its_secrets_from_the_environment() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "/var/lib/calgateway/calgateway.sqlite3" in result.stdout
+
+
+# -- Google mirror administration -------------------------------------------------
+
+
+@pytest.fixture
+def google_config(tmp_path: Path, db_path: Path) -> Path:
+    path = tmp_path / "google.yaml"
+    path.write_text(google_yaml(db_path), encoding="utf-8")
+    return path
+
+
+def test_google_new_key_is_a_fernet_key() -> None:
+    first, second = (run("google", "new-key").stdout.strip() for _ in range(2))
+    assert first != second
+    token = Fernet(first.encode()).encrypt(b"refresh")
+    assert Fernet(first.encode()).decrypt(token) == b"refresh"
+
+
+def test_google_invite_prints_the_link_for_hand_over_then_status_and_log_show_it(
+    google_config: Path,
+) -> None:
+    result = run("google", "invite", "anna", "--config", str(google_config))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    links = [w for w in out.split() if w.startswith("http://gateway.test/google/connect/")]
+    assert len(links) == 1, out
+    assert "works once, until 20" in out and " UTC" in out
+    assert "Not mailed" in out and "yourself" in out
+
+    status = run("sync", "status", "--config", str(google_config))
+    assert status.returncode == 0, status.stderr
+    lines = status.stdout.splitlines()
+    assert lines[0].split() == ["RESOURCE", "MODE", "STATUS", "CALENDAR", "LAST", "SYNC"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert rows["anna"].split()[:3] == ["anna", "two_way/full", "invited"]
+    assert rows["anna"].rstrip().endswith("never")
+    assert rows["room"].split()[:3] == ["room", "off", "off"]
+    assert rows["bob"].split()[:4] == ["bob", "two_way/full", "not", "invited"]
+
+    log = run("sync", "log", "anna", "--config", str(google_config))
+    assert log.returncode == 0, log.stderr
+    (entry,) = log.stdout.splitlines()
+    assert entry.split("\t")[2:] == ["info", "invitation to connect Google created"]
+    assert run("sync", "log", "bob", "--config", str(google_config)).stdout == (
+        "bob: the sync log is empty.\n"
+    )
+
+
+def test_google_invite_says_the_server_mails_it(tmp_path: Path, db_path: Path) -> None:
+    config = tmp_path / "mail.yaml"
+    config.write_text(google_yaml(db_path, mail=True), encoding="utf-8")
+    result = run("google", "invite", "anna", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "E-mail to anna@example.com queued" in result.stdout
+    assert "running server sends it" in result.stdout
+
+
+def test_google_invite_refuses_clearly(google_config: Path, config_file: Path) -> None:
+    unconfigured = run("google", "invite", "anna", "--config", str(config_file))
+    assert unconfigured.returncode == 2
+    assert "Google is not configured" in unconfigured.stderr
+    unknown = run("google", "invite", "nobody", "--config", str(google_config))
+    assert unknown.returncode == 2
+    assert "unknown resource 'nobody'" in unknown.stderr
+    assert "anna, room, bob" in unknown.stderr
+    off = run("google", "invite", "room", "--config", str(google_config))
+    assert off.returncode == 2
+    assert "direction off" in off.stderr
+    assert unconfigured.stdout == unknown.stdout == off.stdout == ""
+
+
+def test_google_disconnect_then_the_log_says_so(google_config: Path) -> None:
+    assert run("google", "invite", "anna", "--config", str(google_config)).returncode == 0
+    result = run("google", "disconnect", "anna", "--config", str(google_config))
+    assert result.returncode == 0, result.stderr
+    assert "anna: disconnected from Google (was: invited)" in result.stdout
+    again = run("google", "disconnect", "anna", "--config", str(google_config))
+    assert "nothing to disconnect" in again.stdout
+
+    log = run("sync", "log", "anna", "--config", str(google_config), "--limit", "1")
+    (entry,) = log.stdout.splitlines()
+    assert entry.split("\t")[2:] == ["warning", "disconnected: by the admin"]
+    bad = run("sync", "log", "anna", "--config", str(google_config), "--limit", "0")
+    assert bad.returncode == 2
+    assert "between 1 and 500" in bad.stderr
+
+
+def test_sync_status_without_google_says_everything_is_off(config_file: Path) -> None:
+    result = run("sync", "status", "--config", str(config_file))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Google is not configured")
+    assert "off (direction off in the settings)" in result.stdout
+
+
+async def test_invite_beside_a_running_server_is_mailed_by_the_server(
+    tmp_path: Path,
+    db_path: Path,
+    aiohttp_client: Callable[[web.Application], Awaitable[AppClient]],
+    api_headers: dict[str, str],
+) -> None:
+    """The command writes the database the server has open (SQLite WAL); the
+    server sees the invitation at once and its outbox worker, which polls for
+    items other processes queued, sends the e-mail."""
+    with smtp_server() as (recorder, port):
+        config = tmp_path / "live.yaml"
+        config.write_text(
+            google_yaml(db_path, mail=True, smtp_port=port, outbox_poll=0.1),
+            encoding="utf-8",
+        )
+        client = await aiohttp_client(create_app(load_settings(config)))
+        proc = await asyncio.create_subprocess_exec(
+            *COMMAND,
+            "google",
+            "invite",
+            "anna",
+            "--config",
+            str(config),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=REPO,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+        assert proc.returncode == 0, err.decode()
+        (link,) = [w for w in out.decode().split() if "/google/connect/" in w]
+
+        resp = await client.get("/api/v1/sync/status", headers=api_headers)
+        anna = next(r for r in (await resp.json())["resources"] if r["resource"] == "anna")
+        assert anna["status"] == "invited"
+
+        for _ in range(300):
+            if recorder.to("anna@example.com"):
+                break
+            await asyncio.sleep(0.05)
+        (message,) = recorder.to("anna@example.com")
+        body = message.get_body(("plain",))
+        assert body is not None
+        assert link in body.get_content()

@@ -1,4 +1,6 @@
-"""JSON booking API, mounted at ``/api/v1/``."""
+"""JSON booking API, mounted at ``/api/v1/``: resources, bookings,
+availability, and the admin side of the Google mirror (invite, status, sync
+log, disconnect)."""
 
 from __future__ import annotations
 
@@ -48,6 +50,12 @@ def create_api_app() -> web.Application:
     router.add_get(
         "/resources/{resource_id}/availability", handlers.availability, name="availability"
     )
+    router.add_post(
+        "/resources/{resource_id}/google/invite", handlers.google_invite, name="google-invite"
+    )
+    router.add_delete("/resources/{resource_id}/google", handlers.google_disconnect)
+    router.add_get("/resources/{resource_id}/sync/log", handlers.sync_log, name="sync-log")
+    router.add_get("/sync/status", handlers.sync_status, name="sync-status")
     router.add_get("/bookings", handlers.list_bookings, name="bookings")
     router.add_post("/bookings", handlers.create_booking)
     router.add_get("/bookings/{booking_id}", handlers.get_booking, name="booking")

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from gateway.core.model import Attendee, Booking, BookingChanges, BookingDraft, TimeSpan
 from gateway.core.service import MAX_QUERY_WINDOW, BookingService
 from gateway.web.auth import Principal
-from gateway.web.keys import BOOKINGS, METRICS
+from gateway.web.keys import BOOKINGS, METRICS, MIRROR_ADMIN
 
 from .problems import ApiProblem, from_validation_error, invalid
 from .schemas import (
@@ -21,14 +21,22 @@ from .schemas import (
     BookingList,
     BookingOut,
     BookingPatch,
+    GoogleInviteOut,
     ResourceList,
     ResourceOut,
     SpanOut,
+    SyncLog,
+    SyncLogEntryOut,
+    SyncStatusList,
+    SyncStatusOut,
 )
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 DEFAULT_LIST_WINDOW = timedelta(days=30)
 MAX_IDEMPOTENCY_KEY = 255
+DEFAULT_LOG_LIMIT = 100
+MAX_LOG_LIMIT = 500
+MAX_LOG_ID = 2**62  # sync log ids are SQLite integers; larger values are typos
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -110,6 +118,20 @@ def _query_time(request: web.Request, name: str, default: datetime | None) -> da
         raise invalid(name, f"is not an ISO 8601 date-time: {raw!r}", status=400) from None
     if value.tzinfo is None:
         raise invalid(name, "needs a UTC offset or zone (naive times are ambiguous)", status=400)
+    return value
+
+
+def _query_int(request: web.Request, name: str, low: int, high: int) -> int | None:
+    """An optional integer query parameter (None when absent)."""
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise invalid(name, f"is not an integer: {raw!r}", status=400) from None
+    if not low <= value <= high:
+        raise invalid(name, f"must be between {low} and {high}", status=400)
     return value
 
 
@@ -230,3 +252,48 @@ async def cancel_booking(request: web.Request) -> web.Response:
     if cancelled.sequence != booking.sequence:
         request.config_dict[METRICS].bookings.labels("cancelled").inc()
     return _json(BookingOut.of(cancelled))
+
+
+# -- Google mirror -------------------------------------------------------------
+# Reading the status and the log needs read access to the resource; inviting
+# and disconnecting change what happens to its bookings, so they need
+# read-write, like booking. None of these calls Google: they change or read
+# the database only, the bridge acts on it.
+
+
+async def google_invite(request: web.Request) -> web.Response:
+    resource_id = _readable_resource(request, request.match_info["resource_id"])
+    _require_write(request, resource_id)
+    issued = await request.config_dict[MIRROR_ADMIN].invite(resource_id)
+    return _json(GoogleInviteOut.of(issued), status=201)
+
+
+async def google_disconnect(request: web.Request) -> web.Response:
+    resource_id = _readable_resource(request, request.match_info["resource_id"])
+    _require_write(request, resource_id)
+    await request.config_dict[MIRROR_ADMIN].disconnect(resource_id)
+    return web.Response(status=204)
+
+
+async def sync_status(request: web.Request) -> web.Response:
+    principal = request[PRINCIPAL]
+    states = await request.config_dict[MIRROR_ADMIN].statuses()
+    return _json(
+        SyncStatusList(
+            resources=[SyncStatusOut.of(s) for s in states if principal.can_read(s.resource_id)]
+        )
+    )
+
+
+async def sync_log(request: web.Request) -> web.Response:
+    resource_id = _readable_resource(request, request.match_info["resource_id"])
+    limit = _query_int(request, "limit", 1, MAX_LOG_LIMIT)
+    if limit is None:
+        limit = DEFAULT_LOG_LIMIT
+    before = _query_int(request, "before", 1, MAX_LOG_ID)
+    # One entry more than asked tells whether an older page exists, so the
+    # last page says next_before: null instead of leading to an empty page.
+    entries = await request.config_dict[MIRROR_ADMIN].log(resource_id, limit + 1, before)
+    page = entries[:limit]
+    next_before = page[-1].id if len(entries) > limit else None
+    return _json(SyncLog(entries=[SyncLogEntryOut.of(e) for e in page], next_before=next_before))

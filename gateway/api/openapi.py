@@ -9,15 +9,19 @@ from pydantic.json_schema import models_json_schema
 
 from gateway import __version__
 
+from .handlers import DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT
 from .schemas import (
     Availability,
     BookingCreate,
     BookingList,
     BookingOut,
     BookingPatch,
+    GoogleInviteOut,
     Problem,
     ResourceList,
     ResourceOut,
+    SyncLog,
+    SyncStatusList,
 )
 
 _MODELS: list[type[BaseModel]] = [
@@ -26,9 +30,12 @@ _MODELS: list[type[BaseModel]] = [
     BookingList,
     BookingOut,
     BookingPatch,
+    GoogleInviteOut,
     Problem,
     ResourceList,
     ResourceOut,
+    SyncLog,
+    SyncStatusList,
 ]
 
 
@@ -124,6 +131,82 @@ def build_openapi() -> dict[str, Any]:
                 },
             }
         },
+        "/resources/{resource_id}/google/invite": {
+            "post": {
+                "summary": "Invite the resource to connect a Google calendar (one-time link)",
+                "description": "Makes a new one-time /google/connect/... link and, when mail "
+                "is configured, queues it as an e-mail to the resource's address. A "
+                "connected resource may be invited again to reconnect; its connection "
+                "stays until the new consent completes. No body.",
+                "parameters": [_RESOURCE_ID],
+                "responses": {
+                    "201": _answer("The invitation link", GoogleInviteOut),
+                    "403": _problem("Read-only access"),
+                    "404": _problem("Unknown resource"),
+                    "409": _problem(
+                        "Google is not configured, or the resource's google direction is off"
+                    ),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/resources/{resource_id}/google": {
+            "delete": {
+                "summary": "Disconnect the resource from Google",
+                "description": "Forgets the refresh token, stops the push channel and "
+                "stops mirroring; the gateway's bookings stay. Succeeds also "
+                "when nothing was connected.",
+                "parameters": [_RESOURCE_ID],
+                "responses": {
+                    "204": {"description": "Disconnected (or was not connected)"},
+                    "403": _problem("Read-only access"),
+                    "404": _problem("Unknown resource"),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/resources/{resource_id}/sync/log": {
+            "get": {
+                "summary": "The Google sync log of a resource, newest first",
+                "parameters": [
+                    _RESOURCE_ID,
+                    _param(
+                        "limit",
+                        "query",
+                        "Entries per page",
+                        required=False,
+                        schema={
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_LOG_LIMIT,
+                            "default": DEFAULT_LOG_LIMIT,
+                        },
+                    ),
+                    _param(
+                        "before",
+                        "query",
+                        "Only entries with a smaller id (next_before of the previous page)",
+                        required=False,
+                        schema={"type": "integer", "minimum": 1},
+                    ),
+                ],
+                "responses": {
+                    "200": _answer("One page of the log", SyncLog),
+                    "400": _problem("limit or before is not an integer in range"),
+                    "404": _problem("Unknown resource"),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/sync/status": {
+            "get": {
+                "summary": "Google mirror status of every resource the caller may see",
+                "responses": {
+                    "200": _answer("One entry per resource", SyncStatusList),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
         "/bookings": {
             "get": {
                 "summary": "Bookings of a resource overlapping a window (default: next 30 days)",
@@ -174,7 +257,7 @@ def build_openapi() -> dict[str, Any]:
                 "responses": {
                     "200": _answer("The updated booking", BookingOut),
                     **_BODY_ERRORS,
-                    "403": _problem("Read-only access"),
+                    "403": _problem("Read-only access, or a busy block imported from Google"),
                     "404": _problem("Unknown booking"),
                     "409": _problem("The new time overlaps a booking or busy block"),
                     **_COMMON_ERRORS,
@@ -185,7 +268,7 @@ def build_openapi() -> dict[str, Any]:
                 "parameters": [_BOOKING_ID],
                 "responses": {
                     "200": _answer("The cancelled booking", BookingOut),
-                    "403": _problem("Read-only access"),
+                    "403": _problem("Read-only access, or a busy block imported from Google"),
                     "404": _problem("Unknown booking"),
                     **_COMMON_ERRORS,
                 },

@@ -12,9 +12,11 @@ from pydantic import ValidationError
 from gateway.core.errors import (
     BookingConflict,
     IdempotencyKeyReused,
+    ImportedObject,
     InvalidBooking,
     NotFound,
 )
+from gateway.core.mirror_admin import MirrorDisabled
 from gateway.web.keys import METRICS
 
 from .schemas import FieldError, Problem, SpanOut
@@ -116,6 +118,14 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
                 errors=[FieldError(field="Idempotency-Key", message="used for another request")],
             )
         )
+    except ImportedObject as exc:
+        # The busy block mirrors a Google event: it changes there, or the next
+        # sync would undo the change (403: understood, not allowed here).
+        return _respond(Problem(title="Imported from Google", status=403, detail=str(exc)))
+    except MirrorDisabled as exc:
+        # A state of the settings, not of the request: 409, with the reason
+        # (no google section, or the resource's direction is off).
+        return _respond(Problem(title="Google mirror disabled", status=409, detail=str(exc)))
     except web.HTTPRequestEntityTooLarge as exc:
         return _respond(Problem(title="Request too large", status=413, detail=exc.text or ""))
     except web.HTTPException as exc:

@@ -7,6 +7,15 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from gateway.core.mirror import (
+    ConnectionStatus,
+    Details,
+    Direction,
+    LogKind,
+    SyncLogEntry,
+    WarningReason,
+)
+from gateway.core.mirror_admin import IssuedInvite, ResourceStatus
 from gateway.core.model import Attendee, Booking, TimeSpan
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
@@ -128,6 +137,110 @@ class ResourceOut(BaseModel):
 
 class ResourceList(BaseModel):
     resources: list[ResourceOut]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None else None
+
+
+# -- Google mirror ---------------------------------------------------------------
+
+
+class GoogleInviteOut(BaseModel):
+    resource: str
+    url: str = Field(
+        description="One-time link to /google/connect/...: whoever opens it picks the "
+        "Google calendar of this resource; treat it like a password"
+    )
+    expires: datetime = Field(description="The link stops working at this time (UTC)")
+    mailed: bool = Field(
+        description="true: queued as an e-mail to the resource's address (sent by the "
+        "outbox worker); false: no mail is configured, hand the link over yourself"
+    )
+
+    @classmethod
+    def of(cls, invite: IssuedInvite) -> GoogleInviteOut:
+        return cls(
+            resource=invite.resource_id,
+            url=invite.url,
+            expires=invite.expires.astimezone(UTC),
+            mailed=invite.mailed,
+        )
+
+
+class SyncWarningOut(BaseModel):
+    reason: WarningReason
+    message: str
+    paused_until: datetime | None = Field(
+        description="Set while Google calls are paused (quota); null otherwise"
+    )
+
+
+class SyncStatusOut(BaseModel):
+    resource: str
+    direction: Direction = Field(description="The resource's mirror direction (settings)")
+    details: Details = Field(description="What gateway -> Google shows (settings)")
+    status: ConnectionStatus
+    summary: str = Field(description="The status in words, for people")
+    account: str | None = Field(description="The connected Google account, if any")
+    calendar: str | None = Field(description="Name of the connected Google calendar")
+    imported: int = Field(description="Events seen by the running or last full import")
+    warning: SyncWarningOut | None = Field(description="Why the connection is stuck, if it is")
+    last_sync: datetime | None
+    connected_at: datetime | None
+
+    @classmethod
+    def of(cls, state: ResourceStatus) -> SyncStatusOut:
+        c = state.connection
+        warning = None
+        if c.warning is not None:
+            warning = SyncWarningOut(
+                reason=c.warning, message=c.warning_text, paused_until=_utc(c.paused_until)
+            )
+        return cls(
+            resource=state.resource_id,
+            direction=state.policy.direction,
+            details=state.policy.details,
+            status=c.status,
+            summary=state.summary,
+            account=c.account or None,
+            calendar=c.calendar_name or c.calendar_id or None,
+            imported=c.imported,
+            warning=warning,
+            last_sync=_utc(c.last_sync_at),
+            connected_at=_utc(c.connected_at),
+        )
+
+
+class SyncStatusList(BaseModel):
+    resources: list[SyncStatusOut]
+
+
+class SyncLogEntryOut(BaseModel):
+    id: int
+    at: datetime
+    kind: LogKind
+    message: str
+    booking_id: str | None
+    event_id: str | None = Field(description="The Google event concerned, if any")
+
+    @classmethod
+    def of(cls, entry: SyncLogEntry) -> SyncLogEntryOut:
+        return cls(
+            id=entry.id,
+            at=entry.at.astimezone(UTC),
+            kind=entry.kind,
+            message=entry.message,
+            booking_id=entry.booking_id or None,
+            event_id=entry.event_id or None,
+        )
+
+
+class SyncLog(BaseModel):
+    entries: list[SyncLogEntryOut] = Field(description="Newest first")
+    next_before: int | None = Field(
+        description="Pass as ?before= for the next (older) page; null on the last page"
+    )
 
 
 class FieldError(BaseModel):

@@ -180,6 +180,9 @@ class ImportApplier:
         link = await tx.get_link(resource_id, event_id)
         if link is not None and link.kind is LinkKind.PUSHED:
             return  # our own event: never deleted by an import
+        if link is not None and link.kind is LinkKind.SERIES:
+            await self._remove_series(tx, event_id)
+            return
         uid = imported_uid(resource_id, event_id)
         if await tx.get_by_uid(resource_id, uid) is not None:
             await tx.delete(resource_id, uid)

@@ -279,6 +279,8 @@ class MirrorAdmin:
     async def _disable(self, tx: MirrorTransaction, connection: Connection, why: str) -> None:
         if connection.channel is not None:
             await _stop_channel_later(tx, connection)
+        # A link handed out before must not quietly connect it again.
+        await tx.revoke_invites(connection.resource_id, self._clock())
         await tx.save_connection(
             replace(
                 connection,
@@ -334,6 +336,18 @@ class MirrorAdmin:
                     paused_until=paused_until,
                 )
             )
+
+    async def rotate_tokens(self, rotate: Callable[[bytes], bytes]) -> int:
+        """Re-encrypt every stored refresh token with ``rotate`` (the vault's
+        first key), so an old key can be dropped; returns how many."""
+        rotated = 0
+        async with self._repo.transaction() as tx:
+            for connection in await tx.connections():
+                if connection.refresh_token:
+                    sealed = rotate(connection.refresh_token)
+                    await tx.save_connection(replace(connection, refresh_token=sealed))
+                    rotated += 1
+        return rotated
 
     async def clear_warning(self, resource_id: str, reason: WarningReason) -> None:
         """A call worked again: a quota pause is over."""

@@ -10,9 +10,10 @@ something (a reconnect, a quota pause) raises ``Deferred``, which re-queues
 the item without counting a failed attempt.
 
 Items are claimed with a lease, so a second worker on the same database
-(another process) does not run them at the same time, and items of one
-booking run one at a time, in order, so an older state never overwrites a
-newer one.
+(another process) does not run them at the same time, and the store hands
+out only the oldest undone item of each booking, so items of one booking run
+one at a time and in order, retries included: a failed invitation is not
+overtaken by the cancellation queued after it.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class OutboxStore(Protocol):
         self, now: datetime, limit: int, lease: timedelta | None = None
     ) -> list[OutboxItem]: ...
 
-    async def complete_outbox(self, item_id: int) -> None: ...
+    async def complete_outbox(self, item_id: int, error: str | None = None) -> None: ...
 
     async def retry_outbox(self, item_id: int, error: str, next_attempt: datetime) -> None: ...
 
@@ -119,23 +120,20 @@ class OutboxWorker:
             items = await self._store.claim_outbox(self._clock(), self._batch_size, self._lease)
             if not items:
                 return handled
-            by_booking: dict[tuple[str, str], list[OutboxItem]] = {}
-            for item in items:
-                key = (item.effect.resource_id, item.effect.booking_id or f"#{item.id}")
-                by_booking.setdefault(key, []).append(item)
-            await asyncio.gather(*(self._run_in_order(group) for group in by_booking.values()))
+            # At most one item per booking comes back (the store keeps their
+            # order), so the items of a batch may all run at once.
+            await asyncio.gather(*(self._run_counted(item) for item in items))
             handled += len(items)
 
-    async def _run_in_order(self, items: list[OutboxItem]) -> None:
+    async def _run_counted(self, item: OutboxItem) -> None:
         async with self._quiet:
-            self._inflight += len(items)
+            self._inflight += 1
         try:
             async with self._slots:
-                for item in items:
-                    await self._run(item)
+                await self._run(item)
         finally:
             async with self._quiet:
-                self._inflight -= len(items)
+                self._inflight -= 1
                 self._quiet.notify_all()
 
     async def settle(self) -> None:
@@ -166,8 +164,7 @@ class OutboxWorker:
                 "outbox item failed for good",
                 extra={"item": item.id, "kind": item.effect.kind, "error": str(failure)},
             )
-            await self._store.retry_outbox(item.id, f"permanent: {failure}", now)
-            await self._store.complete_outbox(item.id)
+            await self._store.complete_outbox(item.id, f"failed for good: {failure}")
             self.failures += 1
             return
         except asyncio.CancelledError:

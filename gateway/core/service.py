@@ -326,7 +326,9 @@ class BookingService:
                         kind=GOOGLE_PUSH,
                         resource_id=resource.id,
                         booking_id=booking_id,
-                        payload={"reason": "edited in Google"},
+                        # force: write even though our last write is
+                        # unchanged; it is Google's copy that changed.
+                        payload={"reason": "edited in Google", "force": True},
                     )
                 )
         if batch.repush:

@@ -267,6 +267,13 @@ class MirrorWritesMixin(MirrorReadsMixin):
             ),
         )
 
+    async def revoke_invites(self, resource_id: str, at: datetime) -> None:
+        await self._query(
+            "UPDATE google_invites SET used_at = ?, refresh_token = x'' "
+            "WHERE resource_id = ? AND used_at IS NULL",
+            (utc_text(at), resource_id),
+        )
+
     async def release_outbox(self, resource_id: str) -> None:
         await self._query(
             "UPDATE outbox SET next_attempt_at = NULL WHERE resource_id = ? AND done_at IS NULL",

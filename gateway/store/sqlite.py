@@ -74,6 +74,17 @@ _UPSERT_OBJECT = (
     + ", ".join(f"{c} = excluded.{c}" for c in OBJECT_COLUMNS if c not in ("resource_id", "uid"))
 )
 
+# The outbox runs the effects of one kind for one booking in the order they
+# were queued: an item waits while an older undone item of the same kind and
+# booking exists (a failed invitation must not be overtaken by the
+# cancellation queued after it). Kinds do not wait for each other (a mail
+# server outage must not hold up Google), nor do items without a booking.
+_HEAD_OF_BOOKING = (
+    "o.done_at IS NULL AND (o.booking_id = '' OR NOT EXISTS ("
+    "SELECT 1 FROM outbox AS e WHERE e.done_at IS NULL AND e.resource_id = o.resource_id "
+    "AND e.booking_id = o.booking_id AND e.kind = o.kind AND e.id < o.id))"
+)
+
 _BUMP_REVISION = (
     "INSERT INTO collections (resource_id, revision) VALUES (?, 1) "
     "ON CONFLICT (resource_id) DO UPDATE SET revision = revision + 1 "
@@ -460,7 +471,7 @@ class SqliteRepository(_Reads):
     ) -> list[OutboxItem]:
         if lease is None:
             rows = await self._query(
-                "SELECT * FROM outbox WHERE done_at IS NULL "
+                f"SELECT * FROM outbox AS o WHERE {_HEAD_OF_BOOKING} "  # noqa: S608
                 "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT ?",
                 (utc_text(now), limit),
             )
@@ -470,8 +481,8 @@ class SqliteRepository(_Reads):
             # and a worker that dies mid-effect hands them on after the lease.
             async with self._transaction() as tx:
                 rows = await tx._query(
-                    "UPDATE outbox SET next_attempt_at = ? WHERE id IN ("
-                    "SELECT id FROM outbox WHERE done_at IS NULL "
+                    "UPDATE outbox SET next_attempt_at = ? WHERE id IN ("  # noqa: S608
+                    f"SELECT id FROM outbox AS o WHERE {_HEAD_OF_BOOKING} "
                     "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT ?) "
                     "RETURNING *",
                     (utc_text(now + lease), utc_text(now), limit),
@@ -496,10 +507,11 @@ class SqliteRepository(_Reads):
         async with self._transaction() as tx:
             await tx._query(sql, params)
 
-    async def complete_outbox(self, item_id: int) -> None:
+    async def complete_outbox(self, item_id: int, error: str | None = None) -> None:
         await self._write(
-            "UPDATE outbox SET done_at = ? WHERE id = ? AND done_at IS NULL",
-            (utc_text(datetime.now(UTC)), item_id),
+            "UPDATE outbox SET done_at = ?, last_error = coalesce(?, last_error) "
+            "WHERE id = ? AND done_at IS NULL",
+            (utc_text(datetime.now(UTC)), error, item_id),
         )
 
     async def retry_outbox(self, item_id: int, error: str, next_attempt: datetime) -> None:
@@ -519,7 +531,8 @@ class SqliteRepository(_Reads):
     async def next_outbox_due(self) -> datetime | None:
         """When the earliest undone item falls due (None: nothing queued)."""
         rows = await self._query(
-            "SELECT min(coalesce(next_attempt_at, '')) FROM outbox WHERE done_at IS NULL"
+            "SELECT min(coalesce(next_attempt_at, '')) FROM outbox AS o "  # noqa: S608
+            f"WHERE {_HEAD_OF_BOOKING}"
         )
         value = rows[0][0]
         if value is None:

@@ -40,3 +40,71 @@ async def test_openapi_is_public_and_documents_every_route(
                     ref = media["schema"]["$ref"].rsplit("/", 1)[-1]
                     assert ref in schemas
     assert set(schemas["BookingCreate"]["required"]) == {"resource", "start", "end", "title"}
+
+
+async def test_openapi_documents_the_google_admin_endpoints(client: Client) -> None:
+    doc = await (await client.get("/api/v1/openapi.json")).json()
+    paths, schemas = doc["paths"], doc["components"]["schemas"]
+
+    def answers(path: str, method: str) -> dict[str, Any]:
+        responses: dict[str, Any] = paths[path][method]["responses"]
+        return responses
+
+    def schema_of(answer: dict[str, Any]) -> str:
+        (media,) = answer["content"].values()
+        ref: str = media["schema"]["$ref"]
+        return ref.rsplit("/", 1)[-1]
+
+    invite = answers("/resources/{resource_id}/google/invite", "post")
+    assert set(invite) == {"201", "401", "403", "404", "409"}
+    assert schema_of(invite["201"]) == "GoogleInviteOut"
+    assert set(schemas["GoogleInviteOut"]["required"]) == {"resource", "url", "expires", "mailed"}
+
+    disconnect = answers("/resources/{resource_id}/google", "delete")
+    assert set(disconnect) == {"204", "401", "403", "404"}
+    assert "content" not in disconnect["204"]
+
+    status = answers("/sync/status", "get")
+    assert schema_of(status["200"]) == "SyncStatusList"
+    assert set(schemas["SyncStatusOut"]["required"]) == {
+        "resource",
+        "direction",
+        "details",
+        "status",
+        "summary",
+        "account",
+        "calendar",
+        "imported",
+        "warning",
+        "last_sync",
+        "connected_at",
+    }
+    assert schemas["ConnectionStatus"]["enum"] == [
+        "not_invited",
+        "invited",
+        "importing",
+        "synced",
+        "warning",
+        "disabled",
+    ]
+
+    log = paths["/resources/{resource_id}/sync/log"]["get"]
+    assert set(log["responses"]) == {"200", "400", "401", "404"}
+    assert schema_of(log["responses"]["200"]) == "SyncLog"
+    limit = next(p for p in log["parameters"] if p["name"] == "limit")
+    assert (limit["required"], limit["schema"]["minimum"], limit["schema"]["maximum"]) == (
+        False,
+        1,
+        500,
+    )
+    assert set(schemas["SyncLogEntryOut"]["required"]) == {
+        "id",
+        "at",
+        "kind",
+        "message",
+        "booking_id",
+        "event_id",
+    }
+    for answer in (*invite.values(), *log["responses"].values()):
+        if answer.get("content", {}).get("application/problem+json"):
+            assert schema_of(answer) == "Problem"

@@ -15,8 +15,10 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 from aiohttp import web
@@ -35,6 +37,25 @@ from tests.fakes.google_calendar import FakeGoogle
 from tests.smtp import Recorder
 
 SETTLE_TIMEOUT = 60.0
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime:
+    """Berlin wall-clock time ``day`` days from today: the bridge imports a
+    window around *now*, so test data moves with the calendar (hours 6-22
+    stay clear of the DST switches at night)."""
+    today = datetime.now(BERLIN).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return today + timedelta(days=day)
+
+
+def gtime(start: datetime, end: datetime) -> dict[str, Any]:
+    """Start and end as Google Calendar's UI writes them: wall time and zone."""
+    zone = str(start.tzinfo)
+    return {
+        "start": {"dateTime": start.replace(tzinfo=None).isoformat(), "timeZone": zone},
+        "end": {"dateTime": end.replace(tzinfo=None).isoformat(), "timeZone": zone},
+    }
+
 
 RESOURCES = """\
   - id: anna
@@ -62,7 +83,14 @@ RESOURCES = """\
 
 
 def settings_yaml(
-    db_path: Path, port: int, fake: FakeGoogle, smtp_port: int, *, key: str, extra: str = ""
+    db_path: Path,
+    port: int,
+    fake: FakeGoogle,
+    smtp_port: int,
+    *,
+    key: str,
+    extra: str = "",
+    resources: str = RESOURCES,
 ) -> str:
     return f"""\
 server:
@@ -93,7 +121,7 @@ mail:
 google:
   client_id: {fake.client_id}
   client_secret: {fake.client_secret}
-  token_keys: [{key}]
+  token_keys: [{key}]  # one key, or several separated by commas
   api_endpoint: {fake.api_endpoint}
   auth_uri: {fake.auth_uri}
   token_uri: {fake.token_uri}
@@ -102,7 +130,7 @@ google:
   quota_pause: 600
   retry: {{attempts: 3, initial_delay: 0.001, max_delay: 0.005}}
 {extra}resources:
-{RESOURCES}"""
+{resources}"""
 
 
 @dataclass
@@ -158,8 +186,16 @@ class Gateway:
                 assert response.status == expect, (response.status, data)
             return data
 
-    async def book(self, resource: str, start: str, end: str, title: str, **extra: Any) -> Any:
-        body = {"resource": resource, "start": start, "end": end, "title": title, **extra}
+    async def book(
+        self, resource: str, start: datetime, end: datetime, title: str, **extra: Any
+    ) -> Any:
+        body = {
+            "resource": resource,
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "title": title,
+            **extra,
+        }
         return await self.api("POST", "/bookings", body, expect=201)
 
     # -- the consent flow, as a browser does it --------------------------------------
@@ -242,6 +278,7 @@ async def running_gateway(
     extra: str = "",
     key: str | None = None,
     port: int | None = None,
+    resources: str = RESOURCES,
 ) -> AsyncIterator[Gateway]:
     """Start the gateway; a second call with the same ``tmp_path`` (and key)
     starts it again on the same database, like a restart after a crash."""
@@ -250,7 +287,15 @@ async def running_gateway(
     key = key or new_key()
     config = tmp_path / "gateway.yaml"
     config.write_text(
-        settings_yaml(tmp_path / "gateway.sqlite3", port, fake, smtp_port, key=key, extra=extra),
+        settings_yaml(
+            tmp_path / "gateway.sqlite3",
+            port,
+            fake,
+            smtp_port,
+            key=key,
+            extra=extra,
+            resources=resources,
+        ),
         encoding="utf-8",
     )
     settings = load_settings(config)

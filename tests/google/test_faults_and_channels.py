@@ -8,8 +8,8 @@ from dataclasses import replace
 import aiohttp
 
 from gateway.core.mirror import ConnectionStatus, WarningReason, google_event_id
-from tests.google.harness import Gateway
-from tests.google.test_mirror import ANNA, timed
+from tests.google.harness import Gateway, at, gtime
+from tests.google.test_mirror import ANNA
 
 BOUND = 20.0  # seconds any background wait may take before the test fails
 
@@ -20,12 +20,7 @@ async def test_invalid_grant_warns_and_the_queue_drains_after_reconnect(gateway:
     fake.revoke(ANNA)  # the person removed our access in their Google account
     fake.expire_access_tokens()
 
-    booked = [
-        await gateway.book(
-            "anna", f"2027-07-0{n}T09:00:00+02:00", f"2027-07-0{n}T10:00:00+02:00", f"B{n}"
-        )
-        for n in range(1, 4)
-    ]
+    booked = [await gateway.book("anna", at(n, 9), at(n, 10), f"B{n}") for n in range(1, 4)]
     await gateway.settle()
     status = await gateway.admin.status("anna")
     assert status.connection.status is ConnectionStatus.WARNING
@@ -49,9 +44,7 @@ async def test_quota_exceeded_pauses_the_resource_and_keeps_its_changes(gateway:
     fake = gateway.fake
     await gateway.connect("anna", ANNA)
     fake.fail_next(1, 403, "quotaExceeded", method="POST")
-    booking = await gateway.book(
-        "anna", "2027-07-05T09:00:00+02:00", "2027-07-05T10:00:00+02:00", "Paused"
-    )
+    booking = await gateway.book("anna", at(5, 9), at(5, 10), "Paused")
     await gateway.settle()
     status = await gateway.admin.status("anna")
     assert status.connection.warning is WarningReason.QUOTA
@@ -80,7 +73,7 @@ async def test_push_notification_syncs_without_polling(gateway: Gateway) -> None
     # No settle(): only the notification can make the gateway look (the
     # poll interval is an hour).
     worker = gateway.bridge.worker
-    fake.user_insert(ANNA, timed("2027-08-02T09:00:00", "2027-08-02T10:00:00"))
+    fake.user_insert(ANNA, gtime(at(2, 9), at(2, 10)))
     await fake.notifications_settled()
     async with asyncio.timeout(BOUND):
         # Each pass waits for one more finished sync (a sync started before
@@ -100,7 +93,7 @@ async def test_forged_and_unknown_notifications_are_ignored(gateway: Gateway) ->
     await gateway.connect("anna", ANNA)
     (channel,) = fake.channels.values()
     revision = await gateway.repo.revision("anna")
-    fake.user_insert(ANNA, timed("2027-08-03T09:00:00", "2027-08-03T10:00:00"))
+    fake.user_insert(ANNA, gtime(at(3, 9), at(3, 10)))
     fake.drop_notifications = True  # the real one is lost; only forged ones arrive
     for headers in (
         {"X-Goog-Channel-ID": "no-such-channel", "X-Goog-Resource-State": "exists"},

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
+from typing import Any
 
 from gateway.core.mirror import google_event_id
-from tests.google.harness import Gateway
+from tests.google.harness import Gateway, at, gtime
 
 ANNA = "anna.google@example.com"
+HOUR = timedelta(hours=1)
 
 
-def timed(start: str, end: str, zone: str = "Europe/Berlin") -> dict[str, object]:
-    return {
-        "start": {"dateTime": start, "timeZone": zone},
-        "end": {"dateTime": end, "timeZone": zone},
-    }
+def google_start(event: dict[str, Any]) -> str:
+    return str(event["start"]["dateTime"])
 
 
 async def test_two_way_round_trip(gateway: Gateway) -> None:
@@ -22,10 +22,11 @@ async def test_two_way_round_trip(gateway: Gateway) -> None:
     await gateway.connect("anna", ANNA)
 
     # Gateway -> Google: a booking appears with full details and our id.
+    nine = at(7, 9)
     booking = await gateway.book(
         "anna",
-        "2027-03-01T09:00:00+01:00",
-        "2027-03-01T10:00:00+01:00",
+        nine,
+        nine + HOUR,
         "Haircut",
         description="Short back and sides",
         location="Chair 2",
@@ -38,12 +39,11 @@ async def test_two_way_round_trip(gateway: Gateway) -> None:
     assert event["location"] == "Chair 2"
     assert [a["email"] for a in event["attendees"]] == ["zoe@example.com"]
     assert event["extendedProperties"]["private"]["calgatewayBookingId"] == booking["id"]
-    assert event["start"]["dateTime"].startswith("2027-03-01T09:00:00")
+    assert google_start(event) == nine.isoformat()
 
     # Google -> gateway: someone's own appointment becomes a busy block...
-    dentist = fake.user_insert(
-        ANNA, {"summary": "Dentist", **timed("2027-03-01T11:00:00", "2027-03-01T12:00:00")}
-    )
+    eleven = at(7, 11)
+    dentist = fake.user_insert(ANNA, {"summary": "Dentist", **gtime(eleven, eleven + HOUR)})
     await gateway.settle()
     blocks = await gateway.busy_blocks("anna")
     assert len(blocks) == 1
@@ -55,8 +55,8 @@ async def test_two_way_round_trip(gateway: Gateway) -> None:
         "/bookings",
         {
             "resource": "anna",
-            "start": "2027-03-01T11:30:00+01:00",
-            "end": "2027-03-01T12:30:00+01:00",
+            "start": (eleven + HOUR / 2).isoformat(),
+            "end": (eleven + HOUR * 1.5).isoformat(),
             "title": "Colour",
         },
         expect=409,
@@ -66,10 +66,11 @@ async def test_two_way_round_trip(gateway: Gateway) -> None:
     assert all(google_event_id(booking["id"]) not in b.uid for b in blocks)
 
     # Moved in Google: the block moves; deleted in Google: the block goes.
-    fake.user_update(ANNA, dentist["id"], timed("2027-03-02T11:00:00", "2027-03-02T12:00:00"))
+    next_day = at(8, 11)
+    fake.user_update(ANNA, dentist["id"], gtime(next_day, next_day + HOUR))
     await gateway.settle()
     (moved,) = await gateway.busy_blocks("anna")
-    assert moved.booking.start.isoformat() == "2027-03-02T11:00:00+01:00"
+    assert moved.booking.start == next_day
     fake.user_delete(ANNA, dentist["id"])
     await gateway.settle()
     assert await gateway.busy_blocks("anna") == []
@@ -78,12 +79,12 @@ async def test_two_way_round_trip(gateway: Gateway) -> None:
     await gateway.api(
         "PATCH",
         f"/bookings/{booking['id']}",
-        {"start": "2027-03-01T14:00:00+01:00", "end": "2027-03-01T15:00:00+01:00"},
+        {"start": at(7, 14).isoformat(), "end": at(7, 15).isoformat()},
         expect=200,
     )
     await gateway.settle()
     event = fake.event(ANNA, google_event_id(booking["id"]))
-    assert event["start"]["dateTime"].startswith("2027-03-01T14:00:00")
+    assert google_start(event) == at(7, 14).isoformat()
     await gateway.api("DELETE", f"/bookings/{booking['id']}", expect=200)
     await gateway.settle()
     assert fake.event(ANNA, google_event_id(booking["id"]))["status"] == "cancelled"
@@ -103,8 +104,8 @@ async def test_anonymous_mode_leaks_nothing(gateway: Gateway) -> None:
     ]
     booking = await gateway.book(
         "bob",
-        "2027-03-01T09:00:00-05:00",
-        "2027-03-01T10:00:00-05:00",
+        at(7, 15),
+        at(7, 16),
         secrets[0],
         description=secrets[1],
         location=secrets[2],
@@ -125,3 +126,31 @@ async def test_anonymous_mode_leaks_nothing(gateway: Gateway) -> None:
     await gateway.settle()
     stored = json.dumps(fake.events(account, include_cancelled=True), ensure_ascii=False)
     assert "Extraction" not in stored
+
+
+async def test_our_event_edited_or_deleted_in_google_is_written_back(gateway: Gateway) -> None:
+    fake = gateway.fake
+    await gateway.connect("anna", ANNA)
+    booking = await gateway.book("anna", at(5, 9), at(5, 10), "Colour")
+    await gateway.settle()
+    event_id = google_event_id(booking["id"])
+
+    # Someone drags it to another hour in Google: the gateway's booking wins.
+    fake.user_update(ANNA, event_id, {"summary": "Moved by hand", **gtime(at(5, 15), at(5, 16))})
+    await gateway.settle()
+    event = fake.event(ANNA, event_id)
+    assert event["summary"] == "Colour"
+    assert google_start(event) == at(5, 9).isoformat()
+    conflicts = [e for e in await gateway.admin.log("anna") if e.kind.value == "conflict"]
+    assert len(conflicts) == 1 and "changed in Google Calendar" in conflicts[0].message
+    # It does not count as a busy block, and the booking itself did not move.
+    assert await gateway.busy_blocks("anna") == []
+    assert (await gateway.api("GET", f"/bookings/{booking['id']}"))["title"] == "Colour"
+
+    # Deleted in Google: it comes back.
+    fake.user_delete(ANNA, event_id)
+    await gateway.settle()
+    assert fake.event(ANNA, event_id)["status"] == "confirmed"
+    writes = fake.write_count(ANNA)
+    await gateway.settle()
+    assert fake.write_count(ANNA) == writes  # and then it stays quiet

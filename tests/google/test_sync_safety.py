@@ -3,6 +3,7 @@ loops, lost changes under faults."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +19,24 @@ from tests.fakes.google_errors import (
     RATE_LIMIT_429,
     USER_RATE_LIMIT_403,
 )
-from tests.google.harness import Gateway, running_gateway
-from tests.google.test_mirror import ANNA, timed
+from tests.google.harness import BERLIN, Gateway, at, gtime, running_gateway
+from tests.google.test_mirror import ANNA
 from tests.smtp import Recorder
 
 
-def day(n: int, hour: int) -> tuple[str, str]:
-    return (f"2027-04-{n:02d}T{hour:02d}:00:00", f"2027-04-{n:02d}T{hour:02d}:30:00")
+def day(n: int, hour: int) -> dict[str, Any]:
+    """Half an hour on day ``n`` from now, as Google's UI writes it."""
+    return gtime(at(n, hour), at(n, hour, 30))
 
 
-async def block_spans(gateway: Gateway, resource: str = "anna") -> list[str]:
-    return sorted(b.booking.start.isoformat() for b in await gateway.busy_blocks(resource))
+async def block_spans(gateway: Gateway, resource: str = "anna") -> list[datetime]:
+    return sorted(b.booking.start for b in await gateway.busy_blocks(resource))
 
 
-def google_spans(fake: FakeGoogle, calendar: str) -> list[str]:
+def google_spans(fake: FakeGoogle, calendar: str) -> list[datetime]:
+    """Starts of the calendar's own (not gateway) events."""
     return sorted(
-        e["start"]["dateTime"]
+        datetime.fromisoformat(e["start"]["dateTime"]).replace(tzinfo=BERLIN)
         for e in fake.events(calendar)
         if "calgatewayBookingId" not in str(e.get("extendedProperties"))
     )
@@ -42,19 +45,19 @@ def google_spans(fake: FakeGoogle, calendar: str) -> list[str]:
 async def test_410_full_sync_recovers_without_duplicates(gateway: Gateway) -> None:
     fake = gateway.fake
     await gateway.connect("anna", ANNA)
-    kept = [fake.user_insert(ANNA, timed(*day(n, 9))) for n in range(1, 6)]
+    kept = [fake.user_insert(ANNA, (day(n, 9))) for n in range(1, 6)]
     await gateway.settle()
     assert len(await block_spans(gateway)) == 5
 
     # While our token is dead, one event is deleted and one added.
     fake.expire_sync_tokens(ANNA)
     fake.user_delete(ANNA, kept[0]["id"])
-    fake.user_insert(ANNA, timed(*day(10, 9)))
+    fake.user_insert(ANNA, (day(10, 9)))
     await gateway.settle()
 
     spans = await block_spans(gateway)
     assert len(spans) == len(set(spans)) == 5  # nothing twice, the deleted one gone
-    assert [s[:19] for s in spans] == sorted(s[:19] for s in google_spans(fake, ANNA))
+    assert spans == google_spans(fake, ANNA)
     log = [e.message for e in await gateway.admin.log("anna")]
     assert any("410" in m for m in log)
 
@@ -72,7 +75,7 @@ async def test_crash_between_fetch_and_commit_repeats_safely(
     async with running_gateway(tmp_path, fake, mail, key=key) as gateway:
         await gateway.connect("anna", ANNA)
         for n in range(1, 4):
-            fake.user_insert(ANNA, timed(*day(n, 9)))
+            fake.user_insert(ANNA, (day(n, 9)))
         token_before = (await gateway.admin.status("anna")).connection.sync_token
 
         real = BookingService.apply_import
@@ -104,12 +107,8 @@ async def test_crash_between_fetch_and_commit_repeats_safely(
 async def test_no_echo_loop_after_100_alternating_edits(gateway: Gateway) -> None:
     fake = gateway.fake
     await gateway.connect("anna", ANNA)
-    booking = await gateway.book(
-        "anna", "2027-05-03T08:00:00+02:00", "2027-05-03T09:00:00+02:00", "Standing slot"
-    )
-    foreign = fake.user_insert(
-        ANNA, {"summary": "Gym", **timed("2027-05-03T18:00:00", "2027-05-03T19:00:00")}
-    )
+    booking = await gateway.book("anna", at(9, 8), at(9, 9), "Standing slot")
+    foreign = fake.user_insert(ANNA, {"summary": "Gym", **gtime(at(9, 18), at(9, 19))})
     await gateway.settle()
     writes_before = fake.write_count(ANNA)
 
@@ -124,19 +123,15 @@ async def test_no_echo_loop_after_100_alternating_edits(gateway: Gateway) -> Non
                 expect=200,
             )
         else:
-            minute = f"{edit % 60:02d}"
-            fake.user_update(
-                ANNA,
-                foreign["id"],
-                timed(f"2027-05-03T18:{minute}:00", f"2027-05-03T19:{minute}:00"),
-            )
+            moved = at(9, 18, edit % 60)
+            fake.user_update(ANNA, foreign["id"], gtime(moved, moved + timedelta(hours=1)))
         await gateway.settle()
 
     # Exactly one Google write per gateway edit: nothing came back and bounced.
     assert fake.write_count(ANNA) - writes_before == gateway_edits
     assert fake.event(ANNA, google_event_id(booking["id"]))["summary"] == "Standing slot #98"
     (block,) = await gateway.busy_blocks("anna")
-    assert block.booking.start.isoformat() == "2027-05-03T18:39:00+02:00"
+    assert block.booking.start == at(9, 18, 99 % 60)
     log = await gateway.admin.log("anna", limit=500)
     assert not [e for e in log if e.kind.value == "conflict"]
     assert await gateway.repo.pending_outbox() == 0
@@ -167,12 +162,12 @@ async def test_thirty_percent_faults_still_converge(gateway: Gateway) -> None:
         booked.append(
             await gateway.book(
                 "anna",
-                f"2027-06-{n:02d}T09:00:00+02:00",
-                f"2027-06-{n:02d}T10:00:00+02:00",
+                at(n, 9),
+                at(n, 10),
                 f"B{n}",
             )
         )
-        fake.user_insert(ANNA, timed(*day(n, 14)))
+        fake.user_insert(ANNA, (day(n, 14)))
     for _ in range(10):
         await gateway.settle()
         if (

@@ -1,0 +1,78 @@
+"""The Google mirror's admin service built from the settings, for every
+process that needs it: the server (``gateway.app``) and the admin commands
+(``gateway.cli``), which open the same SQLite file while the server runs.
+
+Both must build ``MirrorAdmin`` the same way (same resources, same
+policies, same public URL in the invitation links), so the recipe lives
+here once. ``gateway.app`` still has its own copies of ``domain_resources``
+and ``mirror_policies``; it can import these instead (this module imports
+nothing of it, so there is no cycle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from gateway.core.mirror import Details, Direction, MirrorPolicy
+from gateway.core.mirror_admin import MirrorAdmin
+from gateway.core.model import Resource
+from gateway.core.ports import MirrorRepository
+from gateway.settings import Settings
+from gateway.store import open_sqlite_repository
+
+# Used only when Google is not configured, where no invitation can be made:
+# MirrorAdmin still needs a value.
+_FALLBACK_INVITE_TTL = timedelta(hours=72)
+
+
+def domain_resources(settings: Settings) -> dict[str, Resource]:
+    return {
+        r.id: Resource(id=r.id, name=r.name, email=r.email, timezone=r.timezone)
+        for r in settings.resources
+    }
+
+
+def mirror_policies(settings: Settings) -> dict[str, MirrorPolicy]:
+    """Each resource's direction and detail level (its own ``google:`` over
+    the section's defaults; "off" for all without a ``google`` section)."""
+    policies = {}
+    for r in settings.resources:
+        direction, details = settings.mirror_mode(r.id)
+        policies[r.id] = MirrorPolicy(Direction(direction), Details(details))
+    return policies
+
+
+def build_mirror_admin(
+    settings: Settings,
+    repository: MirrorRepository,
+    *,
+    resources: Mapping[str, Resource] | None = None,
+    policies: Mapping[str, MirrorPolicy] | None = None,
+) -> MirrorAdmin:
+    """``resources`` and ``policies`` may be passed by a caller that already
+    made them (the server shares them with the BookingService)."""
+    google = settings.google
+    return MirrorAdmin(
+        repository,
+        domain_resources(settings) if resources is None else resources,
+        mirror_policies(settings) if policies is None else policies,
+        public_url=settings.server.public_url,
+        invite_ttl=timedelta(hours=google.invite_ttl_hours) if google else _FALLBACK_INVITE_TTL,
+        mail_enabled=settings.mail is not None,
+        enabled=google is not None,
+    )
+
+
+@asynccontextmanager
+async def open_mirror_admin(settings: Settings) -> AsyncIterator[MirrorAdmin]:
+    """A MirrorAdmin over its own connection to the settings' database,
+    closed on exit. SQLite in WAL mode lets this run beside the server;
+    outbox items it queues (e-mails, channel stops) are run by the server's
+    outbox worker, which polls for items other processes queued."""
+    repository = await open_sqlite_repository(settings.storage.sqlite_path)
+    try:
+        yield build_mirror_admin(settings, repository)
+    finally:
+        await repository.close()

@@ -1,0 +1,603 @@
+"""The outbox worker over the real SQLite repository, with a clock the test
+moves: retries and backoff, deferral, permanent failures, per-booking order,
+concurrency, leases between workers, crashes, ``settle`` and ``run``."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.core.model import OutboxEffect, OutboxItem
+from gateway.core.outbox import Backoff, Deferred, OutboxWorker, PermanentFailure
+from gateway.store import SqliteRepository, open_sqlite_repository
+
+T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=5)
+BACKOFF = Backoff(initial=10.0, maximum=60.0)
+LIMIT = 5.0  # seconds any single wait in these tests may take
+
+Handler = Callable[[OutboxItem], Awaitable[None]]
+
+
+class Clock:
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+@pytest.fixture
+def db_file(tmp_path: Path) -> Path:
+    return tmp_path / "db.sqlite3"
+
+
+@pytest.fixture
+async def repo(db_file: Path) -> AsyncIterator[SqliteRepository]:
+    repository = await open_sqlite_repository(db_file)
+    yield repository
+    await repository.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def effect(booking: str, n: int = 0, kind: str = "push", resource: str = "anna") -> OutboxEffect:
+    return OutboxEffect(kind, resource, booking, {"n": n})
+
+
+async def enqueue(repo: SqliteRepository, *effects: OutboxEffect) -> None:
+    async with repo.transaction() as tx:
+        for e in effects:
+            await tx.enqueue(e)
+
+
+def make_worker(
+    repo: SqliteRepository, handlers: dict[str, Handler], clock: Clock, **options: Any
+) -> OutboxWorker:
+    options.setdefault("backoff", BACKOFF)
+    options.setdefault("poll_interval", 3600.0)
+    options.setdefault("lease", LEASE)
+    return OutboxWorker(repo, handlers, clock=clock, **options)
+
+
+def row(db_file: Path, item_id: int) -> sqlite3.Row:
+    with sqlite3.connect(db_file) as conn:
+        conn.row_factory = sqlite3.Row
+        found = conn.execute("SELECT * FROM outbox WHERE id = ?", (item_id,)).fetchone()
+    assert found is not None
+    return found
+
+
+def seconds(delta: timedelta) -> float:
+    return delta.total_seconds()
+
+
+# -- one item ------------------------------------------------------------------------
+
+
+async def test_success_completes_the_item(
+    repo: SqliteRepository, db_file: Path, clock: Clock
+) -> None:
+    seen: list[OutboxItem] = []
+
+    async def handler(item: OutboxItem) -> None:
+        seen.append(item)
+
+    await enqueue(repo, OutboxEffect("push", "anna", "b1", {"uid": "u1", "sequence": 3}))
+    worker = make_worker(repo, {"push": handler}, clock)
+    assert await worker.run_once() == 1
+    assert [(i.effect, i.attempts) for i in seen] == [
+        (OutboxEffect("push", "anna", "b1", {"uid": "u1", "sequence": 3}), 0)
+    ]
+    assert await repo.pending_outbox() == 0
+    assert await repo.next_outbox_due() is None
+    assert row(db_file, seen[0].id)["done_at"] is not None
+    assert (worker.processed, worker.failures) == (1, 0)
+    # Done means done: later passes do not run it again.
+    clock.advance(timedelta(days=1))
+    assert await worker.run_once() == 0
+    assert len(seen) == 1
+
+
+async def test_failure_is_retried_with_growing_jittered_backoff(
+    repo: SqliteRepository, db_file: Path, clock: Clock
+) -> None:
+    calls: list[int] = []
+
+    async def handler(item: OutboxItem) -> None:
+        calls.append(item.attempts)
+        raise ConnectionError("smtp.example.com refused")
+
+    await enqueue(repo, effect("b1"))
+    worker = make_worker(repo, {"push": handler}, clock, rng=random.Random(7))
+    for attempt in range(7):
+        assert await worker.run_once() == 1
+        due = await repo.next_outbox_due()
+        assert due is not None
+        ceiling = min(BACKOFF.maximum, BACKOFF.initial * 2**attempt)
+        # Equal jitter: at least half the capped delay, at most all of it.
+        assert ceiling / 2 <= seconds(due - clock.now) <= ceiling
+        stored = row(db_file, 1)
+        assert stored["attempts"] == attempt + 1
+        assert stored["last_error"] == "ConnectionError: smtp.example.com refused"
+        assert stored["done_at"] is None
+        # Not before it is due ...
+        clock.now = due - timedelta(microseconds=1)
+        assert await worker.run_once() == 0
+        # ... and exactly then.
+        clock.now = due
+    assert calls == list(range(7))  # each run saw the attempts counted so far
+    assert worker.failures == 7
+    assert worker.processed == 0
+    assert await repo.pending_outbox() == 1  # never dropped
+
+
+class Extreme(random.Random):
+    """Jitter pinned to one end of its range."""
+
+    def __init__(self, high: bool) -> None:
+        super().__init__(0)
+        self.high = high
+
+    def uniform(self, a: float, b: float) -> float:
+        return b if self.high else a
+
+
+@pytest.mark.parametrize("attempts", [0, 1, 2, 3, 5, 10, 31, 32, 33, 10_000])
+def test_backoff_bounds(attempts: int) -> None:
+    backoff = Backoff(initial=2.0, maximum=300.0)
+    ceiling = min(300.0, 2.0 * 2**attempts) if attempts < 64 else 300.0
+    assert seconds(backoff.delay(attempts, Extreme(high=False))) == pytest.approx(ceiling / 2)
+    assert seconds(backoff.delay(attempts, Extreme(high=True))) == pytest.approx(ceiling)
+    rng = random.Random(attempts)
+    for _ in range(50):
+        assert ceiling / 2 <= seconds(backoff.delay(attempts, rng)) <= ceiling
+
+
+def test_backoff_jitter_spreads_items_failing_together() -> None:
+    rng = random.Random(1)
+    delays = {Backoff(10.0, 60.0).delay(3, rng) for _ in range(20)}
+    assert len(delays) > 10
+
+
+async def test_deferred_requeues_without_counting_an_attempt(
+    repo: SqliteRepository, db_file: Path, clock: Clock
+) -> None:
+    runs: list[int] = []
+    later = T0 + timedelta(hours=2)
+
+    async def handler(item: OutboxItem) -> None:
+        runs.append(item.attempts)
+        if len(runs) == 1:
+            raise Deferred(later, "waiting for the resource to reconnect Google")
+
+    await enqueue(repo, effect("b1"))
+    worker = make_worker(repo, {"push": handler}, clock)
+    assert await worker.run_once() == 1
+    stored = row(db_file, 1)
+    assert stored["attempts"] == 0
+    assert stored["last_error"] == "waiting for the resource to reconnect Google"
+    assert stored["done_at"] is None
+    assert await repo.next_outbox_due() == later
+    assert worker.failures == 0
+
+    clock.now = later - timedelta(seconds=1)
+    assert await worker.run_once() == 0
+    clock.now = later
+    assert await worker.run_once() == 1
+    assert runs == [0, 0]
+    assert await repo.pending_outbox() == 0
+
+
+async def test_permanent_failure_closes_the_item_with_its_reason(
+    repo: SqliteRepository, db_file: Path, clock: Clock
+) -> None:
+    runs = 0
+
+    async def handler(item: OutboxItem) -> None:
+        nonlocal runs
+        runs += 1
+        raise PermanentFailure("550 5.1.1 mailbox unavailable")
+
+    await enqueue(repo, effect("b1", kind="mail"))
+    worker = make_worker(repo, {"mail": handler}, clock)
+    assert await worker.run_once() == 1
+    stored = row(db_file, 1)
+    assert stored["done_at"] is not None
+    assert "550 5.1.1 mailbox unavailable" in stored["last_error"]
+    assert await repo.pending_outbox() == 0
+    assert worker.failures == 1
+    clock.advance(timedelta(days=30))
+    assert await worker.run_once() == 0
+    assert runs == 1
+
+
+async def test_unknown_kind_is_retried_never_dropped(
+    repo: SqliteRepository, db_file: Path, clock: Clock
+) -> None:
+    async def push(item: OutboxItem) -> None:
+        raise AssertionError("not a push")
+
+    await enqueue(repo, effect("b1", kind="fax"))
+    old = make_worker(repo, {"push": push}, clock)
+    for attempt in range(1, 6):
+        assert await old.run_once() == 1
+        stored = row(db_file, 1)
+        assert stored["attempts"] == attempt
+        assert "fax" in stored["last_error"]
+        assert stored["done_at"] is None
+        clock.advance(timedelta(days=1))
+    assert await repo.pending_outbox() == 1
+
+    # A later version that knows the kind runs it.
+    ran: list[str] = []
+
+    async def fax(item: OutboxItem) -> None:
+        ran.append(item.effect.booking_id)
+
+    upgraded = make_worker(repo, {"fax": fax}, clock)
+    assert await upgraded.run_once() == 1
+    assert ran == ["b1"]
+    assert await repo.pending_outbox() == 0
+
+
+# -- order and concurrency -------------------------------------------------------------
+
+
+async def test_items_of_one_booking_run_in_order_and_never_overlap(
+    repo: SqliteRepository, clock: Clock
+) -> None:
+    active: Counter[str] = Counter()
+    overlaps: list[str] = []
+    order: dict[str, list[int]] = {"A": [], "B": []}
+    started = {"A": asyncio.Event(), "B": asyncio.Event()}
+    peak = 0
+
+    async def handler(item: OutboxItem) -> None:
+        nonlocal peak
+        booking, n = item.effect.booking_id, item.effect.payload["n"]
+        if active[booking]:
+            overlaps.append(booking)
+        active[booking] += 1
+        peak = max(peak, sum(active.values()))
+        started[booking].set()
+        # The first items of A and B wait for each other: only possible if
+        # different bookings run side by side.
+        other = "B" if booking == "A" else "A"
+        await started[other].wait()
+        for _ in range(5):
+            await asyncio.sleep(0)  # give a second item of this booking every chance
+        order[booking].append(n)
+        active[booking] -= 1
+
+    await enqueue(repo, *(effect(b, n) for n in range(4) for b in "AB"))
+    worker = make_worker(repo, {"push": handler}, clock, concurrency=4)
+    async with asyncio.timeout(LIMIT):
+        assert await worker.run_once() == 8
+    assert order == {"A": [0, 1, 2, 3], "B": [0, 1, 2, 3]}
+    assert overlaps == []
+    assert peak == 2
+    assert await repo.pending_outbox() == 0
+
+
+async def test_order_holds_across_batches(repo: SqliteRepository, clock: Clock) -> None:
+    order: list[int] = []
+
+    async def handler(item: OutboxItem) -> None:
+        order.append(item.effect.payload["n"])
+
+    await enqueue(repo, *(effect("A", n) for n in range(7)))
+    worker = make_worker(repo, {"push": handler}, clock, batch_size=3)
+    assert await worker.run_once() == 7
+    assert order == list(range(7))
+
+
+async def test_a_failed_item_holds_back_later_items_of_its_booking(
+    repo: SqliteRepository, clock: Clock
+) -> None:
+    # E.g. the invitation for a booking fails, the cancellation after it goes
+    # out, then the retried invitation arrives last: the booker believes the
+    # booking still stands.
+    done: list[int] = []
+    failed_once: set[int] = set()
+
+    async def handler(item: OutboxItem) -> None:
+        n = item.effect.payload["n"]
+        if n == 0 and n not in failed_once:
+            failed_once.add(n)
+            raise ConnectionError("smtp down for a moment")
+        done.append(n)
+
+    await enqueue(repo, effect("A", 0, kind="invitation"), effect("A", 1, kind="invitation"))
+    worker = make_worker(repo, {"invitation": handler}, clock)
+    for _ in range(3):
+        await worker.run_once()
+        clock.advance(timedelta(hours=1))
+    assert done == [0, 1]
+
+
+async def test_different_bookings_overlap_up_to_the_concurrency_limit(
+    repo: SqliteRepository, clock: Clock
+) -> None:
+    active = 0
+    peak = 0
+    changed = asyncio.Condition()
+    release = asyncio.Event()
+
+    async def handler(item: OutboxItem) -> None:
+        nonlocal active, peak
+        async with changed:
+            active += 1
+            peak = max(peak, active)
+            changed.notify_all()
+        await release.wait()
+        active -= 1
+
+    await enqueue(repo, *(effect(f"b{i}") for i in range(5)))
+    worker = make_worker(repo, {"push": handler}, clock, concurrency=2)
+    task = asyncio.create_task(worker.run_once())
+    async with asyncio.timeout(LIMIT):
+        async with changed:
+            await changed.wait_for(lambda: active == 2)
+        for _ in range(20):
+            await asyncio.sleep(0)  # a third handler would start now if allowed
+        assert (active, peak) == (2, 2)
+        release.set()
+        assert await task == 5
+    assert peak == 2
+    assert await repo.pending_outbox() == 0
+
+
+# -- leases and crashes ----------------------------------------------------------------
+
+
+async def test_lease_keeps_a_second_worker_from_claimed_items(
+    db_file: Path, repo: SqliteRepository, clock: Clock
+) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    first_runs: list[int] = []
+    second_runs: list[int] = []
+
+    async def slow(item: OutboxItem) -> None:
+        first_runs.append(item.id)
+        started.set()
+        await release.wait()
+
+    async def other(item: OutboxItem) -> None:
+        second_runs.append(item.id)
+
+    await enqueue(repo, effect("b1"), effect("b2"))
+    # Another process: its own repository on the same file, its own clock.
+    other_repo = await open_sqlite_repository(db_file)
+    try:
+        other_clock = Clock(T0 + LEASE - timedelta(seconds=1))
+        first = make_worker(repo, {"push": slow}, clock)
+        second = make_worker(other_repo, {"push": other}, other_clock)
+        task = asyncio.create_task(first.run_once())
+        async with asyncio.timeout(LIMIT):
+            await started.wait()
+            assert await second.run_once() == 0
+            release.set()
+            assert await task == 2
+        assert sorted(first_runs) == [1, 2]
+        other_clock.advance(timedelta(hours=1))
+        assert await second.run_once() == 0
+        assert second_runs == []
+        assert await other_repo.pending_outbox() == 0
+    finally:
+        await other_repo.close()
+
+
+async def test_worker_discarded_mid_item_hands_it_on_after_the_lease(
+    db_file: Path, repo: SqliteRepository, clock: Clock
+) -> None:
+    started = asyncio.Event()
+
+    async def hangs(item: OutboxItem) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    await enqueue(repo, effect("b1", 7))
+    crashed = make_worker(repo, {"push": hangs}, clock)
+    task = asyncio.create_task(crashed.run_once())
+    async with asyncio.timeout(LIMIT):
+        await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await repo.close()  # the process is gone
+
+    stored = row(db_file, 1)
+    assert (stored["done_at"], stored["attempts"]) == (None, 0)
+
+    ran: list[tuple[int, int]] = []
+
+    async def handler(item: OutboxItem) -> None:
+        ran.append((item.effect.payload["n"], item.attempts))
+
+    restarted_repo = await open_sqlite_repository(db_file)
+    try:
+        restarted = make_worker(restarted_repo, {"push": handler}, Clock(T0 + LEASE / 2))
+        assert await restarted.run_once() == 0  # still leased to the dead worker
+        later = make_worker(restarted_repo, {"push": handler}, Clock(T0 + LEASE))
+        assert await later.run_once() == 1
+        assert ran == [(7, 0)]
+        assert await restarted_repo.pending_outbox() == 0
+    finally:
+        await restarted_repo.close()
+
+
+async def test_handler_cancelled_leaves_the_item_for_after_the_lease(
+    repo: SqliteRepository, db_file: Path, clock: Clock
+) -> None:
+    calls = 0
+
+    async def handler(item: OutboxItem) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise asyncio.CancelledError
+
+    await enqueue(repo, effect("b1"))
+    worker = make_worker(repo, {"push": handler}, clock)
+    with pytest.raises(asyncio.CancelledError):
+        await worker.run_once()
+    stored = row(db_file, 1)
+    assert (stored["done_at"], stored["attempts"], stored["last_error"]) == (None, 0, None)
+    assert worker.failures == 0
+    assert await worker.run_once() == 0
+    clock.advance(LEASE)
+    assert await worker.run_once() == 1
+    assert await repo.pending_outbox() == 0
+
+
+# -- settle and run -------------------------------------------------------------------
+
+
+async def test_settle_returns_once_nothing_is_due(repo: SqliteRepository, clock: Clock) -> None:
+    ran: list[str] = []
+
+    async def push(item: OutboxItem) -> None:
+        ran.append(item.effect.booking_id)
+        if item.effect.booking_id == "ok":
+            # An effect that queues a follow-up (a notice mail after a push).
+            await enqueue(repo, effect("followup", kind="mail"))
+        if item.effect.booking_id == "broken":
+            raise RuntimeError("Google unavailable")
+        if item.effect.booking_id == "paused":
+            raise Deferred(T0 + timedelta(hours=3), "quota")
+
+    async def mail(item: OutboxItem) -> None:
+        ran.append(item.effect.booking_id)
+
+    worker = make_worker(repo, {"push": push, "mail": mail}, clock)
+    async with asyncio.timeout(LIMIT):
+        await worker.settle()  # nothing queued at all
+        await enqueue(repo, effect("ok"), effect("broken"), effect("paused"))
+        await worker.settle()
+    assert sorted(ran) == ["broken", "followup", "ok", "paused"]
+    # The failed and the deferred item wait for their time.
+    assert await repo.pending_outbox() == 2
+    due = await repo.next_outbox_due()
+    assert due is not None and due > clock.now
+
+
+async def test_settle_runs_items_that_fall_due_as_the_clock_moves(
+    repo: SqliteRepository, clock: Clock
+) -> None:
+    attempts: list[int] = []
+
+    async def flaky(item: OutboxItem) -> None:
+        attempts.append(item.attempts)
+        if item.attempts < 2:
+            raise TimeoutError("slow server")
+
+    await enqueue(repo, effect("b1"))
+    worker = make_worker(repo, {"push": flaky}, clock)
+    async with asyncio.timeout(LIMIT):
+        await worker.settle()
+        assert await repo.pending_outbox() == 1
+        for _ in range(2):
+            clock.advance(timedelta(seconds=BACKOFF.maximum))
+            await worker.settle()
+    assert attempts == [0, 1, 2]
+    assert await repo.pending_outbox() == 0
+
+
+class Watched:
+    """The real repository, telling the test each time the worker has looked
+    for the next due item: the end of a pass, just before it sleeps."""
+
+    def __init__(self, repo: SqliteRepository) -> None:
+        self._repo = repo
+        self.looks = 0
+        self._changed = asyncio.Condition()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._repo, name)
+
+    async def next_outbox_due(self) -> datetime | None:
+        due = await self._repo.next_outbox_due()
+        async with self._changed:
+            self.looks += 1
+            self._changed.notify_all()
+        return due
+
+    async def pass_after(self, mark: int) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.looks > mark)
+
+
+async def test_run_wakes_on_wake(repo: SqliteRepository, clock: Clock) -> None:
+    calls: list[str] = []
+
+    async def handler(item: OutboxItem) -> None:
+        calls.append(item.effect.booking_id)
+
+    store = Watched(repo)
+    # Polling once an hour: only a wake() can explain a prompt run.
+    worker = OutboxWorker(
+        store, {"push": handler}, backoff=BACKOFF, poll_interval=3600.0, clock=clock
+    )
+    task = asyncio.create_task(worker.run())
+    try:
+        async with asyncio.timeout(LIMIT):
+            await store.pass_after(0)  # idle, asleep until the poll
+            await enqueue(repo, effect("b1"))
+            for _ in range(20):
+                await asyncio.sleep(0)
+            assert calls == []
+            mark = store.looks
+            worker.wake()
+            await store.pass_after(mark)
+        assert calls == ["b1"]
+        assert await repo.pending_outbox() == 0
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_run_survives_failing_handlers(repo: SqliteRepository, clock: Clock) -> None:
+    seen: list[str] = []
+    store = Watched(repo)
+
+    async def handler(item: OutboxItem) -> None:
+        seen.append(item.effect.booking_id)
+        if item.effect.booking_id == "bad":
+            raise ValueError("broken payload")
+
+    await enqueue(repo, effect("bad"))
+    worker = OutboxWorker(
+        store, {"push": handler}, backoff=BACKOFF, poll_interval=3600.0, clock=clock
+    )
+    task = asyncio.create_task(worker.run())
+    try:
+        async with asyncio.timeout(LIMIT):
+            await store.pass_after(0)
+            assert seen == ["bad"]
+            mark = store.looks
+            await enqueue(repo, effect("good"))
+            worker.wake()
+            await store.pass_after(mark)
+        assert seen == ["bad", "good"]
+        assert await repo.pending_outbox() == 1  # the bad one, waiting for its retry
+        assert not task.done()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
