@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from gateway.core.mirror import google_event_id
+from gateway.web.keys import OUTBOX
 from tests.google.harness import Gateway, at, gtime
 
 ANNA = "anna.google@example.com"
@@ -154,3 +155,41 @@ async def test_our_event_edited_or_deleted_in_google_is_written_back(gateway: Ga
     writes = fake.write_count(ANNA)
     await gateway.settle()
     assert fake.write_count(ANNA) == writes  # and then it stays quiet
+
+
+async def test_google_event_over_a_booking_keeps_the_booking_and_logs_the_conflict(
+    gateway: Gateway,
+) -> None:
+    fake = gateway.fake
+    await gateway.connect("anna", ANNA)
+    booking = await gateway.book("anna", at(6, 9), at(6, 10), "Perm")
+    await gateway.settle()
+    fake.user_insert(ANNA, {"summary": "Doctor", **gtime(at(6, 9, 30), at(6, 10, 30))})
+    await gateway.settle()
+
+    assert len(await gateway.busy_blocks("anna")) == 1  # the Google event blocks time
+    kept = await gateway.api("GET", f"/bookings/{booking['id']}", expect=200)
+    assert kept["status"] == "confirmed"
+    (conflict,) = [e for e in await gateway.admin.log("anna") if e.kind.value == "conflict"]
+    assert conflict.booking_id == booking["id"]
+    assert "'Perm'" in conflict.message and "kept" in conflict.message
+    assert "Doctor" not in conflict.message  # Google -> gateway stays anonymous
+
+
+async def test_update_with_a_stale_etag_rereads_and_wins(gateway: Gateway) -> None:
+    fake = gateway.fake
+    await gateway.connect("anna", ANNA)
+    booking = await gateway.book("anna", at(6, 14), at(6, 15), "Cut")
+    await gateway.settle()
+    event_id = google_event_id(booking["id"])
+    # A change in Google the gateway has not synced yet (its notification is
+    # lost): the etag we hold is stale.
+    fake.drop_notifications = True
+    fake.user_update(ANNA, event_id, {"colorId": "5"})
+    await gateway.api("PATCH", f"/bookings/{booking['id']}", {"title": "Cut and dry"}, expect=200)
+    await gateway.app[OUTBOX].settle()  # the push only, no sync in between
+
+    event = fake.event(ANNA, event_id)
+    assert event["summary"] == "Cut and dry"
+    calls = [r for r in fake.requests if r.path.endswith(f"/events/{event_id}")]
+    assert [r.method for r in calls][-3:] == ["PUT", "GET", "PUT"]  # 412, re-read, write
