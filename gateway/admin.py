@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from gateway.core.mirror import Details, Direction, MirrorPolicy
+from gateway.core.mirror import Details, Direction, InvitePath, MirrorPolicy
 from gateway.core.mirror_admin import MirrorAdmin
 from gateway.core.model import Resource
 from gateway.core.ports import MirrorRepository
@@ -40,7 +40,9 @@ def mirror_policies(settings: Settings) -> dict[str, MirrorPolicy]:
     policies = {}
     for r in settings.resources:
         direction, details = settings.mirror_mode(r.id)
-        policies[r.id] = MirrorPolicy(Direction(direction), Details(details))
+        policies[r.id] = MirrorPolicy(
+            Direction(direction), Details(details), InvitePath(settings.invitation_path(r.id))
+        )
     return policies
 
 

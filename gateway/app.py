@@ -21,12 +21,16 @@ from caldav_backend import DAV_ROOT, create_dav_app, server_root_to_dav, well_kn
 from gateway.admin import build_mirror_admin, domain_resources, mirror_policies
 from gateway.api import create_api_app
 from gateway.core.mirror import MAIL
-from gateway.core.outbox import Backoff, Handler, OutboxWorker
-from gateway.core.service import BookingService
+from gateway.core.model import OutboxItem
+from gateway.core.outbox import Backoff, Handler, OutboxWorker, PermanentFailure
+from gateway.core.service import INVITATION, BookingService
 from gateway.feeds import FEED_RESOURCES, FEED_SOURCE, FeedResource, create_feeds_app
 from gateway.ical import ICalCodec, ICalQueryEngine
+from gateway.mail.invitations import GooglePath, InvitationMailer
 from gateway.mail.notices import NoticeMailer
 from gateway.mail.sender import SmtpConfig, SmtpSender
+from gateway.mail.signed_links import LinkSigner
+from gateway.rsvp import create_rsvp_app
 from gateway.settings import Settings
 from gateway.store import open_sqlite_repository
 from gateway.web.auth import Authenticator
@@ -34,6 +38,7 @@ from gateway.web.keys import (
     AUTHENTICATOR,
     BOOKINGS,
     CALENDAR_QUERIES,
+    LINKS,
     METRICS,
     MIRROR_ADMIN,
     OUTBOX,
@@ -62,6 +67,10 @@ def create_app(settings: Settings) -> web.Application:
     app.add_subapp("/api/v1/", create_api_app())
     app.add_subapp("/feeds/", create_feeds_app())
     app.add_subapp(DAV_ROOT, create_dav_app())
+    app.add_subapp("/rsvp/", create_rsvp_app())
+    signer = link_signer(settings)
+    if signer is not None:
+        app[LINKS] = signer
     if settings.google is not None:
         app.add_subapp("/google/", create_google_app())
     app.router.add_route("*", "/.well-known/caldav", well_known_caldav, name="well-known-caldav")
@@ -119,11 +128,14 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
                 bookings=app[BOOKINGS],
                 admin=app[MIRROR_ADMIN],
                 session=session,
+                resource_names={r.id: r.name for r in settings.resources},
+                organizer_address=settings.mail.from_address if settings.mail else "",
             )
             app[GOOGLE_BRIDGE] = bridge
             handlers.update(bridge.outbox_handlers())
             loops.append(bridge.worker.run)
-        handlers.update(_mail_handlers(settings))
+        google_path = bridge.invite_path if settings.google is not None else None
+        handlers.update(_mail_handlers(app, google_path))
         outbox = OutboxWorker(
             app[REPOSITORY],
             handlers,
@@ -160,14 +172,41 @@ def smtp_config(settings: Settings) -> SmtpConfig | None:
     )
 
 
-def _mail_handlers(settings: Settings) -> dict[str, Handler]:
+def link_signer(settings: Settings) -> LinkSigner | None:
+    """Signed accept/decline and .ics links, when a key is configured."""
+    key = settings.invitations.link_key
+    if key is None:
+        return None
+    return LinkSigner(key.get_secret_value().encode("utf-8"), settings.server.public_url)
+
+
+def _mail_handlers(app: web.Application, google_path: GooglePath | None) -> dict[str, Handler]:
+    settings = app[SETTINGS]
     config = smtp_config(settings)
     if config is None:
-        return {}
-    notices = NoticeMailer(
-        SmtpSender(config), from_address=config.from_address, from_name=config.from_name
+        # Without mail, invitations have nowhere to go; they are marked done
+        # with the reason, so the queue does not grow without end.
+        return {INVITATION: _no_mail}
+    sender = SmtpSender(config)
+    notices = NoticeMailer(sender, from_address=config.from_address, from_name=config.from_name)
+    invitations = InvitationMailer(
+        app[REPOSITORY],
+        app[BOOKINGS].resources,
+        sender,
+        organizer_address=config.from_address,
+        organizer_name=config.from_name,
+        links=link_signer(settings),
+        google_path=google_path,
     )
-    return {MAIL: notices.send}
+    if invitations.links_missing:
+        log.warning(
+            "invitations.link_key is not set: invitations carry no accept/decline or .ics links"
+        )
+    return {MAIL: notices.send, INVITATION: invitations.send}
+
+
+async def _no_mail(item: OutboxItem) -> None:
+    raise PermanentFailure("no mail section in the settings: invitations cannot be sent")
 
 
 async def _healthz(request: web.Request) -> web.Response:

@@ -429,6 +429,36 @@ class GoogleSettings(_Section):
         return [value] if isinstance(value, str) else value
 
 
+InvitationPath = Literal["email", "google", "google_import"]
+
+
+def _check_link_key(key: SecretStr) -> SecretStr:
+    if len(key.get_secret_value().encode("utf-8")) < 32:
+        # RFC 2104 3: a key shorter than the hash output weakens the MAC.
+        raise ValueError(
+            "needs at least 32 characters of random text; run `calgateway new-token` to make one"
+        )
+    return key
+
+
+class InvitationSettings(_Section):
+    """How bookers hear about their bookings (needs the mail section)."""
+
+    # Signs the accept/decline links and the .ics download links in the
+    # e-mails and API answers. Changing it breaks the links already sent.
+    link_key: Annotated[SecretStr, AfterValidator(_check_link_key)] | None = None
+    # email: iMIP e-mails. google: where the resource's Google calendar is
+    # connected (full details, mirrored to Google), the booker is a guest of
+    # the Google event and Google sends the invitation. google_import: a
+    # booker whose own Google calendar is connected here (a colleague booking
+    # a room) gets a copy imported into it. E-mail remains the fallback.
+    via: InvitationPath = "email"
+
+
+class ResourceInvitationSettings(_Section):
+    via: InvitationPath | None = None
+
+
 class ResourceSettings(_Section):
     id: Annotated[str, AfterValidator(_check_resource_id)]
     name: Annotated[str, AfterValidator(_check_not_blank)]
@@ -437,6 +467,7 @@ class ResourceSettings(_Section):
     timezone: Timezone
     feed_tokens: tuple[Token, ...] = ()
     google: GoogleMirrorSettings | None = None
+    invitations: ResourceInvitationSettings | None = None
 
     @field_validator("feed_tokens", mode="before")
     @classmethod
@@ -455,6 +486,7 @@ class Settings(_Section):
     mail: MailSettings | None = None
     google: GoogleSettings | None = None
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    invitations: InvitationSettings = Field(default_factory=InvitationSettings)
 
     @model_validator(mode="before")
     @classmethod
@@ -463,7 +495,15 @@ class Settings(_Section):
             return data
         data = dict(data)
         # A section whose keys are all commented out reads as null: use the defaults.
-        for section in ("server", "storage", "defaults", "users", "api_tokens", "outbox"):
+        for section in (
+            "server",
+            "storage",
+            "defaults",
+            "users",
+            "api_tokens",
+            "outbox",
+            "invitations",
+        ):
             if section in data and data[section] is None:
                 del data[section]
         # Present, so StorageSettings is validated with the context (the base directory).
@@ -509,6 +549,12 @@ class Settings(_Section):
                     "google section is missing"
                 )
         return self
+
+    def invitation_path(self, resource_id: str) -> InvitationPath:
+        """How the resource's bookers are invited: its own choice, else the default."""
+        resource = self.resource(resource_id)
+        own = resource.invitations if resource is not None else None
+        return (own.via if own is not None else None) or self.invitations.via
 
     def mirror_mode(self, resource_id: str) -> tuple[Direction, Details]:
         """The Google mirror direction and detail level of a resource: its own

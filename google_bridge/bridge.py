@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +17,7 @@ from gateway.settings import GoogleSettings
 
 from .channels import ChannelKeeper
 from .client import GoogleCalendar, OAuthClient, RetryPolicy
+from .invites import GoogleInvitePath
 from .push import GooglePusher
 from .sync import CalendarSync, Horizon
 from .tokens import TokenVault
@@ -43,6 +44,7 @@ class GoogleBridge:
     sync: CalendarSync
     worker: SyncWorker
     session: aiohttp.ClientSession
+    invite_path: GoogleInvitePath
 
     @property
     def redirect_uri(self) -> str:
@@ -61,6 +63,8 @@ def build_bridge(
     bookings: BookingService,
     admin: MirrorAdmin,
     session: aiohttp.ClientSession,
+    resource_names: Mapping[str, str] | None = None,
+    organizer_address: str = "",
     clock: Callable[[], datetime] = _utc_now,
 ) -> GoogleBridge:
     oauth = OAuthClient(
@@ -81,7 +85,15 @@ def build_bridge(
     )
     quota_pause = timedelta(seconds=settings.quota_pause)
     pusher = GooglePusher(
-        repository, codec, admin, google, vault, quota_pause=quota_pause, clock=clock
+        repository,
+        codec,
+        admin,
+        google,
+        vault,
+        quota_pause=quota_pause,
+        clock=clock,
+        resource_names=resource_names,
+        organizer_address=organizer_address,
     )
     horizon = Horizon(
         past=timedelta(days=settings.import_past_days),
@@ -120,4 +132,5 @@ def build_bridge(
         sync=sync,
         worker=worker,
         session=session,
+        invite_path=GoogleInvitePath(repository, admin),
     )

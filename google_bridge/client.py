@@ -334,15 +334,35 @@ class GoogleCalendar:
         )
 
     async def insert_event(
-        self, refresh_token: str, calendar_id: str, body: Mapping[str, Any]
+        self,
+        refresh_token: str,
+        calendar_id: str,
+        body: Mapping[str, Any],
+        *,
+        send_updates: str = "none",
     ) -> dict[str, Any]:
+        """``send_updates``: "all" lets Google e-mail the guests; "none" by
+        default, because the gateway sends its own invitations."""
         return dict(
             await self._call(
                 refresh_token,
                 lambda s: s.events().insert(
-                    calendarId=calendar_id, body=dict(body), sendUpdates="none"
+                    calendarId=calendar_id, body=dict(body), sendUpdates=send_updates
                 ),
                 what="events.insert",
+            )
+        )
+
+    async def import_event(
+        self, refresh_token: str, calendar_id: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A private copy of an event (by iCalUID): importing the same iCalUID
+        again updates the copy (Events: import)."""
+        return dict(
+            await self._call(
+                refresh_token,
+                lambda s: s.events().import_(calendarId=calendar_id, body=dict(body)),
+                what="events.import",
             )
         )
 
@@ -354,23 +374,29 @@ class GoogleCalendar:
         body: Mapping[str, Any],
         *,
         if_match: str | None,
+        send_updates: str = "none",
     ) -> dict[str, Any]:
         return dict(
             await self._call(
                 refresh_token,
                 lambda s: s.events().update(
-                    calendarId=calendar_id, eventId=event_id, body=dict(body), sendUpdates="none"
+                    calendarId=calendar_id,
+                    eventId=event_id,
+                    body=dict(body),
+                    sendUpdates=send_updates,
                 ),
                 what="events.update",
                 headers={"If-Match": if_match} if if_match else None,
             )
         )
 
-    async def delete_event(self, refresh_token: str, calendar_id: str, event_id: str) -> None:
+    async def delete_event(
+        self, refresh_token: str, calendar_id: str, event_id: str, *, send_updates: str = "none"
+    ) -> None:
         await self._call(
             refresh_token,
             lambda s: s.events().delete(
-                calendarId=calendar_id, eventId=event_id, sendUpdates="none"
+                calendarId=calendar_id, eventId=event_id, sendUpdates=send_updates
             ),
             what="events.delete",
         )

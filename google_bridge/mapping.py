@@ -23,6 +23,7 @@ from gateway.core.model import Booking, BookingStatus, PartStat, TimeSpan
 
 BOOKING_KEY = "calgatewayBookingId"
 RESOURCE_KEY = "calgatewayResource"
+COPY_KEY = "calgatewayCopyOf"
 BUSY = "Busy"
 
 # Google attendee responseStatus <-> RFC 5545 PARTSTAT.
@@ -90,6 +91,23 @@ def event_body(
             }
             for a in booking.attendees
         ]
+    return body
+
+
+def copy_body(booking: Booking, organizer_name: str, organizer_email: str) -> dict[str, Any]:
+    """The copy of a booking imported into a guest's own calendar (Events:
+    import): the whole booking, since the guest is in it; its iCalUID is the
+    booking's UID, so the next import updates this copy."""
+    body = event_body(booking, Details.FULL)
+    body.pop("id")
+    body.pop("extendedProperties")
+    body.pop("attendees", None)
+    body["iCalUID"] = booking.uid
+    if booking.status is BookingStatus.CANCELLED:
+        body["status"] = "cancelled"
+    if organizer_email:
+        body["organizer"] = {"email": organizer_email, "displayName": organizer_name}
+    body["extendedProperties"] = {"private": {COPY_KEY: booking.id}}
     return body
 
 

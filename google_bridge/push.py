@@ -24,6 +24,7 @@ from typing import Any
 from gateway.core.mirror import (
     Connection,
     EventLink,
+    InvitePath,
     LinkKind,
     LogKind,
     SyncLogEntry,
@@ -31,13 +32,13 @@ from gateway.core.mirror import (
     google_event_id,
 )
 from gateway.core.mirror_admin import MirrorAdmin
-from gateway.core.model import BookingStatus, CalendarObject, Origin, OutboxItem
+from gateway.core.model import Booking, BookingStatus, CalendarObject, Origin, OutboxItem
 from gateway.core.outbox import Deferred
 from gateway.core.ports import CalendarCodec, MirrorRepository
 
 from .client import DuplicateEvent, EtagMismatch, EventMissing, GoogleCalendar
 from .errors import CalendarGone, QuotaExceeded, ReconnectNeeded
-from .mapping import digest, event_body
+from .mapping import copy_body, digest, event_body
 from .tokens import TokenKeyMismatch, TokenVault
 
 log = logging.getLogger("calgateway.google")
@@ -58,6 +59,8 @@ class GooglePusher:
         *,
         quota_pause: timedelta,
         clock: Callable[[], datetime],
+        resource_names: Mapping[str, str] | None = None,
+        organizer_address: str = "",
     ) -> None:
         self._repo = repository
         self._codec = codec
@@ -66,6 +69,11 @@ class GooglePusher:
         self._vault = vault
         self._quota_pause = quota_pause
         self._clock = clock
+        self._resource_names = dict(resource_names or {})
+        self._organizer_address = organizer_address
+
+    def _admin_resource_name(self, resource_id: str) -> str:
+        return self._resource_names.get(resource_id, resource_id)
 
     async def usable(self, connection: Connection | None) -> Connection | None:
         """The connection if pushing may go ahead now; None if there is
@@ -107,15 +115,22 @@ class GooglePusher:
         obj = await self._repo.get_by_id(booking_id)
         if obj is not None and obj.booking.origin is Origin.GOOGLE:
             return  # an imported busy block: it came from Google
+        policy = self._admin.policy(resource_id)
+        # Google e-mails the guests itself when the resource invites that way.
+        updates = "all" if policy.guests_in_google else "none"
         if obj is None or obj.booking.status is BookingStatus.CANCELLED:
-            await self._delete(connection, refresh, event_id, booking_id, link)
+            await self._delete(connection, refresh, event_id, booking_id, link, updates)
+            if obj is not None and policy.invitations is InvitePath.GOOGLE_IMPORT:
+                await self._copy_to_guests(obj.booking)
             return
-        details = link.details if link else self._admin.policy(resource_id).details
+        details = link.details if link else policy.details
         body = event_body(obj.booking, details, self._codec.recurrence(obj))
         written = digest(body)
+        if policy.invitations is InvitePath.GOOGLE_IMPORT:
+            await self._copy_to_guests(obj.booking)
         if link is not None and link.digest == written and not force:
             return  # Google already has exactly this
-        event = await self._write(connection, refresh, event_id, body, link, force)
+        event = await self._write(connection, refresh, event_id, body, link, force, updates)
         async with self._repo.transaction() as tx:
             await tx.save_link(
                 EventLink(
@@ -138,11 +153,14 @@ class GooglePusher:
         body: Mapping[str, Any],
         link: EventLink | None,
         force: bool,
+        updates: str,
     ) -> dict[str, Any]:
         calendar = connection.calendar_id
         if link is None:
             try:
-                return await self._google.insert_event(refresh, calendar, body)
+                return await self._google.insert_event(
+                    refresh, calendar, body, send_updates=updates
+                )
             except DuplicateEvent:
                 pass  # an earlier try got through (or the event was deleted there)
         elif force:
@@ -150,16 +168,45 @@ class GooglePusher:
         else:
             try:
                 return await self._google.update_event(
-                    refresh, calendar, event_id, body, if_match=link.etag or None
+                    refresh,
+                    calendar,
+                    event_id,
+                    body,
+                    if_match=link.etag or None,
+                    send_updates=updates,
                 )
             except EventMissing:
-                return await self._google.insert_event(refresh, calendar, body)
+                return await self._google.insert_event(
+                    refresh, calendar, body, send_updates=updates
+                )
             except EtagMismatch:
                 pass  # changed in Google since we last saw it: re-read, ours wins
         current = await self._google.get_event(refresh, calendar, event_id)
         return await self._google.update_event(
-            refresh, calendar, event_id, body, if_match=str(current.get("etag", "")) or None
+            refresh,
+            calendar,
+            event_id,
+            body,
+            if_match=str(current.get("etag", "")) or None,
+            send_updates=updates,
         )
+
+    async def _copy_to_guests(self, booking: Booking) -> None:
+        """Bookers whose own Google calendar is connected here (a colleague
+        booking a room) get a copy imported into it, with the booking's UID
+        as iCalUID so that every later import updates the same copy. Not
+        marked as our event: in the colleague's own mirror it is their busy
+        time like any other appointment."""
+        for attendee in booking.attendees:
+            guest = await self._repo.connection_by_account(attendee.email.lower())
+            if guest is None or not guest.connected or guest.resource_id == booking.resource_id:
+                continue
+            organizer = self._admin_resource_name(booking.resource_id)
+            await self._google.import_event(
+                self._vault.open(guest.refresh_token),
+                guest.calendar_id,
+                copy_body(booking, organizer, self._organizer_address),
+            )
 
     async def _delete(
         self,
@@ -168,11 +215,14 @@ class GooglePusher:
         event_id: str,
         booking_id: str,
         link: EventLink | None,
+        updates: str,
     ) -> None:
         if link is None or link.kind is not LinkKind.PUSHED:
             return  # never written to Google (or not by us)
         with contextlib.suppress(EventMissing):  # 404/410: already gone, as wanted
-            await self._google.delete_event(refresh, connection.calendar_id, event_id)
+            await self._google.delete_event(
+                refresh, connection.calendar_id, event_id, send_updates=updates
+            )
         async with self._repo.transaction() as tx:
             await tx.delete_link(connection.resource_id, event_id)
             await tx.log(

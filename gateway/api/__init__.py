@@ -1,6 +1,6 @@
 """JSON booking API, mounted at ``/api/v1/``: resources, bookings,
-availability, and the admin side of the Google mirror (invite, status, sync
-log, disconnect)."""
+availability, bookers' answers (iTIP REPLY), and the admin side of the Google
+mirror (invite, status, sync log, disconnect)."""
 
 from __future__ import annotations
 
@@ -61,4 +61,5 @@ def create_api_app() -> web.Application:
     router.add_get("/bookings/{booking_id}", handlers.get_booking, name="booking")
     router.add_patch("/bookings/{booking_id}", handlers.patch_booking)
     router.add_delete("/bookings/{booking_id}", handlers.cancel_booking)
+    router.add_post("/itip", handlers.itip_reply, name="itip")
     return api

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from gateway.core.invitations import CalendarLinks, InvalidReply, ItipReply, ReplyOutcome
 from gateway.core.model import Attendee, Booking, BookingChanges, BookingDraft, TimeSpan
 from gateway.core.service import MAX_QUERY_WINDOW, BookingService
+from gateway.ical import parse_reply
+from gateway.mail.inbound import itip_parts
 from gateway.web.auth import Principal
-from gateway.web.keys import BOOKINGS, METRICS, MIRROR_ADMIN
+from gateway.web.keys import BOOKINGS, LINKS, METRICS, MIRROR_ADMIN
 
 from .problems import ApiProblem, from_validation_error, invalid
 from .schemas import (
@@ -22,6 +26,8 @@ from .schemas import (
     BookingOut,
     BookingPatch,
     GoogleInviteOut,
+    ReplyResult,
+    ReplyResults,
     ResourceList,
     ResourceOut,
     SpanOut,
@@ -73,6 +79,12 @@ async def _body(request: web.Request, model: type[Model]) -> Model:
 
 def _service(request: web.Request) -> BookingService:
     return request.config_dict[BOOKINGS]
+
+
+def _links(request: web.Request) -> Callable[[Booking], CalendarLinks] | None:
+    # LINKS is set only when invitations.link_key is configured.
+    signer = request.config_dict.get(LINKS)
+    return signer.calendar_links if signer is not None else None
 
 
 def _readable_resource(
@@ -190,7 +202,7 @@ async def list_bookings(request: web.Request) -> web.Response:
     _readable_resource(request, resource_id, field="resource", status=400)
     window = _query_window(request, required=False)
     bookings = await _service(request).in_window(resource_id, window)
-    return _json(BookingList(bookings=[BookingOut.of(b) for b in bookings]))
+    return _json(BookingList(bookings=[BookingOut.of(b, _links(request)) for b in bookings]))
 
 
 async def create_booking(request: web.Request) -> web.Response:
@@ -215,11 +227,13 @@ async def create_booking(request: web.Request) -> web.Response:
     booking = await _service(request).create(draft, scoped_key)
     request.config_dict[METRICS].bookings.labels("created").inc()
     location = request.app.router["booking"].url_for(booking_id=booking.id)
-    return _json(BookingOut.of(booking), status=201, headers={"Location": str(location)})
+    return _json(
+        BookingOut.of(booking, _links(request)), status=201, headers={"Location": str(location)}
+    )
 
 
 async def get_booking(request: web.Request) -> web.Response:
-    return _json(BookingOut.of(await _visible_booking(request)))
+    return _json(BookingOut.of(await _visible_booking(request), _links(request)))
 
 
 async def patch_booking(request: web.Request) -> web.Response:
@@ -242,7 +256,7 @@ async def patch_booking(request: web.Request) -> web.Response:
     updated = await _service(request).reschedule(booking.id, changes)
     if updated.sequence != booking.sequence:
         request.config_dict[METRICS].bookings.labels("rescheduled").inc()
-    return _json(BookingOut.of(updated))
+    return _json(BookingOut.of(updated, _links(request)))
 
 
 async def cancel_booking(request: web.Request) -> web.Response:
@@ -251,7 +265,7 @@ async def cancel_booking(request: web.Request) -> web.Response:
     cancelled = await _service(request).cancel(booking.id)
     if cancelled.sequence != booking.sequence:
         request.config_dict[METRICS].bookings.labels("cancelled").inc()
-    return _json(BookingOut.of(cancelled))
+    return _json(BookingOut.of(cancelled, _links(request)))
 
 
 # -- Google mirror -------------------------------------------------------------
@@ -297,3 +311,86 @@ async def sync_log(request: web.Request) -> web.Response:
     page = entries[:limit]
     next_before = page[-1].id if len(entries) > limit else None
     return _json(SyncLog(entries=[SyncLogEntryOut.of(e) for e in page], next_before=next_before))
+
+
+# -- answers of bookers (iTIP REPLY) -------------------------------------------
+# For a mail provider's inbound webhook, or any relay that hands over what
+# came back to the organizer address: one REPLY as text/calendar, or the whole
+# e-mail as message/rfc822 (iMIP, RFC 6047), whose calendar parts are read.
+
+CALENDAR_MEDIA_TYPE = "text/calendar"
+MESSAGE_MEDIA_TYPE = "message/rfc822"
+
+
+async def itip_reply(request: web.Request) -> web.Response:
+    replies = await _replies_in(request)
+    service = _service(request)
+    principal = request[PRINCIPAL]
+    # Every reply is looked up and every permission checked before any is
+    # applied, so a refused request writes nothing.
+    hidden: set[ItipReply] = set()
+    for reply in replies:
+        found = await service.find_by_uid(reply.uid)
+        if found is None:
+            continue
+        if not principal.can_read(found.resource_id):
+            # A booking the caller may not see answers like one that does not exist.
+            hidden.add(reply)
+        elif not principal.can_write(found.resource_id):
+            raise ApiProblem(
+                403,
+                "Forbidden",
+                f"read-only access to resource {found.resource_id!r}, which holds UID "
+                f"{reply.uid!r}: answering for its bookers needs read-write",
+            )
+    results = []
+    for reply in replies:
+        if reply in hidden:
+            outcome = ReplyOutcome(False, f"no booking has UID {reply.uid!r}")
+        else:
+            # An unknown UID is no error of the request (the booking may have
+            # been deleted since the invitation went out): dropped, said so.
+            outcome = await service.apply_reply(reply, via="itip")
+        results.append(ReplyResult.of(reply, outcome))
+    return _json(ReplyResults(replies=results))
+
+
+async def _replies_in(request: web.Request) -> list[ItipReply]:
+    """The usable REPLYs in the body, in order, each once; a 400 naming the
+    problems when there is none."""
+    media_type = request.content_type
+    if media_type == CALENDAR_MEDIA_TYPE:
+        raw = await request.read()
+        # RFC 5545 3.1.4: iCalendar's default charset is UTF-8.
+        try:
+            texts = [raw.decode(request.charset or "utf-8")]
+        except (LookupError, UnicodeDecodeError):
+            raise invalid(
+                "body", f"is not text in the charset {request.charset or 'utf-8'}", 400
+            ) from None
+    elif media_type == MESSAGE_MEDIA_TYPE:
+        texts = itip_parts(await request.read())
+        if not texts:
+            raise invalid("body", "the e-mail holds no iCalendar object with a METHOD", 400)
+    else:
+        raise ApiProblem(
+            415,
+            "Unsupported media type",
+            f"send one iTIP REPLY as {CALENDAR_MEDIA_TYPE} or a whole e-mail as "
+            f"{MESSAGE_MEDIA_TYPE}, not {media_type or 'nothing'}",
+        )
+    replies: list[ItipReply] = []
+    problems: list[str] = []
+    for text in texts:
+        try:
+            reply = parse_reply(text)
+        except InvalidReply as exc:
+            # An e-mail may also quote the REQUEST it answers; only a body
+            # with no usable REPLY at all is the sender's mistake.
+            problems.append(str(exc))
+            continue
+        if reply not in replies:
+            replies.append(reply)
+    if not replies:
+        raise invalid("body", "; ".join(problems), 400)
+    return replies

@@ -9,7 +9,7 @@ from pydantic.json_schema import models_json_schema
 
 from gateway import __version__
 
-from .handlers import DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT
+from .handlers import CALENDAR_MEDIA_TYPE, DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT, MESSAGE_MEDIA_TYPE
 from .schemas import (
     Availability,
     BookingCreate,
@@ -18,6 +18,7 @@ from .schemas import (
     BookingPatch,
     GoogleInviteOut,
     Problem,
+    ReplyResults,
     ResourceList,
     ResourceOut,
     SyncLog,
@@ -32,6 +33,7 @@ _MODELS: list[type[BaseModel]] = [
     BookingPatch,
     GoogleInviteOut,
     Problem,
+    ReplyResults,
     ResourceList,
     ResourceOut,
     SyncLog,
@@ -273,6 +275,46 @@ def build_openapi() -> dict[str, Any]:
                     **_COMMON_ERRORS,
                 },
             },
+        },
+        "/itip": {
+            "post": {
+                "summary": "Hand over bookers' answers (iTIP REPLY) to invitations",
+                "description": "For a mail provider's inbound webhook or a mail relay: "
+                "the answers that came back to the organizer address (mail.from_address). "
+                f"Send one iTIP REPLY (RFC 5546 3.2.3) as {CALENDAR_MEDIA_TYPE}, or the "
+                f"whole e-mail as received as {MESSAGE_MEDIA_TYPE} (iMIP, RFC 6047), whose "
+                "calendar parts and attachments are read; other iTIP messages in it (a "
+                "quoted REQUEST) are skipped. A reply updates the participation status of "
+                "the booking's attendee when it names the booking's UID, one of its "
+                "attendees and its current SEQUENCE; anything else (a stale SEQUENCE, an "
+                "unknown UID, a cancelled booking) is logged in the resource's sync log "
+                "and answered with applied: false and the reason, not as an error. "
+                "Needs read-write access to the resource of every booking answered.",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        CALENDAR_MEDIA_TYPE: {
+                            "schema": {"type": "string", "description": "METHOD:REPLY"}
+                        },
+                        MESSAGE_MEDIA_TYPE: {
+                            "schema": {"type": "string", "description": "An RFC 5322 message"}
+                        },
+                    },
+                },
+                "responses": {
+                    "200": _answer("What became of each reply", ReplyResults),
+                    "400": _problem(
+                        "No usable REPLY in the body (the problem is named), or text not "
+                        "in its declared charset"
+                    ),
+                    "403": _problem("Read-only access to the resource of an answered booking"),
+                    "413": _problem("Body larger than server.max_body_bytes"),
+                    "415": _problem(
+                        f"Body is neither {CALENDAR_MEDIA_TYPE} nor {MESSAGE_MEDIA_TYPE}"
+                    ),
+                    **_COMMON_ERRORS,
+                },
+            }
         },
     }
     return {

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from gateway.core.invitations import CalendarLinks, ItipReply, ReplyOutcome
 from gateway.core.mirror import (
     ConnectionStatus,
     Details,
@@ -16,7 +18,7 @@ from gateway.core.mirror import (
     WarningReason,
 )
 from gateway.core.mirror_admin import IssuedInvite, ResourceStatus
-from gateway.core.model import Attendee, Booking, TimeSpan
+from gateway.core.model import Attendee, Booking, BookingStatus, TimeSpan
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 LongText = Annotated[str, StringConstraints(max_length=10_000)]
@@ -67,6 +69,23 @@ class AttendeeOut(BaseModel):
         return cls(email=attendee.email, name=attendee.name, partstat=attendee.partstat.value)
 
 
+class CalendarLinksOut(BaseModel):
+    """Ways for a booker to put the booking into their own calendar."""
+
+    google: str = Field(description='Prefilled Google Calendar "add event" page')
+    outlook: str = Field(description='Prefilled Outlook.com "new event" page')
+    office365: str = Field(description='Prefilled Office 365 (work account) "new event" page')
+    yahoo: str = Field(description='Prefilled Yahoo Calendar "add event" page')
+    ics: str = Field(
+        description="Signed download of the booking's invitation (.ics, iTIP METHOD:REQUEST, "
+        "METHOD:CANCEL once cancelled); it always describes the booking as it is now"
+    )
+
+    @classmethod
+    def of(cls, links: CalendarLinks) -> CalendarLinksOut:
+        return cls(**links.as_dict())
+
+
 class BookingOut(BaseModel):
     id: str
     resource: str
@@ -84,10 +103,20 @@ class BookingOut(BaseModel):
     attendees: list[AttendeeOut]
     created: datetime
     updated: datetime
+    links: CalendarLinksOut | None = Field(
+        description="Add-to-calendar links for the booker; null when the server has no "
+        "invitations.link_key (nothing can be signed) and for cancelled bookings "
+        "(nothing left to add)"
+    )
 
     @classmethod
-    def of(cls, booking: Booking) -> BookingOut:
+    def of(cls, booking: Booking, links: Callable[[Booking], CalendarLinks] | None) -> BookingOut:
+        """The booking as the API shows it; ``links`` makes its calendar
+        links (``LinkSigner.calendar_links``), None when no key is configured."""
         attendees = [AttendeeOut.of(a) for a in booking.attendees]
+        shown = None
+        if links is not None and booking.status is not BookingStatus.CANCELLED:
+            shown = CalendarLinksOut.of(links(booking))
         return cls(
             id=booking.id,
             resource=booking.resource_id,
@@ -105,6 +134,7 @@ class BookingOut(BaseModel):
             attendees=attendees,
             created=booking.created,
             updated=booking.updated,
+            links=shown,
         )
 
 
@@ -241,6 +271,37 @@ class SyncLog(BaseModel):
     next_before: int | None = Field(
         description="Pass as ?before= for the next (older) page; null on the last page"
     )
+
+
+# -- answers of bookers (iTIP REPLY) -------------------------------------------------
+
+
+class ReplyResult(BaseModel):
+    uid: str = Field(description="UID of the event the reply answers")
+    attendee: str = Field(description="The replying attendee's e-mail address")
+    partstat: str = Field(description="The answer (RFC 5545 PARTSTAT): ACCEPTED, DECLINED...")
+    applied: bool = Field(
+        description="true: the booking's attendee now has this answer (also when it had it "
+        "already); false: the reply was logged and dropped"
+    )
+    reason: str = Field(
+        description="Why (not): applied, unchanged, a stale SEQUENCE, an unknown UID, "
+        "a cancelled booking..."
+    )
+
+    @classmethod
+    def of(cls, reply: ItipReply, outcome: ReplyOutcome) -> ReplyResult:
+        return cls(
+            uid=reply.uid,
+            attendee=reply.attendee_email,
+            partstat=reply.partstat.value,
+            applied=outcome.applied,
+            reason=outcome.reason,
+        )
+
+
+class ReplyResults(BaseModel):
+    replies: list[ReplyResult] = Field(description="One entry per REPLY, in message order")
 
 
 class FieldError(BaseModel):

@@ -53,6 +53,15 @@ class ItipReply:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplyOutcome:
+    """What became of an answer: ``applied`` and why (not)."""
+
+    applied: bool
+    reason: str
+    booking: Booking | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CalendarLinks:
     """Ways to put a booking into a calendar the gateway cannot write to:
     prefilled "add event" pages of the big web calendars and the .ics itself."""

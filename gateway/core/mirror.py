@@ -48,10 +48,29 @@ class Details(StrEnum):
     ANONYMOUS = "anonymous"
 
 
+class InvitePath(StrEnum):
+    """How bookers hear of a booking (settings ``invitations.via``)."""
+
+    EMAIL = "email"
+    GOOGLE = "google"  # a guest of the Google event; Google sends the invitation
+    GOOGLE_IMPORT = "google_import"  # a copy in the booker's own connected calendar
+
+
 @dataclass(frozen=True, slots=True)
 class MirrorPolicy:
     direction: Direction = Direction.OFF
     details: Details = Details.FULL
+    invitations: InvitePath = InvitePath.EMAIL
+
+    @property
+    def guests_in_google(self) -> bool:
+        """Whether the Google event carries the bookers as guests that Google
+        invites (needs full details: an anonymous event has no guests)."""
+        return (
+            self.invitations is InvitePath.GOOGLE
+            and self.direction.pushes
+            and self.details is Details.FULL
+        )
 
 
 class ConnectionStatus(StrEnum):

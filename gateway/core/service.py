@@ -24,7 +24,8 @@ from .errors import (
     UidConflict,
 )
 from .imports import ImportApplier
-from .mirror import GOOGLE_PUSH, ImportBatch, ImportResult, MirrorPolicy
+from .invitations import ItipReply, ReplyOutcome, reply_applies, same_address
+from .mirror import GOOGLE_PUSH, ImportBatch, ImportResult, LogKind, MirrorPolicy, SyncLogEntry
 from .model import (
     FAR_FUTURE,
     Booking,
@@ -34,6 +35,7 @@ from .model import (
     CalendarObject,
     Origin,
     OutboxEffect,
+    PartStat,
     Precondition,
     Resource,
     TimeSpan,
@@ -208,6 +210,17 @@ class BookingService:
                 return old
             if span != TimeSpan(old.start, old.end) and old.blocks_time:
                 await self._refuse_overlap(tx, resource.id, [span], exclude_uid=old.uid)
+            if updated.start != old.start or updated.end != old.end:
+                # A moved appointment is a new question to the booker: their
+                # earlier answer was about the old time (a change of DTSTART
+                # or DTEND is "significant" in iTIP practice), so it is asked
+                # again with the REQUEST that announces the move.
+                updated = replace(
+                    updated,
+                    attendees=tuple(
+                        replace(a, partstat=PartStat.NEEDS_ACTION) for a in updated.attendees
+                    ),
+                )
             updated = replace(updated, sequence=old.sequence + 1, updated=self._clock())
             await self._save(tx, updated, resource, previous=previous)
             await self._notify(tx, updated, "rescheduled" if changes.moves_time else "updated")
@@ -447,16 +460,83 @@ class BookingService:
         )
 
     async def _notify(self, tx: WriteTransaction, booking: Booking, action: str) -> None:
-        if not booking.attendees:
-            return
-        await tx.enqueue(
-            OutboxEffect(
-                kind=INVITATION,
-                resource_id=booking.resource_id,
-                booking_id=booking.id,
-                payload={"action": action, "sequence": booking.sequence},
+        """One outbox item per attendee, so that a mail server refusing one
+        address neither holds up nor repeats the others' invitations."""
+        for attendee in booking.attendees:
+            await tx.enqueue(
+                OutboxEffect(
+                    kind=INVITATION,
+                    resource_id=booking.resource_id,
+                    booking_id=booking.id,
+                    payload={
+                        "action": action,
+                        "sequence": booking.sequence,
+                        "attendee": attendee.email,
+                    },
+                )
             )
-        )
+
+    # -- answers from bookers -----------------------------------------------------
+
+    async def find_by_uid(self, uid: str) -> CalendarObject | None:
+        """The calendar object with this UID in any resource's calendar."""
+        for resource_id in self._resources:
+            obj = await self._repo.get_by_uid(resource_id, uid)
+            if obj is not None:
+                return obj
+        return None
+
+    async def apply_reply(self, reply: ItipReply, via: str) -> ReplyOutcome:
+        """An attendee's answer (iTIP REPLY by e-mail, a signed link, ...):
+        their PARTSTAT changes when the reply names the booking's UID, one of
+        its attendees and its current SEQUENCE (RFC 5546 3.2.3, 2.1.5);
+        anything else is logged in the resource's log and dropped. An answer
+        changes no SEQUENCE (it is not the organizer's change)."""
+        found = await self.find_by_uid(reply.uid)
+        if found is None:
+            return ReplyOutcome(False, f"no booking has UID {reply.uid!r}")
+        resource = self.resource(found.resource_id)
+        async with self._repo.transaction() as tx:
+            obj = await tx.get_by_uid(found.resource_id, reply.uid)
+            if obj is None:
+                return ReplyOutcome(False, f"no booking has UID {reply.uid!r}")
+            booking = obj.booking
+            applies, why = reply_applies(booking, reply)
+            now = self._clock()
+            if not applies:
+                await tx.log(
+                    SyncLogEntry(
+                        resource.id,
+                        LogKind.INFO,
+                        f"answer from {reply.attendee_email} ({via}) ignored: {why}",
+                        now,
+                        booking_id=booking.id,
+                    )
+                )
+                return ReplyOutcome(False, why, booking)
+            attendees = tuple(
+                replace(a, partstat=reply.partstat)
+                if same_address(a.email, reply.attendee_email)
+                else a
+                for a in booking.attendees
+            )
+            if attendees == booking.attendees:
+                return ReplyOutcome(True, "unchanged", booking)
+            updated = replace(booking, attendees=attendees, updated=now)
+            await self._save(tx, updated, resource, previous=obj)
+            await tx.log(
+                SyncLogEntry(
+                    resource.id,
+                    LogKind.INFO,
+                    f"{reply.attendee_email} answered {reply.partstat.value} to "
+                    f"{booking.title!r} ({via})",
+                    now,
+                    booking_id=booking.id,
+                )
+            )
+            await self._push(tx, updated)
+        self._committed()
+        return ReplyOutcome(True, "applied", updated)
 
 
 def _refuse_imported(obj: CalendarObject) -> None:

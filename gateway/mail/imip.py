@@ -173,6 +173,7 @@ class _InvitationText:
                 ("Yahoo Calendar", links.yahoo),
                 ("Download (.ics)", links.ics),
             ]
+            self.links = [(label, url) for label, url in self.links if url]
         self.answers: list[tuple[str, str]] = []
         if is_request:
             self.answers = [

@@ -35,6 +35,7 @@ MIN_KEY_BYTES = 32
 # Binds the MAC to this use, so a key shared with another signer cannot be
 # made to vouch for an RSVP.
 _CONTEXT = b"calgateway rsvp v1\x00"
+_DOWNLOAD_CONTEXT = b"calgateway download v1\x00"
 _VERSION = 1
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
@@ -122,14 +123,40 @@ def rsvp_url(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/rsvp/{token}"
 
 
+def sign_download(key: bytes, booking_id: str) -> str:
+    """A URL-safe token for downloading one booking's invitation (.ics):
+    whoever has the e-mail may add the booking to any calendar."""
+    _check_key(key)
+    body = _b64(booking_id.encode("utf-8"))
+    return f"{body}.{_b64(_mac(key, body, _DOWNLOAD_CONTEXT))}"
+
+
+def verify_download(key: bytes, token: str) -> str:
+    """The booking id of a download token this key signed."""
+    _check_key(key)
+    body, dot, signature = token.partition(".")
+    try:
+        given = _unb64(signature) if dot else b""
+        booking_id = _unb64(body).decode("utf-8")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRsvpToken("malformed download token") from exc
+    if not booking_id or not hmac.compare_digest(given, _mac(key, body, _DOWNLOAD_CONTEXT)):
+        raise InvalidRsvpToken("the download token's signature does not match")
+    return booking_id
+
+
+def download_url(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/invites/{token}/invite.ics"
+
+
 def _check_key(key: bytes) -> None:
     if len(key) < MIN_KEY_BYTES:
         # RFC 2104 3: a key shorter than the hash output weakens the MAC.
         raise ValueError(f"the RSVP key must have at least {MIN_KEY_BYTES} bytes")
 
 
-def _mac(key: bytes, body: str) -> bytes:
-    return hmac.new(key, _CONTEXT + body.encode("ascii"), hashlib.sha256).digest()
+def _mac(key: bytes, body: str, context: bytes = b"") -> bytes:
+    return hmac.new(key, (context or _CONTEXT) + body.encode("ascii"), hashlib.sha256).digest()
 
 
 def _b64(data: bytes) -> str:

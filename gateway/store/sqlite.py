@@ -85,6 +85,12 @@ _HEAD_OF_BOOKING = (
     "AND e.booking_id = o.booking_id AND e.kind = o.kind AND e.id < o.id))"
 )
 
+# Due: its retry time (if any) has come and no worker holds a lease on it.
+_DUE = (
+    "(o.next_attempt_at IS NULL OR o.next_attempt_at <= :now) "
+    "AND (o.leased_until IS NULL OR o.leased_until <= :now)"
+)
+
 _BUMP_REVISION = (
     "INSERT INTO collections (resource_id, revision) VALUES (?, 1) "
     "ON CONFLICT (resource_id) DO UPDATE SET revision = revision + 1 "
@@ -472,8 +478,8 @@ class SqliteRepository(_Reads):
         if lease is None:
             rows = await self._query(
                 f"SELECT * FROM outbox AS o WHERE {_HEAD_OF_BOOKING} "  # noqa: S608
-                "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT ?",
-                (utc_text(now), limit),
+                f"AND {_DUE} ORDER BY id LIMIT :limit",
+                {"now": utc_text(now), "limit": limit},
             )
         else:
             # Leased: the items are not due again until the lease runs out, so
@@ -481,11 +487,11 @@ class SqliteRepository(_Reads):
             # and a worker that dies mid-effect hands them on after the lease.
             async with self._transaction() as tx:
                 rows = await tx._query(
-                    "UPDATE outbox SET next_attempt_at = ? WHERE id IN ("  # noqa: S608
+                    "UPDATE outbox SET leased_until = :until WHERE id IN ("  # noqa: S608
                     f"SELECT id FROM outbox AS o WHERE {_HEAD_OF_BOOKING} "
-                    "AND (next_attempt_at IS NULL OR next_attempt_at <= ?) ORDER BY id LIMIT ?) "
+                    f"AND {_DUE} ORDER BY id LIMIT :limit) "
                     "RETURNING *",
-                    (utc_text(now + lease), utc_text(now), limit),
+                    {"until": utc_text(now + lease), "now": utc_text(now), "limit": limit},
                 )
             rows = sorted(rows, key=lambda row: int(row["id"]))
         return [
@@ -509,21 +515,22 @@ class SqliteRepository(_Reads):
 
     async def complete_outbox(self, item_id: int, error: str | None = None) -> None:
         await self._write(
-            "UPDATE outbox SET done_at = ?, last_error = coalesce(?, last_error) "
-            "WHERE id = ? AND done_at IS NULL",
+            "UPDATE outbox SET done_at = ?, last_error = coalesce(?, last_error), "
+            "leased_until = NULL WHERE id = ? AND done_at IS NULL",
             (utc_text(datetime.now(UTC)), error, item_id),
         )
 
     async def retry_outbox(self, item_id: int, error: str, next_attempt: datetime) -> None:
         await self._write(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, "
+            "leased_until = NULL "
             "WHERE id = ? AND done_at IS NULL",
             (error, utc_text(next_attempt), item_id),
         )
 
     async def defer_outbox(self, item_id: int, next_attempt: datetime, reason: str) -> None:
         await self._write(
-            "UPDATE outbox SET last_error = ?, next_attempt_at = ? "
+            "UPDATE outbox SET last_error = ?, next_attempt_at = ?, leased_until = NULL "
             "WHERE id = ? AND done_at IS NULL",
             (reason, utc_text(next_attempt), item_id),
         )
@@ -531,8 +538,8 @@ class SqliteRepository(_Reads):
     async def next_outbox_due(self) -> datetime | None:
         """When the earliest undone item falls due (None: nothing queued)."""
         rows = await self._query(
-            "SELECT min(coalesce(next_attempt_at, '')) FROM outbox AS o "  # noqa: S608
-            f"WHERE {_HEAD_OF_BOOKING}"
+            "SELECT min(max(coalesce(next_attempt_at, ''), coalesce(leased_until, ''))) "  # noqa: S608
+            f"FROM outbox AS o WHERE {_HEAD_OF_BOOKING}"
         )
         value = rows[0][0]
         if value is None:

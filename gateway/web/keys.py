@@ -12,6 +12,7 @@ from gateway.core.mirror_admin import MirrorAdmin
 from gateway.core.outbox import OutboxWorker
 from gateway.core.ports import CalendarQuerying, MirrorRepository
 from gateway.core.service import BookingService
+from gateway.mail.signed_links import LinkSigner
 from gateway.settings import Settings
 
 from .auth import Authenticator
@@ -24,4 +25,6 @@ REPOSITORY = web.AppKey("repository", MirrorRepository)
 BOOKINGS = web.AppKey("bookings", BookingService)
 CALENDAR_QUERIES = web.AppKey("calendar_queries", CalendarQuerying)
 MIRROR_ADMIN = web.AppKey("mirror_admin", MirrorAdmin)
+# Set only when invitations.link_key is configured: read with .get().
+LINKS = web.AppKey("links", LinkSigner)
 OUTBOX = web.AppKey("outbox", OutboxWorker)
