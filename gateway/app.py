@@ -26,11 +26,13 @@ from gateway.core.outbox import Backoff, Handler, OutboxWorker, PermanentFailure
 from gateway.core.service import INVITATION, BookingService
 from gateway.feeds import FEED_RESOURCES, FEED_SOURCE, FeedResource, create_feeds_app
 from gateway.ical import ICalCodec, ICalQueryEngine
+from gateway.mail.imap import ImapConfig, ImapInbox
 from gateway.mail.invitations import GooglePath, InvitationMailer
 from gateway.mail.notices import NoticeMailer
+from gateway.mail.replies import ReplyInbox
 from gateway.mail.sender import SmtpConfig, SmtpSender
 from gateway.mail.signed_links import LinkSigner
-from gateway.rsvp import create_rsvp_app
+from gateway.rsvp import create_invites_app, create_rsvp_app
 from gateway.settings import Settings
 from gateway.store import open_sqlite_repository
 from gateway.web.auth import Authenticator
@@ -50,6 +52,9 @@ from google_bridge import GOOGLE_BRIDGE, build_bridge, create_google_app
 
 log = logging.getLogger("calgateway")
 
+# Set when mail.imap is configured: the poller of bookers' e-mailed answers.
+REPLY_INBOX = web.AppKey("reply_inbox", ReplyInbox)
+
 
 def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
@@ -68,6 +73,7 @@ def create_app(settings: Settings) -> web.Application:
     app.add_subapp("/feeds/", create_feeds_app())
     app.add_subapp(DAV_ROOT, create_dav_app())
     app.add_subapp("/rsvp/", create_rsvp_app())
+    app.add_subapp("/invites/", create_invites_app())
     signer = link_signer(settings)
     if signer is not None:
         app[LINKS] = signer
@@ -144,6 +150,10 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             batch_size=settings.outbox.batch_size,
         )
         app[OUTBOX] = outbox
+        inbox = _reply_inbox(settings, app[BOOKINGS])
+        if inbox is not None:
+            app[REPLY_INBOX] = inbox
+            loops.append(inbox.run)
         app[BOOKINGS].on_change(outbox.wake)
         app[MIRROR_ADMIN].on_queued(outbox.wake)
         loops.append(outbox.run)
@@ -170,6 +180,23 @@ def smtp_config(settings: Settings) -> SmtpConfig | None:
         from_address=mail.from_address,
         from_name=mail.from_name,
     )
+
+
+def _reply_inbox(settings: Settings, bookings: BookingService) -> ReplyInbox | None:
+    imap = settings.mail.imap if settings.mail is not None else None
+    if imap is None:
+        return None
+    config = ImapConfig(
+        host=imap.host,
+        port=imap.port,
+        security=imap.security,
+        username=imap.username,
+        password=imap.password.get_secret_value(),
+        folder=imap.folder,
+        processed_folder=imap.processed_folder,
+        timeout=imap.timeout,
+    )
+    return ReplyInbox(ImapInbox(config), bookings.apply_reply, poll_interval=imap.poll_interval)
 
 
 def link_signer(settings: Settings) -> LinkSigner | None:

@@ -343,6 +343,22 @@ def _check_http_url(value: str) -> str:
 HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
 
 
+class ImapSettings(_Section):
+    """The mailbox of ``mail.from_address``, polled for bookers' answers."""
+
+    host: Annotated[str, AfterValidator(_check_not_blank)]
+    port: Annotated[Int, Field(ge=1, le=65535)] = 993
+    # tls: TLS from the first byte (port 993); starttls: upgraded (port 143).
+    security: SmtpSecurity = "tls"
+    username: Annotated[str, AfterValidator(_check_not_blank)]
+    password: SecretStr
+    folder: str = "INBOX"
+    # Handled messages are moved here (else only marked seen).
+    processed_folder: str | None = None
+    poll_interval: Annotated[Float, Field(gt=0)] = 60.0
+    timeout: Annotated[Float, Field(gt=0)] = 30.0
+
+
 class MailSettings(_Section):
     """Outgoing mail (SMTP): invitations and the Google-connect e-mails."""
 
@@ -358,6 +374,7 @@ class MailSettings(_Section):
     from_address: Annotated[str, AfterValidator(_check_email)]
     from_name: str = "Bookings"
     timeout: Annotated[Float, Field(gt=0)] = 30.0
+    imap: ImapSettings | None = None
 
     @model_validator(mode="after")
     def _credentials_together(self) -> Self:

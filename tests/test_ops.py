@@ -6,19 +6,26 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from gateway.core.model import OutboxEffect
+from gateway.web.keys import REPOSITORY
 from tests.conftest import ADMIN_PASSWORD, basic
 from tests.samples import SLOT
 
 Client = TestClient[Any, Any]
 
 
-async def test_healthz_reports_database_and_outbox(
-    client: Client, api_headers: dict[str, str]
-) -> None:
+async def queue_stuck_item(client: Client) -> None:
+    """An outbox item no handler knows: it is retried (with backoff) and never
+    done, so it stays pending whatever the workers do meanwhile."""
+    async with client.app[REPOSITORY].transaction() as tx:
+        await tx.enqueue(OutboxEffect(kind="no-such-effect", resource_id="anna", booking_id="x"))
+
+
+async def test_healthz_reports_database_and_outbox(client: Client) -> None:
     resp = await client.get("/healthz")
     assert resp.status == 200
     assert await resp.json() == {"status": "ok", "database": "ok", "outbox_pending": 0}
-    await client.post("/api/v1/bookings", json=SLOT, headers=api_headers)
+    await queue_stuck_item(client)
     assert (await (await client.get("/healthz")).json())["outbox_pending"] == 1
 
 
@@ -27,6 +34,7 @@ async def test_metrics_count_requests_by_route_template(
 ) -> None:
     created = await client.post("/api/v1/bookings", json=SLOT, headers=api_headers)
     booking_id = (await created.json())["id"]
+    await queue_stuck_item(client)
     await client.get(f"/api/v1/bookings/{booking_id}", headers=api_headers)
     await client.post("/api/v1/bookings", json=SLOT, headers=api_headers)  # 409
     await client.get("/feeds/anna.ics", params={"token": "anna-feed-token-0123456789abcdef"})

@@ -22,10 +22,10 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from .model import OutboxItem
 
@@ -61,6 +61,8 @@ class OutboxStore(Protocol):
 
     async def next_outbox_due(self) -> datetime | None: ...
 
+    async def release_leases(self) -> int: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Backoff:
@@ -78,6 +80,13 @@ class Backoff:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+async def _keep(write: Coroutine[Any, Any, None]) -> None:
+    """Run an outbox bookkeeping write to its end even when the worker is
+    cancelled meanwhile (the store's close waits for it): cancelled half-way,
+    its transaction would roll back and leave the item leased."""
+    await asyncio.shield(asyncio.ensure_future(write))
 
 
 class OutboxWorker:
@@ -157,17 +166,22 @@ class OutboxWorker:
                 raise LookupError(f"no handler for outbox items of kind {item.effect.kind!r}")
             await handler(item)
         except Deferred as deferred:
-            await self._store.defer_outbox(item.id, deferred.until, deferred.reason)
+            await _keep(self._store.defer_outbox(item.id, deferred.until, deferred.reason))
             return
         except PermanentFailure as failure:
             log.error(
                 "outbox item failed for good",
                 extra={"item": item.id, "kind": item.effect.kind, "error": str(failure)},
             )
-            await self._store.complete_outbox(item.id, f"failed for good: {failure}")
+            await _keep(self._store.complete_outbox(item.id, f"failed for good: {failure}"))
             self.failures += 1
             return
         except asyncio.CancelledError:
+            # Stopping (shutdown): give the item back at once instead of
+            # leaving it leased, so the next start runs it without waiting
+            # for the lease. The effect may have happened; effects are
+            # idempotent or carry stable ids (DESIGN.md).
+            await _keep(self._store.defer_outbox(item.id, now, "interrupted by shutdown"))
             raise
         except Exception as exc:  # any failure of an effect is retried later
             self.failures += 1
@@ -182,15 +196,31 @@ class OutboxWorker:
                     "error": f"{type(exc).__name__}: {exc}",
                 },
             )
-            await self._store.retry_outbox(item.id, f"{type(exc).__name__}: {exc}", now + delay)
+            error = f"{type(exc).__name__}: {exc}"
+            await _keep(self._store.retry_outbox(item.id, error, now + delay))
             return
-        await self._store.complete_outbox(item.id)
+        # Once the effect happened, its record must land even if the worker
+        # is being stopped right now: a lost "done" means doing it twice.
+        await _keep(self._store.complete_outbox(item.id))
         self.processed += 1
 
     async def run(self) -> None:
         """Until cancelled: run what is due, then sleep until the next item
         falls due, a ``wake()``, or ``poll_interval`` (another process may
-        queue items this one is not told about)."""
+        queue items this one is not told about).
+
+        It starts by voiding the leases of items claimed before: they belong
+        to this server's previous life (a crash, or a stop in the middle of
+        a claim) and are due again now rather than when the lease runs out.
+        One server runs the outbox of a database (SQLite), so no live worker
+        loses an item this way."""
+        try:
+            released = await self._store.release_leases()
+        except Exception:  # the database may be briefly unavailable
+            log.exception("could not release old outbox leases")
+        else:
+            if released:
+                log.info("outbox items of a previous run released", extra={"items": released})
         while True:
             self._wake.clear()
             try:

@@ -116,6 +116,10 @@ class Repository(ReadPort, Protocol):
         """When the earliest undone item falls due; None when nothing is queued."""
         ...
 
+    async def release_leases(self) -> int:
+        """Void the leases of claimed, undone items; returns how many."""
+        ...
+
     async def complete_outbox(self, item_id: int, error: str | None = None) -> None:
         """Mark the item done (``error``: it failed for good, and why)."""
         ...

@@ -112,9 +112,9 @@ class ImapInbox:
 
         Fetching uses ``BODY.PEEK[]``, which leaves ``\\Seen`` alone (RFC 3501
         6.4.5). Raises ``InboxError`` when the server cannot be reached, the
-        login is refused, a folder is missing or the connection breaks; the
-        messages handled before that stay handled. Concurrent calls run one
-        after the other."""
+        login is refused, a folder is missing or the connection breaks;
+        messages already marked stay marked. Concurrent calls run one after
+        the other."""
         async with self._polling:
             return await self._poll(handle)
 
@@ -204,7 +204,13 @@ class _Session:
         with self._lock, _errors("searching the folder failed", transient=True):
             typ, data = self._connection().uid("SEARCH", "UNSEEN", "UNDELETED")
             _expect_ok(typ, data, "UID SEARCH")
-            uids = {int(n) for line in data if isinstance(line, bytes) for n in line.split()}
+            uids = {
+                int(n)
+                for line in data
+                if isinstance(line, bytes)
+                for n in line.split()
+                if n.isdigit()
+            }
             return sorted(uids)
 
     def fetch(self, uid: int) -> bytes | None:

@@ -231,20 +231,21 @@ def _decode(data: bytes, declared: str | None) -> str:
 def _itip_objects(text: str) -> list[str]:
     """The VCALENDAR objects in ``text`` that carry a METHOD, each as written
     (folded lines and line ends kept). An object cut off before its
-    END:VCALENDAR is kept too, for the parser to judge."""
-    objects: list[list[str]] = []
+    END:VCALENDAR (a truncated mail) is left out: a lenient parser could read
+    a wrong answer out of what is left of it."""
+    objects: list[str] = []
     current: list[str] | None = None
     for line in _LINE.findall(text):
         name = line.rstrip("\r\n").rstrip().upper()
         if current is None:
             if name == "BEGIN:VCALENDAR":
                 current = [line]
-                objects.append(current)
             continue
         current.append(line)
         if name == "END:VCALENDAR":
+            objects.append("".join(current))
             current = None
-    return [obj for obj in ("".join(lines) for lines in objects) if _has_method(obj)]
+    return [obj for obj in objects if _has_method(obj)]
 
 
 def _has_method(obj: str) -> bool:

@@ -535,6 +535,15 @@ class SqliteRepository(_Reads):
             (reason, utc_text(next_attempt), item_id),
         )
 
+    async def release_leases(self) -> int:
+        """Void every lease (see ``OutboxWorker.run``); returns how many."""
+        async with self._transaction() as tx:
+            rows = await tx._query(
+                "UPDATE outbox SET leased_until = NULL "
+                "WHERE done_at IS NULL AND leased_until IS NOT NULL RETURNING id"
+            )
+        return len(rows)
+
     async def next_outbox_due(self) -> datetime | None:
         """When the earliest undone item falls due (None: nothing queued)."""
         rows = await self._query(

@@ -108,3 +108,35 @@ async def test_openapi_documents_the_google_admin_endpoints(client: Client) -> N
     for answer in (*invite.values(), *log["responses"].values()):
         if answer.get("content", {}).get("application/problem+json"):
             assert schema_of(answer) == "Problem"
+
+
+async def test_openapi_documents_inbound_replies_and_booking_links(client: Client) -> None:
+    doc = await (await client.get("/api/v1/openapi.json")).json()
+    paths, schemas = doc["paths"], doc["components"]["schemas"]
+
+    itip = paths["/itip"]["post"]
+    assert set(itip["requestBody"]["content"]) == {"text/calendar", "message/rfc822"}
+    assert set(itip["responses"]) == {"200", "400", "401", "403", "413", "415"}
+    (ok,) = itip["responses"]["200"]["content"].values()
+    assert ok["schema"]["$ref"].rsplit("/", 1)[-1] == "ReplyResults"
+    assert set(schemas["ReplyResult"]["required"]) == {
+        "uid",
+        "attendee",
+        "partstat",
+        "applied",
+        "reason",
+    }
+
+    booking = schemas["BookingOut"]
+    assert "links" in booking["required"]
+    # links is nullable: a CalendarLinksOut or null (no link key, or cancelled).
+    variants = booking["properties"]["links"]["anyOf"]
+    assert {"$ref": "#/components/schemas/CalendarLinksOut"} in variants
+    assert {"type": "null"} in variants
+    assert set(schemas["CalendarLinksOut"]["required"]) == {
+        "google",
+        "outlook",
+        "office365",
+        "yahoo",
+        "ics",
+    }

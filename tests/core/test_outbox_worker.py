@@ -5,6 +5,7 @@ concurrency, leases between workers, crashes, ``settle`` and ``run``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import sqlite3
 from collections import Counter
@@ -402,26 +403,15 @@ async def test_lease_keeps_a_second_worker_from_claimed_items(
         await other_repo.close()
 
 
-async def test_worker_discarded_mid_item_hands_it_on_after_the_lease(
+async def test_a_crashed_worker_hands_its_items_on_after_the_lease(
     db_file: Path, repo: SqliteRepository, clock: Clock
 ) -> None:
-    started = asyncio.Event()
-
-    async def hangs(item: OutboxItem) -> None:
-        started.set()
-        await asyncio.Event().wait()
-
     await enqueue(repo, effect("b1", 7))
-    crashed = make_worker(repo, {"push": hangs}, clock)
-    task = asyncio.create_task(crashed.run_once())
-    async with asyncio.timeout(LIMIT):
-        await started.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await repo.close()  # the process is gone
-
-    stored = row(db_file, 1)
+    # A worker claims the item and the process dies before it runs any more
+    # code (no graceful stop): only the lease is left behind.
+    (claimed,) = await repo.claim_outbox(T0, 10, LEASE)
+    await repo.close()
+    stored = row(db_file, claimed.id)
     assert (stored["done_at"], stored["attempts"]) == (None, 0)
 
     ran: list[tuple[int, int]] = []
@@ -441,27 +431,34 @@ async def test_worker_discarded_mid_item_hands_it_on_after_the_lease(
         await restarted_repo.close()
 
 
-async def test_handler_cancelled_leaves_the_item_for_after_the_lease(
+async def test_a_stopped_worker_gives_its_item_back_at_once(
     repo: SqliteRepository, db_file: Path, clock: Clock
 ) -> None:
+    started = asyncio.Event()
     calls = 0
 
     async def handler(item: OutboxItem) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:
-            raise asyncio.CancelledError
+            started.set()
+            await asyncio.Event().wait()  # still running when the server stops
 
     await enqueue(repo, effect("b1"))
     worker = make_worker(repo, {"push": handler}, clock)
+    task = asyncio.create_task(worker.run_once())
+    async with asyncio.timeout(LIMIT):
+        await started.wait()
+    task.cancel()  # what the app's shutdown does to its workers
     with pytest.raises(asyncio.CancelledError):
-        await worker.run_once()
+        await task
     stored = row(db_file, 1)
-    assert (stored["done_at"], stored["attempts"], stored["last_error"]) == (None, 0, None)
+    assert (stored["done_at"], stored["attempts"]) == (None, 0)
+    assert stored["last_error"] == "interrupted by shutdown"
     assert worker.failures == 0
-    assert await worker.run_once() == 0
-    clock.advance(LEASE)
+    # No lease to wait out: the next start runs it straight away.
     assert await worker.run_once() == 1
+    assert calls == 2
     assert await repo.pending_outbox() == 0
 
 
@@ -601,3 +598,25 @@ async def test_run_survives_failing_handlers(repo: SqliteRepository, clock: Cloc
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_a_restarted_server_runs_what_its_previous_life_had_claimed(
+    repo: SqliteRepository, clock: Clock
+) -> None:
+    await enqueue(repo, effect("b1"))
+    await repo.claim_outbox(clock.now, 10, LEASE)  # claimed, then the process died
+    ran = asyncio.Event()
+
+    async def handler(item: OutboxItem) -> None:
+        ran.set()
+
+    worker = make_worker(repo, {"push": handler}, clock)
+    task = asyncio.create_task(worker.run())
+    try:
+        async with asyncio.timeout(LIMIT):
+            await ran.wait()  # at once, not when the lease runs out
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert clock.now < T0 + LEASE

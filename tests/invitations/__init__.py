@@ -1,0 +1,77 @@
+"""Bookers' answers through the real app: the signed RSVP pages, the .ics
+download and inbound iTIP replies in the API.
+
+The settings are the shared test YAML plus a link key and a mail section
+whose SMTP port nobody listens on: no test here needs mail, the outbox's
+invitations just fail and wait for a retry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp.test_utils import TestClient
+
+from gateway.core.model import PartStat
+from gateway.mail.rsvp import rsvp_url, sign_rsvp
+from tests.caldav.servers import free_port
+from tests.conftest import settings_yaml
+from tests.samples import SLOT
+
+Client = TestClient[Any, Any]
+
+LINK_KEY = "rsvp-link-key-for-the-tests-0123456789abcdefghij"
+ORGANIZER = "bookings@gateway.test"
+PUBLIC_URL = "http://gateway.test"  # server.base_url of the shared test YAML
+
+
+def invitation_yaml(db_path: Path, *, link_key: str | None = LINK_KEY) -> str:
+    extra = f"""\
+mail:
+  smtp_host: 127.0.0.1
+  smtp_port: {free_port()}
+  security: none
+  from_address: {ORGANIZER}
+  timeout: 2
+"""
+    if link_key is not None:
+        extra += f"invitations:\n  link_key: {link_key}\n"
+    return settings_yaml(db_path) + extra
+
+
+async def book(client: Client, headers: dict[str, str], **changes: Any) -> Any:
+    resp = await client.post("/api/v1/bookings", json={**SLOT, **changes}, headers=headers)
+    assert resp.status == 201, await resp.text()
+    return await resp.json()
+
+
+async def booking_json(client: Client, headers: dict[str, str], booking_id: str) -> Any:
+    resp = await client.get(f"/api/v1/bookings/{booking_id}", headers=headers)
+    assert resp.status == 200
+    return await resp.json()
+
+
+async def partstat_of(client: Client, headers: dict[str, str], booking_id: str) -> str:
+    booking = await booking_json(client, headers, booking_id)
+    return str(booking["booker"]["partstat"])
+
+
+def rsvp_path(
+    booking: dict[str, Any],
+    partstat: PartStat,
+    *,
+    sequence: int | None = None,
+    email: str = "zoe@example.com",
+    key: str = LINK_KEY,
+) -> str:
+    """The path of the accept/decline link an invitation for ``booking`` (as
+    the API shows it) carries, made with the same signer the mails use."""
+    token = sign_rsvp(
+        key.encode("utf-8"),
+        booking["id"],
+        email,
+        booking["sequence"] if sequence is None else sequence,
+        partstat,
+    )
+    return urlsplit(rsvp_url(PUBLIC_URL, token)).path

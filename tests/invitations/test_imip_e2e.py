@@ -5,7 +5,7 @@ library's e-mail parser, icalendar and vobject."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -25,7 +25,7 @@ from gateway.settings import load_settings
 from gateway.web.keys import OUTBOX, REPOSITORY
 from tests.caldav.servers import LOOPBACK, free_port
 from tests.conftest import API_TOKEN
-from tests.smtp import Recorder, smtp_server
+from tests.smtp import Recorder
 
 BERLIN = ZoneInfo("Europe/Berlin")
 LINK_KEY = "invitation-link-key-for-tests-0123456789abcdef"
@@ -38,7 +38,7 @@ def at(day: int, hour: int) -> datetime:
     return base + timedelta(days=day)
 
 
-def config(db: Path, port: int, smtp_port: int) -> str:
+def config(db: Path, port: int, smtp_port: int, imap: str = "") -> str:
     return f"""\
 server: {{host: {LOOPBACK}, port: {port}, base_url: "http://{LOOPBACK}:{port}"}}
 storage: {{url: "sqlite:///{db}"}}
@@ -50,7 +50,7 @@ mail:
   security: none
   from_address: {ORGANIZER}
   from_name: Salon Bookings
-invitations: {{link_key: {LINK_KEY}}}
+{imap}invitations: {{link_key: {LINK_KEY}}}
 resources:
   - {{id: anna, name: Anna Schmidt, email: anna@example.com, timezone: Europe/Berlin}}
   - {{id: ben, name: Ben Miller, email: ben@example.com, timezone: America/New_York}}
@@ -105,10 +105,12 @@ class Gateway:
 
 
 @asynccontextmanager
-async def running(tmp_path: Path, mail: tuple[Recorder, int], port: int) -> AsyncIterator[Gateway]:
+async def running(
+    tmp_path: Path, mail: tuple[Recorder, int], port: int, imap: str = ""
+) -> AsyncIterator[Gateway]:
     recorder, smtp_port = mail
     path = tmp_path / "gateway.yaml"
-    path.write_text(config(tmp_path / "gw.sqlite3", port, smtp_port), encoding="utf-8")
+    path.write_text(config(tmp_path / "gw.sqlite3", port, smtp_port, imap), encoding="utf-8")
     server = TestServer(create_app(load_settings(path)), host=LOOPBACK, port=port)
     await server.start_server()
     http = aiohttp.ClientSession()
@@ -117,12 +119,6 @@ async def running(tmp_path: Path, mail: tuple[Recorder, int], port: int) -> Asyn
     finally:
         await http.close()
         await server.close()
-
-
-@pytest.fixture
-def mail() -> Iterator[tuple[Recorder, int]]:
-    with smtp_server() as server:
-        yield server
 
 
 @pytest.fixture
