@@ -25,9 +25,8 @@ import hashlib
 import html
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -35,13 +34,12 @@ from aiohttp.typedefs import Handler
 from gateway.core.errors import NotFound
 from gateway.core.invitations import (
     invitation_kind,
-    is_all_day,
-    local_dates,
     reply_applies,
     same_address,
 )
 from gateway.core.model import Attendee, Booking, BookingStatus, PartStat, Resource
 from gateway.ical import render_itip
+from gateway.mail.imip import when_text
 from gateway.mail.rsvp import InvalidRsvpToken, RsvpClaim, verify_download, verify_rsvp
 from gateway.mail.signed_links import LinkSigner
 from gateway.web.keys import BOOKINGS, LINKS, REPOSITORY, SETTINGS
@@ -93,22 +91,6 @@ _WORDING = {
     PartStat.DECLINED: _Wording("declined", "No, I decline", "declined"),
     PartStat.TENTATIVE: _Wording("tentatively accepted", "Maybe, I might come", "maybe"),
 }
-
-_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 
 
 class _Page(Exception):
@@ -388,29 +370,11 @@ def _calendar_links(signer: LinkSigner, booking: Booking) -> str:
 
 
 def _when(booking: Booking) -> str:
-    """The booking's time in its own zone, in words, naming the zone:
-    "Tuesday, 1 December 2026, 09:00\u201310:00 (Europe/Berlin)"."""
-    if is_all_day(booking):
-        first, after_last = local_dates(booking)
-        last = after_last - timedelta(days=1)
-        span = _day(first) if first == last else f"{_day(first)} \u2013 {_day(last)}"
-        text = f"{span} (all day)"
-    else:
-        zone = ZoneInfo(booking.timezone)
-        start, end = booking.start.astimezone(zone), booking.end.astimezone(zone)
-        if start.date() == end.date():
-            text = f"{_day(start.date())}, {start:%H:%M}\u2013{end:%H:%M}"
-        else:
-            text = f"{_day(start.date())}, {start:%H:%M} \u2013 {_day(end.date())}, {end:%H:%M}"
-        text = f"{text} ({booking.timezone})"
+    """The booking's time as the invitation e-mail words it."""
+    text = when_text(booking)
     if booking.recurring:
         text += ", the first of a series"
     return text
-
-
-def _day(value: date) -> str:
-    # Names spelt out here: strftime's %A and %B follow the process locale.
-    return f"{_DAYS[value.weekday()]}, {value.day} {_MONTHS[value.month - 1]} {value.year}"
 
 
 def _p(text: str) -> str:

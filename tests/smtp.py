@@ -53,10 +53,12 @@ class Recorder:
 
 
 @contextmanager
-def smtp_server() -> Iterator[tuple[Recorder, int]]:
+def smtp_server(**controller_options: Any) -> Iterator[tuple[Recorder, int]]:
+    """A running server and its port; ``controller_options`` go to aiosmtpd's
+    Controller (TLS contexts, authentication)."""
     recorder = Recorder()
     port = free_port()
-    controller = Controller(recorder, hostname=LOOPBACK, port=port)
+    controller = Controller(recorder, hostname=LOOPBACK, port=port, **controller_options)
     controller.start()
     try:
         yield recorder, port

@@ -119,7 +119,7 @@ def build_invitation(
 
 def invitation_subject(kind: InvitationKind, booking: Booking) -> str:
     title = _one_line(booking.title) or "Booking"
-    when = _when(booking, short=True)
+    when = when_text(booking, short=True)
     if kind is InvitationKind.CANCEL:
         return f"Cancelled: {title} @ {when}"
     if booking.sequence > 0:
@@ -183,7 +183,7 @@ class _InvitationText:
             ]
 
     def _facts(self) -> list[tuple[str, str]]:
-        facts = [("When", _when(self.booking, short=False))]
+        facts = [("When", when_text(self.booking))]
         if self.booking.location:
             facts.append(("Where", self.booking.location))
         if self.organizer:
@@ -329,7 +329,7 @@ def _calendar_method(calendar: str) -> str:
 # -- dates for people ------------------------------------------------------------------
 
 
-def _when(booking: Booking, *, short: bool) -> str:
+def when_text(booking: Booking, *, short: bool = False) -> str:
     """The booking's time in its own zone, in English, e.g. "Tuesday, 1
     December 2026, 09:00 to 10:00 (Europe/Berlin)" with an en dash; all-day
     bookings show their days."""

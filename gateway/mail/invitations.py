@@ -18,12 +18,12 @@ from datetime import UTC, datetime
 
 from gateway.core.invitations import invitation_kind, same_address
 from gateway.core.model import Attendee, Booking, OutboxItem, PartStat, Resource
-from gateway.core.outbox import PermanentFailure
 from gateway.core.ports import ReadPort
 from gateway.ical import render_itip
 
 from .imip import build_invitation
-from .sender import MailDeliveryError, SmtpSender
+from .notices import deliver
+from .sender import SmtpSender
 from .signed_links import LinkSigner
 
 log = logging.getLogger("calgateway.mail")
@@ -98,12 +98,7 @@ class InvitationMailer:
             accept_url=links.answer(booking, attendee, PartStat.ACCEPTED) if links else None,
             decline_url=links.answer(booking, attendee, PartStat.DECLINED) if links else None,
         )
-        try:
-            await self._sender.send(message)
-        except MailDeliveryError as exc:
-            if not exc.transient:
-                raise PermanentFailure(str(exc)) from exc
-            raise
+        await deliver(self._sender, message)
         self.sent += 1
         log.info(
             "invitation sent",

@@ -3,6 +3,8 @@ invitation and confirmation e-mails, for example."""
 
 from __future__ import annotations
 
+from email.message import EmailMessage
+
 from gateway.core.model import OutboxItem
 from gateway.core.outbox import PermanentFailure
 
@@ -30,9 +32,15 @@ class NoticeMailer:
             # delivery and bookkeeping can be recognised as the same one.
             message_id=f"<notice-{item.id}@{domain}>",
         )
-        try:
-            await self._sender.send(message)
-        except MailDeliveryError as exc:
-            if not exc.transient:
-                raise PermanentFailure(str(exc)) from exc
-            raise
+        await deliver(self._sender, message)
+
+
+async def deliver(sender: SmtpSender, message: EmailMessage) -> None:
+    """Send for an outbox item: a refusal for good (5xx) closes the item, any
+    other failure propagates and is retried with backoff."""
+    try:
+        await sender.send(message)
+    except MailDeliveryError as exc:
+        if not exc.transient:
+            raise PermanentFailure(str(exc)) from exc
+        raise

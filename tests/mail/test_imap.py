@@ -5,20 +5,11 @@ folder, TLS, and how failures are classified."""
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
-import ssl
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from gateway.core.model import PartStat
 from gateway.ical import parse_reply
@@ -26,6 +17,7 @@ from gateway.mail.imap import ImapConfig, ImapInbox, InboxError
 from gateway.mail.inbound import itip_parts, sender_of
 from tests.fakes.imap_server import DELETED, SEEN, FakeImapServer
 from tests.mail import ORGANIZER
+from tests.tls import Certificate, make_certificate
 
 HOST = "127.0.0.1"
 USER = ORGANIZER
@@ -335,47 +327,9 @@ async def test_timeout_is_transient(silent_server: int) -> None:
 # -- TLS ------------------------------------------------------------------------------------
 
 
-@dataclass
-class Certificate:
-    server_context: ssl.SSLContext
-    client_context: ssl.SSLContext
-
-
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
-    """A self-signed certificate for 127.0.0.1 and the contexts of both ends."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    directory: Path = tmp_path_factory.mktemp("imap-tls")
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    (directory / "cert.pem").write_bytes(cert_pem)
-    (directory / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
-    client_context = ssl.create_default_context(cadata=cert_pem.decode())
-    return Certificate(server_context, client_context)
+    return make_certificate(tmp_path_factory.mktemp("imap-tls"))
 
 
 async def test_implicit_tls(certificate: Certificate) -> None:

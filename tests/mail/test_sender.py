@@ -7,58 +7,24 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import ipaddress
-import socket
-import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from gateway.core.invitations import InvitationKind
 from gateway.ical import render_itip
 from gateway.mail import MailDeliveryError, SmtpConfig, SmtpSender, build_invitation
+from tests.caldav.servers import free_port
 from tests.mail import ANNA, ORGANIZER, ZOE, make_booking, stored
+from tests.smtp import Recorder, smtp_server
+from tests.tls import Certificate, make_certificate
 
 HOST = "127.0.0.1"
 NOW = datetime(2026, 11, 5, 12, tzinfo=UTC)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Recorder:
-    """An aiosmtpd handler that keeps what it receives, refusing recipients
-    whose local part names an SMTP reply ("reject-550@...")."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[Any] = []
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
-    ) -> str:
-        if address.startswith("reject-"):
-            code = address.split("@")[0].removeprefix("reject-")
-            return f"{code} mailbox unavailable"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
 
 
 @dataclass
@@ -68,14 +34,8 @@ class Server:
 
 
 def start(controller_kwargs: dict[str, Any]) -> Iterator[Server]:
-    recorder = Recorder()
-    port = free_port()
-    controller = Controller(recorder, hostname=HOST, port=port, **controller_kwargs)
-    controller.start()
-    try:
+    with smtp_server(**controller_kwargs) as (recorder, port):
         yield Server(recorder, port)
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
@@ -143,49 +103,9 @@ async def test_envelope_sender_defaults_to_from_header(server: Server) -> None:
 # -- TLS and AUTH ---------------------------------------------------------------------------
 
 
-@dataclass
-class Certificate:
-    server_context: ssl.SSLContext
-    client_context: ssl.SSLContext
-
-
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
-    """A self-signed certificate for 127.0.0.1 and the contexts of both ends."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    directory: Path = tmp_path_factory.mktemp("tls")
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    (directory / "cert.pem").write_bytes(cert_pem)
-    (directory / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(directory / "cert.pem", directory / "key.pem")
-    client_context = ssl.create_default_context(cadata=cert_pem.decode())
-    return Certificate(server_context, client_context)
+    return make_certificate(tmp_path_factory.mktemp("tls"))
 
 
 def authenticator(
