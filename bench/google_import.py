@@ -42,7 +42,7 @@ from gateway.settings import parse_settings
 from gateway.web.keys import MIRROR_ADMIN, OUTBOX, REPOSITORY
 from google_bridge import GOOGLE_BRIDGE
 from google_bridge.tokens import new_key
-from tests.caldav.servers import free_port
+from tests.net import free_port
 
 ACCOUNT = "bench.calendar@example.com"
 TOKEN = "bench-api-token-0123456789abcdef"

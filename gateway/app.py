@@ -21,8 +21,7 @@ from caldav_backend import DAV_ROOT, create_dav_app, server_root_to_dav, well_kn
 from gateway.admin import build_mirror_admin, domain_resources, mirror_policies
 from gateway.api import create_api_app
 from gateway.core.mirror import MAIL
-from gateway.core.model import OutboxItem
-from gateway.core.outbox import Backoff, Handler, OutboxWorker, PermanentFailure
+from gateway.core.outbox import Backoff, Handler, OutboxWorker
 from gateway.core.service import INVITATION, BookingService
 from gateway.feeds import FEED_RESOURCES, FEED_SOURCE, FeedResource, create_feeds_app
 from gateway.ical import ICalCodec, ICalQueryEngine
@@ -97,7 +96,10 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         resources,
         uid_domain=urlsplit(settings.server.public_url).hostname or "calgateway",
         mirror=policies,
+        invitations=settings.mail is not None,
     )
+    if settings.mail is None:
+        log.info("no mail section: bookers are not sent invitations")
     app[MIRROR_ADMIN] = build_mirror_admin(
         settings, repository, resources=resources, policies=policies
     )
@@ -211,9 +213,7 @@ def _mail_handlers(app: web.Application, google_path: GooglePath | None) -> dict
     settings = app[SETTINGS]
     config = smtp_config(settings)
     if config is None:
-        # Without mail, invitations have nowhere to go; they are marked done
-        # with the reason, so the queue does not grow without end.
-        return {INVITATION: _no_mail}
+        return {}  # no invitations are queued without mail (BookingService)
     sender = SmtpSender(config)
     notices = NoticeMailer(sender, from_address=config.from_address, from_name=config.from_name)
     invitations = InvitationMailer(
@@ -230,10 +230,6 @@ def _mail_handlers(app: web.Application, google_path: GooglePath | None) -> dict
             "invitations.link_key is not set: invitations carry no accept/decline or .ics links"
         )
     return {MAIL: notices.send, INVITATION: invitations.send}
-
-
-async def _no_mail(item: OutboxItem) -> None:
-    raise PermanentFailure("no mail section in the settings: invitations cannot be sent")
 
 
 async def _healthz(request: web.Request) -> web.Response:

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from gateway.app import create_app
 from gateway.settings import Settings, load_settings
 from gateway.web.auth import hash_password
+from tests.net import free_port
 
 AppClient = TestClient[web.Request, web.Application]
 
@@ -22,12 +23,26 @@ READER_TOKEN = "test-reader-token-0123456789abcdef"
 ADMIN_PASSWORD = "admin-secret-pw"
 READER_PASSWORD = "reader-secret-pw"
 
+# A loopback port with no SMTP server behind it (closed right after the pick).
+_NO_SMTP_PORT = free_port()
+
+# Mail to a port where nobody listens: invitations are queued (and their
+# sending retried in the background) like in a real deployment.
+MAIL_SECTION = f"""\
+mail:
+  smtp_host: 127.0.0.1
+  smtp_port: {_NO_SMTP_PORT}
+  security: none
+  from_address: bookings@gateway.test
+"""
+
 # Hashing is slow on purpose; do it once per test session.
 _ADMIN_HASH = hash_password(ADMIN_PASSWORD)
 _READER_HASH = hash_password(READER_PASSWORD)
 
 
-def settings_yaml(db_path: Path) -> str:
+def settings_yaml(db_path: Path, *, mail: bool = True) -> str:
+    mail_section = MAIL_SECTION if mail else ""
     return f"""\
 server:
   host: 127.0.0.1
@@ -50,7 +65,7 @@ api_tokens:
   - name: reader-token
     token: {READER_TOKEN}
     access: {{anna: read}}
-resources:
+{mail_section}resources:
   - id: anna
     name: Anna Schmidt
     email: anna@example.com

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from tests.caldav.servers import LOOPBACK, free_port
+from tests.net import LOOPBACK, free_port
 
 
 class Recorder:

@@ -70,6 +70,7 @@ class BookingService:
         *,
         uid_domain: str,
         mirror: Mapping[str, MirrorPolicy] | None = None,
+        invitations: bool = True,
         clock: Callable[[], datetime] = _utc_now,
         new_id: Callable[[], str] = _new_id,
     ) -> None:
@@ -78,6 +79,8 @@ class BookingService:
         self._resources = dict(resources)
         self._uid_domain = uid_domain
         self._mirror = dict(mirror or {})
+        # False when no mail is configured: nothing would ever send them.
+        self._invitations = invitations
         self._clock = clock
         self._new_id = new_id
         self._changed: list[Callable[[], None]] = []
@@ -462,6 +465,8 @@ class BookingService:
     async def _notify(self, tx: WriteTransaction, booking: Booking, action: str) -> None:
         """One outbox item per attendee, so that a mail server refusing one
         address neither holds up nor repeats the others' invitations."""
+        if not self._invitations:
+            return
         for attendee in booking.attendees:
             await tx.enqueue(
                 OutboxEffect(

@@ -36,7 +36,7 @@ def google_yaml(
 ) -> str:
     """The shared test settings plus a google section (and, if asked, a
     mail section); the room's own google: turns its direction off."""
-    text = settings_yaml(db_path).replace(
+    text = settings_yaml(db_path, mail=False).replace(
         "    email: room1@example.com\n",
         '    email: room1@example.com\n    google: {direction: "off"}\n',
     )

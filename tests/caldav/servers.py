@@ -25,18 +25,11 @@ from urllib.parse import quote, unquote, urlsplit
 from aiohttp import ClientSession, ClientTimeout
 
 from tests.caldav.dav import Answer
+from tests.net import LOOPBACK, free_port
 
-LOOPBACK = "127.0.0.1"
 START_TIMEOUT = 20.0  # seconds for a server to accept connections
 STOP_TIMEOUT = 10.0
 HTTP_TIMEOUT = ClientTimeout(total=30)
-
-
-def free_port() -> int:
-    """A port nobody listens on right now (the kernel's pick for port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:

@@ -31,9 +31,9 @@ from gateway.settings import Settings, load_settings
 from gateway.web.keys import BOOKINGS, MIRROR_ADMIN, OUTBOX, REPOSITORY
 from google_bridge import GOOGLE_BRIDGE
 from google_bridge.tokens import new_key
-from tests.caldav.servers import LOOPBACK, free_port
 from tests.conftest import _ADMIN_HASH, API_TOKEN
 from tests.fakes.google_calendar import FakeGoogle
+from tests.net import LOOPBACK, free_port
 from tests.smtp import Recorder
 
 SETTLE_TIMEOUT = 60.0

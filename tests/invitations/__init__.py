@@ -15,8 +15,8 @@ from aiohttp.test_utils import TestClient
 
 from gateway.core.model import PartStat
 from gateway.mail.rsvp import rsvp_url, sign_rsvp
-from tests.caldav.servers import free_port
 from tests.conftest import settings_yaml
+from tests.net import free_port
 from tests.samples import SLOT
 
 Client = TestClient[Any, Any]
@@ -37,7 +37,7 @@ mail:
 """
     if link_key is not None:
         extra += f"invitations:\n  link_key: {link_key}\n"
-    return settings_yaml(db_path) + extra
+    return settings_yaml(db_path, mail=False) + extra
 
 
 async def book(client: Client, headers: dict[str, str], **changes: Any) -> Any:

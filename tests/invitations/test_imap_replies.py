@@ -14,9 +14,9 @@ import pytest
 
 from gateway.app import REPLY_INBOX
 from gateway.web.keys import REPOSITORY
-from tests.caldav.servers import LOOPBACK, free_port
 from tests.fakes.imap_server import FakeImapServer
 from tests.invitations.test_imip_e2e import ORGANIZER, ZOE, Gateway, at, calendar_parts, running
+from tests.net import LOOPBACK, free_port
 from tests.smtp import Recorder
 
 PASSWORD = "imap-secret-password"

@@ -23,8 +23,8 @@ from aiohttp.test_utils import TestServer
 from gateway.app import create_app
 from gateway.settings import load_settings
 from gateway.web.keys import OUTBOX, REPOSITORY
-from tests.caldav.servers import LOOPBACK, free_port
 from tests.conftest import API_TOKEN
+from tests.net import LOOPBACK, free_port
 from tests.smtp import Recorder
 
 BERLIN = ZoneInfo("Europe/Berlin")

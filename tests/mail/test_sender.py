@@ -18,8 +18,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from gateway.core.invitations import InvitationKind
 from gateway.ical import render_itip
 from gateway.mail import MailDeliveryError, SmtpConfig, SmtpSender, build_invitation
-from tests.caldav.servers import free_port
 from tests.mail import ANNA, ORGANIZER, ZOE, make_booking, stored
+from tests.net import free_port
 from tests.smtp import Recorder, smtp_server
 from tests.tls import Certificate, make_certificate
 
