@@ -4,7 +4,7 @@ SQLite file, served on loopback and called with aiohttp's HTTP client."""
 from __future__ import annotations
 
 import base64
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
 from gateway.settings import Settings, load_settings
+from gateway.store import SqliteRepository, open_sqlite_repository
 from gateway.web.auth import hash_password
 from tests.net import free_port
 
@@ -92,6 +93,14 @@ def basic(user: str, password: str) -> dict[str, str]:
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     return tmp_path / "gateway.sqlite3"
+
+
+@pytest.fixture
+async def repo(db_path: Path) -> AsyncIterator[SqliteRepository]:
+    """The real SQLite repository on ``db_path``, closed after the test."""
+    repository = await open_sqlite_repository(db_path)
+    yield repository
+    await repository.close()
 
 
 @pytest.fixture

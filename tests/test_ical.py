@@ -31,6 +31,7 @@ from gateway.ical import PRODID, FeedView, ICalCodec, render_feed
 from gateway.ical import codec as ical_codec
 from gateway.ical import feed as ical_feed
 from tests.corpus import corpus_files, read_utf8
+from tests.samples import make_booking
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -38,25 +39,6 @@ VIEWS: tuple[FeedView, FeedView] = ("full", "busy")
 
 ANNA = Resource(id="anna", name="Anna Schmidt", email="anna@example.com", timezone="Europe/Berlin")
 BOB = Resource(id="bob", name="Bob Jones", email="bob@example.com", timezone="America/New_York")
-
-
-def make_booking(**changes: Any) -> Booking:
-    values: dict[str, Any] = {
-        "id": "b1",
-        "resource_id": "anna",
-        "uid": "b1@gateway.test",
-        "title": "Haircut",
-        "start": datetime(2026, 12, 1, 9, tzinfo=BERLIN),
-        "end": datetime(2026, 12, 1, 10, tzinfo=BERLIN),
-        "timezone": "Europe/Berlin",
-        "created": datetime(2026, 11, 1, 12, tzinfo=UTC),
-        "updated": datetime(2026, 11, 2, 12, tzinfo=UTC),
-        "description": "Short back and sides",
-        "location": "Chair 2",
-        "attendees": (Attendee("zoe@example.com", "Zoë Müller"),),
-    }
-    values.update(changes)
-    return Booking(**values)
 
 
 def stored(ics: str, **changes: Any) -> CalendarObject:

@@ -9,7 +9,7 @@ import contextlib
 import random
 import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,18 +40,6 @@ class Clock:
 
 
 @pytest.fixture
-def db_file(tmp_path: Path) -> Path:
-    return tmp_path / "db.sqlite3"
-
-
-@pytest.fixture
-async def repo(db_file: Path) -> AsyncIterator[SqliteRepository]:
-    repository = await open_sqlite_repository(db_file)
-    yield repository
-    await repository.close()
-
-
-@pytest.fixture
 def clock() -> Clock:
     return Clock()
 
@@ -75,8 +63,8 @@ def make_worker(
     return OutboxWorker(repo, handlers, clock=clock, **options)
 
 
-def row(db_file: Path, item_id: int) -> sqlite3.Row:
-    with sqlite3.connect(db_file) as conn:
+def row(db_path: Path, item_id: int) -> sqlite3.Row:
+    with sqlite3.connect(db_path) as conn:
         conn.row_factory = sqlite3.Row
         found = conn.execute("SELECT * FROM outbox WHERE id = ?", (item_id,)).fetchone()
     assert found is not None
@@ -91,7 +79,7 @@ def seconds(delta: timedelta) -> float:
 
 
 async def test_success_completes_the_item(
-    repo: SqliteRepository, db_file: Path, clock: Clock
+    repo: SqliteRepository, db_path: Path, clock: Clock
 ) -> None:
     seen: list[OutboxItem] = []
 
@@ -106,7 +94,7 @@ async def test_success_completes_the_item(
     ]
     assert await repo.pending_outbox() == 0
     assert await repo.next_outbox_due() is None
-    assert row(db_file, seen[0].id)["done_at"] is not None
+    assert row(db_path, seen[0].id)["done_at"] is not None
     assert (worker.processed, worker.failures) == (1, 0)
     # Done means done: later passes do not run it again.
     clock.advance(timedelta(days=1))
@@ -115,7 +103,7 @@ async def test_success_completes_the_item(
 
 
 async def test_failure_is_retried_with_growing_jittered_backoff(
-    repo: SqliteRepository, db_file: Path, clock: Clock
+    repo: SqliteRepository, db_path: Path, clock: Clock
 ) -> None:
     calls: list[int] = []
 
@@ -132,7 +120,7 @@ async def test_failure_is_retried_with_growing_jittered_backoff(
         ceiling = min(BACKOFF.maximum, BACKOFF.initial * 2**attempt)
         # Equal jitter: at least half the capped delay, at most all of it.
         assert ceiling / 2 <= seconds(due - clock.now) <= ceiling
-        stored = row(db_file, 1)
+        stored = row(db_path, 1)
         assert stored["attempts"] == attempt + 1
         assert stored["last_error"] == "ConnectionError: smtp.example.com refused"
         assert stored["done_at"] is None
@@ -176,7 +164,7 @@ def test_backoff_jitter_spreads_items_failing_together() -> None:
 
 
 async def test_deferred_requeues_without_counting_an_attempt(
-    repo: SqliteRepository, db_file: Path, clock: Clock
+    repo: SqliteRepository, db_path: Path, clock: Clock
 ) -> None:
     runs: list[int] = []
     later = T0 + timedelta(hours=2)
@@ -189,7 +177,7 @@ async def test_deferred_requeues_without_counting_an_attempt(
     await enqueue(repo, effect("b1"))
     worker = make_worker(repo, {"push": handler}, clock)
     assert await worker.run_once() == 1
-    stored = row(db_file, 1)
+    stored = row(db_path, 1)
     assert stored["attempts"] == 0
     assert stored["last_error"] == "waiting for the resource to reconnect Google"
     assert stored["done_at"] is None
@@ -205,7 +193,7 @@ async def test_deferred_requeues_without_counting_an_attempt(
 
 
 async def test_permanent_failure_closes_the_item_with_its_reason(
-    repo: SqliteRepository, db_file: Path, clock: Clock
+    repo: SqliteRepository, db_path: Path, clock: Clock
 ) -> None:
     runs = 0
 
@@ -217,7 +205,7 @@ async def test_permanent_failure_closes_the_item_with_its_reason(
     await enqueue(repo, effect("b1", kind="mail"))
     worker = make_worker(repo, {"mail": handler}, clock)
     assert await worker.run_once() == 1
-    stored = row(db_file, 1)
+    stored = row(db_path, 1)
     assert stored["done_at"] is not None
     assert "550 5.1.1 mailbox unavailable" in stored["last_error"]
     assert await repo.pending_outbox() == 0
@@ -228,7 +216,7 @@ async def test_permanent_failure_closes_the_item_with_its_reason(
 
 
 async def test_unknown_kind_is_retried_never_dropped(
-    repo: SqliteRepository, db_file: Path, clock: Clock
+    repo: SqliteRepository, db_path: Path, clock: Clock
 ) -> None:
     async def push(item: OutboxItem) -> None:
         raise AssertionError("not a push")
@@ -237,7 +225,7 @@ async def test_unknown_kind_is_retried_never_dropped(
     old = make_worker(repo, {"push": push}, clock)
     for attempt in range(1, 6):
         assert await old.run_once() == 1
-        stored = row(db_file, 1)
+        stored = row(db_path, 1)
         assert stored["attempts"] == attempt
         assert "fax" in stored["last_error"]
         assert stored["done_at"] is None
@@ -367,7 +355,7 @@ async def test_different_bookings_overlap_up_to_the_concurrency_limit(
 
 
 async def test_lease_keeps_a_second_worker_from_claimed_items(
-    db_file: Path, repo: SqliteRepository, clock: Clock
+    db_path: Path, repo: SqliteRepository, clock: Clock
 ) -> None:
     started, release = asyncio.Event(), asyncio.Event()
     first_runs: list[int] = []
@@ -383,7 +371,7 @@ async def test_lease_keeps_a_second_worker_from_claimed_items(
 
     await enqueue(repo, effect("b1"), effect("b2"))
     # Another process: its own repository on the same file, its own clock.
-    other_repo = await open_sqlite_repository(db_file)
+    other_repo = await open_sqlite_repository(db_path)
     try:
         other_clock = Clock(T0 + LEASE - timedelta(seconds=1))
         first = make_worker(repo, {"push": slow}, clock)
@@ -404,14 +392,14 @@ async def test_lease_keeps_a_second_worker_from_claimed_items(
 
 
 async def test_a_crashed_worker_hands_its_items_on_after_the_lease(
-    db_file: Path, repo: SqliteRepository, clock: Clock
+    db_path: Path, repo: SqliteRepository, clock: Clock
 ) -> None:
     await enqueue(repo, effect("b1", 7))
     # A worker claims the item and the process dies before it runs any more
     # code (no graceful stop): only the lease is left behind.
     (claimed,) = await repo.claim_outbox(T0, 10, LEASE)
     await repo.close()
-    stored = row(db_file, claimed.id)
+    stored = row(db_path, claimed.id)
     assert (stored["done_at"], stored["attempts"]) == (None, 0)
 
     ran: list[tuple[int, int]] = []
@@ -419,7 +407,7 @@ async def test_a_crashed_worker_hands_its_items_on_after_the_lease(
     async def handler(item: OutboxItem) -> None:
         ran.append((item.effect.payload["n"], item.attempts))
 
-    restarted_repo = await open_sqlite_repository(db_file)
+    restarted_repo = await open_sqlite_repository(db_path)
     try:
         restarted = make_worker(restarted_repo, {"push": handler}, Clock(T0 + LEASE / 2))
         assert await restarted.run_once() == 0  # still leased to the dead worker
@@ -432,7 +420,7 @@ async def test_a_crashed_worker_hands_its_items_on_after_the_lease(
 
 
 async def test_a_stopped_worker_gives_its_item_back_at_once(
-    repo: SqliteRepository, db_file: Path, clock: Clock
+    repo: SqliteRepository, db_path: Path, clock: Clock
 ) -> None:
     started = asyncio.Event()
     calls = 0
@@ -452,7 +440,7 @@ async def test_a_stopped_worker_gives_its_item_back_at_once(
     task.cancel()  # what the app's shutdown does to its workers
     with pytest.raises(asyncio.CancelledError):
         await task
-    stored = row(db_file, 1)
+    stored = row(db_path, 1)
     assert (stored["done_at"], stored["attempts"]) == (None, 0)
     assert stored["last_error"] == "interrupted by shutdown"
     assert worker.failures == 0

@@ -5,36 +5,19 @@ The values every test module here starts from live in this file."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.core.model import Attendee, Booking, CalendarObject, Resource, TimeSpan
 from gateway.ical import ICalCodec
+from tests.samples import make_booking
+
+__all__ = ["ANNA", "BERLIN", "ORGANIZER", "ZOE", "make_booking", "moved", "stored", "with_lines"]
 
 BERLIN = ZoneInfo("Europe/Berlin")
 ORGANIZER = "bookings@gateway.example"
 ANNA = Resource(id="anna", name="Anna Schmidt", email="anna@example.com", timezone="Europe/Berlin")
 ZOE = Attendee("zoe@example.com", "Zoë Müller")
-
-
-def make_booking(**changes: Any) -> Booking:
-    values: dict[str, Any] = {
-        "id": "b1",
-        "resource_id": "anna",
-        "uid": "b1@gateway.test",
-        "title": "Haircut",
-        "start": datetime(2026, 12, 1, 9, tzinfo=BERLIN),
-        "end": datetime(2026, 12, 1, 10, tzinfo=BERLIN),
-        "timezone": "Europe/Berlin",
-        "created": datetime(2026, 11, 1, 12, tzinfo=UTC),
-        "updated": datetime(2026, 11, 2, 12, tzinfo=UTC),
-        "description": "Short back and sides",
-        "location": "Chair 2",
-        "attendees": (ZOE,),
-    }
-    values.update(changes)
-    return Booking(**values)
 
 
 def stored(booking: Booking, previous: str | None = None) -> CalendarObject:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from dataclasses import MISSING, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,18 +35,6 @@ T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 BERLIN = ZoneInfo("Europe/Berlin")
 CONNECTED = (ConnectionStatus.IMPORTING, ConnectionStatus.SYNCED, ConnectionStatus.WARNING)
 NOT_CONNECTED = (ConnectionStatus.NOT_INVITED, ConnectionStatus.INVITED, ConnectionStatus.DISABLED)
-
-
-@pytest.fixture
-def db_file(tmp_path: Path) -> Path:
-    return tmp_path / "db.sqlite3"
-
-
-@pytest.fixture
-async def repo(db_file: Path) -> AsyncIterator[SqliteRepository]:
-    repository = await open_sqlite_repository(db_file)
-    yield repository
-    await repository.close()
 
 
 def rich_connection() -> Connection:
@@ -99,9 +86,9 @@ async def save_links(repo: SqliteRepository, *links: EventLink) -> None:
             await tx.save_link(link)
 
 
-def file_bytes(db_file: Path) -> bytes:
+def file_bytes(db_path: Path) -> bytes:
     """The database with its write-ahead log (recent commits live there)."""
-    parts = [db_file, db_file.with_name(db_file.name + "-wal")]
+    parts = [db_path, db_path.with_name(db_path.name + "-wal")]
     return b"".join(part.read_bytes() for part in parts if part.exists())
 
 
@@ -140,7 +127,7 @@ async def test_connection_with_defaults_round_trips(repo: SqliteRepository) -> N
 
 
 async def test_sealed_refresh_token_is_stored_as_ciphertext(
-    repo: SqliteRepository, db_file: Path
+    repo: SqliteRepository, db_path: Path
 ) -> None:
     vault = TokenVault([new_key()])
     sealed = vault.seal("1//refresh-token-of-anna")
@@ -148,8 +135,8 @@ async def test_sealed_refresh_token_is_stored_as_ciphertext(
     stored = await repo.get_connection("anna")
     assert stored is not None and vault.open(stored.refresh_token) == "1//refresh-token-of-anna"
     # The database file never holds the token in the clear.
-    assert b"refresh-token-of-anna" not in await asyncio.to_thread(file_bytes, db_file)
-    with sqlite3.connect(db_file) as conn:
+    assert b"refresh-token-of-anna" not in await asyncio.to_thread(file_bytes, db_path)
+    with sqlite3.connect(db_path) as conn:
         (blob,) = conn.execute("SELECT refresh_token FROM google_connections").fetchone()
     assert bytes(blob) == sealed
 
@@ -414,7 +401,7 @@ async def test_sync_log_pages_newest_first(repo: SqliteRepository) -> None:
 
 
 async def test_booking_and_mirror_state_roll_back_together(
-    repo: SqliteRepository, db_file: Path
+    repo: SqliteRepository, db_path: Path
 ) -> None:
     obj = make_object("g1")
     link = EventLink("anna", "evt1", LinkKind.IMPORTED, booking_id=obj.booking.id)
@@ -499,8 +486,8 @@ async def test_release_outbox_rolls_back_with_its_transaction(repo: SqliteReposi
 # -- restart ------------------------------------------------------------------------------
 
 
-async def test_mirror_state_survives_reopening_the_file(db_file: Path) -> None:
-    repo = await open_sqlite_repository(db_file)
+async def test_mirror_state_survives_reopening_the_file(db_path: Path) -> None:
+    repo = await open_sqlite_repository(db_path)
     try:
         async with repo.transaction() as tx:
             await tx.save_connection(rich_connection())
@@ -511,7 +498,7 @@ async def test_mirror_state_survives_reopening_the_file(db_file: Path) -> None:
     finally:
         await repo.close()
 
-    reopened = await open_sqlite_repository(db_file)
+    reopened = await open_sqlite_repository(db_path)
     try:
         assert await reopened.get_connection("anna") == rich_connection()
         assert await reopened.connection_by_channel("chan-7f3a") == rich_connection()

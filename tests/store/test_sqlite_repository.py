@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,24 +31,17 @@ from tests.store.contract import (
 
 
 @pytest.fixture
-def db_file(tmp_path: Path) -> Path:
+def db_path(tmp_path: Path) -> Path:
     # Nested on purpose: opening must create missing parent folders.
     return tmp_path / "data" / "db" / "gateway.sqlite3"
 
 
 @pytest.fixture
-def open_repo(db_file: Path) -> OpenRepo:
+def open_repo(db_path: Path) -> OpenRepo:
     async def opener() -> SqliteRepository:
-        return await open_sqlite_repository(db_file)
+        return await open_sqlite_repository(db_path)
 
     return opener
-
-
-@pytest.fixture
-async def repo(db_file: Path) -> AsyncIterator[SqliteRepository]:
-    repository = await open_sqlite_repository(db_file)
-    yield repository
-    await repository.close()
 
 
 class TestSqliteRepository(RepositoryContract):
@@ -57,9 +49,9 @@ class TestSqliteRepository(RepositoryContract):
 
 
 def query(
-    db_file: Path, sql: str, params: tuple[object, ...] | dict[str, object] = ()
+    db_path: Path, sql: str, params: tuple[object, ...] | dict[str, object] = ()
 ) -> list[Any]:
-    conn = sqlite3.connect(db_file)
+    conn = sqlite3.connect(db_path)
     try:
         return conn.execute(sql, params).fetchall()
     finally:
@@ -69,9 +61,9 @@ def query(
 # -- file and connections ----------------------------------------------------
 
 
-async def test_creates_file_in_wal_mode(repo: SqliteRepository, db_file: Path) -> None:
-    assert await asyncio.to_thread(db_file.is_file)
-    assert query(db_file, "PRAGMA journal_mode") == [("wal",)]
+async def test_creates_file_in_wal_mode(repo: SqliteRepository, db_path: Path) -> None:
+    assert await asyncio.to_thread(db_path.is_file)
+    assert query(db_path, "PRAGMA journal_mode") == [("wal",)]
 
 
 async def test_connection_settings(repo: SqliteRepository) -> None:
@@ -98,7 +90,7 @@ async def test_transaction_object_is_dead_after_its_block(repo: SqliteRepository
         await tx.save(make_object())
 
 
-async def test_rollback_leaves_no_row_anywhere(repo: SqliteRepository, db_file: Path) -> None:
+async def test_rollback_leaves_no_row_anywhere(repo: SqliteRepository, db_path: Path) -> None:
     with pytest.raises(Boom):
         async with repo.transaction() as tx:
             await tx.save(make_object("a"))
@@ -107,7 +99,7 @@ async def test_rollback_leaves_no_row_anywhere(repo: SqliteRepository, db_file: 
             await tx.enqueue(effect(1))
             await tx.remember_idempotency("k", IdempotencyRecord("f", "b"))
             raise Boom
-    assert row_counts(db_file) == {
+    assert row_counts(db_path) == {
         "objects": 0,
         "changes": 0,
         "outbox": 0,
@@ -115,19 +107,19 @@ async def test_rollback_leaves_no_row_anywhere(repo: SqliteRepository, db_file: 
         "tombstones": 0,
         "revision": 0,
     }
-    assert query(db_file, "SELECT count(*) FROM time_index") == [(0,)]
+    assert query(db_path, "SELECT count(*) FROM time_index") == [(0,)]
 
 
-async def test_tombstones_follow_deletes_and_resaves(repo: SqliteRepository, db_file: Path) -> None:
+async def test_tombstones_follow_deletes_and_resaves(repo: SqliteRepository, db_path: Path) -> None:
     await save(repo, make_object("a"))
     async with repo.transaction() as tx:
         await tx.delete("anna", "a")
-    assert query(db_file, "SELECT resource_id, uid, revision FROM tombstones") == [("anna", "a", 2)]
+    assert query(db_path, "SELECT resource_id, uid, revision FROM tombstones") == [("anna", "a", 2)]
     await save(repo, make_object("a"))
-    assert query(db_file, "SELECT count(*) FROM tombstones") == [(0,)]
+    assert query(db_path, "SELECT count(*) FROM tombstones") == [(0,)]
 
 
-async def test_time_index_stays_in_step_with_objects(repo: SqliteRepository, db_file: Path) -> None:
+async def test_time_index_stays_in_step_with_objects(repo: SqliteRepository, db_path: Path) -> None:
     await save(
         repo,
         make_object("a", at(10), at(11)),
@@ -138,12 +130,12 @@ async def test_time_index_stays_in_step_with_objects(repo: SqliteRepository, db_
     async with repo.transaction() as tx:
         await tx.delete("anna", "b")
     rows = query(
-        db_file,
+        db_path,
         "SELECT o.uid, o.span_start, o.span_end, t.span_start, t.span_end "
         "FROM objects o JOIN time_index t ON t.id = o.id ORDER BY o.uid",
     )
     assert [r[0] for r in rows] == ["a", "rec"]
-    assert query(db_file, "SELECT count(*) FROM time_index") == [(2,)]
+    assert query(db_path, "SELECT count(*) FROM time_index") == [(2,)]
     for _, start, end, box_start, box_end in rows:
         # float32 boxes are rounded outward: they contain the exact span.
         assert box_start <= start and box_end >= end
@@ -151,14 +143,14 @@ async def test_time_index_stays_in_step_with_objects(repo: SqliteRepository, db_
 
 
 async def test_a_second_process_cannot_write_while_one_holds_the_write_lock(
-    db_file: Path,
+    db_path: Path,
 ) -> None:
     # Another process is stood in for by a plain sqlite3 connection holding a
     # write transaction. BEGIN IMMEDIATE makes our transaction wait for that
     # lock at its start (so its reads see a settled database) and give up
     # after the busy timeout without writing anything.
-    repo = await open_sqlite_repository(db_file, busy_timeout_ms=50)
-    other = sqlite3.connect(db_file, isolation_level=None)
+    repo = await open_sqlite_repository(db_path, busy_timeout_ms=50)
+    other = sqlite3.connect(db_path, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")
         other.execute("UPDATE collections SET revision = revision")
@@ -183,11 +175,11 @@ async def test_a_second_process_cannot_write_while_one_holds_the_write_lock(
 # -- migrations ----------------------------------------------------------------
 
 
-async def test_migrations_set_user_version(repo: SqliteRepository, db_file: Path) -> None:
+async def test_migrations_set_user_version(repo: SqliteRepository, db_path: Path) -> None:
     latest = bundled_migrations()[-1].version
     assert latest == len(bundled_migrations())
-    assert query(db_file, "PRAGMA user_version") == [(latest,)]
-    tables = {r[0] for r in query(db_file, "SELECT name FROM sqlite_master WHERE type='table'")}
+    assert query(db_path, "PRAGMA user_version") == [(latest,)]
+    tables = {r[0] for r in query(db_path, "SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"collections", "objects", "time_index", "changes", "tombstones", "outbox"} <= tables
     assert "idempotency_keys" in tables
 
@@ -201,17 +193,17 @@ async def test_reopening_does_not_reapply(repo: SqliteRepository, open_repo: Ope
         await again.close()
 
 
-async def test_newer_database_is_refused(db_file: Path) -> None:
-    db_file.parent.mkdir(parents=True)
-    conn = sqlite3.connect(db_file)
+async def test_newer_database_is_refused(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db_path)
     conn.execute("PRAGMA user_version = 999")
     conn.close()
     latest = bundled_migrations()[-1].version
     with pytest.raises(SchemaTooNewError, match=rf"version 999 is newer .* supports \({latest}\)"):
-        await open_sqlite_repository(db_file)
+        await open_sqlite_repository(db_path)
     # Refusing changed nothing.
-    assert query(db_file, "PRAGMA user_version") == [(999,)]
-    assert query(db_file, "SELECT count(*) FROM sqlite_master") == [(0,)]
+    assert query(db_path, "PRAGMA user_version") == [(999,)]
+    assert query(db_path, "SELECT count(*) FROM sqlite_master") == [(0,)]
 
 
 async def test_failed_migration_rolls_back_to_previous_version(tmp_path: Path) -> None:
@@ -229,9 +221,9 @@ async def test_failed_migration_rolls_back_to_previous_version(tmp_path: Path) -
         assert await migrate(conn, [good, fixed]) == 2
 
 
-async def test_upgrade_from_version_1_names_objects_after_their_uid(db_file: Path) -> None:
-    db_file.parent.mkdir(parents=True)
-    async with aiosqlite.connect(db_file, isolation_level=None) as conn:
+async def test_upgrade_from_version_1_names_objects_after_their_uid(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    async with aiosqlite.connect(db_path, isolation_level=None) as conn:
         await migrate(conn, bundled_migrations()[:1])
         await conn.execute("INSERT INTO collections VALUES ('anna', 2)")
         await conn.execute(
@@ -245,7 +237,7 @@ async def test_upgrade_from_version_1_names_objects_after_their_uid(db_file: Pat
         )
         await conn.execute("INSERT INTO changes VALUES ('anna', 1, 'old@x', 'put')")
         await conn.execute("INSERT INTO changes VALUES ('anna', 2, 'gone@x', 'delete')")
-    repo = await open_sqlite_repository(db_file)
+    repo = await open_sqlite_repository(db_path)
     try:
         obj = await repo.get_by_href("anna", "old@x.ics")
         assert obj is not None and obj.uid == "old@x"
@@ -269,7 +261,7 @@ def test_statement_splitting_keeps_trigger_bodies_whole() -> None:
 
 
 async def test_in_span_uses_the_rtree_on_ten_thousand_objects(
-    repo: SqliteRepository, db_file: Path
+    repo: SqliteRepository, db_path: Path
 ) -> None:
     # Two resources, 5,000 hour-long bookings each, one every 6 hours.
     start = datetime(2026, 1, 1, tzinfo=UTC)
@@ -280,7 +272,7 @@ async def test_in_span_uses_the_rtree_on_ten_thousand_objects(
             await tx.save(
                 make_object(f"u{n}", slot, slot + timedelta(hours=1), resource_id=resource)
             )
-    query(db_file, "ANALYZE")  # planner statistics must not talk it out of the R*Tree
+    query(db_path, "ANALYZE")  # planner statistics must not talk it out of the R*Tree
 
     week = TimeSpan(datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 8, tzinfo=UTC))
     found = await repo.in_span("anna", week)
@@ -289,7 +281,7 @@ async def test_in_span_uses_the_rtree_on_ten_thousand_objects(
 
     for blocking_only in (False, True):
         sql, params = in_span_statement("anna", week, blocking_only=blocking_only)
-        plan = [row[3] for row in query(db_file, "EXPLAIN QUERY PLAN " + sql, params)]
+        plan = [row[3] for row in query(db_path, "EXPLAIN QUERY PLAN " + sql, params)]
         # A non-empty index string means the R*Tree searches by the span
         # constraints ("B0D1": coordinate 0 <=, coordinate 1 >=), not a full walk.
         assert re.fullmatch(r"SCAN t VIRTUAL TABLE INDEX 2:(?:[A-E]\d)+", plan[0]), plan
