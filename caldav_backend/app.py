@@ -66,7 +66,7 @@ async def load_node(ctx: DavContext, target: Target) -> DavNode:
     return ObjectNode(ctx, target.resource.id, obj)
 
 
-async def _propfind(request: web.Request, ctx: DavContext, target: Target) -> web.Response:
+async def _propfind(request: web.Request, ctx: DavContext, target: Target) -> web.StreamResponse:
     return await propfind(request, await load_node(ctx, target))
 
 
@@ -74,7 +74,7 @@ async def _proppatch(request: web.Request, ctx: DavContext, target: Target) -> w
     return await proppatch(request, await load_node(ctx, target))
 
 
-async def _report(request: web.Request, ctx: DavContext, target: Target) -> web.Response:
+async def _report(request: web.Request, ctx: DavContext, target: Target) -> web.StreamResponse:
     return await report(request, await load_node(ctx, target))
 
 

@@ -18,7 +18,8 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Protocol, TypeGuard
 
@@ -27,7 +28,8 @@ from aiohttp.helpers import ETAG_ANY
 from aiohttp.web_response import ContentCoding
 
 from gateway.core.model import CalendarObject, Resource
-from gateway.ical import PRODID, FeedView, render_feed
+from gateway.ical import PRODID, FeedView, feed_builder
+from gateway.web.responses import ReleasingResponse
 
 __all__ = [
     "FEED_RESOURCES",
@@ -45,7 +47,9 @@ class FeedSource(Protocol):
 
     async def revision(self, resource_id: str) -> int: ...
 
-    async def list_objects(self, resource_id: str) -> list[CalendarObject]: ...
+    def iter_objects(self, resource_id: str) -> AsyncGenerator[list[CalendarObject]]:
+        """Every object, in pages, from one snapshot."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +68,9 @@ CONTENT_TYPE = "text/calendar"
 CACHE_CONTROL = "private, max-age=0, must-revalidate"
 BAD_VIEW = "view must be 'full' or 'busy'"
 
-# Feeds with more objects than this are rendered in a worker thread, so that a
-# cold render of a big calendar does not hold up every other request.
-_THREAD_THRESHOLD = 500
+# Pages with more objects than this are rendered in a worker thread, so that
+# a cold render of a big calendar does not hold up every other request.
+_THREAD_THRESHOLD = 100
 # Bump when the rendering changes, so that cached copies stop matching.
 _FORMAT = "1"
 # Compared against when a resource has no tokens, so that the answer takes
@@ -174,7 +178,9 @@ async def _feed(request: web.Request) -> web.StreamResponse:
 
     etag, body = await _body(request, source, entry.resource, view, revision)
     headers["ETag"] = etag
-    response = web.Response(body=body, headers=headers, content_type=CONTENT_TYPE, charset="utf-8")
+    response = ReleasingResponse(
+        body=body, headers=headers, content_type=CONTENT_TYPE, charset="utf-8"
+    )
     if _accepts_gzip(request):
         response.enable_compression(ContentCoding.gzip)
     return response
@@ -195,7 +201,17 @@ async def _body(
             cached = cache.bodies.get(key)
             if cached is not None and cached.etag == etag:
                 return etag, cached.body
-            objects = await source.list_objects(resource.id)
+            started = time.perf_counter()
+            # Page by page: only the rendered fragments are kept, never every
+            # object of a big calendar at once.
+            builder = feed_builder(resource, view)
+            pages = source.iter_objects(resource.id)
+            async with aclosing(pages):
+                async for page in pages:
+                    if len(page) > _THREAD_THRESHOLD:
+                        await asyncio.to_thread(builder.add, page)
+                    else:
+                        builder.add(page)
             # The revision and the objects are two reads. Revisions only grow
             # and every commit bumps one, so an unchanged revision after the
             # objects were read proves they are exactly that revision's: the
@@ -205,17 +221,13 @@ async def _body(
             if consistent:
                 break
             revision = latest
-        started = time.perf_counter()
-        if len(objects) > _THREAD_THRESHOLD:
-            body = await asyncio.to_thread(render_feed, resource, objects, view)
-        else:
-            body = render_feed(resource, objects, view)
+        body = builder.finish()
         log.info(
             "feed rendered",
             extra={
                 "resource": resource.id,
                 "view": view,
-                "objects": len(objects),
+                "objects": builder.count,
                 "bytes": len(body),
                 "render_ms": round((time.perf_counter() - started) * 1000, 2),
             },

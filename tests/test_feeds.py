@@ -4,7 +4,7 @@ SQLite file and aiohttp's HTTP client."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -182,13 +182,13 @@ async def test_304_does_not_render(
     await book(client, api_headers)
     first = await client.get(feed_url(), params={"token": ANNA_TOKEN})
     renders: list[str] = []
-    real = feeds.render_feed
+    real = feeds.feed_builder
 
-    def counting(*args: Any) -> bytes:
-        renders.append(args[2])
+    def counting(*args: Any) -> Any:
+        renders.append(args[1])
         return real(*args)
 
-    monkeypatch.setattr(feeds, "render_feed", counting)
+    monkeypatch.setattr(feeds, "feed_builder", counting)
     for _ in range(3):
         again = await client.get(
             feed_url(),
@@ -366,18 +366,19 @@ async def test_etag_names_the_revision_the_body_was_rendered_from(
 ) -> None:
     await book(client, api_headers)
     source = app[feeds.FEED_SOURCE]
-    list_objects = source.list_objects
+    iter_objects = source.iter_objects
 
-    async def booking_commits_first(resource_id: str) -> list[Any]:
+    async def booking_commits_first(resource_id: str) -> AsyncGenerator[list[Any]]:
         # The race a busy calendar has on every feed request: a booking commits
         # after the feed read the revision and before it reads the objects.
-        monkeypatch.setattr(source, "list_objects", list_objects)
+        monkeypatch.setattr(source, "iter_objects", iter_objects)
         await book(
             client, api_headers, start="2026-12-03T09:00:00+01:00", end="2026-12-03T10:00:00+01:00"
         )
-        return await list_objects(resource_id)
+        async for page in iter_objects(resource_id):
+            yield page
 
-    monkeypatch.setattr(source, "list_objects", booking_commits_first)
+    monkeypatch.setattr(source, "iter_objects", booking_commits_first)
     resp = await client.get(feed_url(), params={"token": ANNA_TOKEN})
     assert resp.status == 200
     assert len(summaries(await resp.read())) == 2

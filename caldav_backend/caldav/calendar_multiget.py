@@ -38,7 +38,9 @@ def _member_name(href: str, collection: str) -> str | None:
         return None
 
 
-async def calendar_multiget(node: CalendarNode, root: Element) -> web.Response:
+async def calendar_multiget(
+    request: web.Request, node: CalendarNode, root: Element
+) -> web.Response:
     hrefs = [(h.text or "").strip() for h in children_named(root, dav("href"))]
     if not hrefs:
         raise DavError(400, "calendar-multiget needs at least one DAV:href")

@@ -8,13 +8,14 @@ from aiohttp import web
 from caldav_backend.dav.errors import DavError
 from caldav_backend.dav.xml import Element, child_named
 from gateway.core.service import MAX_QUERY_WINDOW
+from gateway.web.responses import ReleasingResponse
 
 from .filters import parse_time_range
 from .names import cal
 from .tree import CalendarNode
 
 
-async def free_busy_query(node: CalendarNode, root: Element) -> web.Response:
+async def free_busy_query(request: web.Request, node: CalendarNode, root: Element) -> web.Response:
     found = child_named(root, cal("time-range"))
     if found is None:
         raise DavError(400, "free-busy-query needs a CALDAV:time-range (RFC 4791 7.10)")
@@ -31,4 +32,6 @@ async def free_busy_query(node: CalendarNode, root: Element) -> web.Response:
     ctx = node.ctx
     objects = await ctx.repository.in_span(node.resource.id, window, blocking_only=True)
     body = ctx.queries.freebusy(objects, window)
-    return web.Response(body=body.encode("utf-8"), content_type="text/calendar", charset="utf-8")
+    return ReleasingResponse(
+        body=body.encode("utf-8"), content_type="text/calendar", charset="utf-8"
+    )

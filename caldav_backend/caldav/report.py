@@ -16,11 +16,13 @@ from .free_busy_query import free_busy_query
 from .names import cal
 from .tree import CalendarNode
 
-Report = Callable[[CalendarNode, Element], Awaitable[web.Response]]
+Report = Callable[[web.Request, CalendarNode, Element], Awaitable[web.StreamResponse]]
 
 
-async def _sync_collection(node: CalendarNode, root: Element) -> web.Response:
-    return await sync_collection(root, node)
+async def _sync_collection(
+    request: web.Request, node: CalendarNode, root: Element
+) -> web.StreamResponse:
+    return await sync_collection(request, root, node)
 
 
 REPORTS: dict[str, Report] = {
@@ -31,7 +33,7 @@ REPORTS: dict[str, Report] = {
 }
 
 
-async def report(request: web.Request, node: object) -> web.Response:
+async def report(request: web.Request, node: object) -> web.StreamResponse:
     root = parse_body(await request.read())
     if root is None:
         raise DavError(400, "REPORT needs a body naming the report")
@@ -44,4 +46,4 @@ async def report(request: web.Request, node: object) -> web.Response:
             + ", ".join(REPORTS),
             dav("supported-report"),
         )
-    return await handler(node, root)
+    return await handler(request, node, root)

@@ -8,7 +8,8 @@ granted to them; anything else answers exactly as a path that does not exist
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from email.utils import format_datetime
 from typing import Any, ClassVar
@@ -278,9 +279,27 @@ class CalendarNode(CalDavNode):
         self.revision = revision
         self.stored = stored
 
-    async def members(self) -> list[DavNode]:
-        entries = await self.ctx.repository.list_entries(self.resource.id)
-        return [ObjectNode(self.ctx, self.resource.id, entry) for entry in entries]
+    def member_pages(self) -> AsyncGenerator[list[DavNode]]:
+        return self._pages()
+
+    async def _pages(
+        self, data_request: DataRequest | None = None
+    ) -> AsyncGenerator[list[DavNode]]:
+        """Every member, a page at a time from one snapshot; with
+        ``data_request`` each carries its calendar data."""
+        repo = self.ctx.repository
+        resource_id = self.resource.id
+        pages: AsyncGenerator[Sequence[ObjectEntry | CalendarObject]]
+        if data_request is None:
+            pages = repo.iter_entries(resource_id)
+        else:
+            pages = repo.iter_objects(resource_id)
+        async with aclosing(pages):
+            async for page in pages:
+                yield [
+                    ObjectNode(self.ctx, resource_id, item, data_request=data_request)
+                    for item in page
+                ]
 
     async def patch(self, changes: Mapping[str, str | None]) -> None:
         await self.ctx.repository.set_collection_properties(self.resource.id, changes)
@@ -316,13 +335,19 @@ class CalendarNode(CalDavNode):
         return SyncResult(changed, removed, sync_token(resource_id, revision), truncated)
 
     async def _initial_sync(self, request: SyncRequest, data_request: DataRequest) -> SyncResult:
-        """Every member, oldest change first. Cut short by a limit, the token
-        is the revision of the last member sent: every member not sent
-        changed after it, so the next sync reports exactly those (RFC 6578
-        3.6). A change racing this listing shows up again next time."""
+        """Every member. Without a limit they are read and sent page by page.
+        With one they come oldest change first, and the token is the
+        revision of the last member sent: every member not sent changed
+        after it, so the next sync reports exactly those (RFC 6578 3.6). A
+        change racing this listing shows up again next time, as the token
+        is read first."""
         resource_id = self.resource.id
         repo = self.ctx.repository
         revision = await repo.revision(resource_id)
+        if request.limit is None:
+            with_data = data_request if CALENDAR_DATA in request.props.requested else None
+            token = sync_token(resource_id, revision)
+            return SyncResult([], [], token, more=self._pages(with_data))
         entries = await repo.list_entries(resource_id)
         truncated = request.limit is not None and len(entries) > request.limit
         if truncated:

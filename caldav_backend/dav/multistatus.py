@@ -3,13 +3,17 @@ per resource, its properties grouped into one ``propstat`` per status."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import asyncio
+from collections.abc import AsyncGenerator, Iterable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Literal
 
 from aiohttp import web
 from lxml import etree
+
+from gateway.web.responses import ReleasingResponse
 
 from .errors import DavError
 from .resource import DavNode, PropValue
@@ -105,9 +109,96 @@ def multistatus(responses: Iterable[Element], *tail: Element) -> web.Response:
     root = new_root(dav("multistatus"))
     root.extend(responses)
     root.extend(tail)
-    return web.Response(
+    return ReleasingResponse(
         status=207, body=serialize(root), content_type="application/xml", charset="utf-8"
     )
+
+
+def _split_root() -> tuple[bytes, bytes]:
+    """What precedes and what follows the responses in a serialized
+    multistatus: the declaration and root start tag, and the end tag."""
+    root = new_root(dav("multistatus"))
+    sub(root, dav("response"))
+    text = serialize(root)
+    child = text.index(b"<", text.index(b"<D:multistatus") + 1)
+    end = text.rindex(b"</")
+    return text[:child], text[end:]
+
+
+_HEAD, _TAIL = _split_root()
+
+# Seconds a client gets to take one page of a streamed multistatus (a few
+# hundred kilobytes at most).
+PAGE_SEND_TIMEOUT = 60.0
+
+
+def _inner(responses: Iterable[Element]) -> bytes:
+    """The responses serialized as they read inside a multistatus (the
+    prefixes declared once on the root), without the root's tags."""
+    holder = new_root(dav("multistatus"))
+    holder.extend(responses)
+    if not len(holder):
+        return b""
+    text = serialize(holder)
+    return text[len(_HEAD) : -len(_TAIL)]
+
+
+async def stream_multistatus(
+    request: web.Request,
+    first: Sequence[Element],
+    pages: AsyncGenerator[Sequence[Element]],
+    tail: Sequence[Element] = (),
+) -> web.StreamResponse:
+    """A multistatus of ``first``, every page's responses and ``tail``, sent
+    a page at a time: a listing of a big calendar never sits in memory whole.
+    The first page is read before the status line goes out, so a failure
+    there still gets a proper error answer; a later one can only cut the
+    connection (the 207 is already on its way)."""
+    async with aclosing(pages):
+        page: Sequence[Element]
+        try:
+            # Not anext(pages, ()): its default trips a CPython 3.11 bug
+            # (SystemError) when the generator ends at once.
+            page = await anext(pages)
+        except StopAsyncIteration:
+            page = ()
+        response = web.StreamResponse(status=207)
+        response.content_type = "application/xml"
+        response.charset = "utf-8"
+        await response.prepare(request)
+        try:
+            await _send(response, _HEAD + _inner([*first, *page]))
+            async for page in pages:
+                await _send(response, _inner(page))
+        except DavError as error:
+            # Too late for an error answer: re-raised as a plain error, aiohttp
+            # logs it and cuts the connection, so the client sees a broken
+            # listing rather than a short one that looks whole.
+            raise RuntimeError(f"multistatus cut short: {error.message}") from error
+        await response.write_eof(_inner(tail) + _TAIL)
+    return response
+
+
+async def _send(response: web.StreamResponse, data: bytes) -> None:
+    """Write one page; a client that takes longer than ``PAGE_SEND_TIMEOUT``
+    to take it is cut off: while it waits, the listing holds a database
+    snapshot (and its connection) that others need."""
+    try:
+        async with asyncio.timeout(PAGE_SEND_TIMEOUT):
+            await response.write(data)
+    except TimeoutError:
+        raise ConnectionResetError(
+            f"the client took more than {PAGE_SEND_TIMEOUT:g} s to read a page"
+        ) from None
+
+
+async def page_responses(
+    pages: AsyncGenerator[Sequence[DavNode]], wanted: PropRequest
+) -> AsyncGenerator[list[Element]]:
+    """The ``DAV:response`` of each node, page by page."""
+    async with aclosing(pages):
+        async for page in pages:
+            yield [node_response(node, wanted) for node in page]
 
 
 def depth(request: web.Request, *, default: str) -> str:

@@ -6,12 +6,19 @@ from __future__ import annotations
 from aiohttp import web
 
 from .errors import DavError
-from .multistatus import PropRequest, depth, multistatus, node_response
+from .multistatus import (
+    PropRequest,
+    depth,
+    multistatus,
+    node_response,
+    page_responses,
+    stream_multistatus,
+)
 from .resource import DavNode
 from .xml import dav, parse_body
 
 
-async def propfind(request: web.Request, node: DavNode) -> web.Response:
+async def propfind(request: web.Request, node: DavNode) -> web.StreamResponse:
     # RFC 4918 10.2 makes a missing Depth mean infinity; clients that leave it
     # out mean the resource itself, and so does Radicale, so 0 it is.
     level = depth(request, default="0")
@@ -22,7 +29,7 @@ async def propfind(request: web.Request, node: DavNode) -> web.Response:
     if root is not None and root.tag != dav("propfind"):
         raise DavError(400, f"expected a DAV:propfind body, got {root.tag}")
     wanted = PropRequest.from_parent(root)
-    responses = [node_response(node, wanted)]
-    if level == "1":
-        responses.extend(node_response(member, wanted) for member in await node.members())
-    return multistatus(responses)
+    own = node_response(node, wanted)
+    if level == "0":
+        return multistatus([own])
+    return await stream_multistatus(request, [own], page_responses(node.member_pages(), wanted))

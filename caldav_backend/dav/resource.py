@@ -8,7 +8,7 @@ must not build 10,000 dictionaries of closures too.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -51,8 +51,13 @@ class DavNode:
     may_write: bool = False
 
     async def members(self) -> Sequence[DavNode]:
-        """The resources directly inside a collection (PROPFIND Depth 1)."""
+        """The resources directly inside a small collection."""
         return []
+
+    async def member_pages(self) -> AsyncGenerator[Sequence[DavNode]]:
+        """The resources directly inside a collection (PROPFIND Depth 1), a
+        page at a time; big collections read them from storage page by page."""
+        yield await self.members()
 
     async def patch(self, changes: Mapping[str, str | None]) -> None:
         """Set (str) or remove (None) properties named in ``WRITABLE``, all or none."""

@@ -6,14 +6,21 @@ and writes the answer."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import web
 
 from .errors import DavError
-from .multistatus import PropRequest, multistatus, node_response, status_response
+from .multistatus import (
+    PropRequest,
+    multistatus,
+    node_response,
+    page_responses,
+    status_response,
+    stream_multistatus,
+)
 from .resource import DavNode
 from .xml import Element, child_named, dav, element
 
@@ -31,6 +38,9 @@ class SyncResult:
     removed: Sequence[str]  # hrefs of members gone (answered 404, 3.5.2)
     token: str  # the new token
     truncated: bool = False  # the limit cut the answer short (3.6)
+    # More changed members, read while the answer is sent: an initial sync
+    # of a big collection lists it page by page instead of all at once.
+    more: AsyncGenerator[Sequence[DavNode]] | None = None
 
 
 class SyncSource(Protocol):
@@ -68,7 +78,9 @@ def parse_sync_request(root: Element) -> SyncRequest:
     return SyncRequest(token=token, limit=limit, props=PropRequest.from_parent(root))
 
 
-async def sync_collection(root: Element, source: SyncSource) -> web.Response:
+async def sync_collection(
+    request: web.Request, root: Element, source: SyncSource
+) -> web.StreamResponse:
     wanted = parse_sync_request(root)
     result = await source.sync(wanted)
     responses = [node_response(node, wanted.props) for node in result.changed]
@@ -76,4 +88,8 @@ async def sync_collection(root: Element, source: SyncSource) -> web.Response:
     if result.truncated:
         # 3.6: the request-URI answered 507 says "more to come with the new token".
         responses.append(status_response(source.href, 507))
-    return multistatus(responses, element(dav("sync-token"), result.token))
+    token = element(dav("sync-token"), result.token)
+    if result.more is None:
+        return multistatus(responses, token)
+    more = page_responses(result.more, wanted.props)
+    return await stream_multistatus(request, responses, more, [token])

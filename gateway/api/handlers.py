@@ -17,6 +17,7 @@ from gateway.ical import parse_reply
 from gateway.mail.inbound import itip_parts
 from gateway.web.auth import Principal
 from gateway.web.keys import BOOKINGS, LINKS, METRICS, MIRROR_ADMIN
+from gateway.web.responses import releasing_json
 
 from .problems import ApiProblem, from_validation_error, invalid
 from .schemas import (
@@ -50,7 +51,7 @@ Model = TypeVar("Model", bound=BaseModel)
 def _json(
     model: BaseModel, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
-    return web.json_response(model.model_dump(mode="json"), status=status, headers=headers)
+    return releasing_json(model.model_dump(mode="json"), status=status, headers=headers)
 
 
 async def _body(request: web.Request, model: type[Model]) -> Model:

@@ -6,7 +6,7 @@ the core never imports them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -79,6 +79,17 @@ class Repository(ReadPort, Protocol):
     async def list_entries(self, resource_id: str) -> list[ObjectEntry]:
         """Every object's name, tag and size, without reading its text,
         oldest change first (by revision)."""
+        ...
+
+    def iter_entries(self, resource_id: str) -> AsyncGenerator[list[ObjectEntry]]:
+        """``list_entries`` in pages, by name, all from one snapshot: memory
+        stays bounded by a page however big the calendar. Close the iterator
+        (``contextlib.aclosing``) if you stop early."""
+        ...
+
+    def iter_objects(self, resource_id: str) -> AsyncGenerator[list[CalendarObject]]:
+        """Every object with its text, in pages, by name, from one snapshot
+        (as ``iter_entries``)."""
         ...
 
     async def get_many(self, resource_id: str, hrefs: Sequence[str]) -> list[CalendarObject]:

@@ -7,8 +7,8 @@ Three jobs, a module each:
   the gateway does not model (VALARM, X- properties) survives;
 * ``ICalCodec.occurrences`` (``codec``) expands recurrences with
   recurring_ical_events;
-* ``render_feed`` (``feed``) builds the ICS feed of a resource, full or
-  anonymous ("busy");
+* ``render_feed`` / ``feed_builder`` (``feed``) build the ICS feed of a
+  resource, full or anonymous ("busy"), from all objects or page by page;
 * ``ICalQueryEngine`` (``query``) answers CalDAV queries on stored objects:
   filters (``filters``), recurrence instances and time ranges (``expand``),
   expanded or limited calendar-data, free-busy (``freebusy``).
@@ -20,16 +20,18 @@ bounded LRU mapping), ``common`` (what the codec, the zones and the feed share).
 
 from gateway.ical.codec import ICalCodec
 from gateway.ical.common import PRODID
-from gateway.ical.feed import FeedRenderer, FeedView, render_feed
+from gateway.ical.feed import FeedBuilder, FeedRenderer, FeedView, feed_builder, render_feed
 from gateway.ical.itip import parse_reply, render_itip
 from gateway.ical.query import ICalQueryEngine
 
 __all__ = [
     "PRODID",
+    "FeedBuilder",
     "FeedRenderer",
     "FeedView",
     "ICalCodec",
     "ICalQueryEngine",
+    "feed_builder",
     "parse_reply",
     "render_feed",
     "render_itip",

@@ -15,6 +15,8 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -169,17 +171,18 @@ class FeedRenderer:
     def render(
         self, resource: Resource, objects: Sequence[CalendarObject], view: FeedView
     ) -> bytes:
+        builder = self.builder(resource, view)
+        builder.add(objects)
+        return builder.finish()
+
+    def builder(self, resource: Resource, view: FeedView) -> FeedBuilder:
+        """A feed to be given its objects a page at a time."""
         if view not in ("full", "busy"):
             raise ValueError(f"unknown feed view {view!r}")
-        included = [o for o in objects if o.booking.status is not BookingStatus.CANCELLED]
-        fragments = [self._fragment(resource, o, view) for o in included]
-        parts = [_feed_head(resource)]
-        parts.extend(_feed_timezones(included, fragments))
-        parts.extend(f.body for f in fragments)
-        parts.append(b"END:VCALENDAR\r\n")
-        return b"".join(parts)
+        return FeedBuilder(self, resource, view)
 
-    def _fragment(self, resource: Resource, obj: CalendarObject, view: FeedView) -> _Fragment:
+    def fragment(self, resource: Resource, obj: CalendarObject, view: FeedView) -> _Fragment:
+        """What ``obj`` adds to a feed, from the cache when it has not changed."""
         booking = obj.booking
         # Everything the fragment depends on besides the text (which the ETag
         # stands for): busy UIDs hash the resource id, DTSTAMP is the update
@@ -190,6 +193,53 @@ class FeedRenderer:
             fragment = _build_fragment(resource, obj, view, obj.ics)
             self._fragments.put(key, fragment)
         return fragment
+
+
+class FeedBuilder:
+    """One feed put together from pages of objects. Between pages it keeps
+    only the fragments (the cache holds them anyway) and the span of years,
+    so a big calendar never has all its objects in memory at once."""
+
+    def __init__(self, renderer: FeedRenderer, resource: Resource, view: FeedView) -> None:
+        self._renderer = renderer
+        self._resource = resource
+        self._view: FeedView = view
+        self._fragments: list[_Fragment] = []
+        self._years = _Years()
+
+    @property
+    def count(self) -> int:
+        """Objects in the feed so far (cancelled ones are left out)."""
+        return len(self._fragments)
+
+    def add(self, objects: Iterable[CalendarObject]) -> None:
+        for obj in objects:
+            if obj.booking.status is BookingStatus.CANCELLED:
+                continue
+            self._fragments.append(self._renderer.fragment(self._resource, obj, self._view))
+            self._years.add(obj)
+
+    def finish(self) -> bytes:
+        parts = [_feed_head(self._resource)]
+        parts.extend(_feed_timezones(self._fragments, self._years.range()))
+        parts.extend(f.body for f in self._fragments)
+        parts.append(b"END:VCALENDAR\r\n")
+        return b"".join(parts)
+
+
+_NO_ZONES: Mapping[str, bytes] = MappingProxyType({})
+
+
+@lru_cache(maxsize=1024)
+def _zone_set(tzids: tuple[str, ...]) -> frozenset[str]:
+    """One shared set per combination of zones (most objects use none or the
+    same one): the cache holds up to 25,000 fragments."""
+    return frozenset(tzids)
+
+
+def _fragment_of(body: bytes, tzids: set[str], stored: Mapping[str, bytes]) -> _Fragment:
+    own = {t: stored[t] for t in tzids if not _is_iana(t)}
+    return _Fragment(body, _zone_set(tuple(sorted(tzids))), own or _NO_ZONES)
 
 
 def _build_fragment(
@@ -210,7 +260,7 @@ def _build_fragment(
         body, tzids = _busy_body(resource, obj.booking, events)
     unknown = frozenset(t for t in tzids if not _is_iana(t) and t not in stored)
     if not unknown:
-        return _Fragment(body, frozenset(tzids), {t: stored[t] for t in tzids if not _is_iana(t)})
+        return _fragment_of(body, tzids, stored)
     if not final:
         # A TZID neither the tz database nor the object defines would make
         # the feed invalid (RFC 5545 3.2.19); such values become UTC.
@@ -226,7 +276,7 @@ def _build_fragment(
         body, tzids = _full_body(events, drop=unknown)
     else:
         body, tzids = _busy_body(resource, obj.booking, events, drop=unknown)
-    return _Fragment(body, frozenset(tzids), {t: stored[t] for t in tzids if not _is_iana(t)})
+    return _fragment_of(body, tzids, stored)
 
 
 def _full_body(
@@ -310,25 +360,31 @@ def _feed_head(resource: Resource) -> bytes:
     return head[: -len(end)]
 
 
-def _feed_years(objects: Iterable[CalendarObject]) -> tuple[int, int] | None:
-    """The years the feed's VTIMEZONEs must cover."""
+@dataclass(slots=True)
+class _Years:
+    """The years the feed's VTIMEZONEs must cover, object by object."""
+
     first: int | None = None
     last: int | None = None
-    for obj in objects:
+
+    def add(self, obj: CalendarObject) -> None:
         start, end = obj.span.start, obj.span.end
         # An unbounded recurrence ends at FAR_FUTURE; cover a long stretch.
         last_year = start.year + 30 if end >= FAR_FUTURE else end.year
-        first = start.year if first is None else min(first, start.year)
-        last = last_year if last is None else max(last, last_year)
-    if first is None or last is None:
-        return None
-    # A year on either side: local times near New Year, and RECURRENCE-ID or
-    # EXDATE values just outside the indexed span.
-    return max(first - 1, 1970), min(max(last + 2, first + 1), 2200)
+        self.first = start.year if self.first is None else min(self.first, start.year)
+        self.last = last_year if self.last is None else max(self.last, last_year)
+
+    def range(self) -> tuple[int, int] | None:
+        if self.first is None or self.last is None:
+            return None
+        # A year on either side: local times near New Year, and RECURRENCE-ID
+        # or EXDATE values just outside the indexed span.
+        first, last = self.first, self.last
+        return max(first - 1, 1970), min(max(last + 2, first + 1), 2200)
 
 
 def _feed_timezones(
-    objects: Sequence[CalendarObject], fragments: Sequence[_Fragment]
+    fragments: Sequence[_Fragment], years: tuple[int, int] | None
 ) -> Iterator[bytes]:
     """Exactly one VTIMEZONE per TZID the feed uses (RFC 5545 3.6.5).
 
@@ -349,7 +405,6 @@ def _feed_timezones(
                 iana.add(tzid)
             else:
                 custom[tzid] = fragment.vtimezones[tzid]
-    years = _feed_years(objects)
     if iana and years is not None:
         for tzid in sorted(iana):
             yield _vtimezone_bytes(tzid, *years)
@@ -367,3 +422,8 @@ def render_feed(resource: Resource, objects: Sequence[CalendarObject], view: Fee
     busy, under opaque UIDs. Cancelled bookings are left out of both.
     """
     return _RENDERER.render(resource, objects, view)
+
+
+def feed_builder(resource: Resource, view: FeedView) -> FeedBuilder:
+    """``render_feed`` for objects that come a page at a time."""
+    return _RENDERER.builder(resource, view)

@@ -1,6 +1,7 @@
 """aiosqlite implementation of ``gateway.core.ports.Repository``.
 
-Two connections per repository (DESIGN.md, data flow):
+Two connections per repository (DESIGN.md, data flow), and a few more lent
+out for listings read in pages (``snapshots``):
 
 * the *writer* runs every transaction. aiosqlite gives a connection one thread
   and one statement queue, so two coroutines interleaving statements on it would
@@ -10,6 +11,9 @@ Two connections per repository (DESIGN.md, data flow):
   failing with SQLITE_BUSY half-way when a read lock cannot be upgraded).
 * the *reader* serves reads outside transactions. In WAL mode readers never
   block the writer nor wait for it, and they see only committed data.
+* ``iter_entries`` / ``iter_objects`` read whole calendars page by page, each
+  from one snapshot on a connection of its own (see ``snapshots``), so memory
+  does not grow with the calendar.
 
 Reads made through a transaction object use the writer, so they see the
 transaction's own uncommitted writes.
@@ -19,8 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, aclosing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -59,8 +63,10 @@ from .rows import (
     utc_text,
 )
 from .schema import SchemaError, migrate
+from .snapshots import SnapshotPool
 
 BUSY_TIMEOUT_MS = 5000
+SNAPSHOT_CACHE_KIB = 256
 _BATCH = 500
 
 # RETURNING (used for revision bumps and deletes) arrived in SQLite 3.35.
@@ -346,15 +352,37 @@ async def _rollback(conn: aiosqlite.Connection) -> None:
             raise
 
 
+_ENTRIES = (
+    "SELECT href, uid, etag, updated_at, revision, length(CAST(ics AS BLOB)) AS size "
+    "FROM objects WHERE resource_id = ?"
+)
+
+
+def _entry(row: sqlite3.Row) -> ObjectEntry:
+    return ObjectEntry(
+        href=row["href"],
+        uid=row["uid"],
+        etag=row["etag"],
+        updated=from_utc_text(row["updated_at"]),
+        size=row["size"],
+        revision=row["revision"],
+    )
+
+
 class SqliteRepository(_Reads):
     """The gateway's store on one SQLite file. Use ``open_sqlite_repository``."""
 
     def __init__(
-        self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection
+        self,
+        path: Path,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        snapshots: SnapshotPool,
     ) -> None:
         self.path = path
         self._writer = writer
         self._reader = reader
+        self._snapshots = snapshots
         self._lock = asyncio.Lock()
         self._closed = False
 
@@ -379,22 +407,24 @@ class SqliteRepository(_Reads):
         return [decode_object(row) for row in rows]
 
     async def list_entries(self, resource_id: str) -> list[ObjectEntry]:
-        rows = await self._query(
-            "SELECT href, uid, etag, updated_at, revision, length(CAST(ics AS BLOB)) AS size "
-            "FROM objects WHERE resource_id = ? ORDER BY revision",
-            (resource_id,),
+        rows = await self._query(_ENTRIES + " ORDER BY revision", (resource_id,))
+        return [_entry(row) for row in rows]
+
+    async def iter_entries(self, resource_id: str) -> AsyncGenerator[list[ObjectEntry]]:
+        # By name: the (resource_id, href) index serves the order, so SQLite
+        # streams rows without sorting them all first.
+        pages = self._snapshots.pages(_ENTRIES + " ORDER BY href", (resource_id,))
+        async with aclosing(pages):
+            async for rows in pages:
+                yield [_entry(row) for row in rows]
+
+    async def iter_objects(self, resource_id: str) -> AsyncGenerator[list[CalendarObject]]:
+        pages = self._snapshots.pages(
+            "SELECT * FROM objects WHERE resource_id = ? ORDER BY href", (resource_id,)
         )
-        return [
-            ObjectEntry(
-                href=row["href"],
-                uid=row["uid"],
-                etag=row["etag"],
-                updated=from_utc_text(row["updated_at"]),
-                size=row["size"],
-                revision=row["revision"],
-            )
-            for row in rows
-        ]
+        async with aclosing(pages):
+            async for rows in pages:
+                yield [decode_object(row) for row in rows]
 
     async def get_many(self, resource_id: str, hrefs: Sequence[str]) -> list[CalendarObject]:
         found: list[CalendarObject] = []
@@ -569,7 +599,10 @@ class SqliteRepository(_Reads):
             try:
                 await self._writer.close()
             finally:
-                await self._reader.close()
+                try:
+                    await self._reader.close()
+                finally:
+                    await self._snapshots.close()
 
 
 async def _connect(path: Path, *, writer: bool, busy_timeout_ms: int) -> aiosqlite.Connection:
@@ -615,7 +648,15 @@ async def open_sqlite_repository(
     except BaseException:
         await writer.close()
         raise
-    return SqliteRepository(path, writer, reader)
+
+    async def snapshot_connection() -> aiosqlite.Connection:
+        conn = await _connect(path, writer=False, busy_timeout_ms=busy_timeout_ms)
+        # A listing reads each page once, front to back: a page cache would
+        # only hold memory (SQLite's default is 2 MiB per connection).
+        await _run(conn, f"PRAGMA cache_size = -{SNAPSHOT_CACHE_KIB:d}")
+        return conn
+
+    return SqliteRepository(path, writer, reader, SnapshotPool(snapshot_connection))
 
 
 if TYPE_CHECKING:

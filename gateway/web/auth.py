@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import time
@@ -27,13 +28,26 @@ from gateway.settings import Settings
 
 Access = Literal["read", "read-write"]
 ALL_RESOURCES = "*"
+# A verified name and password are trusted again until they go unused this
+# long (each use restarts the clock): a syncing client re-checked every few
+# minutes would cost an argon2 run each time.
 _CACHE_SECONDS = 300.0
 _CACHE_MAX = 1024
+# argon2 with the library's defaults (RFC 9106's second recommendation) takes
+# 64 MiB per check; this many checks at once bound the memory a burst of
+# sign-ins (or of wrong passwords) can take. Two cores do no more at once.
+MAX_PARALLEL_CHECKS = 2
 
 _hasher = PasswordHasher()
-# Verified against when the user name is unknown, so a wrong name costs as much
-# time as a wrong password and response times do not reveal which names exist.
-_DUMMY_HASH = _hasher.hash("calgateway-dummy-password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the user name is unknown, so a wrong name costs
+    as much time as a wrong password and response times do not reveal which
+    names exist. Made on first need: hashing at import would cost every
+    start 64 MiB and a tenth of a second."""
+    return _hasher.hash("calgateway-dummy-password")
 
 
 def hash_password(password: str) -> str:
@@ -103,6 +117,7 @@ class Authenticator:
         self._clock = clock
         self._verified: dict[bytes, float] = {}
         self._checking: dict[bytes, asyncio.Future[bool]] = {}
+        self._check_slots = asyncio.Semaphore(MAX_PARALLEL_CHECKS)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Authenticator:
@@ -150,14 +165,15 @@ class Authenticator:
         now = self._clock()
         expires = self._verified.get(cache_key)
         if user is not None and expires is not None and expires > now:
+            self._verified[cache_key] = now + _CACHE_SECONDS
             return Principal(user.name, "user", user.access)
         # A CalDAV client opens several connections at once, all with the same
         # credentials: they share one check instead of running argon2 (64 MiB
         # and tens of milliseconds each) side by side.
         pending = self._checking.get(cache_key)
         if pending is None:
-            stored = user.password_hash if user is not None else _DUMMY_HASH
-            pending = asyncio.ensure_future(asyncio.to_thread(verify_password, stored, password))
+            stored = user.password_hash if user is not None else None
+            pending = asyncio.ensure_future(self._check(stored, password))
             self._checking[cache_key] = pending
             pending.add_done_callback(lambda _: self._checking.pop(cache_key, None))
         ok = await asyncio.shield(pending)
@@ -167,6 +183,14 @@ class Authenticator:
             self._verified.clear()
         self._verified[cache_key] = now + _CACHE_SECONDS
         return Principal(user.name, "user", user.access)
+
+    async def _check(self, password_hash: str | None, password: str) -> bool:
+        """One password check in a worker thread, at most
+        ``MAX_PARALLEL_CHECKS`` at a time (None: an unknown name)."""
+        async with self._check_slots:
+            return await asyncio.to_thread(
+                lambda: verify_password(password_hash or _dummy_hash(), password)
+            )
 
 
 def _digest(token: str) -> bytes:

@@ -136,3 +136,31 @@ def time_range_query(start: str, end: str, *, extra_props: str = "") -> str:
         f'<C:time-range start="{start}" end="{end}"/>'
         "</C:comp-filter></C:comp-filter></C:filter></C:calendar-query>"
     )
+
+
+def sync_body(token: str, *, limit: int | None = None, data: bool = False) -> str:
+    limit_xml = f"<D:limit><D:nresults>{limit}</D:nresults></D:limit>" if limit else ""
+    data_xml = "<C:calendar-data/>" if data else ""
+    return (
+        '<D:sync-collection xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        f"<D:sync-token>{token}</D:sync-token><D:sync-level>1</D:sync-level>{limit_xml}"
+        f"<D:prop><D:getetag/>{data_xml}</D:prop></D:sync-collection>"
+    )
+
+
+async def sync(
+    client: AppClient,
+    token: str = "",
+    *,
+    limit: int | None = None,
+    data: bool = False,
+    path: str = "/dav/calendars/anna/",
+) -> Answer:
+    """A sync-collection REPORT (RFC 6578) on ``path``."""
+    return await request(client, "REPORT", path, sync_body(token, limit=limit, data=data))
+
+
+def token_of(answer: Answer) -> str:
+    token = answer.xml().findtext("D:sync-token", namespaces=NS)
+    assert token
+    return token

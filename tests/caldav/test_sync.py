@@ -2,30 +2,10 @@
 
 from __future__ import annotations
 
-from tests.caldav.dav import NS, Answer, event, put, request
+from tests.caldav.dav import event, put, request, sync, sync_body, token_of
 from tests.conftest import AppClient
 
 ANNA = "/dav/calendars/anna/"
-
-
-def sync_body(token: str, *, limit: int | None = None, data: bool = False) -> str:
-    limit_xml = f"<D:limit><D:nresults>{limit}</D:nresults></D:limit>" if limit else ""
-    data_xml = "<C:calendar-data/>" if data else ""
-    return (
-        '<D:sync-collection xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
-        f"<D:sync-token>{token}</D:sync-token><D:sync-level>1</D:sync-level>{limit_xml}"
-        f"<D:prop><D:getetag/>{data_xml}</D:prop></D:sync-collection>"
-    )
-
-
-async def sync(client: AppClient, token: str = "", **kwargs: object) -> Answer:
-    return await request(client, "REPORT", ANNA, sync_body(token, **kwargs))  # type: ignore[arg-type]
-
-
-def token_of(answer: Answer) -> str:
-    token = answer.xml().findtext("D:sync-token", namespaces=NS)
-    assert token
-    return token
 
 
 def hour(n: int) -> tuple[str, str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack, aclosing
 from dataclasses import MISSING, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -364,6 +365,73 @@ class RepositoryContract:
         assert sorted(o.href for o in found) == sorted(f"u{n}.ics" for n in range(0, 1200, 2))
         assert all(o.resource_id == "anna" for o in found)
         assert await repo.get_many("anna", []) == []
+
+    # -- whole calendars in pages ----------------------------------------------------
+
+    async def test_iter_entries_gives_every_entry_once_by_name_in_bounded_pages(
+        self, repo: Repository
+    ) -> None:
+        await save(repo, *(make_object(f"u{n:04d}") for n in range(1200)))
+        await save(repo, make_object("u0001", resource_id="bob"))
+        pages = [page async for page in repo.iter_entries("anna")]
+        assert len(pages) > 1, "1,200 objects should not come in one page"
+        assert max(len(page) for page in pages) <= 500
+        listed = [entry for page in pages for entry in page]
+        assert [e.href for e in listed] == [f"u{n:04d}.ics" for n in range(1200)]
+        by_name = {e.href: e for e in await repo.list_entries("anna")}
+        assert listed == [by_name[e.href] for e in listed]
+        assert [page async for page in repo.iter_entries("nobody")] == []
+
+    async def test_iter_objects_gives_whole_objects_by_name(self, repo: Repository) -> None:
+        objects = [
+            make_object(f"u{n:04d}", ics=ics_for(f"u{n:04d}", "X-N:1\r\n")) for n in range(700)
+        ]
+        await save(repo, *reversed(objects))
+        listed = [obj async for page in repo.iter_objects("anna") for obj in page]
+        assert listed == objects
+
+    async def test_a_listing_in_pages_is_one_snapshot(self, repo: Repository) -> None:
+        """Writes that land between two pages do not show up half-way: a
+        client must not get an object twice nor miss one that did not change."""
+        await save(repo, *(make_object(f"u{n:04d}") for n in range(1000)))
+        pages = repo.iter_entries("anna")
+        async with aclosing(pages):
+            first = await anext(pages)
+            await delete(repo, "u0999")  # not read yet
+            await save(repo, make_object("u1500"))  # sorts after everything read
+            await save(
+                repo, make_object("u0000", ics=ics_for("u0000", "X-CHANGED:1\r\n"))
+            )  # read already
+            rest = [entry async for page in pages for entry in page]
+        names = [e.href for e in [*first, *rest]]
+        assert names == [f"u{n:04d}.ics" for n in range(1000)]
+        after = [e.href async for page in repo.iter_entries("anna") for e in page]
+        assert "u0999.ics" not in after and "u1500.ics" in after
+
+    async def test_listings_stopped_early_give_their_connection_back(
+        self, repo: Repository
+    ) -> None:
+        await save(repo, *(make_object(f"u{n:04d}") for n in range(600)))
+        for _ in range(12):  # more than any sensible pool of connections
+            pages = repo.iter_entries("anna")
+            async with aclosing(pages):
+                await anext(pages)
+        async with asyncio.timeout(10):
+            complete = [e async for page in repo.iter_entries("anna") for e in page]
+        assert len(complete) == 600
+
+    async def test_several_listings_can_be_open_at_once(self, repo: Repository) -> None:
+        """Slow clients each hold a listing open; a handful of them must not
+        keep the next one waiting."""
+        await save(repo, *(make_object(f"u{n:04d}") for n in range(600)))
+        async with AsyncExitStack() as stack:
+            listings = [
+                await stack.enter_async_context(aclosing(repo.iter_entries("anna")))
+                for _ in range(8)
+            ]
+            async with asyncio.timeout(10):
+                firsts = [await anext(listing) for listing in listings]
+            assert all(len(first) == 500 for first in firsts)
 
     async def test_a_renamed_object_logs_the_old_name_as_deleted(self, repo: Repository) -> None:
         await save(repo, make_object("a"))  # 1

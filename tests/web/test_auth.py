@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import threading
 
 import bcrypt
 import pytest
@@ -78,3 +80,62 @@ async def test_concurrent_first_sign_ins_share_one_password_check(
     # A later wrong attempt is checked again, not answered from the shared one.
     assert await auth.authenticate(basic("u", "wrong-pw")) is None
     assert calls == ["right-pw", "wrong-pw", "wrong-pw"]
+
+
+async def test_credentials_in_use_stay_trusted_idle_ones_are_checked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[str] = []
+    real = auth_module.verify_password
+
+    def counting(password_hash: str, password: str) -> bool:
+        calls.append(password)
+        return real(password_hash, password)
+
+    monkeypatch.setattr(auth_module, "verify_password", counting)
+    clock = FakeClock()
+    auth = Authenticator([_User("u", hash_password("right-pw"), {"*": "read"})], [], clock=clock)
+    for minute in (0, 4, 8, 12):  # a client syncing every four minutes
+        clock.now = minute * 60.0
+        assert await auth.authenticate(basic("u", "right-pw")) is not None
+    assert calls == ["right-pw"]
+    clock.now += 301  # then idle for more than five minutes
+    assert await auth.authenticate(basic("u", "right-pw")) is not None
+    assert calls == ["right-pw", "right-pw"]
+
+
+async def test_password_checks_run_at_most_two_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """argon2 takes 64 MiB per check: a burst of sign-ins with different
+    passwords must not run them all at once."""
+    loop = asyncio.get_running_loop()
+    reached = {n: asyncio.Event() for n in (1, 2, 3)}  # n checks running at once
+    inside = 0
+    lock = threading.Lock()
+    release = threading.Event()
+
+    def slow(password_hash: str, password: str) -> bool:
+        nonlocal inside
+        with lock:
+            inside += 1
+            if inside in reached:
+                loop.call_soon_threadsafe(reached[inside].set)
+        release.wait(timeout=10)
+        with lock:
+            inside -= 1
+        return False
+
+    monkeypatch.setattr(auth_module, "verify_password", slow)
+    auth = Authenticator([_User("u", hash_password("right-pw"), {"*": "read"})], [])
+    burst = [asyncio.ensure_future(auth.authenticate(basic("u", f"guess-{n}"))) for n in range(6)]
+    async with asyncio.timeout(10):
+        await reached[2].wait()
+    # A third would start at once if nothing held it back; give it a moment.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await reached[3].wait()
+    release.set()
+    assert await asyncio.gather(*burst) == [None] * 6
+    assert not reached[3].is_set()
+    assert auth_module.MAX_PARALLEL_CHECKS == 2
