@@ -1070,17 +1070,30 @@ def table(result: RunResult, repeats: int, concurrency: int) -> str:
 
 
 def memory_table(results: Sequence[RunResult]) -> str:
+    """Peak RSS per N after each group of phases (VmHWM only grows, and was
+    reset after preloading): the PUT sample, then the CalDAV reads, then the
+    whole calendar as ICS (and the sync-collection, which reads little)."""
+    columns = (
+        ("peak_after_load_kib", "PUT sample"),
+        ("peak_after_multiget_kib", "+ CalDAV reads"),
+        ("after_load_peak_kib", "+ whole calendar as ICS"),
+    )
+    servers = ("gateway", "Radicale")
+    head = [f"{server}: {what}" for server in servers for _, what in columns]
     rows = [
         "### Peak RSS as N grows (MiB, VmHWM after preloading)",
         "",
-        "| events | gateway | Radicale |",
-        "| ---: | ---: | ---: |",
+        "| events | " + " | ".join(head) + " |",
+        "| ---: |" + " ---: |" * len(head),
     ]
     for r in results:
-        g = r.memory.get("gateway", {}).get("after_load_peak_kib")
-        rad = r.memory.get("Radicale", {}).get("after_load_peak_kib")
-        if g is not None and rad is not None:
-            rows.append(f"| {r.events} | {_mib(g)} | {_mib(rad)} |")
+        cells = []
+        for server in servers:
+            memory = r.memory.get(server, {})
+            for key, _ in columns:
+                kib = memory.get(key)
+                cells.append(_mib(kib) if kib is not None else "-")
+        rows.append(f"| {r.events} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 

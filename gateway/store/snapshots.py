@@ -1,7 +1,7 @@
 """Listings read in pages from one consistent snapshot.
 
-A PROPFIND Depth 1 or an unfiltered calendar-query lists every object of a
-calendar. Reading them in one query keeps all rows (and everything built
+A PROPFIND Depth 1, an initial sync-collection, a calendar-query without a
+time range and the ICS feed read every object of a calendar. Reading them in one query keeps all rows (and everything built
 from them) in memory at once, so the server's memory would grow with the
 calendar. Here the rows come page by page from a single SELECT on a
 connection of their own: while the statement is open SQLite keeps it in one
