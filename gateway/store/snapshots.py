@@ -1,14 +1,14 @@
 """Listings read in pages from one consistent snapshot.
 
 A PROPFIND Depth 1, an initial sync-collection, a calendar-query without a
-time range and the ICS feed read every object of a calendar. Reading them in one query keeps all rows (and everything built
-from them) in memory at once, so the server's memory would grow with the
-calendar. Here the rows come page by page from a single SELECT on a
-connection of their own: while the statement is open SQLite keeps it in one
-read transaction, so the pages form one snapshot even when writes land in
-between (WAL mode: the writer is never blocked). The shared reader
-connection cannot be used for this: every other read queued on it would see
-the same old snapshot until the listing ends.
+time range and the ICS feed read every object of a calendar. Reading them in
+one query keeps all rows (and everything built from them) in memory at once,
+so the server's memory would grow with the calendar. Here the rows come page
+by page from a single SELECT on a connection of their own: while the
+statement is open SQLite keeps it in one read transaction, so the pages form
+one snapshot even when writes land in between (WAL mode: the writer is never
+blocked). The shared reader connection cannot be used for this: every other
+read queued on it would see the same old snapshot until the listing ends.
 """
 
 from __future__ import annotations
