@@ -60,9 +60,9 @@ async def test_tokens_and_grants() -> None:
     assert await auth.authenticate(None) is None
 
 
-async def test_concurrent_first_sign_ins_share_one_password_check(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def checked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The passwords the authenticator really checks (not answered from its cache)."""
     calls: list[str] = []
     real = auth_module.verify_password
 
@@ -71,6 +71,11 @@ async def test_concurrent_first_sign_ins_share_one_password_check(
         return real(password_hash, password)
 
     monkeypatch.setattr(auth_module, "verify_password", counting)
+    return calls
+
+
+async def test_concurrent_first_sign_ins_share_one_password_check(checked: list[str]) -> None:
+    calls = checked
     auth = Authenticator([_User("u", hash_password("right-pw"), {"*": "read"})], [])
     results = await asyncio.gather(*(auth.authenticate(basic("u", "right-pw")) for _ in range(8)))
     assert all(r is not None and r.name == "u" for r in results)
@@ -83,16 +88,9 @@ async def test_concurrent_first_sign_ins_share_one_password_check(
 
 
 async def test_credentials_in_use_stay_trusted_idle_ones_are_checked_again(
-    monkeypatch: pytest.MonkeyPatch,
+    checked: list[str],
 ) -> None:
-    calls: list[str] = []
-    real = auth_module.verify_password
-
-    def counting(password_hash: str, password: str) -> bool:
-        calls.append(password)
-        return real(password_hash, password)
-
-    monkeypatch.setattr(auth_module, "verify_password", counting)
+    calls = checked
     clock = FakeClock()
     auth = Authenticator([_User("u", hash_password("right-pw"), {"*": "read"})], [], clock=clock)
     for minute in (0, 4, 8, 12):  # a client syncing every four minutes
