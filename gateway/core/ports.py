@@ -92,6 +92,13 @@ class Repository(ReadPort, Protocol):
         (as ``iter_entries``)."""
         ...
 
+    def iter_in_span(
+        self, resource_id: str, window: TimeSpan
+    ) -> AsyncGenerator[list[CalendarObject]]:
+        """``in_span`` in pages from one snapshot (as ``iter_entries``): a
+        window of years can hold the whole calendar."""
+        ...
+
     async def get_many(self, resource_id: str, hrefs: Sequence[str]) -> list[CalendarObject]:
         """The objects of a collection with these names (missing ones left out)."""
         ...

@@ -1,6 +1,6 @@
 """Listings read in pages from one consistent snapshot.
 
-A PROPFIND Depth 1, an initial sync-collection, a calendar-query without a
+A PROPFIND Depth 1, an initial sync-collection, a calendar-query over a long
 time range and the ICS feed read every object of a calendar. Reading them in
 one query keeps all rows (and everything built from them) in memory at once,
 so the server's memory would grow with the calendar. Here the rows come page

@@ -418,10 +418,17 @@ class SqliteRepository(_Reads):
             async for rows in pages:
                 yield [_entry(row) for row in rows]
 
-    async def iter_objects(self, resource_id: str) -> AsyncGenerator[list[CalendarObject]]:
-        pages = self._snapshots.pages(
-            "SELECT * FROM objects WHERE resource_id = ? ORDER BY href", (resource_id,)
-        )
+    def iter_objects(self, resource_id: str) -> AsyncGenerator[list[CalendarObject]]:
+        sql = "SELECT * FROM objects WHERE resource_id = ? ORDER BY href"
+        return self._object_pages(sql, (resource_id,))
+
+    def iter_in_span(
+        self, resource_id: str, window: TimeSpan
+    ) -> AsyncGenerator[list[CalendarObject]]:
+        return self._object_pages(*in_span_statement(resource_id, window))
+
+    async def _object_pages(self, sql: str, params: Params) -> AsyncGenerator[list[CalendarObject]]:
+        pages = self._snapshots.pages(sql, params)
         async with aclosing(pages):
             async for rows in pages:
                 yield [decode_object(row) for row in rows]

@@ -1,7 +1,7 @@
-"""Calendars bigger than one page of the store: PROPFIND Depth 1, an
-unbounded calendar-query and an initial sync-collection are sent a page at a
-time (chunked), the feed is built a page at a time, and every object still
-comes exactly once."""
+"""Calendars bigger than one page of the store: PROPFIND Depth 1,
+calendar-query (with or without a time range) and an initial sync-collection
+are sent a page at a time (chunked), the feed is built a page at a time, and
+every object still comes exactly once."""
 
 from __future__ import annotations
 
@@ -11,7 +11,16 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Calendar
 
-from tests.caldav.dav import C, event, propfind, put, request, sync, token_of
+from tests.caldav.dav import (
+    C,
+    event,
+    propfind,
+    put,
+    request,
+    sync,
+    time_range_query,
+    token_of,
+)
 from tests.conftest import AppClient
 
 ANNA_FEED_TOKEN = "anna-feed-token-0123456789abcdef"  # tests/conftest.py
@@ -80,6 +89,15 @@ async def test_unbounded_calendar_query_finds_matches_on_every_page(client: AppC
     odd = sorted(f"{ANNA}b{n:04d}.ics" for n in range(1, COUNT, 2))
     assert sorted(answer.hrefs()) == odd
     assert answer.props(odd[-1])["D:getetag"].text == etags[odd[-1]]
+
+
+async def test_a_query_for_years_streams_the_whole_calendar(client: AppClient) -> None:
+    etags = await fill(client)
+    body = time_range_query("20260101T000000Z", "20300101T000000Z")
+    answer = await request(client, "REPORT", ANNA, body, headers={"Depth": "1"})
+    assert answer.status == 207
+    assert answer.headers.get("Transfer-Encoding") == "chunked"
+    assert sorted(answer.hrefs()) == sorted(etags)
 
 
 async def test_a_listing_that_finds_nothing_is_still_a_multistatus(client: AppClient) -> None:

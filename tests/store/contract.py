@@ -390,6 +390,19 @@ class RepositoryContract:
         listed = [obj async for page in repo.iter_objects("anna") for obj in page]
         assert listed == objects
 
+    async def test_iter_in_span_pages_hold_what_in_span_finds(self, repo: Repository) -> None:
+        objects = [make_object(f"u{n:04d}", at(n), at(n + 0.5)) for n in range(1200)]
+        await save(repo, *objects, make_object("elsewhere", at(3), at(4), resource_id="bob"))
+        wide, narrow = window(-1, 2000), window(10, 20.25)
+        for span in (wide, narrow):
+            pages = [page async for page in repo.iter_in_span("anna", span)]
+            assert all(len(page) <= 500 for page in pages)
+            assert [o for page in pages for o in page] == await repo.in_span("anna", span)
+        assert len(await repo.in_span("anna", wide)) == 1200
+        assert [o.uid for o in await repo.in_span("anna", narrow)] == [
+            f"u{n:04d}" for n in range(10, 21)
+        ]
+
     async def test_a_listing_in_pages_is_one_snapshot(self, repo: Repository) -> None:
         """Writes that land between two pages do not show up half-way: a
         client must not get an object twice nor miss one that did not change."""
