@@ -12,7 +12,6 @@ round. One resource's trouble never stops the others.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from gateway.core.imports import StaleImport
 from gateway.core.mirror import Connection, ConnectionStatus, Direction, LogKind, WarningReason
 from gateway.core.mirror_admin import MirrorAdmin
 from gateway.core.ports import MirrorRepository
+from gateway.core.rounds import run_rounds
 
 from .channels import ChannelKeeper
 from .errors import (
@@ -72,19 +72,11 @@ class SyncWorker:
         self._wake.set()
 
     async def run(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the database may be briefly unavailable
-                log.exception("google sync round failed")
-            if not self._wake.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._next_wait())
+        await run_rounds(
+            self.run_once, self._wake, self._next_wait, log=log, failure="google sync round failed"
+        )
 
-    def _next_wait(self) -> float:
+    async def _next_wait(self) -> float:
         if not self._last_try:
             return self._poll.total_seconds()
         earliest = min(self._last_try.values()) + self._poll

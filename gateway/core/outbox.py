@@ -19,7 +19,6 @@ overtaken by the cancellation queued after it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -28,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from .model import OutboxItem
+from .rounds import run_rounds
 
 log = logging.getLogger("calgateway.outbox")
 
@@ -221,21 +221,15 @@ class OutboxWorker:
         else:
             if released:
                 log.info("outbox items of a previous run released", extra={"items": released})
-        while True:
-            self._wake.clear()
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the database may be briefly unavailable
-                log.exception("outbox pass failed")
-            wait = self._poll_interval
-            due = await self._next_due()
-            if due is not None:
-                wait = max(0.0, min(wait, (due - self._clock()).total_seconds()))
-            if wait > 0 and not self._wake.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=wait)
+        await run_rounds(
+            self.run_once, self._wake, self._next_wait, log=log, failure="outbox pass failed"
+        )
+
+    async def _next_wait(self) -> float:
+        due = await self._next_due()
+        if due is None:
+            return self._poll_interval
+        return max(0.0, min(self._poll_interval, (due - self._clock()).total_seconds()))
 
     async def _next_due(self) -> datetime | None:
         try:
