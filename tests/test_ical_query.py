@@ -24,7 +24,6 @@ from gateway.core.model import (
     FAR_FUTURE,
     Booking,
     CalendarObject,
-    Origin,
     TimeSpan,
 )
 from gateway.core.query import (
@@ -75,20 +74,9 @@ def stored(ics: str, timezone: str = "Europe/Berlin") -> CalendarObject:
     """An object as the store keeps a client's PUT: the text plus the fields
     and index span ``ICalCodec.parse`` read from it."""
     parsed = CODEC.parse(ics, timezone)
-    booking = Booking(
-        id=f"id-{parsed.uid}",
-        resource_id="anna",
-        uid=parsed.uid,
-        title=parsed.title,
-        start=parsed.start,
-        end=parsed.end,
-        timezone=parsed.timezone,
-        created=utc(2026, 1, 1),
-        updated=utc(2026, 1, 1),
-        status=parsed.status,
-        transparent=parsed.transparent,
-        origin=Origin.CALDAV,
-        recurring=parsed.recurring,
+    created = utc(2026, 1, 1)
+    booking = parsed.booking(
+        id=f"id-{parsed.uid}", resource_id="anna", created=created, updated=created
     )
     return CalendarObject(booking=booking, ics=ics, span=parsed.span)
 

@@ -230,6 +230,36 @@ class ParsedObject:
     sequence: int = 0
     recurring: bool = False
 
+    def booking(
+        self,
+        *,
+        id: str,
+        resource_id: str,
+        created: datetime,
+        updated: datetime,
+        origin: Origin = Origin.CALDAV,
+    ) -> Booking:
+        """The booking this object describes, as a CalDAV PUT stores it."""
+        return Booking(
+            id=id,
+            resource_id=resource_id,
+            uid=self.uid,
+            title=self.title,
+            start=self.start,
+            end=self.end,
+            timezone=self.timezone,
+            created=created,
+            updated=updated,
+            description=self.description,
+            location=self.location,
+            attendees=self.attendees,
+            status=self.status,
+            transparent=self.transparent,
+            origin=origin,
+            sequence=self.sequence,
+            recurring=self.recurring,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class BookingDraft:

@@ -288,24 +288,12 @@ class BookingService:
             if previous is not None and previous.ics == ics:
                 return previous, False  # a repeated PUT changes nothing
             now = self._clock()
-            booking = Booking(
+            booking = parsed.booking(
                 id=previous.booking.id if previous else self._new_id(),
                 resource_id=resource_id,
-                uid=parsed.uid,
-                title=parsed.title,
-                start=parsed.start,
-                end=parsed.end,
-                timezone=parsed.timezone,
                 created=previous.booking.created if previous else now,
                 updated=now,
-                description=parsed.description,
-                location=parsed.location,
-                attendees=parsed.attendees,
-                status=parsed.status,
-                transparent=parsed.transparent,
                 origin=previous.booking.origin if previous else Origin.CALDAV,
-                sequence=parsed.sequence,
-                recurring=parsed.recurring,
             )
             obj = CalendarObject(booking=booking, ics=ics, span=parsed.span, href=href)
             await self._refuse_double_booking(tx, obj, previous)

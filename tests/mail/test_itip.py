@@ -259,21 +259,7 @@ END:VCALENDAR
 def caldav_object(ics: str) -> CalendarObject:
     """A client's object as the CalDAV PUT path stores it."""
     parsed = ICalCodec().parse(ics, "Europe/Berlin")
-    booking = Booking(
-        id=parsed.uid,
-        resource_id="anna",
-        uid=parsed.uid,
-        title=parsed.title,
-        start=parsed.start,
-        end=parsed.end,
-        timezone=parsed.timezone,
-        created=NOW,
-        updated=NOW,
-        attendees=parsed.attendees,
-        status=parsed.status,
-        sequence=parsed.sequence,
-        recurring=parsed.recurring,
-    )
+    booking = parsed.booking(id=parsed.uid, resource_id="anna", created=NOW, updated=NOW)
     return CalendarObject(booking, ics, parsed.span)
 
 
