@@ -216,6 +216,29 @@ class ServerSettings(_Section):
     max_body_bytes: Annotated[Int, Field(ge=1024)] = 1_048_576
     log_format: Literal["json", "text"] = "json"
     shutdown_timeout: Annotated[Float, Field(gt=0)] = 10.0
+    # Connection deadlines (408 or a closed socket when they pass): a client
+    # that trickles its request head or body, or sits idle, must not hold a
+    # socket and a file descriptor for ever (slowloris).
+    head_timeout: Annotated[Float, Field(gt=0)] = 10.0
+    body_timeout: Annotated[Float, Field(gt=0)] = 60.0
+    keepalive_timeout: Annotated[Float, Field(gt=0)] = 60.0
+    # Connections open at once, in all and from one client address (0: no
+    # per-address cap, for a reverse proxy that is the only client).
+    max_connections: Annotated[Int, Field(ge=1)] = 1000
+    max_connections_per_address: Annotated[Int, Field(ge=0)] = 64
+    # Heavy requests (whole-calendar PROPFIND, REPORTs, feeds) run at most this
+    # many at once; up to heavy_queue more wait, beyond that 503 + Retry-After.
+    heavy_requests: Annotated[Int, Field(ge=1)] = 4
+    heavy_queue: Annotated[Int, Field(ge=0)] = 64
+    # /metrics: off (404), token (Authorization: Bearer metrics_token) or public.
+    metrics: Literal["off", "token", "public"] = "off"
+    metrics_token: Token | None = None
+
+    @model_validator(mode="after")
+    def _metrics_token_when_needed(self) -> Self:
+        if self.metrics == "token" and self.metrics_token is None:
+            raise ValueError("metrics: token needs metrics_token (run `calgateway new-token`)")
+        return self
 
     @field_validator("base_url")
     @classmethod
@@ -291,6 +314,40 @@ class StorageSettings(_Section):
     def sqlite_path(self) -> Path:
         """The absolute path of the SQLite database file."""
         return self._sqlite_path
+
+
+class LimitsSettings(_Section):
+    """What one calendar object may make the server do (RFC 4791 5.3.2.1
+    max-instances, valid-calendar-data): a booking calendar never needs a
+    rule that fires every second, and one object must not stall everyone."""
+
+    # Instances of one object looked at per query, and at most accepted in a
+    # series bounded by COUNT/UNTIL.
+    max_instances: Annotated[Int, Field(ge=1)] = 10_000
+    # A rule more often than daily (SECONDLY, MINUTELY, HOURLY) is refused
+    # unless COUNT or UNTIL bound it to at most this many occurrences.
+    max_sub_daily_occurrences: Annotated[Int, Field(ge=0)] = 1000
+    # Overridden instances (RECURRENCE-ID) in one object.
+    max_overrides: Annotated[Int, Field(ge=0)] = 1000
+    # Candidates one expansion may walk (every step of the rule, kept or not),
+    # and the seconds it may take, before the query answers with an error.
+    max_expansion_steps: Annotated[Int, Field(ge=1)] = 200_000
+    expansion_seconds: Annotated[Float, Field(gt=0)] = 2.0
+
+
+class AuthSettings(_Section):
+    """Password guessing: backoff per client address and per user name,
+    answered with 429 and Retry-After before any hash is computed."""
+
+    # Wrong passwords allowed in `failure_window` seconds before a lockout.
+    max_failures_per_address: Annotated[Int, Field(ge=1)] = 10
+    max_failures_per_user: Annotated[Int, Field(ge=1)] = 10
+    failure_window: Annotated[Float, Field(gt=0)] = 300.0
+    # The first lockout lasts this long, each further one twice as long.
+    lockout_seconds: Annotated[Float, Field(gt=0)] = 30.0
+    max_lockout_seconds: Annotated[Float, Field(gt=0)] = 900.0
+    # Password checks waiting for a worker; beyond this, 503 + Retry-After.
+    check_queue: Annotated[Int, Field(ge=1)] = 32
 
 
 class DefaultSettings(_Section):
@@ -374,6 +431,10 @@ class MailSettings(_Section):
     from_address: Annotated[str, AfterValidator(_check_email)]
     from_name: str = "Bookings"
     timeout: Annotated[Float, Field(gt=0)] = 30.0
+    # Seconds to wait for the server's answer to the end of a message's data
+    # (RFC 5321 4.5.3.2.6 allows 10 minutes): a slow final acknowledgement
+    # must not make the message count as failed and be sent again.
+    data_timeout: Annotated[Float, Field(gt=0)] = 60.0
     imap: ImapSettings | None = None
 
     @model_validator(mode="after")
@@ -504,6 +565,8 @@ class Settings(_Section):
     google: GoogleSettings | None = None
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     invitations: InvitationSettings = Field(default_factory=InvitationSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @model_validator(mode="before")
     @classmethod
@@ -520,6 +583,8 @@ class Settings(_Section):
             "api_tokens",
             "outbox",
             "invitations",
+            "limits",
+            "auth",
         ):
             if section in data and data[section] is None:
                 del data[section]
