@@ -42,13 +42,16 @@ _ADMIN_HASH = hash_password(ADMIN_PASSWORD)
 _READER_HASH = hash_password(READER_PASSWORD)
 
 
-def settings_yaml(db_path: Path, *, mail: bool = True) -> str:
+def settings_yaml(db_path: Path, *, mail: bool = True, server: str = "", extra: str = "") -> str:
+    """The test settings. ``server``: more lines for the server section, each
+    indented by two spaces; ``extra``: more top-level sections."""
     mail_section = MAIL_SECTION if mail else ""
     return f"""\
 server:
   host: 127.0.0.1
   port: 0
   base_url: http://gateway.test
+{server}\
 storage:
   url: sqlite:///{db_path}
 defaults:
@@ -82,7 +85,7 @@ api_tokens:
     email: bob@example.com
     timezone: America/New_York
     feed_tokens: [bob-feed-token-0123456789abcdef]
-"""
+{extra}"""
 
 
 def basic(user: str, password: str) -> dict[str, str]:
