@@ -13,7 +13,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.web.auth import Principal
+from gateway.core.errors import StorageFull
+from gateway.web.admission import admission_middleware
+from gateway.web.auth import Principal, SignInRefused
 from gateway.web.keys import AUTHENTICATOR, BOOKINGS, CALENDAR_QUERIES, REPOSITORY, SETTINGS
 
 from .caldav.delete import delete
@@ -34,7 +36,7 @@ from .caldav.tree import (
     Target,
     resolve,
 )
-from .dav.errors import DavError
+from .dav.errors import DavError, insufficient_storage
 from .dav.propfind import propfind
 from .dav.proppatch import proppatch
 from .dav.resource import DavNode
@@ -98,15 +100,20 @@ async def _dav_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             # RFC 9110 15.5.6: a 405 lists the methods the resource does support.
             error.headers.setdefault("Allow", ALLOW)
         return error.response()
+    except StorageFull as full:
+        return insufficient_storage(full).response()
 
 
 @web.middleware
 async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.method == "OPTIONS":
         return await handler(request)  # capabilities are no secret (RFC 4918 10.1)
-    principal = await request.config_dict[AUTHENTICATOR].authenticate(
-        request.headers.get("Authorization")
-    )
+    try:
+        principal = await request.config_dict[AUTHENTICATOR].authenticate(
+            request.headers.get("Authorization"), address=request.remote
+        )
+    except SignInRefused as refused:
+        raise DavError(refused.status, refused.message, headers=refused.headers) from None
     if principal is None:
         raise DavError(
             401,
@@ -138,7 +145,9 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
 
 
 def create_dav_app() -> web.Application:
-    dav = web.Application(middlewares=[_dav_errors, _authenticate])
+    # Admission after authentication: a client without credentials never
+    # takes a slot or a place in the queue of heavy requests.
+    dav = web.Application(middlewares=[_dav_errors, _authenticate, admission_middleware])
     dav.router.add_route("*", "/{path:.*}", _dispatch, name="dav")
     return dav
 

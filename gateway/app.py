@@ -7,7 +7,6 @@ order, on shutdown, whatever way the server stops.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -25,6 +24,7 @@ from gateway.core.outbox import Backoff, Handler, OutboxWorker
 from gateway.core.service import INVITATION, BookingService
 from gateway.feeds import FEED_RESOURCES, FEED_SOURCE, FeedResource, create_feeds_app
 from gateway.ical import ICalCodec, ICalQueryEngine
+from gateway.ical.limits import RecurrenceLimits
 from gateway.mail.imap import ImapConfig, ImapInbox
 from gateway.mail.invitations import GooglePath, InvitationMailer
 from gateway.mail.notices import NoticeMailer
@@ -34,7 +34,10 @@ from gateway.mail.signed_links import LinkSigner
 from gateway.rsvp import create_invites_app, create_rsvp_app
 from gateway.settings import Settings
 from gateway.store import open_sqlite_repository
+from gateway.web.admission import ADMISSION, AdmissionGate
 from gateway.web.auth import Authenticator
+from gateway.web.background import BACKGROUND, BackgroundLoops
+from gateway.web.health import WRITE_CHECK, WriteCheck, healthz, storage_full_middleware
 from gateway.web.keys import (
     AUTHENTICATOR,
     BOOKINGS,
@@ -46,7 +49,12 @@ from gateway.web.keys import (
     REPOSITORY,
     SETTINGS,
 )
-from gateway.web.observability import METRICS_CONTENT_TYPE, Metrics, metrics_middleware
+from gateway.web.observability import (
+    METRICS_CONTENT_TYPE,
+    Metrics,
+    metrics_access,
+    metrics_middleware,
+)
 
 log = logging.getLogger("calgateway")
 
@@ -58,11 +66,13 @@ def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
-        middlewares=[metrics_middleware(metrics)],
+        middlewares=[metrics_middleware(metrics), storage_full_middleware],
     )
     app[SETTINGS] = settings
     app[METRICS] = metrics
     app[AUTHENTICATOR] = Authenticator.from_settings(settings)
+    app[ADMISSION] = AdmissionGate.from_settings(settings.server, metrics)
+    app[WRITE_CHECK] = WriteCheck()
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_workers)
     app.router.add_get("/healthz", _healthz, name="healthz")
@@ -91,11 +101,11 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     repository = await open_sqlite_repository(settings.storage.sqlite_path)
     resources = domain_resources(settings)
     app[REPOSITORY] = repository
-    app[CALENDAR_QUERIES] = ICalQueryEngine()
+    app[CALENDAR_QUERIES] = ICalQueryEngine(limits=recurrence_limits(settings))
     policies = mirror_policies(settings)
     app[BOOKINGS] = BookingService(
         repository,
-        ICalCodec(),
+        ICalCodec(limits=recurrence_limits(settings)),
         resources,
         uid_domain=urlsplit(settings.server.public_url).hostname or "calgateway",
         mirror=policies,
@@ -137,7 +147,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
                 settings.google,
                 public_url=settings.server.public_url,
                 repository=app[REPOSITORY],
-                codec=ICalCodec(),
+                codec=ICalCodec(limits=recurrence_limits(settings)),
                 bookings=app[BOOKINGS],
                 admin=app[MIRROR_ADMIN],
                 session=session,
@@ -164,13 +174,27 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         app[BOOKINGS].on_change(outbox.wake)
         app[MIRROR_ADMIN].on_queued(outbox.wake)
         loops.append(outbox.run)
-        tasks = [asyncio.create_task(loop(), name=f"worker-{i}") for i, loop in enumerate(loops)]
+        # Held when a settings reload starts this app beside the running one
+        # (gateway.web.background says why); stopped before storage closes.
+        if BACKGROUND not in app:
+            app[BACKGROUND] = BackgroundLoops()
+        app[BACKGROUND].start(loops)
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await app[BACKGROUND].stop()
+
+
+def recurrence_limits(settings: Settings) -> RecurrenceLimits:
+    """The ``limits`` settings as the iCalendar code takes them."""
+    limits = settings.limits
+    return RecurrenceLimits(
+        max_instances=limits.max_instances,
+        max_sub_daily_occurrences=limits.max_sub_daily_occurrences,
+        max_overrides=limits.max_overrides,
+        max_expansion_steps=limits.max_expansion_steps,
+        expansion_seconds=limits.expansion_seconds,
+    )
 
 
 def smtp_config(settings: Settings) -> SmtpConfig | None:
@@ -184,6 +208,7 @@ def smtp_config(settings: Settings) -> SmtpConfig | None:
         username=mail.username,
         password=mail.password.get_secret_value() if mail.password else None,
         timeout=mail.timeout,
+        data_timeout=mail.data_timeout,
         from_address=mail.from_address,
         from_name=mail.from_name,
     )
@@ -220,7 +245,12 @@ def _mail_handlers(app: web.Application, google_path: GooglePath | None) -> dict
     if config is None:
         return {}  # no invitations are queued without mail (BookingService)
     sender = SmtpSender(config)
-    notices = NoticeMailer(sender, from_address=config.from_address, from_name=config.from_name)
+    notices = NoticeMailer(
+        sender,
+        from_address=config.from_address,
+        from_name=config.from_name,
+        journal=app[REPOSITORY],
+    )
     invitations = InvitationMailer(
         app[REPOSITORY],
         app[BOOKINGS].resources,
@@ -229,6 +259,7 @@ def _mail_handlers(app: web.Application, google_path: GooglePath | None) -> dict
         organizer_name=config.from_name,
         links=link_signer(settings),
         google_path=google_path,
+        journal=app[REPOSITORY],
     )
     if invitations.links_missing:
         log.warning(
@@ -238,16 +269,22 @@ def _mail_handlers(app: web.Application, google_path: GooglePath | None) -> dict
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    """Liveness and readiness: answers 200 only if the database answers."""
-    try:
-        pending = await request.app[REPOSITORY].pending_outbox()
-    except Exception as exc:  # any database failure means "not ready"
-        log.warning("health check failed", exc_info=exc)
-        return web.json_response({"status": "error", "database": str(exc)}, status=503)
-    return web.json_response({"status": "ok", "database": "ok", "outbox_pending": pending})
+    """Liveness and readiness: 200 only if the database answers and takes a
+    write (``gateway.web.health``)."""
+    return await healthz(request)
 
 
 async def _metrics(request: web.Request) -> web.Response:
+    server = request.app[SETTINGS].server
+    token = server.metrics_token.get_secret_value() if server.metrics_token else None
+    access = metrics_access(server.metrics, token, request.headers.get("Authorization"))
+    if access == "hidden":
+        raise web.HTTPNotFound()
+    if access == "unauthorized":
+        raise web.HTTPUnauthorized(
+            text="send Authorization: Bearer <server.metrics_token>\n",
+            headers={"WWW-Authenticate": 'Bearer realm="calgateway metrics"'},
+        )
     metrics = request.app[METRICS]
     metrics.outbox_pending.set(await request.app[REPOSITORY].pending_outbox())
     return web.Response(body=metrics.render(), headers={"Content-Type": METRICS_CONTENT_TYPE})

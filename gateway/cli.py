@@ -6,20 +6,17 @@ import argparse
 import asyncio
 import getpass
 import logging
-import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from aiohttp import web
-
 from gateway import __version__
 from gateway.admin import open_mirror_admin
-from gateway.app import create_app
 from gateway.core.errors import NotFound
 from gateway.core.mirror import ConnectionStatus, Direction
 from gateway.core.mirror_admin import MirrorAdmin, MirrorDisabled, ResourceStatus
+from gateway.serve import CannotListen, serve
 from gateway.settings import (
     ResourceSettings,
     Settings,
@@ -28,7 +25,7 @@ from gateway.settings import (
     new_token,
 )
 from gateway.web.auth import hash_password
-from gateway.web.observability import ACCESS_LOGGER, AccessLogger, configure_logging
+from gateway.web.observability import configure_logging
 from google_bridge.tokens import TokenKeyMismatch, TokenVault, new_key
 
 T = TypeVar("T")
@@ -44,38 +41,14 @@ def _load(path: str) -> Settings:
         raise SystemExit(2) from None
 
 
-async def _serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT, then stop taking connections, let running
-    requests finish (up to ``server.shutdown_timeout``) and close storage."""
-    runner = web.AppRunner(
-        create_app(settings),
-        access_log_class=AccessLogger,
-        access_log=ACCESS_LOGGER,
-        shutdown_timeout=settings.server.shutdown_timeout,
-        handle_signals=False,
-    )
-    await runner.setup()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        site = web.TCPSite(runner, settings.server.host, settings.server.port)
-        await site.start()
-        for address in runner.addresses:
-            host, port = address[0], address[1]
-            log.info("listening", extra={"url": f"http://{host}:{port}", "port": port})
-        await stop.wait()
-        log.info("shutting down")
-    finally:
-        await runner.cleanup()
-        log.info("stopped")
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     configure_logging(settings.server.log_format)
-    asyncio.run(_serve(settings))
+    try:
+        asyncio.run(serve(args.config, settings))
+    except CannotListen as exc:
+        log.error(str(exc))
+        return 1
     return 0
 
 

@@ -8,7 +8,9 @@ The secret token is the only credential, so an unknown resource and a wrong
 token answer alike, tokens are compared in constant time, and no token is
 ever logged. Bodies are cached per resource and view under an ETag made of
 the collection revision, so an unchanged calendar is rendered once and
-revalidated with 304.
+revalidated with 304. Rendering a changed feed is heavy work: it waits for
+a slot of the admission gate (``gateway.web.admission``), after the token is
+checked, so a stranger cannot take one; a cached body or a 304 does not wait.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from aiohttp.web_response import ContentCoding
 
 from gateway.core.model import CalendarObject, Resource
 from gateway.ical import PRODID, FeedView, feed_builder
+from gateway.web.admission import heavy_work
 from gateway.web.responses import ReleasingResponse
 
 __all__ = [
@@ -69,8 +72,9 @@ CACHE_CONTROL = "private, max-age=0, must-revalidate"
 BAD_VIEW = "view must be 'full' or 'busy'"
 
 # Pages with more objects than this are rendered in a worker thread, so that
-# a cold render of a big calendar does not hold up every other request.
-_THREAD_THRESHOLD = 100
+# a cold render of a big calendar does not hold up every other request (the
+# store's pages hold up to 100).
+_THREAD_THRESHOLD = 20
 # Bump when the rendering changes, so that cached copies stop matching.
 _FORMAT = "1"
 # Compared against when a resource has no tokens, so that the answer takes
@@ -192,10 +196,14 @@ _CONSISTENT_READ_TRIES = 5
 async def _body(
     request: web.Request, source: FeedSource, resource: Resource, view: FeedView, revision: int
 ) -> tuple[str, bytes]:
-    """The feed body and its ETag, from the cache or freshly rendered."""
+    """The feed body and its ETag, from the cache or freshly rendered; a
+    render is heavy work and waits for a slot (``gateway.web.admission``)."""
     cache = request.app[_FEED_CACHE]
     key = (resource.id, view)
-    async with cache.lock(key):  # concurrent requests wait for one render
+    cached = cache.bodies.get(key)
+    if cached is not None and cached.etag == _etag(resource, revision, view):
+        return cached.etag, cached.body
+    async with heavy_work(request), cache.lock(key):  # one render for concurrent requests
         for _ in range(_CONSISTENT_READ_TRIES):
             etag = _etag(resource, revision, view)
             cached = cache.bodies.get(key)

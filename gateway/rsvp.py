@@ -4,8 +4,9 @@
 No login: the signed token in the URL is the credential (``gateway.mail.rsvp``).
 Two sub-applications, mounted by ``gateway.app``:
 
-* ``create_rsvp_app`` at ``/rsvp/``: ``GET /rsvp/{token}`` shows the booking
-  and one button; ``POST /rsvp/{token}`` records the answer. Only the POST
+* ``create_rsvp_app`` at ``/rsvp/``: ``GET /rsvp/{token}`` shows the booking,
+  the booker's current answer and a button for each other answer (the
+  link's own first); ``POST /rsvp/{token}`` records the answer. Only the POST
   changes anything: mail scanners, link previews and prefetchers GET every
   link in a message, and GET is safe by definition (RFC 9110 9.2.1), so a
   click alone must not answer for the booker.
@@ -15,7 +16,10 @@ Two sub-applications, mounted by ``gateway.app``:
 
 An answer through a link is judged exactly like an e-mailed iTIP REPLY
 (``RsvpClaim.as_reply`` and ``BookingService.apply_reply``): a link from an
-invitation older than the booking's SEQUENCE is stale (RFC 5546 2.1.5).
+invitation older than the booking's SEQUENCE is stale (RFC 5546 2.1.5), and
+the answer counts as given when the link is clicked (POSTed), so a reply the
+booker wrote later wins over it and one written earlier loses
+(``gateway.core.answers``). It goes to the booking the token names by id.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from gateway.core.answers import supersedes
 from gateway.core.errors import NotFound
 from gateway.core.invitations import (
     invitation_kind,
@@ -40,7 +45,13 @@ from gateway.core.invitations import (
 from gateway.core.model import Attendee, Booking, BookingStatus, PartStat, Resource
 from gateway.ical import render_itip
 from gateway.mail.imip import when_text
-from gateway.mail.rsvp import InvalidRsvpToken, RsvpClaim, verify_download, verify_rsvp
+from gateway.mail.rsvp import (
+    InvalidRsvpToken,
+    RsvpClaim,
+    sign_rsvp,
+    verify_download,
+    verify_rsvp,
+)
 from gateway.mail.signed_links import LinkSigner
 from gateway.web.keys import BOOKINGS, LINKS, REPOSITORY, SETTINGS
 
@@ -91,6 +102,7 @@ _WORDING = {
     PartStat.DECLINED: _Wording("declined", "No, I decline", "declined"),
     PartStat.TENTATIVE: _Wording("tentatively accepted", "Maybe, I might come", "maybe"),
 }
+_ANSWER_ORDER = (PartStat.ACCEPTED, PartStat.TENTATIVE, PartStat.DECLINED)
 
 
 class _Page(Exception):
@@ -118,24 +130,24 @@ def create_invites_app() -> web.Application:
 
 
 async def show_answer(request: web.Request) -> web.Response:
-    """The booking and one button; changes nothing (see the module doc)."""
+    """The booking, the booker's current answer and buttons to answer: the
+    link's own answer first, the others after it (a booker who clicked
+    "accept" may still want to decline). Changes nothing (module doc)."""
     claim, booking, resource = await _claimed(request)
     wording = _WORDING[claim.partstat]
     attendee = _attendee(booking, claim)
-    applies, why = reply_applies(booking, claim.as_reply(booking.uid, _now()))
-    if not applies:
-        body = _details(booking, resource, attendee) + _p(_why_not(claim, booking, why))
-    elif attendee is not None and attendee.partstat is claim.partstat:
-        body = _details(booking, resource, attendee) + _p(
-            f"Your answer is already recorded: {wording.state}."
-        )
-    else:
-        # No action attribute: the form posts to this very URL, whatever
-        # prefix a reverse proxy put in front of it.
+    now = _now()
+    applies, why = reply_applies(booking, claim.as_reply(booking.uid, now))
+    if not applies or attendee is None or not supersedes(attendee, now):
+        body = _details(booking, resource, attendee) + _p(_why_not(claim, booking, why, now))
+    elif attendee.partstat is claim.partstat:
         body = (
             _details(booking, resource, attendee)
-            + f'<form method="post"><button type="submit">{_e(wording.button)}</button></form>'
+            + _p(f"Your answer is already recorded: {wording.state}.")
+            + _answer_forms(request, claim, attendee)
         )
+    else:
+        body = _details(booking, resource, attendee) + _answer_forms(request, claim, attendee)
     return _page(200, booking.title, body)
 
 
@@ -145,8 +157,11 @@ async def give_answer(request: web.Request) -> web.Response:
     claim, booking, resource = await _claimed(request)
     wording = _WORDING[claim.partstat]
     before = _attendee(booking, claim)
+    now = _now()
+    # Routed by the booking id the link names, never by UID: another
+    # calendar may hold a copy with the same UID (gateway.core.answers).
     outcome = await request.config_dict[BOOKINGS].apply_reply(
-        claim.as_reply(booking.uid, _now()), via="link"
+        claim.as_reply(booking.uid, now), via="link", booking_id=claim.booking_id
     )
     current = outcome.booking
     if current is None:  # deleted between the read and the answer
@@ -164,7 +179,9 @@ async def give_answer(request: web.Request) -> web.Response:
     if not outcome.applied:
         # 409: the answer conflicts with the booking as it now is (RFC 9110
         # 15.5.10); the page says what changed.
-        body = _details(current, resource, attendee) + _p(_why_not(claim, current, outcome.reason))
+        body = _details(current, resource, attendee) + _p(
+            _why_not(claim, current, outcome.reason, now)
+        )
         return _page(409, current.title, body)
     if before is not None and before.partstat is claim.partstat:
         message = f"Your answer is already recorded: {wording.state}."
@@ -174,7 +191,36 @@ async def give_answer(request: web.Request) -> web.Response:
     signer = request.config_dict.get(LINKS)
     if claim.partstat is PartStat.ACCEPTED and signer is not None:
         body += _calendar_links(signer, current)
+    if attendee is not None:
+        body += _answer_forms(request, claim, attendee)
     return _page(200, current.title, body)
+
+
+def _answer_forms(request: web.Request, claim: RsvpClaim, attendee: Attendee) -> str:
+    """A button for every answer but the one recorded: the link's own posts
+    to this very URL (no action attribute, whatever prefix a reverse proxy
+    put in front), each other one to its sibling link (same booking,
+    attendee and SEQUENCE, signed here: whoever holds one of them is the
+    booker), as a relative URL for the same reason."""
+    signer = request.config_dict[LINKS]
+    forms = []
+    for partstat in _ANSWER_ORDER:
+        if partstat is attendee.partstat:
+            continue
+        if partstat is claim.partstat:
+            action = ""
+        else:
+            sibling = sign_rsvp(
+                signer.key, claim.booking_id, claim.attendee_email, claim.sequence, partstat
+            )
+            action = f' action="{_e(sibling)}"'
+        forms.append(
+            f'<form method="post"{action}><button type="submit">'
+            f"{_e(_WORDING[partstat].button)}</button></form>"
+        )
+    # The link's own answer first: it is what the booker clicked.
+    forms.sort(key=lambda form: 'action="' in form)
+    return "".join(forms)
 
 
 async def _claimed(request: web.Request) -> tuple[RsvpClaim, Booking, Resource]:
@@ -236,8 +282,9 @@ def _attendee(booking: Booking, claim: RsvpClaim) -> Attendee | None:
     return next((a for a in booking.attendees if same_address(a.email, claim.attendee_email)), None)
 
 
-def _why_not(claim: RsvpClaim, booking: Booking, reason: str) -> str:
+def _why_not(claim: RsvpClaim, booking: Booking, reason: str, now: datetime) -> str:
     """Why the answer does not apply, in the booker's words."""
+    attendee = _attendee(booking, claim)
     if booking.status is BookingStatus.CANCELLED:
         return "This booking has been cancelled: there is nothing left to answer."
     if claim.sequence < booking.sequence:
@@ -245,8 +292,13 @@ def _why_not(claim: RsvpClaim, booking: Booking, reason: str) -> str:
             "This booking has changed since this link was sent, so this answer is no "
             "longer recorded. Please answer with the link in the latest e-mail about it."
         )
-    if _attendee(booking, claim) is None:
+    if attendee is None:
         return f"{claim.attendee_email} is no longer invited to this booking."
+    if not supersedes(attendee, now):
+        return (
+            "This answer was not recorded: it has already been superseded by a newer "
+            f"answer of yours ({_answer_state(attendee.partstat)})."
+        )
     return f"This answer cannot be recorded ({reason})."
 
 

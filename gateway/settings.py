@@ -230,6 +230,8 @@ class ServerSettings(_Section):
     # many at once; up to heavy_queue more wait, beyond that 503 + Retry-After.
     heavy_requests: Annotated[Int, Field(ge=1)] = 4
     heavy_queue: Annotated[Int, Field(ge=0)] = 64
+    # Seconds a queued heavy request waits at most before its 503.
+    heavy_queue_timeout: Annotated[Float, Field(gt=0)] = 30.0
     # /metrics: off (404), token (Authorization: Bearer metrics_token) or public.
     metrics: Literal["off", "token", "public"] = "off"
     metrics_token: Token | None = None
@@ -346,7 +348,8 @@ class AuthSettings(_Section):
     # The first lockout lasts this long, each further one twice as long.
     lockout_seconds: Annotated[Float, Field(gt=0)] = 30.0
     max_lockout_seconds: Annotated[Float, Field(gt=0)] = 900.0
-    # Password checks waiting for a worker; beyond this, 503 + Retry-After.
+    # Password checks waiting for a worker; beyond this, 429 + Retry-After to
+    # an address already holding places, 503 + Retry-After to others.
     check_queue: Annotated[Int, Field(ge=1)] = 32
 
 

@@ -18,8 +18,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gateway.core.instants import instant_problem
 from gateway.core.mirror import BusyBlock, Details, google_event_id
 from gateway.core.model import Booking, BookingStatus, PartStat, TimeSpan
+from gateway.core.text import first_forbidden_character
 
 BOOKING_KEY = "calgatewayBookingId"
 RESOURCE_KEY = "calgatewayResource"
@@ -156,11 +158,18 @@ def busy_block(
             return None
     if "start" not in event or "end" not in event:
         return None
+    # The id becomes the block's UID and name, served in CalDAV's XML: one
+    # that XML or a content line cannot carry (Google's are base32hex; a
+    # Google-compatible service may differ) is no event we can keep.
+    if first_forbidden_character(str(event.get("id", "")), one_line=True) is not None:
+        return None
     try:
         start, zone, all_day = _parse_time(event["start"], calendar_zone)
         end, _, _ = _parse_time(event["end"], zone)
-    except (KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError, OverflowError):
         return None
+    if instant_problem(start) is not None or instant_problem(end) is not None:
+        return None  # year 1 or 9999: shifting it would overflow
     if end < start:
         return None
     if end == start and all_day:

@@ -215,9 +215,7 @@ def test_unbounded_rrule_is_far_future() -> None:
     assert parsed.span.end == FAR_FUTURE
 
 
-def test_huge_series_is_far_future() -> None:
-    ics = calendar(event("DTSTART:20260105T090000Z", "RRULE:FREQ=MINUTELY;COUNT=50000"))
-    assert parse(ics).span.end == FAR_FUTURE
+def test_series_past_2200_is_far_future() -> None:
     ics = calendar(event("DTSTART:20260105T090000Z", "RRULE:FREQ=YEARLY;UNTIL=23000101T000000Z"))
     assert parse(ics).span.end == FAR_FUTURE
 

@@ -1,8 +1,11 @@
 """The calendar-multiget REPORT (RFC 4791 7.9): named objects in one answer,
-a 404 response for each name that is not there."""
+a 404 response for each name that is not there. The answer is built off the
+event loop (calendar-data may expand recurrences), and an object too large
+to expand answers 507 on its own (``expansion``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
@@ -15,7 +18,9 @@ from caldav_backend.dav.multistatus import (
     status_response,
 )
 from caldav_backend.dav.xml import Element, children_named, dav
+from gateway.core.errors import ExpansionLimit
 
+from .expansion import off_loop, too_large_response
 from .filters import parse_data_request
 from .names import CALENDAR_DATA, calendar_href
 from .tree import CalendarNode, ObjectNode
@@ -54,13 +59,21 @@ async def calendar_multiget(
     names = {href: _member_name(href, collection) for href in hrefs}
     wanted = [name for name in names.values() if name is not None]
     found = {obj.href: obj for obj in await ctx.repository.get_many(resource_id, wanted)}
-    responses = []
-    for href, name in names.items():
-        obj = found.get(name) if name is not None else None
-        if obj is None:
-            responses.append(status_response(href, 404))
-        else:
-            responses.append(
-                node_response(ObjectNode(ctx, resource_id, obj, data_request=data_request), props)
-            )
-    return multistatus(responses)
+
+    def responses(stopped: Callable[[], bool]) -> list[Element]:
+        answered: list[Element] = []
+        for href, name in names.items():
+            if stopped():
+                break  # the client is gone
+            obj = found.get(name) if name is not None else None
+            if obj is None:
+                answered.append(status_response(href, 404))
+                continue
+            node = ObjectNode(ctx, resource_id, obj, data_request=data_request)
+            try:
+                answered.append(node_response(node, props))
+            except ExpansionLimit as error:
+                answered.append(too_large_response(node.href, error))
+        return answered
+
+    return multistatus(await off_loop(responses))

@@ -2,11 +2,14 @@
 
 Candidates come from the store's time index when the filter bounds time,
 then the query engine checks each one; the common "events in this week"
-query on non-recurring objects never parses a single object."""
+query on non-recurring objects never parses a single object. Each page is
+checked off the event loop (recurring objects are expanded), and an object
+too large to expand answers 507 on its own (``expansion``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterable
+import functools
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 
 from aiohttp import web
@@ -18,11 +21,13 @@ from caldav_backend.dav.multistatus import (
     stream_multistatus,
 )
 from caldav_backend.dav.xml import Element
+from gateway.core.errors import ExpansionLimit
 from gateway.core.model import CalendarObject
 from gateway.core.query import CompFilter
 
+from .expansion import off_loop, too_large_response
 from .filters import parse_data_request, parse_filter
-from .names import CALENDAR_DATA
+from .names import CALENDAR_DATA, object_href
 from .tree import CalendarNode, ObjectNode
 
 # Components a stored object can hold (RFC 4791 4.1: one type per object,
@@ -47,12 +52,20 @@ async def calendar_query(
     ctx = node.ctx
     resource_id = node.resource.id
 
-    def responses(candidates: Iterable[CalendarObject]) -> list[Element]:
-        return [
-            node_response(ObjectNode(ctx, resource_id, obj, data_request=data_request), props)
-            for obj in candidates
-            if ctx.queries.matches(obj, query)
-        ]
+    def responses(
+        candidates: Sequence[CalendarObject], stopped: Callable[[], bool]
+    ) -> list[Element]:
+        found: list[Element] = []
+        for obj in candidates:
+            if stopped():
+                break  # the client is gone
+            try:
+                if ctx.queries.matches(obj, query):
+                    node = ObjectNode(ctx, resource_id, obj, data_request=data_request)
+                    found.append(node_response(node, props))
+            except ExpansionLimit as error:
+                found.append(too_large_response(object_href(resource_id, obj.href), error))
+        return found
 
     # Read and answered a page at a time: without a time bound ("every
     # VEVENT", as iOS and DAVx5 ask) or with a window of years, the
@@ -67,6 +80,6 @@ async def calendar_query(
     async def pages() -> AsyncGenerator[list[Element]]:
         async with aclosing(candidates):
             async for page in candidates:
-                yield responses(page)
+                yield await off_loop(functools.partial(responses, page))
 
     return await stream_multistatus(request, [], pages())

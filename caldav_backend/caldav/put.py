@@ -9,11 +9,14 @@ from caldav_backend.dav.conditions import precondition_from
 from caldav_backend.dav.errors import DavError
 from gateway.core.errors import (
     BookingConflict,
+    ExpansionLimit,
     ImportedObject,
     InvalidCalendarData,
     PreconditionFailed,
+    RecurrenceLimit,
     UidConflict,
 )
+from gateway.core.text import UnknownCharset, UnreadableText, calendar_text_problem, decode
 
 from .names import cal, gw, object_href
 from .tree import DavContext, Target
@@ -27,17 +30,18 @@ def _text(request: web.Request, body: bytes) -> str:
             f"calendar objects must be sent as text/calendar, not {request.content_type}",
             cal("supported-calendar-data"),
         )
-    charset = request.charset or "utf-8"
     try:
-        return body.decode(charset)
-    except LookupError:
-        raise DavError(
-            415, f"unknown charset {charset!r}", cal("supported-calendar-data")
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise DavError(
-            400, f"the body is not valid {charset}: {exc.reason}", cal("valid-calendar-data")
-        ) from None
+        text = decode(body, request.charset)
+    except UnknownCharset as exc:
+        raise DavError(415, str(exc), cal("supported-calendar-data")) from None
+    except UnreadableText as exc:
+        raise DavError(400, f"the body {exc}", cal("valid-calendar-data")) from None
+    # XML cannot carry some characters, so reports could not answer with
+    # this object in them: refused (403, RFC 4791 5.3.2.1 valid-calendar-data).
+    problem = calendar_text_problem(text)
+    if problem is not None:
+        raise DavError(403, problem, cal("valid-calendar-data"))
+    return text
 
 
 def _conflict_message(error: BookingConflict) -> str:
@@ -52,6 +56,17 @@ def _conflict_message(error: BookingConflict) -> str:
     )
 
 
+def _conflict_hrefs(ctx: DavContext, resource_id: str, error: UidConflict) -> tuple[str, ...]:
+    """The DAV:href of the object holding the UID (RFC 4791 5.3.2.1), only
+    for a caller who may read its calendar: UIDs are unique across the
+    gateway, and another calendar's objects are not everyone's to find. A
+    reserved UID names no object."""
+    holder = error.resource_id or resource_id
+    if not error.href or not ctx.readable(holder):
+        return ()
+    return (object_href(holder, error.href),)
+
+
 async def put_object(request: web.Request, ctx: DavContext, target: Target) -> web.Response:
     if target.kind != "object" or target.resource is None or target.name is None:
         raise DavError(405, "PUT creates calendar objects inside a calendar only")
@@ -61,13 +76,19 @@ async def put_object(request: web.Request, ctx: DavContext, target: Target) -> w
     ics = _text(request, await request.read())
     try:
         obj, created = await ctx.bookings.put_object(resource.id, target.name, ics, condition)
+    except RecurrenceLimit as error:
+        # RFC 4791 5.3.2.1: well formed, but beyond this server's limits.
+        raise DavError(403, error.message, cal(error.precondition)) from None
     except InvalidCalendarData as error:
         raise DavError(400, error.message, cal(error.precondition)) from None
+    except ExpansionLimit as error:
+        # A stored series too large to check for double bookings (RFC 4918 11.5).
+        raise DavError(507, error.message, cal("max-instances")) from None
     except PreconditionFailed as error:
         raise DavError(412, error.message) from None
     except UidConflict as error:
         raise DavError(
-            409, str(error), cal("no-uid-conflict"), hrefs=(object_href(resource.id, error.href),)
+            409, str(error), cal("no-uid-conflict"), hrefs=_conflict_hrefs(ctx, resource.id, error)
         ) from None
     except BookingConflict as error:
         raise DavError(409, _conflict_message(error), gw("no-double-booking")) from None

@@ -19,6 +19,7 @@ from caldav_backend.dav.errors import DavError
 from caldav_backend.dav.resource import DavNode, LiveProperty, PropValue
 from caldav_backend.dav.sync import SyncRequest, SyncResult, invalid_token
 from caldav_backend.dav.xml import Element, dav, element
+from gateway.core.errors import ExpansionLimit
 from gateway.core.model import CalendarObject, ChangeKind, ObjectEntry, Resource
 from gateway.core.ports import CalendarQuerying, Repository
 from gateway.core.query import DataRequest
@@ -58,7 +59,9 @@ def parse_sync_token(token: str, resource_id: str) -> int | None:
     """The revision in a token this collection issued, else None."""
     prefix = f"{SYNC_TOKEN_PREFIX}{resource_id}:"
     rest = token.strip().removeprefix(prefix)
-    if rest == token.strip() or not rest.isdigit():
+    # ASCII digits only (str.isdigit also takes "²", which int() refuses), and
+    # at most 18 of them: revisions are SQLite integers (below 2**63).
+    if rest == token.strip() or not (rest.isascii() and rest.isdigit()) or len(rest) > 18:
         return None
     return int(rest)
 
@@ -425,7 +428,12 @@ class ObjectNode(CalDavNode):
     def calendar_data(self) -> PropValue:
         if not isinstance(self.item, CalendarObject):
             return None
-        return self.ctx.queries.calendar_data(self.item, self.data_request)
+        try:
+            return self.ctx.queries.calendar_data(self.item, self.data_request)
+        except ExpansionLimit as error:
+            # CALDAV:expand of a stored series beyond the limits settings:
+            # this property of this object only (RFC 4918 11.5).
+            raise DavError(507, error.message, cal("max-instances")) from None
 
 
 # -- resolving paths -----------------------------------------------------------------

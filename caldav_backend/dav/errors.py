@@ -8,6 +8,9 @@ from collections.abc import Mapping
 from aiohttp import web
 from lxml import etree
 
+from gateway.core.errors import StorageFull
+from gateway.core.text import xml_safe
+
 _DAV_ERROR = "{DAV:}error"
 _DAV_HREF = "{DAV:}href"
 # Extension element for the human-readable reason (RFC 4918 16 lets error
@@ -43,8 +46,9 @@ class DavError(Exception):
         if self.condition is not None:
             condition = etree.SubElement(root, self.condition)
             for href in self.hrefs:
-                etree.SubElement(condition, _DAV_HREF).text = href
-        etree.SubElement(root, MESSAGE).text = self.message
+                etree.SubElement(condition, _DAV_HREF).text = xml_safe(href)
+        # Messages may quote what the client sent (a decoded body, a name).
+        etree.SubElement(root, MESSAGE).text = xml_safe(self.message)
         return web.Response(
             status=self.status,
             body=etree.tostring(root, xml_declaration=True, encoding="utf-8"),
@@ -52,3 +56,15 @@ class DavError(Exception):
             charset="utf-8",
             headers=self.headers,
         )
+
+
+def insufficient_storage(full: StorageFull) -> DavError:
+    """507 Insufficient Storage (RFC 4918 11.5) with RFC 4331 6's
+    ``DAV:sufficient-disk-space`` precondition: the server cannot store the
+    change now; nothing was stored."""
+    return DavError(
+        507,
+        full.message,
+        "{DAV:}sufficient-disk-space",
+        headers={"Retry-After": str(full.retry_after)},
+    )

@@ -17,7 +17,7 @@ from gateway.web.responses import ReleasingResponse
 
 from .errors import DavError
 from .resource import DavNode, PropValue
-from .xml import Element, children_named, dav, new_root, serialize, sub
+from .xml import Element, children_named, dav, new_root, serialize, sub, text
 
 
 def status_line(code: int) -> str:
@@ -54,7 +54,7 @@ class PropRequest:
 
 def _fill(prop: Element, value: PropValue) -> None:
     if isinstance(value, str):
-        prop.text = value
+        text(prop, value)  # calendar-data: stored text, maybe not XML-safe
     elif isinstance(value, etree._Element):
         prop.append(value)
     elif value is not None:
@@ -81,8 +81,16 @@ def node_response(node: DavNode, request: PropRequest) -> Element:
         names = tuple(dict.fromkeys([*node.allprop_names(), *names]))
     found: list[tuple[str, PropValue]] = []
     missing: list[tuple[str, PropValue]] = []
+    failed: list[tuple[str, DavError]] = []
     for name in names:
-        value = node.property(name)
+        try:
+            value = node.property(name)
+        except DavError as error:
+            # One property this resource cannot give (a recurring object too
+            # large to expand): its own propstat with the status and reason
+            # (RFC 4918 9.1, 14.22), the other properties as usual.
+            failed.append((name, error))
+            continue
         if value is None:
             missing.append((name, None))
         else:
@@ -91,7 +99,12 @@ def node_response(node: DavNode, request: PropRequest) -> Element:
         _propstat(response, 200, found)
     if missing and request.kind == "prop":  # allprop does not report absent ones
         _propstat(response, 404, missing)
-    if not found and not (missing and request.kind == "prop"):
+    for name, problem in failed:
+        _propstat(response, problem.status, [(name, None)])
+        if problem.condition is not None:
+            sub(sub(response[-1], dav("error")), problem.condition)
+        sub(response[-1], dav("responsedescription"), problem.message)
+    if not found and not failed and not (missing and request.kind == "prop"):
         # RFC 4918 14.24: a response has a status or at least one propstat.
         _propstat(response, 200, [])
     return response
@@ -128,8 +141,13 @@ def _split_root() -> tuple[bytes, bytes]:
 _HEAD, _TAIL = _split_root()
 
 # Seconds a client gets to take one page of a streamed multistatus (a few
-# hundred kilobytes at most).
+# hundred kilobytes at most), and the whole answer: while it is sent, the
+# listing holds a database snapshot and a heavy-request slot that others
+# need, so a reader that trickles (a page just inside the limit each time)
+# must not hold them for pages x PAGE_SEND_TIMEOUT either. Ten minutes is
+# 3 MB (10,000 events) at 40 kbit/s.
 PAGE_SEND_TIMEOUT = 60.0
+STREAM_TIMEOUT = 600.0
 
 
 def _inner(responses: Iterable[Element]) -> bytes:
@@ -166,29 +184,38 @@ async def stream_multistatus(
         response.content_type = "application/xml"
         response.charset = "utf-8"
         await response.prepare(request)
+        deadline = asyncio.get_running_loop().time() + STREAM_TIMEOUT
         try:
-            await _send(response, _HEAD + _inner([*first, *page]))
+            await _send(response, _HEAD + _inner([*first, *page]), deadline)
             async for page in pages:
-                await _send(response, _inner(page))
+                await _send(response, _inner(page), deadline)
         except DavError as error:
             # Too late for an error answer: re-raised as a plain error, aiohttp
             # logs it and cuts the connection, so the client sees a broken
             # listing rather than a short one that looks whole.
             raise RuntimeError(f"multistatus cut short: {error.message}") from error
-        await response.write_eof(_inner(tail) + _TAIL)
+        # write_eof also waits for the client to take what it writes.
+        await _send(response, _inner(tail) + _TAIL, deadline, last=True)
     return response
 
 
-async def _send(response: web.StreamResponse, data: bytes) -> None:
-    """Write one page; a client that takes longer than ``PAGE_SEND_TIMEOUT``
-    to take it is cut off: while it waits, the listing holds a database
-    snapshot (and its connection) that others need."""
+async def _send(
+    response: web.StreamResponse, data: bytes, deadline: float, *, last: bool = False
+) -> None:
+    """Write one page (``last``: and end the answer); a client that takes
+    longer than ``PAGE_SEND_TIMEOUT`` to take it, or is not done by
+    ``deadline``, is cut off."""
+    loop = asyncio.get_running_loop()
     try:
-        async with asyncio.timeout(PAGE_SEND_TIMEOUT):
-            await response.write(data)
+        async with asyncio.timeout_at(min(loop.time() + PAGE_SEND_TIMEOUT, deadline)):
+            if last:
+                await response.write_eof(data)
+            else:
+                await response.write(data)
     except TimeoutError:
         raise ConnectionResetError(
-            f"the client took more than {PAGE_SEND_TIMEOUT:g} s to read a page"
+            f"the client did not take a page within {PAGE_SEND_TIMEOUT:g} s, "
+            f"or the whole answer within {STREAM_TIMEOUT:g} s"
         ) from None
 
 

@@ -3,6 +3,13 @@
 Request bodies come from the network, so the parser resolves no entities,
 loads no DTD, touches no network and refuses any document type declaration
 outright (the "billion laughs" and external-entity attacks both need one).
+
+Answers carry stored text (calendar data, names). Every text goes through
+``text`` (also used by ``multistatus``): a character XML 1.0 cannot carry
+(NUL, ESC, U+FFFE, a lone surrogate; inputs refuse them, but older data or a
+hand-edited database may hold one) becomes U+FFFD in the answer, so one
+object can never make a collection's reports fail. The stored object, and a
+GET of it, keep the original bytes.
 """
 
 from __future__ import annotations
@@ -10,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from lxml import etree
+
+from gateway.core.text import xml_safe
 
 from .errors import DavError
 
@@ -61,18 +70,24 @@ def parse_body(body: bytes) -> Element | None:
     return root
 
 
-def element(tag: str, text: str | None = None, children: Iterable[Element] = ()) -> Element:
+def text(node: Element, value: str) -> None:
+    """Set the text of ``node`` to ``value``, with each character XML cannot
+    carry replaced by U+FFFD (lxml would raise, and the answer be a 500)."""
+    node.text = xml_safe(value)
+
+
+def element(tag: str, value: str | None = None, children: Iterable[Element] = ()) -> Element:
     node = etree.Element(tag, nsmap=None)
-    if text is not None:
-        node.text = text
+    if value is not None:
+        text(node, value)
     node.extend(children)
     return node
 
 
-def sub(parent: Element, tag: str, text: str | None = None) -> Element:
+def sub(parent: Element, tag: str, value: str | None = None) -> Element:
     node = etree.SubElement(parent, tag)
-    if text is not None:
-        node.text = text
+    if value is not None:
+        text(node, value)
     return node
 
 

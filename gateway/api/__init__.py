@@ -7,6 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from gateway.web.auth import SignInRefused
 from gateway.web.keys import AUTHENTICATOR
 
 from . import handlers
@@ -22,9 +23,14 @@ async def _authenticate(request: web.Request, handler: Handler) -> web.StreamRes
     route = request.match_info.route
     if route.name in _PUBLIC_ROUTES:
         return await handler(request)
-    principal = await request.config_dict[AUTHENTICATOR].authenticate(
-        request.headers.get("Authorization")
-    )
+    try:
+        principal = await request.config_dict[AUTHENTICATOR].authenticate(
+            request.headers.get("Authorization"), address=request.remote
+        )
+    except SignInRefused as refused:
+        raise ApiProblem(
+            refused.status, refused.title, refused.message, headers=refused.headers
+        ) from None
     if principal is None:
         raise ApiProblem(
             401,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -10,12 +9,16 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from gateway.core.errors import AmbiguousReply
+from gateway.core.instants import instant_problem
 from gateway.core.invitations import CalendarLinks, InvalidReply, ItipReply, ReplyOutcome
 from gateway.core.model import Attendee, Booking, BookingChanges, BookingDraft, TimeSpan
 from gateway.core.service import MAX_QUERY_WINDOW, BookingService
+from gateway.core.text import UnreadableText, calendar_text_problem, decode
 from gateway.ical import parse_reply
 from gateway.mail.inbound import itip_parts
 from gateway.web.auth import Principal
+from gateway.web.json_body import JsonRefused, parse_json
 from gateway.web.keys import BOOKINGS, LINKS, METRICS, MIRROR_ADMIN
 from gateway.web.responses import releasing_json
 
@@ -61,15 +64,10 @@ async def _body(request: web.Request, model: type[Model]) -> Model:
             "Unsupported media type",
             f"send the body as application/json, not {request.content_type or 'nothing'}",
         )
-    raw = await request.read()
     try:
-        data = json.loads(raw)
-    except UnicodeDecodeError:
-        raise invalid("body", "is not UTF-8", status=400) from None
-    except json.JSONDecodeError as exc:
-        raise invalid(
-            "body", f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", 400
-        ) from None
+        data = parse_json(await request.read())
+    except JsonRefused as exc:
+        raise invalid("body", str(exc), status=400) from None
     if not isinstance(data, dict):
         raise invalid("body", "must be a JSON object", status=400)
     try:
@@ -131,6 +129,9 @@ def _query_time(request: web.Request, name: str, default: datetime | None) -> da
         raise invalid(name, f"is not an ISO 8601 date-time: {raw!r}", status=400) from None
     if value.tzinfo is None:
         raise invalid(name, "needs a UTC offset or zone (naive times are ambiguous)", status=400)
+    problem = instant_problem(value)
+    if problem is not None:
+        raise invalid(name, problem, status=400)
     return value
 
 
@@ -330,10 +331,17 @@ async def itip_reply(request: web.Request) -> web.Response:
     # Every reply is looked up and every permission checked before any is
     # applied, so a refused request writes nothing.
     hidden: set[ItipReply] = set()
+    routed: dict[ItipReply, str] = {}
     for reply in replies:
-        found = await service.find_by_uid(reply.uid)
+        try:
+            found = await service.reply_target(reply)
+        except AmbiguousReply as exc:
+            # Several bookings hold the UID (from before UIDs were unique):
+            # applying it to any one of them could be the wrong booker's.
+            raise ApiProblem(409, "Ambiguous reply", str(exc)) from None
         if found is None:
             continue
+        routed[reply] = found.booking.id
         if not principal.can_read(found.resource_id):
             # A booking the caller may not see answers like one that does not exist.
             hidden.add(reply)
@@ -351,7 +359,7 @@ async def itip_reply(request: web.Request) -> web.Response:
         else:
             # An unknown UID is no error of the request (the booking may have
             # been deleted since the invitation went out): dropped, said so.
-            outcome = await service.apply_reply(reply, via="itip")
+            outcome = await service.apply_reply(reply, via="itip", booking_id=routed.get(reply))
         results.append(ReplyResult.of(reply, outcome))
     return _json(ReplyResults(replies=results))
 
@@ -361,14 +369,11 @@ async def _replies_in(request: web.Request) -> list[ItipReply]:
     problems when there is none."""
     media_type = request.content_type
     if media_type == CALENDAR_MEDIA_TYPE:
-        raw = await request.read()
         # RFC 5545 3.1.4: iCalendar's default charset is UTF-8.
         try:
-            texts = [raw.decode(request.charset or "utf-8")]
-        except (LookupError, UnicodeDecodeError):
-            raise invalid(
-                "body", f"is not text in the charset {request.charset or 'utf-8'}", 400
-            ) from None
+            texts = [decode(await request.read(), request.charset)]
+        except UnreadableText as exc:
+            raise invalid("body", str(exc), 400) from None
     elif media_type == MESSAGE_MEDIA_TYPE:
         texts = itip_parts(await request.read())
         if not texts:
@@ -383,6 +388,11 @@ async def _replies_in(request: web.Request) -> list[ItipReply]:
     replies: list[ItipReply] = []
     problems: list[str] = []
     for text in texts:
+        # What the CalDAV PUT refuses is refused here too (gateway.core.text).
+        unusable = calendar_text_problem(text)
+        if unusable is not None:
+            problems.append(unusable)
+            continue
         try:
             reply = parse_reply(text)
         except InvalidReply as exc:

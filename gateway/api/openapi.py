@@ -8,6 +8,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from gateway import __version__
+from gateway.core.instants import EARLIEST, LATEST
+from gateway.web.json_body import MAX_DEPTH, MAX_NUMBER_LENGTH
 
 from .handlers import CALENDAR_MEDIA_TYPE, DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT, MESSAGE_MEDIA_TYPE
 from .schemas import (
@@ -78,12 +80,18 @@ def _param(
 
 _DATE_TIME = {"type": "string", "format": "date-time"}
 _RESOURCE_ID_SCHEMA = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}
+_WINDOW_PROBLEM = (
+    f"Missing or malformed start/end, or outside the years {EARLIEST.year} to {LATEST.year - 1}"
+)
 _BOOKING_ID = _param("booking_id", "path", "Booking id")
 _RESOURCE_ID = _param("resource_id", "path", "Resource id", schema=_RESOURCE_ID_SCHEMA)
 _COMMON_ERRORS = {"401": _problem("No or wrong credentials")}
 # What any request with a JSON body may be refused with before its meaning is read.
 _BODY_ERRORS = {
-    "400": _problem("Malformed JSON, or not a JSON object"),
+    "400": _problem(
+        f"Malformed JSON, not a JSON object, nested deeper than {MAX_DEPTH} levels, or a "
+        f"number longer than {MAX_NUMBER_LENGTH} characters"
+    ),
     "413": _problem("Body larger than server.max_body_bytes"),
     "415": _problem("Body is not application/json"),
     "422": _problem("Invalid field (named in errors[].field)"),
@@ -127,7 +135,7 @@ def build_openapi() -> dict[str, Any]:
                 "parameters": [_RESOURCE_ID, *window],
                 "responses": {
                     "200": _answer("Merged busy intervals", Availability),
-                    "400": _problem("Missing or malformed start/end"),
+                    "400": _problem(_WINDOW_PROBLEM),
                     "404": _problem("Unknown resource"),
                     **_COMMON_ERRORS,
                 },
@@ -218,7 +226,10 @@ def build_openapi() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _answer("Bookings by start time", BookingList),
-                    "400": _problem("Missing or malformed query parameter, or unknown resource"),
+                    "400": _problem(
+                        "Missing or malformed query parameter, or unknown resource; "
+                        + _WINDOW_PROBLEM.lower()
+                    ),
                     **_COMMON_ERRORS,
                 },
             },

@@ -11,10 +11,13 @@ from pydantic import ValidationError
 
 from gateway.core.errors import (
     BookingConflict,
+    ExpansionLimit,
     IdempotencyKeyReused,
     ImportedObject,
     InvalidBooking,
     NotFound,
+    StorageFull,
+    UidConflict,
 )
 from gateway.core.mirror_admin import MirrorDisabled
 from gateway.web.keys import METRICS
@@ -118,6 +121,22 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
                 errors=[FieldError(field="Idempotency-Key", message="used for another request")],
             )
         )
+    except UidConflict as exc:
+        # UIDs are unique across the gateway; the message names no object of
+        # a calendar the caller may not see.
+        return _respond(Problem(title="UID conflict", status=409, detail=str(exc)))
+    except StorageFull as exc:
+        # 503, not 507: the API is no WebDAV, and the condition passes once
+        # space is freed (RFC 9110 15.6.4: Retry-After says when to come back).
+        return _respond(
+            Problem(title="Storage full", status=503, detail=exc.message),
+            {"Retry-After": str(exc.retry_after)},
+        )
+    except ExpansionLimit as exc:
+        # A stored recurring event too large to expand within the limits
+        # (settings limits): the answer cannot be given, and guessing it
+        # could double-book. 507 as CalDAV says it (RFC 4918 11.5).
+        return _respond(Problem(title="Calendar too large to check", status=507, detail=str(exc)))
     except ImportedObject as exc:
         # The busy block mirrors a Google event: it changes there, or the next
         # sync would undo the change (403: understood, not allowed here).

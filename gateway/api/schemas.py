@@ -6,8 +6,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
+from gateway.core.instants import EARLIEST, LATEST, instant_problem
 from gateway.core.invitations import CalendarLinks, ItipReply, ReplyOutcome
 from gateway.core.mirror import (
     ConnectionStatus,
@@ -19,13 +21,62 @@ from gateway.core.mirror import (
 )
 from gateway.core.mirror_admin import IssuedInvite, ResourceStatus
 from gateway.core.model import Attendee, Booking, BookingStatus, TimeSpan
+from gateway.core.text import text_problem
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
-LongText = Annotated[str, StringConstraints(max_length=10_000)]
+
+def _refused(reason: str) -> PydanticCustomError:
+    # The reason is the whole message (problems.py shows it after the field).
+    return PydanticCustomError("refused", "{reason}", {"reason": reason})
+
+
+def _carriable(value: str) -> str:
+    """Text that calendar clients can carry (gateway.core.text)."""
+    problem = text_problem(value)
+    if problem is not None:
+        raise _refused(problem)
+    return value
+
+
+def _in_range(value: datetime) -> datetime:
+    problem = instant_problem(value)
+    if problem is not None:
+        raise _refused(problem)
+    return value
+
+
+def _sendable_address(value: str) -> str:
+    # Invitations go out without SMTPUTF8 (RFC 6531), which every hop would
+    # have to support: a non-ASCII address could never be delivered and
+    # would only sit in the outbox. International domains have an ASCII
+    # (xn--) form that works everywhere.
+    if not value.isascii():
+        raise _refused(
+            "must be an ASCII address (this server sends mail without SMTPUTF8); "
+            "write an international domain in its xn-- form"
+        )
+    problem = text_problem(value, one_line=True)
+    if problem is not None:
+        raise _refused(problem)
+    return value
+
+
+Text = Annotated[str, AfterValidator(_carriable)]
+Title = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+LongText = Annotated[Text, StringConstraints(max_length=10_000)]
+ShortText = Annotated[Text, StringConstraints(max_length=1000)]
 Email = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    str,
+    StringConstraints(strip_whitespace=True, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+    AfterValidator(_sendable_address),
 ]
-ZoneName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+ZoneName = Annotated[Text, StringConstraints(min_length=1, max_length=64)]
+Instant = Annotated[
+    AwareDatetime,
+    AfterValidator(_in_range),
+    Field(
+        description=f"ISO 8601 with an offset, in the years {EARLIEST.year} to {LATEST.year - 1}"
+    ),
+]
 
 
 class _Strict(BaseModel):
@@ -34,29 +85,29 @@ class _Strict(BaseModel):
 
 class BookerIn(_Strict):
     email: Email
-    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""
+    name: Annotated[Text, StringConstraints(strip_whitespace=True, max_length=200)] = ""
 
 
 class BookingCreate(_Strict):
     resource: str = Field(description="Id of the resource to book")
-    start: AwareDatetime = Field(description="ISO 8601 with an offset, e.g. 2026-12-01T09:00+01:00")
-    end: AwareDatetime
+    start: Instant = Field(description="ISO 8601 with an offset, e.g. 2026-12-01T09:00+01:00")
+    end: Instant
     title: Title
     timezone: ZoneName | None = Field(
         default=None, description="IANA zone for display; defaults to the resource's"
     )
     description: LongText = ""
-    location: Annotated[str, StringConstraints(max_length=1000)] = ""
+    location: ShortText = ""
     booker: BookerIn | None = None
 
 
 class BookingPatch(_Strict):
-    start: AwareDatetime | None = None
-    end: AwareDatetime | None = None
+    start: Instant | None = None
+    end: Instant | None = None
     timezone: ZoneName | None = None
     title: Title | None = None
     description: LongText | None = None
-    location: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    location: ShortText | None = None
 
 
 class AttendeeOut(BaseModel):

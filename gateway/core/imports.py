@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
+from .errors import ExpansionLimit
 from .mirror import (
     BusyBlock,
     Connection,
@@ -159,7 +160,11 @@ class ImportApplier:
         for other in await tx.in_span(self._resource.id, span.in_utc(), blocking_only=True):
             if other.booking.origin is Origin.GOOGLE or other.uid == booking.uid:
                 continue
-            clash = [s for s in self._codec.occurrences(other, span.in_utc()) if s.overlaps(span)]
+            try:
+                occurrences = self._codec.occurrences(other, span.in_utc())
+            except ExpansionLimit:
+                continue  # too large to tell; the note is only a courtesy
+            clash = [s for s in occurrences if s.overlaps(span)]
             if not clash:
                 continue
             await tx.log(
@@ -236,7 +241,8 @@ class ImportApplier:
         booking = obj.booking
         wanted = PartStat(partstat)
         attendees = tuple(
-            replace(a, partstat=wanted) if a.email.lower() == email.lower() else a
+            # Google tells no time for the answer (gateway.core.answers).
+            replace(a, partstat=wanted, answered_at=None) if a.email.lower() == email.lower() else a
             for a in booking.attendees
         )
         if attendees == booking.attendees:

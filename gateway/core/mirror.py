@@ -281,6 +281,13 @@ def imported_uid(resource_id: str, event_id: str) -> str:
     return f"google-{event_id}@{resource_id}.calgateway"
 
 
+def is_imported_uid(uid: str) -> bool:
+    """Whether ``uid`` has the form of ``imported_uid``: reserved for busy
+    blocks, so that no client can store an object under the UID a Google
+    event of some calendar will get, and so make its import fail."""
+    return uid.startswith("google-") and uid.endswith(".calgateway") and "@" in uid
+
+
 def stop_channel_effect(resource_id: str, channel: Channel, sealed_refresh: bytes) -> OutboxEffect:
     """The outbox item that stops a push channel with the credentials that
     opened it (the sealed refresh token: a takeover or reconnect may have

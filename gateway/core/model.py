@@ -82,6 +82,11 @@ class Attendee:
     email: str
     name: str = ""
     partstat: PartStat = PartStat.NEEDS_ACTION
+    # When the attendee gave ``partstat`` (UTC), None when unknown: answers
+    # are ordered by it (``gateway.core.answers``). Not part of the value: two
+    # attendees with the same answer are equal however their times differ, so
+    # "did the answer change" stays a plain comparison.
+    answered_at: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +328,10 @@ class OutboxItem:
     effect: OutboxEffect
     attempts: int
     created: datetime
+    # The previous run of this item started its effect (it was marked
+    # "sending") and never reported back: a crash, or a lease that ran out.
+    # The effect may have happened (see ``gateway.core.outbox``).
+    maybe_done: bool = False
 
 
 class ChangeKind(StrEnum):

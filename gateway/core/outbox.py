@@ -14,6 +14,27 @@ Items are claimed with a lease, so a second worker on the same database
 out only the oldest undone item of each booking, so items of one booking run
 one at a time and in order, retries included: a failed invitation is not
 overtaken by the cancellation queued after it.
+
+Effects that cannot be taken back and must not happen twice unnoticed (an
+e-mail) go through ``OutboxJournal``: the handler marks the item "sending"
+in a commit of its own right before it starts, and marks it done in a commit
+of its own right after the other side acknowledged (before hanging up). A
+crash (kill -9, power loss) between the two leaves the item marked: the
+effect may or may not have happened, and nobody can ask the mail server
+which. Such an item is run again when its lease is voided at the next start
+(or runs out) and arrives with ``maybe_done`` set; it is logged as a
+warning and counted. Running it again is the choice made here, rather than
+holding it for an admin, because the window is milliseconds wide while a
+held invitation leaves a booker without word until a person acts: a lost
+confirmation costs a booking, a duplicate costs a glance. The duplicate is
+recognisable: a message keeps its Message-ID on every attempt (derived from
+the booking, attendee, SEQUENCE and method, or from the outbox item), so
+mail stores and calendar clients can fold it into the first (RFC 5322
+3.6.4; RFC 5546 2.1.5: the same UID and SEQUENCE is the same invitation).
+
+A permanent failure (``PermanentFailure``: a 5yz reply, an address the
+server or the message format refuses) closes the item as failed with its
+reason, one log line, and is never retried; ``/healthz`` counts such items.
 """
 
 from __future__ import annotations
@@ -45,7 +66,16 @@ class Deferred(Exception):
 
 class PermanentFailure(Exception):
     """Raised by a handler when retrying cannot help (a recipient address the
-    mail server refuses). The item is closed with the reason kept."""
+    mail server refuses). The item is closed as failed with the reason kept."""
+
+
+class OutboxJournal(Protocol):
+    """What a handler of an effect that must not happen twice unnoticed
+    records, each in a commit of its own (see the module docstring)."""
+
+    async def mark_outbox_sending(self, item_id: int) -> None: ...
+
+    async def complete_outbox(self, item_id: int, error: str | None = None) -> None: ...
 
 
 class OutboxStore(Protocol):
@@ -54,6 +84,8 @@ class OutboxStore(Protocol):
     ) -> list[OutboxItem]: ...
 
     async def complete_outbox(self, item_id: int, error: str | None = None) -> None: ...
+
+    async def fail_outbox(self, item_id: int, reason: str) -> None: ...
 
     async def retry_outbox(self, item_id: int, error: str, next_attempt: datetime) -> None: ...
 
@@ -117,6 +149,7 @@ class OutboxWorker:
         self._quiet = asyncio.Condition()
         self.processed = 0
         self.failures = 0
+        self.maybe_done = 0  # items run again after a run that may have done them
 
     def wake(self) -> None:
         """Something was queued: look now instead of at the next poll."""
@@ -161,6 +194,12 @@ class OutboxWorker:
     async def _run(self, item: OutboxItem) -> None:
         handler = self._handlers.get(item.effect.kind)
         now = self._clock()
+        if item.maybe_done:
+            self.maybe_done += 1
+            log.warning(
+                "outbox item may have been done before the last stop; running it again",
+                extra={"item": item.id, "kind": item.effect.kind},
+            )
         try:
             if handler is None:
                 raise LookupError(f"no handler for outbox items of kind {item.effect.kind!r}")
@@ -173,7 +212,7 @@ class OutboxWorker:
                 "outbox item failed for good",
                 extra={"item": item.id, "kind": item.effect.kind, "error": str(failure)},
             )
-            await _keep(self._store.complete_outbox(item.id, f"failed for good: {failure}"))
+            await _keep(self._store.fail_outbox(item.id, f"failed for good: {failure}"))
             self.failures += 1
             return
         except asyncio.CancelledError:

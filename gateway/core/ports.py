@@ -40,6 +40,12 @@ class ReadPort(Protocol):
 
     async def get_by_uid(self, resource_id: str, uid: str) -> CalendarObject | None: ...
 
+    async def with_uid(self, uid: str) -> list[CalendarObject]:
+        """Every object with this UID, in any collection, oldest first: one at
+        most, unless the database holds copies from before UIDs were unique
+        across the gateway (schema version 5)."""
+        ...
+
     async def get_by_href(self, resource_id: str, href: str) -> CalendarObject | None: ...
 
     async def in_span(
@@ -57,7 +63,17 @@ class WriteTransaction(ReadPort, Protocol):
     async def save(self, obj: CalendarObject) -> int:
         """Insert or replace the object (by resource and UID; its href moves
         with it), update its index rows, clear a tombstone, bump the collection
-        revision and log the change. Returns the new collection revision."""
+        revision and log the change. Returns the new collection revision.
+        Raises ``UidConflict`` (with ``resource_id``) when the object is new to
+        its collection and another collection holds its UID: UIDs are unique
+        across the gateway."""
+        ...
+
+    async def keep_answer_times(self, booking: Booking) -> None:
+        """Store the attendees' answer times (``Attendee.answered_at``) of a
+        booking whose object is otherwise unchanged: they are the gateway's
+        own bookkeeping, not part of the calendar object, so nothing else is
+        written (no revision, no change-log row)."""
         ...
 
     async def delete(self, resource_id: str, uid: str) -> int:
@@ -140,6 +156,24 @@ class Repository(ReadPort, Protocol):
 
     async def complete_outbox(self, item_id: int, error: str | None = None) -> None:
         """Mark the item done (``error``: it failed for good, and why)."""
+        ...
+
+    async def fail_outbox(self, item_id: int, reason: str) -> None:
+        """Close the item as failed for good: never run again, ``reason`` kept."""
+        ...
+
+    async def mark_outbox_sending(self, item_id: int) -> None:
+        """Record, committed, that the item's effect starts now (see
+        ``gateway.core.outbox``: a restart tells "maybe done" from "not done")."""
+        ...
+
+    async def outbox_counts(self) -> dict[str, int]:
+        """``pending``, ``sending`` (of those, marked sending) and ``failed``."""
+        ...
+
+    async def check_writable(self) -> None:
+        """Prove with a small committed write that the storage takes writes;
+        raises ``StorageFull`` when it is full."""
         ...
 
     async def retry_outbox(self, item_id: int, error: str, next_attempt: datetime) -> None: ...

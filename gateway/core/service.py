@@ -7,14 +7,25 @@ revision bump, the change-log row and the outbox rows for its side effects
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .answers import (
+    ReplyTarget,
+    answer_time,
+    carry_answer_times,
+    route_reply,
+    superseded_reason,
+    supersedes,
+)
 from .errors import (
+    AmbiguousReply,
     BookingConflict,
     IdempotencyKeyReused,
     ImportedObject,
@@ -25,7 +36,15 @@ from .errors import (
 )
 from .imports import ImportApplier
 from .invitations import ItipReply, ReplyOutcome, reply_applies, same_address
-from .mirror import GOOGLE_PUSH, ImportBatch, ImportResult, LogKind, MirrorPolicy, SyncLogEntry
+from .mirror import (
+    GOOGLE_PUSH,
+    ImportBatch,
+    ImportResult,
+    LogKind,
+    MirrorPolicy,
+    SyncLogEntry,
+    is_imported_uid,
+)
 from .model import (
     FAR_FUTURE,
     Booking,
@@ -42,6 +61,8 @@ from .model import (
     merge_spans,
 )
 from .ports import CalendarCodec, IdempotencyRecord, MirrorRepository, ReadPort, WriteTransaction
+
+_log = logging.getLogger("calgateway.replies")
 
 INVITATION = "invitation"
 """Outbox kind: tell the booker (created / rescheduled / cancelled)."""
@@ -122,7 +143,7 @@ class BookingService:
         self.resource(resource_id)
         _check_window(window)
         objects = await self._repo.in_span(resource_id, window)
-        found = [o.booking for o in objects if self._hits(o, window)]
+        found = [o.booking for o in objects if await self._hits(o, window)]
         return sorted(found, key=lambda b: (b.start, b.id))
 
     async def busy(self, resource_id: str, window: TimeSpan) -> list[TimeSpan]:
@@ -130,7 +151,7 @@ class BookingService:
         self.resource(resource_id)
         _check_window(window)
         objects = await self._repo.in_span(resource_id, window, blocking_only=True)
-        spans = [s for o in objects for s in self._codec.occurrences(o, window)]
+        spans = [s for o in objects for s in await self._occurrences(o, window)]
         clipped = [
             TimeSpan(max(s.start, window.start), min(s.end, window.end)) for s in merge_spans(spans)
         ]
@@ -225,6 +246,7 @@ class BookingService:
                     ),
                 )
             updated = replace(updated, sequence=old.sequence + 1, updated=self._clock())
+            updated = carry_answer_times(old, updated)  # a new SEQUENCE asks again
             await self._save(tx, updated, resource, previous=previous)
             await self._notify(tx, updated, "rescheduled" if changes.moves_time else "updated")
             await self._push(tx, updated)
@@ -265,7 +287,9 @@ class BookingService:
         object is parsed before the transaction: parsing is the slow part and
         must not hold the write lock."""
         resource = self.resource(resource_id)
-        parsed = self._codec.parse(ics, resource.timezone)
+        # Off the event loop: a bounded series is expanded whole (up to
+        # limits.expansion_seconds).
+        parsed = await asyncio.to_thread(self._codec.parse, ics, resource.timezone)
         async with self._repo.transaction() as tx:
             previous = await tx.get_by_href(resource_id, href)
             if not condition.holds(previous.etag if previous else None):
@@ -285,6 +309,13 @@ class BookingService:
                 holder = await tx.get_by_uid(resource_id, parsed.uid)
                 if holder is not None:
                     raise UidConflict(parsed.uid, holder.href)
+                if is_imported_uid(parsed.uid):
+                    raise UidConflict(
+                        parsed.uid,
+                        "",
+                        f"UID {parsed.uid!r} has the form reserved for busy blocks imported "
+                        "from Google Calendar; give the event another UID",
+                    )
             if previous is not None and previous.ics == ics:
                 return previous, False  # a repeated PUT changes nothing
             now = self._clock()
@@ -295,6 +326,7 @@ class BookingService:
                 updated=now,
                 origin=previous.booking.origin if previous else Origin.CALDAV,
             )
+            booking = carry_answer_times(previous.booking if previous else None, booking)
             obj = CalendarObject(booking=booking, ics=ics, span=parsed.span, href=href)
             await self._refuse_double_booking(tx, obj, previous)
             await tx.save(obj)
@@ -375,18 +407,26 @@ class BookingService:
             if end <= start:
                 return
             window = TimeSpan(start, end)
-        claimed = list(self._codec.occurrences(obj, window))
+        claimed = list(await self._occurrences(obj, window))
         if previous is not None and previous.booking.blocks_time:
-            held = set(self._codec.occurrences(previous, window))
+            held = set(await self._occurrences(previous, window))
             claimed = [span for span in claimed if span not in held]
         await self._refuse_overlap(tx, obj.resource_id, claimed, exclude_uid=obj.uid)
 
     # -- helpers ---------------------------------------------------------------
 
-    def _hits(self, obj: CalendarObject, window: TimeSpan) -> bool:
+    async def _hits(self, obj: CalendarObject, window: TimeSpan) -> bool:
         if not obj.booking.recurring:
             return True  # the index span is exact for a single occurrence
-        return bool(self._codec.occurrences(obj, window))
+        return bool(await self._occurrences(obj, window))
+
+    async def _occurrences(self, obj: CalendarObject, window: TimeSpan) -> Sequence[TimeSpan]:
+        """The codec's occurrences; a recurring object is expanded in a worker
+        thread (it may take up to the codec's limits, and /healthz must go on
+        answering meanwhile). Raises ``ExpansionLimit`` past those limits."""
+        if not obj.booking.recurring:
+            return self._codec.occurrences(obj, window)
+        return await asyncio.to_thread(self._codec.occurrences, obj, window)
 
     async def _refuse_overlap(
         self,
@@ -408,7 +448,7 @@ class BookingService:
             occurrence
             for obj in candidates
             if obj.uid != exclude_uid
-            for occurrence in self._codec.occurrences(obj, window)
+            for occurrence in await self._occurrences(obj, window)
             if _overlaps_any(occurrence, wanted, starts)
         ]
         if clashes:
@@ -471,31 +511,68 @@ class BookingService:
 
     # -- answers from bookers -----------------------------------------------------
 
-    async def find_by_uid(self, uid: str) -> CalendarObject | None:
-        """The calendar object with this UID in any resource's calendar."""
-        for resource_id in self._resources:
-            obj = await self._repo.get_by_uid(resource_id, uid)
-            if obj is not None:
-                return obj
-        return None
+    async def reply_target(self, reply: ItipReply) -> CalendarObject | None:
+        """The calendar object an iTIP REPLY answers (None: no booking has its
+        UID); raises ``AmbiguousReply`` when several bookings hold the UID and
+        nothing in the reply tells them apart (``gateway.core.answers``)."""
+        candidates = await self._repo.with_uid(reply.uid)
+        targets = [
+            ReplyTarget(obj.booking, self._resources[obj.resource_id].email)
+            for obj in candidates
+            if obj.resource_id in self._resources
+        ]
+        routing = route_reply(reply, targets)
+        if routing.ambiguous:
+            _log.warning(
+                "answer refused: its UID is ambiguous",
+                extra={
+                    "uid": reply.uid,
+                    "attendee": reply.attendee_email,
+                    "organizer": reply.organizer_email,
+                    "bookings": [o.booking.id for o in candidates],
+                },
+            )
+            raise AmbiguousReply(reply.uid, routing.reason)
+        if routing.booking is None:
+            return None
+        return next(o for o in candidates if o.booking.id == routing.booking.id)
 
-    async def apply_reply(self, reply: ItipReply, via: str) -> ReplyOutcome:
+    async def apply_reply(
+        self, reply: ItipReply, via: str, booking_id: str | None = None
+    ) -> ReplyOutcome:
         """An attendee's answer (iTIP REPLY by e-mail, a signed link, ...):
         their PARTSTAT changes when the reply names the booking's UID, one of
-        its attendees and its current SEQUENCE (RFC 5546 3.2.3, 2.1.5);
+        its attendees and its current SEQUENCE (RFC 5546 3.2.3, 2.1.5) and was
+        given no earlier than the answer stored (``gateway.core.answers``);
         anything else is logged in the resource's log and dropped. An answer
-        changes no SEQUENCE (it is not the organizer's change)."""
-        found = await self.find_by_uid(reply.uid)
-        if found is None:
-            return ReplyOutcome(False, f"no booking has UID {reply.uid!r}")
-        resource = self.resource(found.resource_id)
-        async with self._repo.transaction() as tx:
-            obj = await tx.get_by_uid(found.resource_id, reply.uid)
-            if obj is None:
+        changes no SEQUENCE (it is not the organizer's change).
+
+        ``booking_id``: the booking the answer was sent for (a signed link
+        names it); without it the reply is routed by UID and ORGANIZER, and
+        one whose UID several bookings hold without telling which is refused."""
+        if booking_id is None:
+            try:
+                found = await self.reply_target(reply)
+            except AmbiguousReply as exc:  # logged by reply_target
+                return ReplyOutcome(False, str(exc))
+            if found is None:
                 return ReplyOutcome(False, f"no booking has UID {reply.uid!r}")
+            booking_id = found.booking.id
+        async with self._repo.transaction() as tx:
+            obj = await tx.get_by_id(booking_id)
+            if obj is None or obj.resource_id not in self._resources:
+                return ReplyOutcome(False, f"no booking has UID {reply.uid!r}")
+            resource = self.resource(obj.resource_id)
             booking = obj.booking
-            applies, why = reply_applies(booking, reply)
             now = self._clock()
+            applies, why = reply_applies(booking, reply)
+            given_at = answer_time(reply.dtstamp, now)
+            current = next(
+                (a for a in booking.attendees if same_address(a.email, reply.attendee_email)),
+                None,
+            )
+            if applies and current is not None and not supersedes(current, given_at):
+                applies, why = False, superseded_reason(current, given_at)
             if not applies:
                 await tx.log(
                     SyncLogEntry(
@@ -508,13 +585,17 @@ class BookingService:
                 )
                 return ReplyOutcome(False, why, booking)
             attendees = tuple(
-                replace(a, partstat=reply.partstat)
+                replace(a, partstat=reply.partstat, answered_at=given_at)
                 if same_address(a.email, reply.attendee_email)
                 else a
                 for a in booking.attendees
             )
-            if attendees == booking.attendees:
-                return ReplyOutcome(True, "unchanged", booking)
+            if attendees == booking.attendees:  # the same answer, given again
+                # Its newer time is kept all the same: an answer given in
+                # between must lose against it. The object is unchanged.
+                unchanged = replace(booking, attendees=attendees)
+                await tx.keep_answer_times(unchanged)
+                return ReplyOutcome(True, "unchanged", unchanged)
             updated = replace(booking, attendees=attendees, updated=now)
             await self._save(tx, updated, resource, previous=obj)
             await tx.log(

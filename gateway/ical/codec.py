@@ -1,17 +1,18 @@
 """``ICalCodec``: a booking rendered as a stored calendar object, and the
-occurrences of a stored object expanded with recurring_ical_events."""
+occurrences of a stored object expanded with recurring_ical_events (through
+``gateway.ical.expand.Loaded``, within the ``limits`` budget)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import recurring_ical_events
 from icalendar import Calendar, Component, Event, vCalAddress, vText
 
+from gateway.core.errors import ExpansionLimit, RecurrenceLimit
 from gateway.core.model import (
     Attendee,
     Booking,
@@ -23,6 +24,7 @@ from gateway.core.model import (
 )
 from gateway.ical.cache import _LRU
 from gateway.ical.common import PRODID, _address, _as_list, _parse_calendar
+from gateway.ical.limits import RecurrenceLimits
 from gateway.ical.parse import parse_object
 from gateway.ical.timezones import _aware, _listed_years, _utc, _vtimezone, _zone_key
 
@@ -220,22 +222,22 @@ def _is(component: Component, name: str, value: str) -> bool:
     return str(component.get(name, "")).strip().upper() == value
 
 
-# recurring_ical_events compares floating and DATE values with the window in
-# its own way; expanding a little more and filtering ourselves keeps the result
-# exact whatever the zone. 14 hours is the largest UTC offset in use.
-_EXPANSION_MARGIN = timedelta(days=2)
-
-
 # -- the codec ---------------------------------------------------------------------
 
 
 class ICalCodec:
-    """``gateway.core.ports.CalendarCodec`` with icalendar."""
+    """``gateway.core.ports.CalendarCodec`` with icalendar.
 
-    def __init__(self, *, cache_size: int = 256) -> None:
+    ``limits`` (the ``limits`` settings) bound what ``parse`` accepts and
+    what ``occurrences`` may spend on one object; expanding an object can
+    take up to ``limits.expansion_seconds``, so callers run it off the event
+    loop."""
+
+    def __init__(self, *, cache_size: int = 256, limits: RecurrenceLimits | None = None) -> None:
         # Parsing is the expensive part of expanding; objects are immutable for
-        # a given ETag, so the expansion query can be kept.
-        self._queries: _LRU[str, Any] = _LRU(cache_size)
+        # a given ETag, so the parsed object (with its expansion) can be kept.
+        self._loaded: _LRU[str, Any] = _LRU(cache_size)
+        self._limits = limits or RecurrenceLimits()
 
     def render(self, booking: Booking, resource: Resource, previous_ics: str | None) -> str:
         if previous_ics is None:
@@ -269,7 +271,7 @@ class ICalCodec:
     def parse(self, ics: str, default_timezone: str) -> ParsedObject:
         """Validate a client's calendar object (CalDAV PUT) and read its fields;
         raises ``InvalidCalendarData`` (see ``gateway.ical.parse``)."""
-        return parse_object(ics, default_timezone)
+        return parse_object(ics, default_timezone, self._limits)
 
     def recurrence(self, obj: CalendarObject) -> tuple[str, ...]:
         """The master VEVENT's RRULE, RDATE, EXRULE and EXDATE content lines
@@ -290,49 +292,54 @@ class ICalCodec:
         return tuple(lines)
 
     def occurrences(self, obj: CalendarObject, window: TimeSpan) -> Sequence[TimeSpan]:
+        """Raises ``ExpansionLimit`` when the object cannot be expanded over
+        ``window`` within ``limits``: callers must not guess."""
         booking = obj.booking
         if not booking.recurring:
             span = TimeSpan(booking.start, booking.end).in_utc()
             return [span] if _hits(span, window) else []
         try:
             return self._expand(obj, window)
+        except ExpansionLimit:
+            raise
+        except RecurrenceLimit as exc:
+            # Stored before the limits: a VTIMEZONE icalendar cannot read.
+            raise ExpansionLimit(obj.uid, exc.message) from exc
         except Exception as exc:
             # A stored object that cannot be expanded must not stop the
             # service; its first occurrence is what we know for sure. The
-            # failed expansion is dropped: dateutil leaves it half-iterated,
-            # and asking it again would never return.
-            self._queries.pop(obj.etag)
+            # parsed object is dropped: dateutil may be left half-iterated.
+            self._loaded.pop(obj.etag)
             log.warning("cannot expand %s", booking.uid, exc_info=exc)
             span = TimeSpan(booking.start, booking.end).in_utc()
             return [span] if _hits(span, window) else []
 
     def _expand(self, obj: CalendarObject, window: TimeSpan) -> list[TimeSpan]:
+        # Imported here: expand uses this module's helpers.
+        from gateway.ical.expand import Loaded
+
         booking = obj.booking
         zone = ZoneInfo(booking.timezone)
-        query = self._query(obj)
+        loaded = self._loaded.get(obj.etag)
+        if loaded is None:
+            loaded = Loaded(_parse_calendar(obj.ics), zone, self._limits)
+            self._loaded.put(obj.etag, loaded)
         spans: list[TimeSpan] = []
-        for occurrence in query.between(
-            window.start - _EXPANSION_MARGIN, window.end + _EXPANSION_MARGIN
-        ):
-            # The booking's own status and transparency are the caller's
-            # business (single bookings are returned whatever they are); an
-            # instance that deviates from the series does not occur / block.
-            if _is(occurrence, "STATUS", "CANCELLED") and booking.blocks_time:
-                continue
-            if _is(occurrence, "TRANSP", "TRANSPARENT") and not booking.transparent:
-                continue
-            start = _aware(occurrence.start, zone)
-            end = max(_aware(occurrence.end, zone), start)
-            span = TimeSpan(start, end).in_utc()
-            if _hits(span, window):
-                spans.append(span)
+        with loaded.session(obj.uid):
+            for instance in loaded.instances("VEVENT", window):
+                # recurring_ical_events' copy: an Event with start and end.
+                occurrence: Any = instance.component
+                # The booking's own status and transparency are the caller's
+                # business (single bookings are returned whatever they are); an
+                # instance that deviates from the series does not occur / block.
+                if _is(occurrence, "STATUS", "CANCELLED") and booking.blocks_time:
+                    continue
+                if _is(occurrence, "TRANSP", "TRANSPARENT") and not booking.transparent:
+                    continue
+                start = _aware(occurrence.start, zone)
+                end = max(_aware(occurrence.end, zone), start)
+                span = TimeSpan(start, end).in_utc()
+                if _hits(span, window):
+                    spans.append(span)
         spans.sort(key=lambda s: (s.start, s.end))
         return spans
-
-    def _query(self, obj: CalendarObject) -> Any:
-        etag = obj.etag
-        query = self._queries.get(etag)
-        if query is None:
-            query = recurring_ical_events.of(_parse_calendar(obj.ics))
-            self._queries.put(etag, query)
-        return query

@@ -12,7 +12,14 @@ PRODID = "-//calgateway//calgateway 0.1//EN"
 
 
 def _parse_calendar(text: str) -> Calendar:
-    """The first VCALENDAR of ``text`` (a stored object holds exactly one)."""
+    """The first VCALENDAR of ``text`` (a stored object holds exactly one).
+
+    Raises ``RecurrenceLimit`` for a VTIMEZONE rule that would stall
+    icalendar's parser (``gateway.ical.guard.check_zones``)."""
+    # Imported here: the guard reads zones with modules that import this one.
+    from gateway.ical.guard import check_zones
+
+    check_zones(text)
     with warnings.catch_warnings():
         # icalendar warns when it guesses an Olson name from a "globally unique"
         # TZID (RFC 5545 3.2.19); the guess is what we want, the noise is not.

@@ -9,11 +9,18 @@ near a time window. Single components are their own instance; recurrence sets
 are expanded with recurring_ical_events (EXDATE, RDATE and overrides are its
 business), lazily and window by window, so that an unbounded RRULE is never
 expanded beyond the range a caller looks at.
+
+Every expansion runs in a ``session`` with a budget (``gateway.ical.walk``):
+one request's expansion of one object at a time, its rules walked from near
+the window, and past ``limits`` (steps, seconds, instances) an
+``ExpansionLimit`` instead of a silently shortened answer. Callers run
+sessions off the event loop; the budget is what ends them.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,12 +31,14 @@ from zoneinfo import ZoneInfo
 import recurring_ical_events
 from icalendar import Calendar, Component
 
-from gateway.core.errors import InvalidCalendarData
+from gateway.core.errors import ExpansionLimit, InvalidCalendarData
 from gateway.core.model import FAR_FUTURE, TimeSpan
 from gateway.ical.codec import _hits
 from gateway.ical.common import _as_list
-from gateway.ical.parse import MAX_OCCURRENCES, _times
+from gateway.ical.limits import SUB_DAILY, RecurrenceLimits
+from gateway.ical.parse import _times
 from gateway.ical.timezones import _aware
+from gateway.ical.walk import Budget, Meter, Session, bound_rules
 
 log = logging.getLogger(__name__)
 
@@ -39,31 +48,18 @@ RECURRING = ("VEVENT", "VTODO", "VJOURNAL")
 
 # recurring_ical_events compares floating and DATE values with a window in its
 # own way; asking it for a little more and filtering ourselves keeps the
-# answer exact in any zone (14 hours is the largest UTC offset in use).
+# answer exact in any zone (14 hours is the largest UTC offset in use). Sets
+# whose times are all fixed instants (UTC or a TZID) need no margin, which
+# matters for frequent rules: two days of a SECONDLY rule are 172,800 steps.
 _MARGIN = timedelta(days=2)
 # The first window asked of recurring_ical_events; it doubles while no
 # instance turns up, so a long gap (or the end of a series) costs few calls.
+# Rules more frequent than daily start with this many of their periods, so
+# that a caller who needs one instance does not pay for 64 days of them.
 _FIRST_STEP = timedelta(days=64)
-# At most this many instances of one object are looked at per request: what
-# keeps an open-ended range over an unbounded RRULE finite.
-MAX_INSTANCES = MAX_OCCURRENCES
+_FIRST_PERIODS = 256
 # A REPEAT count beyond this is a typo or an attack, not an alarm.
 _MAX_REPEAT = 1000
-# dateutil (under recurring_ical_events) walks a rule from its DTSTART on,
-# whatever window is asked for: a few microseconds per period, and every
-# instance passed is kept in the rule's cache. Windows further than this many
-# periods (FREQ times INTERVAL) from the start are not expanded: that is 547
-# years of a daily rule, 22 of an hourly one, 139 days of a minutely one.
-_MAX_PERIODS = 200_000
-_FREQ_SECONDS = {
-    "SECONDLY": 1,
-    "MINUTELY": 60,
-    "HOURLY": 3600,
-    "DAILY": 86400,
-    "WEEKLY": 7 * 86400,
-    "MONTHLY": 28 * 86400,
-    "YEARLY": 365 * 86400,
-}
 
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 _LATEST = datetime.max.replace(tzinfo=UTC)
@@ -140,15 +136,26 @@ class Loaded:
     changes the parsed components.
     """
 
-    def __init__(self, calendar: Calendar, zone: ZoneInfo) -> None:
+    def __init__(
+        self, calendar: Calendar, zone: ZoneInfo, limits: RecurrenceLimits | None = None
+    ) -> None:
         self.calendar = calendar
         self.zone = zone
+        self.limits = limits or RecurrenceLimits()
         self._sets: dict[str, dict[str, _Set]] = {}
         self._queries: dict[str, Any] = {}
         # Names whose expansion failed. dateutil's rule cache is left in a
         # state where the next walk never ends, so a failed query is not
         # asked again.
         self._broken: set[str] = set()
+        self._lock = threading.RLock()
+        self._meter = Meter(self.limits)
+
+    def session(self, uid: str) -> Session:
+        """``with loaded.session(uid):`` around everything one request asks
+        of this object: one such session at a time (the object is shared by
+        requests and threads), with a fresh ``Budget`` named after ``uid``."""
+        return Session(self._lock, self._meter, Budget(self.limits, uid))
 
     def sets(self, name: str) -> dict[str, _Set]:
         """The top-level ``name`` components by UID."""
@@ -169,12 +176,17 @@ class Loaded:
             self._sets[name] = found
         return found
 
-    def instances(self, name: str, window: TimeSpan) -> Iterator[Instance]:
+    def instances(
+        self, name: str, window: TimeSpan, *, at_once: bool = False
+    ) -> Iterator[Instance]:
         """Instances of the ``name`` components near ``window``: every single
         component, and the instances of recurrence sets that recurring_ical_events
         finds around the window (callers test the exact overlap).
 
-        Lazy: a caller that stops early expands no further."""
+        Lazy: a caller that stops early expands no further. ``at_once`` asks
+        for the whole window in one walk: for a caller that wants every
+        instance of a bounded series (a rule with COUNT is walked from its
+        start by every step, see ``gateway.ical.walk.near``)."""
         sets = self.sets(name)
         recurring: dict[str, _Set] = {}
         for uid, members in sets.items():
@@ -184,23 +196,26 @@ class Loaded:
                 for component in members.members():
                     yield Instance(component, component, recurring=False)
         if recurring:
-            yield from self._expand(name, recurring, window)
+            yield from self._expand(name, recurring, window, at_once)
 
-    def _expand(self, name: str, sets: dict[str, _Set], window: TimeSpan) -> Iterator[Instance]:
+    def _expand(
+        self, name: str, sets: dict[str, _Set], window: TimeSpan, at_once: bool = False
+    ) -> Iterator[Instance]:
         yielded = 0
         if name in self._broken:
             yield from self._as_written(sets)
             return
+        budget = self._meter.current()
         try:
-            for occurrence in self._walk(name, sets, window):
+            for occurrence in self._walk(name, sets, window, at_once):
                 members = sets.get(str(occurrence.get("UID", "")))
                 if members is None:
                     continue
-                yield Instance(self._source(members, occurrence), occurrence, recurring=True)
                 yielded += 1
-                if yielded >= MAX_INSTANCES:
-                    log.warning("stopped expanding %s after %d instances", name, yielded)
-                    return
+                budget.instances(yielded)
+                yield Instance(self._source(members, occurrence), occurrence, recurring=True)
+        except ExpansionLimit:
+            raise  # the budget's answer, for the caller to report
         except Exception as exc:
             # A stored object was expanded when it was stored, so this is rare;
             # its components as written are what we know for sure.
@@ -233,6 +248,7 @@ class Loaded:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 query = recurring_ical_events.of(self.calendar, components=[name])
+            bound_rules(query, self._meter)
             self._queries[name] = query
         return query
 
@@ -253,39 +269,61 @@ class Loaded:
                             found.append(aware(start, self.zone))
         return min(found) if found else None
 
-    def _horizon(self, sets: dict[str, _Set], earliest: datetime) -> datetime:
-        """How far the sets' rules may be expanded (see ``_MAX_PERIODS``)."""
-        seconds: list[int] = []
+    def _fixed(self, sets: dict[str, _Set]) -> bool:
+        """Whether every start of the sets is a fixed instant (UTC or with a
+        TZID): then no margin is needed around a window."""
+        for members in sets.values():
+            for component in members.members():
+                for prop_name in ("DTSTART", "DUE", "RECURRENCE-ID"):
+                    value = _dt(component, prop_name)
+                    if isinstance(value, date) and (
+                        not isinstance(value, datetime) or value.tzinfo is None
+                    ):
+                        return False
+                for rdate in _as_list(component.get("RDATE", [])):
+                    for value in getattr(rdate, "dts", []):
+                        start = value.dt[0] if isinstance(value.dt, tuple) else value.dt
+                        if not isinstance(start, datetime) or start.tzinfo is None:
+                            return False
+        return True
+
+    @staticmethod
+    def _first_step(sets: dict[str, _Set]) -> timedelta:
+        """The first window: ``_FIRST_PERIODS`` periods of the most frequent
+        sub-daily rule, else ``_FIRST_STEP``."""
+        step = _FIRST_STEP
         for members in sets.values():
             for component in members.members():
                 for rule in _as_list(component.get("RRULE", [])):
                     try:
-                        freq = _FREQ_SECONDS[str(rule.get("FREQ", ["DAILY"])[0]).upper()]
+                        freq = str(rule.get("FREQ", ["DAILY"])[0]).upper()
                         interval = max(int(rule.get("INTERVAL", [1])[0]), 1)
-                    except (KeyError, ValueError, TypeError, IndexError, AttributeError):
-                        freq, interval = 1, 1
-                    seconds.append(freq * interval)
-        if not seconds:
-            return FAR_FUTURE  # RDATEs only: a finite list
-        return _shift(earliest, timedelta(seconds=min(seconds)) * _MAX_PERIODS)
+                    except (ValueError, TypeError, IndexError, AttributeError):
+                        freq, interval = "SECONDLY", 1
+                    if freq in SUB_DAILY:
+                        period = timedelta(seconds=SUB_DAILY[freq] * interval)
+                        step = min(step, period * _FIRST_PERIODS)
+        return step
 
-    def _walk(self, name: str, sets: dict[str, _Set], window: TimeSpan) -> Iterator[Component]:
+    def _walk(
+        self, name: str, sets: dict[str, _Set], window: TimeSpan, at_once: bool = False
+    ) -> Iterator[Component]:
         """recurring_ical_events' occurrences around ``window``, asked for one
-        step at a time, each occurrence once."""
+        step at a time, each occurrence once. The rules walk from near each
+        step (``gateway.ical.walk.near``) and charge the session's budget."""
+        budget = self._meter.current()
         query = self._query(name)
+        margin = timedelta(0) if self._fixed(sets) else _MARGIN
         low = window.start
-        high = min(_shift(window.end, _MARGIN), FAR_FUTURE)
+        high = min(_shift(window.end, margin), FAR_FUTURE)
         earliest = self._earliest(sets)
         if earliest is not None:
             low = max(low, earliest)
-            horizon = self._horizon(sets, earliest)
-            if horizon < high:
-                log.warning("not expanding %s beyond %s", name, horizon.date())
-                high = horizon
-        low = _shift(low, -_MARGIN)
-        step = _FIRST_STEP
+        low = _shift(low, -margin)
+        step = high - low if at_once and low < high else self._first_step(sets)
         seen: set[tuple[bytes, bytes, str]] = set()
         while low < high:
+            budget.check()
             upper = min(_shift(low, step), high)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -2,24 +2,24 @@
 4.1 and 5.3.2.1, and the fields the gateway needs (``ParsedObject``).
 
 Every problem is reported as ``InvalidCalendarData`` naming the precondition
-the object fails; no other exception leaves ``parse_object``.
+the object fails; no other exception leaves ``parse_object``. Objects beyond
+the ``limits`` settings (``gateway.ical.limits``) raise its subclass
+``RecurrenceLimit``, which CalDAV answers with 403.
 """
 
 from __future__ import annotations
 
-import itertools
 import warnings
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import recurring_ical_events
 from icalendar import Calendar, Component
 from icalendar.prop import vCalAddress
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
-from gateway.core.errors import InvalidCalendarData
+from gateway.core.errors import ExpansionLimit, InvalidCalendarData, RecurrenceLimit
 from gateway.core.model import (
     FAR_FUTURE,
     Attendee,
@@ -29,16 +29,18 @@ from gateway.core.model import (
     TimeSpan,
 )
 from gateway.ical.common import _address, _as_list
+from gateway.ical.guard import check_events, check_text
+from gateway.ical.limits import RecurrenceLimits, judge_instances
 from gateway.ical.timezones import _aware, _zone_key
 
 VALID_DATA = "valid-calendar-data"
 VALID_OBJECT = "valid-calendar-object-resource"
 SUPPORTED_COMPONENT = "supported-calendar-component"
 
-# A series with more occurrences than this, or running past _LAST_YEAR, is
-# indexed as unbounded (FAR_FUTURE): expanding it further buys nothing.
-MAX_OCCURRENCES = 10_000
+# A series running past this year is indexed as unbounded (FAR_FUTURE):
+# expanding it further buys nothing.
 _LAST_YEAR = 2200
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 # Properties whose TZID parameter must name a zone we can resolve.
 _ZONED = ("DTSTART", "DTEND", "RECURRENCE-ID", "EXDATE", "RDATE")
@@ -50,17 +52,20 @@ def _fail(precondition: str, message: str) -> InvalidCalendarData:
     return InvalidCalendarData(precondition, message)
 
 
-def parse_object(ics: str, default_timezone: str) -> ParsedObject:
+def parse_object(
+    ics: str, default_timezone: str, limits: RecurrenceLimits | None = None
+) -> ParsedObject:
     """Validate ``ics`` as one calendar object resource and read its fields.
 
     Floating and all-day values are read in ``default_timezone`` (an IANA
-    name; a wrong one is the caller's bug and raises ``ValueError``)."""
+    name; a wrong one is the caller's bug and raises ``ValueError``).
+    ``limits`` are the ``limits`` settings (their defaults when None)."""
     try:
         zone = ZoneInfo(default_timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"default_timezone {default_timezone!r} is not a time zone") from exc
     try:
-        return _parse(ics, zone, default_timezone)
+        return _parse(ics, zone, default_timezone, limits or RecurrenceLimits())
     except InvalidCalendarData:
         raise
     except Exception as exc:  # whatever the library trips over in odd input
@@ -70,9 +75,12 @@ def parse_object(ics: str, default_timezone: str) -> ParsedObject:
 # -- structure ---------------------------------------------------------------------
 
 
-def _read_calendar(ics: str) -> Calendar:
+def _read_calendar(ics: str, limits: RecurrenceLimits) -> Calendar:
     if not ics.strip():
         raise _fail(VALID_DATA, "the body is empty, expected an iCalendar object")
+    # Before icalendar parses: it expands VTIMEZONE rules while it parses,
+    # and thousands of overrides take seconds.
+    check_text(ics, limits)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -255,39 +263,48 @@ def _rrules(event: Component) -> list[Any]:
 
 
 def _unbounded(event: Component) -> bool:
-    for rrule in _rrules(event):
-        if "UNTIL" not in rrule and "COUNT" not in rrule:
-            return True
-        counts = rrule.get("COUNT") or []
-        if counts and int(counts[0]) > MAX_OCCURRENCES:
-            return True
-    return False
+    return any("UNTIL" not in rrule and "COUNT" not in rrule for rrule in _rrules(event))
 
 
 def _span(
     calendar: Calendar,
     master: Component | None,
     events: Iterable[tuple[datetime, datetime]],
+    uid: str,
     zone: ZoneInfo,
+    limits: RecurrenceLimits,
 ) -> TimeSpan:
-    """First start to last end over all occurrences, in UTC."""
+    """First start to last end over all occurrences, in UTC.
+
+    A bounded series is walked whole, within the ``limits`` budget: more
+    instances than ``limits.max_instances``, or more than the budget can
+    count, and the object is refused (``RecurrenceLimit``)."""
+    # Imported here: expand reads event times with this module.
+    from gateway.ical.expand import Loaded, event_span
+
     starts_ends = list(events)
     first = min(s for s, _ in starts_ends)
     last = max(e for _, e in starts_ends)
     if master is not None and _unbounded(master):
         return TimeSpan(first.astimezone(UTC), FAR_FUTURE)
+    loaded = Loaded(calendar, zone, limits)
+    count = 0
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            occurrences = recurring_ical_events.of(calendar).all()
-            for count, occurrence in enumerate(
-                itertools.islice(occurrences, MAX_OCCURRENCES + 1), 1
-            ):
-                start = _aware(occurrence.start, zone)
-                end = max(_aware(occurrence.end, zone), start)
-                if count > MAX_OCCURRENCES or start.year > _LAST_YEAR:
+        with loaded.session(uid):
+            whole = TimeSpan(_EARLIEST, FAR_FUTURE)
+            for instance in loaded.instances("VEVENT", whole, at_once=True):
+                span = event_span(instance.component, zone)
+                if span is None:
+                    continue
+                count += 1
+                if span.start.year > _LAST_YEAR:
                     return TimeSpan(first.astimezone(UTC), FAR_FUTURE)
-                first, last = min(first, start), max(last, end)
+                first, last = min(first, span.start), max(last, span.end)
+    except ExpansionLimit as exc:
+        counted = None if count < limits.max_instances else count + 1
+        refusal = judge_instances(uid, counted, limits)
+        assert refusal is not None
+        raise RecurrenceLimit(refusal.precondition, refusal.message) from exc
     except InvalidCalendarData:
         raise
     except Exception as exc:
@@ -339,8 +356,10 @@ def _sequence(event: Component) -> int:
 # -- the whole ---------------------------------------------------------------------
 
 
-def _parse(ics: str, zone: ZoneInfo, default_timezone: str) -> ParsedObject:
-    calendar = _read_calendar(ics)
+def _parse(
+    ics: str, zone: ZoneInfo, default_timezone: str, limits: RecurrenceLimits
+) -> ParsedObject:
+    calendar = _read_calendar(ics, limits)
     _check_broken(calendar)
     if "METHOD" in calendar:
         raise _fail(
@@ -351,6 +370,7 @@ def _parse(ics: str, zone: ZoneInfo, default_timezone: str) -> ParsedObject:
     events = _events(calendar)
     uid = _uid(events)
     master, overrides = _split(events)
+    check_events(events, zone, limits)
     known = _known_tzids(calendar)
     times: list[tuple[datetime, datetime]] = []
     primary: tuple[Component, date | datetime, datetime, datetime] | None = None
@@ -364,7 +384,11 @@ def _parse(ics: str, zone: ZoneInfo, default_timezone: str) -> ParsedObject:
         raise _fail(VALID_OBJECT, "the calendar holds no event (VEVENT)")
     event, raw_start, start, end = primary
     recurring = bool(overrides) or (master is not None and ("RRULE" in master or "RDATE" in master))
-    span = _span(calendar, master, times, zone) if recurring else TimeSpan(start, end).in_utc()
+    span = (
+        _span(calendar, master, times, uid, zone, limits)
+        if recurring
+        else TimeSpan(start, end).in_utc()
+    )
     timezone = _iana(raw_start, event, default_timezone)
     local = ZoneInfo(timezone)
     return ParsedObject(

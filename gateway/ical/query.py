@@ -15,6 +15,11 @@ Parsing costs about a millisecond per object, so:
 * free-busy takes non-recurring objects from their span as well;
 * parsed objects are kept in an LRU by ETag (and zone), so a repeated query,
   or the calendar-data of objects a query just matched, does not parse again.
+
+Expanding one object may take up to ``limits.expansion_seconds``; past the
+``limits`` its answer is ``ExpansionLimit`` (the caller reports it for that
+object), never a shortened one. Callers run these methods off the event
+loop; each object is expanded by one thread at a time.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Component, vDDDTypes
 
+from gateway.core.errors import ExpansionLimit, RecurrenceLimit
 from gateway.core.model import BookingStatus, CalendarObject, TimeSpan
 from gateway.core.query import CompFilter, DataRequest, TimeRange
 from gateway.ical.cache import _LRU
@@ -49,6 +55,7 @@ from gateway.ical.filters import (
 )
 from gateway.ical.freebusy import Busy
 from gateway.ical.freebusy import render as render_freebusy
+from gateway.ical.limits import RecurrenceLimits
 from gateway.ical.timezones import _vtimezone_bytes
 
 log = logging.getLogger(__name__)
@@ -83,14 +90,20 @@ class ICalQueryEngine:
     """``gateway.core.ports.CalendarQuerying`` with icalendar and recurring_ical_events.
 
     ``cache_size`` is how many parsed objects are kept (by ETag); ``clock``
-    gives DTSTAMP of free-busy answers and the years of calendar-timezone.
+    gives DTSTAMP of free-busy answers and the years of calendar-timezone;
+    ``limits`` (the ``limits`` settings) bound each object's expansion.
     """
 
     def __init__(
-        self, *, cache_size: int = 512, clock: Callable[[], datetime] | None = None
+        self,
+        *,
+        cache_size: int = 512,
+        clock: Callable[[], datetime] | None = None,
+        limits: RecurrenceLimits | None = None,
     ) -> None:
         self._loaded: _LRU[tuple[str, str], Loaded] = _LRU(cache_size)
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._limits = limits or RecurrenceLimits()
 
     # -- parsing -----------------------------------------------------------------
 
@@ -98,7 +111,12 @@ class ICalQueryEngine:
         key = (obj.etag, obj.booking.timezone)
         loaded = self._loaded.get(key)
         if loaded is None:
-            loaded = Loaded(_parse_calendar(obj.ics), ZoneInfo(obj.booking.timezone))
+            try:
+                calendar = _parse_calendar(obj.ics)
+            except RecurrenceLimit as exc:
+                # Stored before the limits: a VTIMEZONE icalendar cannot read.
+                raise ExpansionLimit(obj.uid, exc.message) from exc
+            loaded = Loaded(calendar, ZoneInfo(obj.booking.timezone), self._limits)
             self._loaded.put(key, loaded)
         return loaded
 
@@ -118,12 +136,15 @@ class ICalQueryEngine:
             return False
         try:
             loaded = self._load(obj)
+        except ExpansionLimit:
+            raise
         except Exception as exc:
             # Stored objects were validated; one that still cannot be read
             # must not fail the whole report.
             log.warning("cannot read stored object %s", obj.uid, exc_info=exc)
             return False
-        return comp_matches(loaded, query)
+        with loaded.session(obj.uid):
+            return comp_matches(loaded, query)
 
     # -- RFC 4791 9.6 ------------------------------------------------------------
 
@@ -133,6 +154,8 @@ class ICalQueryEngine:
                 return self._expanded(obj, request.expand)
             if request.limit_recurrence_set is not None and obj.booking.recurring:
                 return self._limited(obj, request.limit_recurrence_set)
+        except ExpansionLimit:
+            raise
         except Exception as exc:
             # As with ``matches``: one unreadable stored object is returned as
             # stored rather than failing the whole report.
@@ -163,12 +186,13 @@ class ICalQueryEngine:
         window = time_range.as_span()
         calendar = self._shell(loaded.calendar, _ZONE_HINTS)
         found: list[Instance] = []
-        for name in RECURRING:
-            found.extend(
-                instance
-                for instance in loaded.instances(name, window)
-                if overlaps(instance, loaded.zone, window)
-            )
+        with loaded.session(obj.uid):
+            for name in RECURRING:
+                found.extend(
+                    instance
+                    for instance in loaded.instances(name, window)
+                    if overlaps(instance, loaded.zone, window)
+                )
         found.sort(key=lambda instance: instance_start(instance, loaded.zone))
         for instance in found:
             calendar.add_component(self._in_utc(instance, loaded.zone))
@@ -198,11 +222,12 @@ class ICalQueryEngine:
         loaded = self._load(obj)
         window = time_range.as_span()
         calendar = self._shell(loaded.calendar)
-        for component in loaded.calendar.subcomponents:
-            is_override = component.name in RECURRING and "RECURRENCE-ID" in component
-            if is_override and not self._override_relevant(loaded, component, window):
-                continue
-            calendar.add_component(component)
+        with loaded.session(obj.uid):
+            for component in loaded.calendar.subcomponents:
+                is_override = component.name in RECURRING and "RECURRENCE-ID" in component
+                if is_override and not self._override_relevant(loaded, component, window):
+                    continue
+                calendar.add_component(component)
         return bytes(calendar.to_ical()).decode("utf-8")
 
     def _override_relevant(self, loaded: Loaded, override: Component, window: TimeSpan) -> bool:
@@ -239,9 +264,15 @@ class ICalQueryEngine:
     def _recurring_busy(self, obj: CalendarObject, window: TimeSpan) -> list[Busy]:
         try:
             loaded = self._load(obj)
+        except ExpansionLimit:
+            raise
         except Exception as exc:
             log.warning("cannot read stored object %s", obj.uid, exc_info=exc)
             return [Busy(obj.span, obj.booking.status is BookingStatus.TENTATIVE)]
+        with loaded.session(obj.uid):
+            return self._busy_instances(loaded, window)
+
+    def _busy_instances(self, loaded: Loaded, window: TimeSpan) -> list[Busy]:
         found: list[Busy] = []
         for instance in loaded.instances("VEVENT", window):
             component = instance.component

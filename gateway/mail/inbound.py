@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import logging
 import quopri
 import re
@@ -35,6 +34,8 @@ from email import message_from_bytes
 from email.message import Message
 from email.policy import compat32, default
 from email.utils import getaddresses
+
+from gateway.core.text import UnreadableText, decode
 
 log = logging.getLogger(__name__)
 
@@ -164,16 +165,20 @@ def _leaves(root: Message) -> list[Message]:
 
 def _children(part: Message) -> list[Message] | None:
     """The parts inside ``part``, or None for a leaf."""
+    # get_payload() of a leaf decodes it in its declared charset, which
+    # raises for some (punycode): only containers are asked for theirs.
     content_type = part.get_content_type()
-    payload = part.get_payload()
     if content_type in _ATTACHED_MESSAGE_TYPES:
+        payload = part.get_payload()
         inner = payload[0] if isinstance(payload, list) and payload else None
         if not isinstance(inner, Message):
             return []
         encoded = _encoded_attached_message(part, inner)
         return [encoded if encoded is not None else inner]
-    if part.is_multipart() and isinstance(payload, list):
-        return [p for p in payload if isinstance(p, Message)]
+    if part.is_multipart():
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            return [p for p in payload if isinstance(p, Message)]
     return None
 
 
@@ -218,9 +223,10 @@ def _decode(data: bytes, declared: str | None) -> str:
         if not charset:
             continue
         try:
-            codecs.lookup(charset)
-            return data.decode(charset).lstrip("\ufeff")
-        except (LookupError, UnicodeDecodeError):
+            # Not bytes.decode: a "charset" like punycode or base64 is no
+            # charset, and some codecs raise other errors than decode errors.
+            return decode(data, charset).lstrip("\ufeff")
+        except UnreadableText:
             continue
     return data.decode("utf-8", "replace").lstrip("\ufeff")
 

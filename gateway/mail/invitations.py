@@ -7,7 +7,9 @@ cancelled (RFC 5546 3.2.2, 3.2.5). An item whose SEQUENCE is older than the
 booking's is skipped, because the item queued with the newer change follows
 and says everything (no outdated REQUEST lands after a newer one). Retries
 after an SMTP failure send the same message again, with the same
-Message-ID, so a duplicate after a crash can be recognised.
+Message-ID, so a duplicate after a crash can be recognised. An invitation
+that cannot be written (an address e-mail cannot carry) or that the server
+refuses for good is closed as failed, never retried (``notices.deliver``).
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from datetime import UTC, datetime
 
 from gateway.core.invitations import invitation_kind, same_address
 from gateway.core.model import Attendee, Booking, OutboxItem, PartStat, Resource
+from gateway.core.outbox import OutboxJournal
 from gateway.core.ports import ReadPort
 from gateway.ical import render_itip
 
 from .imip import build_invitation
-from .notices import deliver
+from .notices import deliver, written
 from .sender import SmtpSender
 from .signed_links import LinkSigner
 
@@ -53,6 +56,7 @@ class InvitationMailer:
         links: LinkSigner | None,
         google_path: GooglePath | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        journal: OutboxJournal | None = None,
     ) -> None:
         self._store = store
         self._resources = dict(resources)
@@ -62,6 +66,7 @@ class InvitationMailer:
         self._links = links
         self._google_path = google_path or _never
         self._clock = clock
+        self._journal = journal
         self.sent = 0
 
     @property
@@ -86,19 +91,21 @@ class InvitationMailer:
         kind = invitation_kind(booking)
         calendar = render_itip(obj, resource, kind, self._organizer_address, self._clock())
         links = self._links
-        message = build_invitation(
-            calendar=calendar,
-            kind=kind,
-            booking=booking,
-            attendee=attendee,
-            organizer_address=self._organizer_address,
-            # The resource is who the booker meets; the address is the gateway's.
-            organizer_name=resource.name,
-            links=links.calendar_links(booking) if links else None,
-            accept_url=links.answer(booking, attendee, PartStat.ACCEPTED) if links else None,
-            decline_url=links.answer(booking, attendee, PartStat.DECLINED) if links else None,
+        message = written(
+            lambda: build_invitation(
+                calendar=calendar,
+                kind=kind,
+                booking=booking,
+                attendee=attendee,
+                organizer_address=self._organizer_address,
+                # The resource is who the booker meets; the address is the gateway's.
+                organizer_name=resource.name,
+                links=links.calendar_links(booking) if links else None,
+                accept_url=links.answer(booking, attendee, PartStat.ACCEPTED) if links else None,
+                decline_url=links.answer(booking, attendee, PartStat.DECLINED) if links else None,
+            )
         )
-        await deliver(self._sender, message)
+        await deliver(self._sender, message, item, self._journal)
         self.sent += 1
         log.info(
             "invitation sent",

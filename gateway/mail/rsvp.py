@@ -8,6 +8,13 @@ invitation stale exactly like an iTIP REPLY to an older SEQUENCE (RFC 5546
 2.1.5), so tokens need no expiry of their own. Served at
 ``{base_url}/rsvp/{token}``.
 
+The booking is named by its id, never by its UID: an answer through a link
+goes to exactly the booking the invitation was about, even where another
+calendar holds an object with the same UID (stored before UIDs were unique
+across the gateway). Version 1 tokens have carried the id from the start, so
+every link already sent is routed this way; the id also fixes the resource
+(a booking id names one object for life).
+
 Token: ``base64url(JSON claim) "." base64url(HMAC-SHA256(key, context || claim))``,
 without padding, so it is one URL path segment.
 """

@@ -111,15 +111,25 @@ def _zone(name: str) -> ZoneInfo | None:
 
 
 def encode_attendees(attendees: tuple[Attendee, ...]) -> str:
-    return json.dumps(
-        [{"email": a.email, "name": a.name, "partstat": a.partstat.value} for a in attendees],
-        ensure_ascii=False,
-    )
+    return json.dumps([_attendee_item(a) for a in attendees], ensure_ascii=False)
+
+
+def _attendee_item(attendee: Attendee) -> dict[str, str]:
+    item = {"email": attendee.email, "name": attendee.name, "partstat": attendee.partstat.value}
+    # Only when known: rows written before answer times were kept have none.
+    if attendee.answered_at is not None:
+        item["answered_at"] = utc_text(attendee.answered_at)
+    return item
 
 
 def decode_attendees(text: str) -> tuple[Attendee, ...]:
     return tuple(
-        Attendee(email=item["email"], name=item["name"], partstat=PartStat(item["partstat"]))
+        Attendee(
+            email=item["email"],
+            name=item["name"],
+            partstat=PartStat(item["partstat"]),
+            answered_at=from_utc_text(item["answered_at"]) if "answered_at" in item else None,
+        )
         for item in json.loads(text)
     )
 

@@ -14,14 +14,20 @@ read queued on it would see the same old snapshot until the listing ends.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable
+import sqlite3
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from sqlite3 import Row
 
 import aiosqlite
 
+from .full import raise_translated
 from .rows import Params
 
-PAGE_ROWS = 500
+# Rows per page. Each page is turned into answer text on the event loop in
+# one go, and every other request waits meanwhile: 100 rows keep one step
+# to a few tens of milliseconds (500 held /healthz up to ~0.8 s while heavy
+# listings ran; issue 12, item 3), at the cost of a few more thread hops.
+PAGE_ROWS = 100
 
 # Each connection is one thread. Listings beyond this many at once wait for a
 # free one; a slow client can hold one for a while (each page waits until the
@@ -56,9 +62,14 @@ class SnapshotPool:
         async with self._free:
             conn = await self._take()
             try:
-                cursor = await conn.execute(sql, params)
                 try:
-                    while rows := await cursor.fetchmany(page_rows):
+                    cursor = await conn.execute(sql, params)
+                except (sqlite3.Error, OSError) as exc:
+                    # A sort too big for memory spills to a temporary file,
+                    # which a full disk refuses as it refuses writes.
+                    raise_translated(exc)
+                try:
+                    while rows := await _fetch(cursor, page_rows):
                         yield list(rows)
                 finally:
                     # Ends the statement and with it the read transaction. If
@@ -87,3 +98,10 @@ class SnapshotPool:
         idle, self._idle = self._idle, []
         for conn in idle:
             await conn.close()
+
+
+async def _fetch(cursor: aiosqlite.Cursor, rows: int) -> Iterable[Row]:
+    try:
+        return await cursor.fetchmany(rows)
+    except (sqlite3.Error, OSError) as exc:
+        raise_translated(exc)

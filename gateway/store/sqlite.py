@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 
 from gateway.core.model import (
+    Booking,
     CalendarObject,
     Change,
     ChangeKind,
@@ -49,12 +50,14 @@ from gateway.core.ports import (
     WriteTransaction,
 )
 
+from .full import note_written, raise_translated
 from .mirror import MirrorReadsMixin, MirrorWritesMixin
 from .rows import (
     OBJECT_COLUMNS,
     Params,
     decode_object,
     decode_payload,
+    encode_attendees,
     encode_object,
     encode_payload,
     epoch_ceil,
@@ -64,8 +67,13 @@ from .rows import (
 )
 from .schema import SchemaError, migrate
 from .snapshots import SnapshotPool
+from .uids import refuse_foreign_uid, warn_shared_uids
 
 BUSY_TIMEOUT_MS = 5000
+# The room the write check of /healthz asks for: more than a booking takes
+# (its calendar text twice over, index rows, change log and outbox rows),
+# so that "healthy" means "a booking fits".
+PROBE_BYTES = 64 * 1024
 SNAPSHOT_CACHE_KIB = 256
 _BATCH = 500
 
@@ -139,7 +147,12 @@ def in_span_statement(
 async def _run(conn: aiosqlite.Connection, sql: str, params: Params = ()) -> list[sqlite3.Row]:
     # execute_fetchall steps the statement to completion in one hop to the
     # connection's thread, so no half-read cursor keeps a read snapshot open.
-    return list(await conn.execute_fetchall(sql, params))
+    try:
+        return list(await conn.execute_fetchall(sql, params))
+    except (sqlite3.Error, OSError) as exc:
+        # Every statement passes here: the one place a full disk becomes the
+        # core's StorageFull (see ``full``).
+        raise_translated(exc)
 
 
 class _Reads(MirrorReadsMixin):
@@ -160,6 +173,10 @@ class _Reads(MirrorReadsMixin):
             "SELECT * FROM objects WHERE resource_id = ? AND uid = ?", (resource_id, uid)
         )
         return decode_object(rows[0]) if rows else None
+
+    async def with_uid(self, uid: str) -> list[CalendarObject]:
+        rows = await self._query("SELECT * FROM objects WHERE uid = ? ORDER BY id", (uid,))
+        return [decode_object(row) for row in rows]
 
     async def get_by_href(self, resource_id: str, href: str) -> CalendarObject | None:
         rows = await self._query(
@@ -227,6 +244,8 @@ class SqliteTransaction(_Reads, MirrorWritesMixin):
                     f"{booking.uid!r}) clashes with stored booking {row['booking_id']!r} "
                     f"(resource {row['resource_id']!r}, uid {row['uid']!r})"
                 )
+        if not any(row["resource_id"] == booking.resource_id for row in rows):
+            await refuse_foreign_uid(self._query, booking.resource_id, booking.uid)
         for old_href in moved_from:
             # The object's old name is gone: sync clients must hear so (RFC 6578
             # 3.5.2), which takes a change (and so a revision) of its own.
@@ -240,6 +259,12 @@ class SqliteTransaction(_Reads, MirrorWritesMixin):
         )
         await self._log(booking.resource_id, revision, booking.uid, obj.href, ChangeKind.PUT)
         return revision
+
+    async def keep_answer_times(self, booking: Booking) -> None:
+        await self._query(
+            "UPDATE objects SET attendees = ? WHERE booking_id = ?",
+            (encode_attendees(booking.attendees), booking.id),
+        )
 
     async def delete(self, resource_id: str, uid: str) -> int:
         """Deleting an object that is not there changes nothing and returns the
@@ -331,6 +356,7 @@ class _TransactionScope(AbstractAsyncContextManager[SqliteTransaction]):
                 except BaseException:
                     await _rollback(repo._writer)
                     raise
+                note_written()
             else:
                 await _rollback(repo._writer)
         finally:
@@ -524,7 +550,8 @@ class SqliteRepository(_Reads):
             # and a worker that dies mid-effect hands them on after the lease.
             async with self._transaction() as tx:
                 rows = await tx._query(
-                    "UPDATE outbox SET leased_until = :until WHERE id IN ("  # noqa: S608
+                    "UPDATE outbox SET leased_until = :until, "  # noqa: S608
+                    "resends = resends + (sending_since IS NOT NULL) WHERE id IN ("
                     f"SELECT id FROM outbox AS o WHERE {_HEAD_OF_BOOKING} "
                     f"AND {_DUE} ORDER BY id LIMIT :limit) "
                     "RETURNING *",
@@ -542,6 +569,7 @@ class SqliteRepository(_Reads):
                 ),
                 attempts=row["attempts"],
                 created=from_utc_text(row["created_at"]),
+                maybe_done=row["sending_since"] is not None,
             )
             for row in rows
         ]
@@ -553,22 +581,39 @@ class SqliteRepository(_Reads):
     async def complete_outbox(self, item_id: int, error: str | None = None) -> None:
         await self._write(
             "UPDATE outbox SET done_at = ?, last_error = coalesce(?, last_error), "
-            "leased_until = NULL WHERE id = ? AND done_at IS NULL",
+            "leased_until = NULL, sending_since = NULL WHERE id = ? AND done_at IS NULL",
             (utc_text(datetime.now(UTC)), error, item_id),
+        )
+
+    async def fail_outbox(self, item_id: int, reason: str) -> None:
+        """Close the item for good without its effect (never run again)."""
+        now = utc_text(datetime.now(UTC))
+        await self._write(
+            "UPDATE outbox SET done_at = ?, failed_at = ?, last_error = ?, "
+            "leased_until = NULL, sending_since = NULL WHERE id = ? AND done_at IS NULL",
+            (now, now, reason, item_id),
+        )
+
+    async def mark_outbox_sending(self, item_id: int) -> None:
+        """Committed before an effect that must not silently happen twice
+        starts (``gateway.core.outbox``); cleared by the item's verdict."""
+        await self._write(
+            "UPDATE outbox SET sending_since = ? WHERE id = ? AND done_at IS NULL",
+            (utc_text(datetime.now(UTC)), item_id),
         )
 
     async def retry_outbox(self, item_id: int, error: str, next_attempt: datetime) -> None:
         await self._write(
             "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, "
-            "leased_until = NULL "
+            "leased_until = NULL, sending_since = NULL "
             "WHERE id = ? AND done_at IS NULL",
             (error, utc_text(next_attempt), item_id),
         )
 
     async def defer_outbox(self, item_id: int, next_attempt: datetime, reason: str) -> None:
         await self._write(
-            "UPDATE outbox SET last_error = ?, next_attempt_at = ?, leased_until = NULL "
-            "WHERE id = ? AND done_at IS NULL",
+            "UPDATE outbox SET last_error = ?, next_attempt_at = ?, leased_until = NULL, "
+            "sending_since = NULL WHERE id = ? AND done_at IS NULL",
             (reason, utc_text(next_attempt), item_id),
         )
 
@@ -595,6 +640,37 @@ class SqliteRepository(_Reads):
     async def pending_outbox(self) -> int:
         rows = await self._query("SELECT count(*) FROM outbox WHERE done_at IS NULL")
         return int(rows[0][0])
+
+    async def outbox_counts(self) -> dict[str, int]:
+        """Undone items, those of them marked sending, and items closed as
+        failed for good (ever: the admin looks at their last_error)."""
+        rows = await self._query(
+            "SELECT (SELECT count(*) FROM outbox WHERE done_at IS NULL) AS pending, "
+            "(SELECT count(*) FROM outbox WHERE done_at IS NULL AND sending_since IS NOT NULL) "
+            "AS sending, "
+            "(SELECT count(*) FROM outbox WHERE failed_at IS NOT NULL) AS failed"
+        )
+        return {key: int(rows[0][key]) for key in ("pending", "sending", "failed")}
+
+    async def check_writable(self) -> None:
+        """Prove that a booking would fit: allocate ``PROBE_BYTES`` of pages
+        inside a savepoint that is rolled back (SQLite checks its page limit
+        as pages are taken; nothing of them reaches the disk), then commit a
+        one-row heartbeat (a real append to the write-ahead log, which is
+        what a full file system refuses). Raises ``StorageFull``; the file
+        does not grow."""
+        async with self._transaction() as tx:
+            await tx._query(
+                "INSERT INTO storage_probe (id, checked_at) VALUES (1, ?) "
+                "ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+                (utc_text(datetime.now(UTC)),),
+            )
+            await tx._query("SAVEPOINT room")
+            await tx._query(
+                "UPDATE storage_probe SET pad = zeroblob(?) WHERE id = 1", (PROBE_BYTES,)
+            )
+            await tx._query("ROLLBACK TO room")
+            await tx._query("RELEASE room")
 
     async def close(self) -> None:
         """Close both connections; safe to call twice."""
@@ -651,6 +727,7 @@ async def open_sqlite_repository(
     writer = await _connect(path, writer=True, busy_timeout_ms=busy_timeout_ms)
     try:
         await migrate(writer)
+        await warn_shared_uids(writer, path)
         reader = await _connect(path, writer=False, busy_timeout_ms=busy_timeout_ms)
     except BaseException:
         await writer.close()

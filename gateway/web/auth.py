@@ -5,6 +5,15 @@ Verifying one costs tens of milliseconds of CPU by design, so it runs in a
 worker thread and a successful check is remembered for a short while (keyed by
 a digest of the credentials, never the password itself): CalDAV clients send
 credentials on every request.
+
+Credentials not remembered so far go through two guards before any hash is
+computed: the backoff of ``gateway.web.backoff`` (429 while the client's
+address or the user name is locked out) and the bounded, fair queue of
+``gateway.web.check_queue`` (429 or 503 when full). Both answer with
+``SignInRefused``, which each front end turns into its own answer. Remembered
+credentials pass neither guard: a client already signed in keeps working
+whatever an attacker does. Refusals are logged with the address, the user
+name and the counts, never the password.
 """
 
 from __future__ import annotations
@@ -15,6 +24,8 @@ import binascii
 import functools
 import hashlib
 import hmac
+import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +36,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from gateway.settings import Settings
+
+from .backoff import FailureBook, Policy, Verdict, address_key
+from .check_queue import CheckQueue, QueueFull
+
+log = logging.getLogger("calgateway.auth")
 
 Access = Literal["read", "read-write"]
 ALL_RESOURCES = "*"
@@ -37,6 +53,9 @@ _CACHE_MAX = 1024
 # 64 MiB per check; this many checks at once bound the memory a burst of
 # sign-ins (or of wrong passwords) can take. Two cores do no more at once.
 MAX_PARALLEL_CHECKS = 2
+# Retry-After when the queue of checks has no place: a check takes a tenth of
+# a second, so places come free within one.
+BUSY_RETRY_AFTER = 1
 
 _hasher = PasswordHasher()
 
@@ -104,6 +123,30 @@ class _Token:
     access: Mapping[str, Access]
 
 
+class SignInRefused(Exception):
+    """A sign-in answered without checking its password: 429 (too many
+    attempts) or 503 (too many checks waiting), with ``Retry-After``."""
+
+    def __init__(self, status: Literal[429, 503], retry_after: float, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = max(1, math.ceil(retry_after))
+        self.message = message
+
+    @property
+    def title(self) -> str:
+        return "Too many sign-in attempts" if self.status == 429 else "Sign-ins busy"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+# What a queued check comes back with: the password was right or wrong, or it
+# was not checked after all (a lockout began while it waited).
+_Checked = bool | Verdict
+
+
 class Authenticator:
     def __init__(
         self,
@@ -111,13 +154,19 @@ class Authenticator:
         tokens: Sequence[_Token],
         *,
         clock: Callable[[], float] = time.monotonic,
+        policy: Policy | None = None,
+        check_queue: int = 32,
     ) -> None:
         self._users = {u.name: u for u in users}
         self._tokens = tuple(tokens)
         self._clock = clock
         self._verified: dict[bytes, float] = {}
-        self._checking: dict[bytes, asyncio.Future[bool]] = {}
-        self._check_slots = asyncio.Semaphore(MAX_PARALLEL_CHECKS)
+        self._checking: dict[bytes, asyncio.Future[_Checked]] = {}
+        self._failures = FailureBook(policy or Policy(), clock, known_users=self._users)
+        self._busy_logged_at = -math.inf
+        self._queue: CheckQueue[_Checked] = CheckQueue(
+            limit=check_queue, workers=MAX_PARALLEL_CHECKS, strikes=self._failures.strikes
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Authenticator:
@@ -126,10 +175,19 @@ class Authenticator:
             _Token(t.name, _digest(t.token.get_secret_value()), dict(t.access))
             for t in settings.api_tokens
         ]
-        return cls(users, tokens)
+        return cls(
+            users,
+            tokens,
+            policy=Policy.from_settings(settings.auth),
+            check_queue=settings.auth.check_queue,
+        )
 
-    async def authenticate(self, authorization: str | None) -> Principal | None:
-        """The caller named by an ``Authorization`` header, or None."""
+    async def authenticate(
+        self, authorization: str | None, *, address: str | None = None
+    ) -> Principal | None:
+        """The caller named by an ``Authorization`` header sent from
+        ``address`` (the peer's IP address), or None; raises
+        ``SignInRefused`` when a password is not checked at all."""
         if not authorization:
             return None
         scheme, _, credentials = authorization.strip().partition(" ")
@@ -137,7 +195,7 @@ class Authenticator:
         if scheme == "bearer":
             return self._by_token(credentials.strip())
         if scheme == "basic":
-            return await self._by_password(credentials.strip())
+            return await self._by_password(credentials.strip(), address_key(address))
         return None
 
     def _by_token(self, token: str) -> Principal | None:
@@ -152,7 +210,7 @@ class Authenticator:
             return None
         return Principal(found.name, "token", found.access)
 
-    async def _by_password(self, credentials: str) -> Principal | None:
+    async def _by_password(self, credentials: str, address: str) -> Principal | None:
         try:
             decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
@@ -167,30 +225,123 @@ class Authenticator:
         if user is not None and expires is not None and expires > now:
             self._verified[cache_key] = now + _CACHE_SECONDS
             return Principal(user.name, "user", user.access)
+        verdict = self._failures.decide(address, name)
+        if not verdict.allowed:
+            raise self._refused(verdict, address, name)
         # A CalDAV client opens several connections at once, all with the same
         # credentials: they share one check instead of running argon2 (64 MiB
         # and tens of milliseconds each) side by side.
         pending = self._checking.get(cache_key)
         if pending is None:
             stored = user.password_hash if user is not None else None
-            pending = asyncio.ensure_future(self._check(stored, password))
+            try:
+                pending = self._queue.submit(
+                    address, name, functools.partial(self._check, stored, password, address, name)
+                )
+            except QueueFull as full:
+                raise self._busy(full, address, name) from None
             self._checking[cache_key] = pending
-            pending.add_done_callback(lambda _: self._checking.pop(cache_key, None))
-        ok = await asyncio.shield(pending)
-        if user is None or not ok:
+            pending.add_done_callback(lambda done: self._settled(cache_key, done))
+        try:
+            outcome = await asyncio.shield(pending)
+        except QueueFull as full:
+            raise self._busy(full, address, name) from None
+        if isinstance(outcome, Verdict):
+            raise self._refused(outcome, address, name)
+        if user is None or not outcome:
             return None
         if len(self._verified) >= _CACHE_MAX:
             self._verified.clear()
         self._verified[cache_key] = now + _CACHE_SECONDS
         return Principal(user.name, "user", user.access)
 
-    async def _check(self, password_hash: str | None, password: str) -> bool:
-        """One password check in a worker thread, at most
-        ``MAX_PARALLEL_CHECKS`` at a time (None: an unknown name)."""
-        async with self._check_slots:
-            return await asyncio.to_thread(
-                lambda: verify_password(password_hash or _dummy_hash(), password)
+    def _settled(self, cache_key: bytes, done: asyncio.Future[_Checked]) -> None:
+        self._checking.pop(cache_key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved: its callers may all be gone
+
+    async def _check(
+        self, password_hash: str | None, password: str, address: str, name: str
+    ) -> _Checked:
+        """One password check in a worker thread, when the queue gives it its
+        turn (None: an unknown name, checked against a dummy all the same)."""
+        # Asked again: the address or the name may have been locked out by the
+        # checks that ran while this one waited.
+        verdict = self._failures.decide(address, name)
+        if not verdict.allowed:
+            return verdict
+        ok = await asyncio.to_thread(
+            lambda: verify_password(password_hash or _dummy_hash(), password)
+        )
+        if ok and password_hash is not None:
+            self._failures.succeeded(name)
+            return True
+        for lockout in self._failures.failed(address, name):
+            log.warning(
+                "sign-in locked out",
+                extra={
+                    "scope": lockout.scope,
+                    "address": address,
+                    "user": _printable(name),
+                    "failures": lockout.failures,
+                    "lockout_seconds": round(lockout.seconds, 1),
+                },
             )
+        return False
+
+    def _refused(self, verdict: Verdict, address: str, name: str) -> SignInRefused:
+        # Each refusal at debug level: the lockout's beginning was logged at
+        # warning level, and an attacker must not be able to flood the log.
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "sign-in refused",
+                extra={
+                    "scope": verdict.scope,
+                    "address": address,
+                    "user": _printable(name),
+                    "failures": self._failures.strikes(address),
+                    "retry_after": math.ceil(verdict.retry_after),
+                },
+            )
+        if verdict.scope == "address":
+            message = "too many wrong passwords from this address"
+        else:
+            message = (
+                "too many wrong passwords for this user name; clients already signed in"
+                " keep working"
+            )
+        return SignInRefused(429, verdict.retry_after, message)
+
+    def _busy(self, full: QueueFull, address: str, name: str) -> SignInRefused:
+        now = self._clock()
+        # One warning a minute at most tells the operator the queue overflows.
+        quiet = now - self._busy_logged_at < 60.0
+        if not quiet:
+            self._busy_logged_at = now
+        log.log(
+            logging.DEBUG if quiet else logging.WARNING,
+            "sign-in refused: password checks queue full",
+            extra={
+                "scope": "queue",
+                "address": address,
+                "user": _printable(name),
+                "failures": self._failures.strikes(address),
+                "retry_after": BUSY_RETRY_AFTER,
+            },
+        )
+        if full.by_address:
+            return SignInRefused(
+                429, BUSY_RETRY_AFTER, "too many sign-ins at once from this address"
+            )
+        return SignInRefused(
+            503, BUSY_RETRY_AFTER, "too many sign-ins are waiting for a password check"
+        )
+
+
+def _printable(name: str) -> str:
+    """A user name as the log shows it: bounded, no control characters."""
+    shown = "".join(c if c.isprintable() else "?" for c in name[:64])
+    return shown + ("…" if len(name) > 64 else "")
 
 
 def _digest(token: str) -> bytes:

@@ -1,13 +1,16 @@
-"""Structured logs (one JSON line per request) and Prometheus metrics."""
+"""Structured logs (one JSON line per request), Prometheus metrics, and who
+may read them."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -140,6 +143,25 @@ class Metrics:
             "Side effects (invitations, Google pushes) waiting to run",
             registry=self.registry,
         )
+        # gateway.web.admission: what the gate did with each heavy request.
+        self.heavy = Counter(
+            "calgateway_heavy_requests",
+            "Heavy requests (calendar listings, reports, feed renders) by outcome: "
+            "admitted (given a slot), queued (had to wait first), refused (503), "
+            "abandoned (the client left while it waited)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.heavy_running = Gauge(
+            "calgateway_heavy_running",
+            "Heavy requests being worked on now",
+            registry=self.registry,
+        )
+        self.heavy_waiting = Gauge(
+            "calgateway_heavy_waiting",
+            "Heavy requests waiting for a turn now",
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -166,3 +188,25 @@ def metrics_middleware(metrics: Metrics) -> Middleware:
 
 
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+MetricsAccess = Literal["allow", "hidden", "unauthorized"]
+
+
+def metrics_access(
+    setting: Literal["off", "token", "public"], token: str | None, authorization: str | None
+) -> MetricsAccess:
+    """Who may read ``/metrics`` (``server.metrics``): nobody ("hidden", a 404
+    like any unknown path: the scrape lists every route and its traffic),
+    the holder of the bearer token (RFC 6750 2.1), or anyone. Tokens are
+    compared as digests in constant time."""
+    if setting == "public":
+        return "allow"
+    if setting == "off" or token is None:
+        return "hidden"
+    scheme, _, credentials = (authorization or "").strip().partition(" ")
+    presented = credentials.strip() if scheme.lower() == "bearer" else ""
+    expected = hashlib.sha256(token.encode("utf-8")).digest()
+    given = hashlib.sha256(presented.encode("utf-8")).digest()
+    if presented and hmac.compare_digest(expected, given):
+        return "allow"
+    return "unauthorized"

@@ -164,3 +164,30 @@ def token_of(answer: Answer) -> str:
     token = answer.xml().findtext("D:sync-token", namespaces=NS)
     assert token
     return token
+
+
+def multiget_body(*hrefs: str) -> str:
+    inner = "".join(f"<D:href>{h}</D:href>" for h in hrefs)
+    return (
+        f'<C:calendar-multiget xmlns:D="DAV:" xmlns:C="{C}">'
+        f"<D:prop><D:getetag/><C:calendar-data/></D:prop>{inner}</C:calendar-multiget>"
+    )
+
+
+async def reports(client: AppClient, path: str = "/dav/calendars/anna/") -> dict[str, Answer]:
+    """What every client asks of a calendar, each with calendar-data: a
+    PROPFIND Depth 1, a calendar-query over 2020-2029, a sync-collection and a
+    calendar-multiget of every member the PROPFIND listed, by name."""
+    listing = await propfind(client, path, "D:getetag", depth="1")
+    members = [h for h in listing.hrefs() if h != path] if listing.status == 207 else []
+    query = time_range_query(
+        "20200101T000000Z", "20300101T000000Z", extra_props="<C:calendar-data/>"
+    )
+    return {
+        "propfind": listing,
+        "calendar-query": await request(client, "REPORT", path, query, headers={"Depth": "1"}),
+        "sync-collection": await sync(client, data=True, path=path),
+        "calendar-multiget": await request(
+            client, "REPORT", path, multiget_body(*(members or [f"{path}none.ics"]))
+        ),
+    }

@@ -27,7 +27,7 @@ ANNA_FEED_TOKEN = "anna-feed-token-0123456789abcdef"  # tests/conftest.py
 BERLIN = ZoneInfo("Europe/Berlin")
 
 ANNA = "/dav/calendars/anna/"
-COUNT = 1100  # more than two pages of 500
+COUNT = 1100  # more than two pages (gateway.store.snapshots.PAGE_ROWS)
 FIRST = datetime(2027, 1, 4, 8, tzinfo=UTC)
 
 

@@ -181,7 +181,7 @@ async def test_double_booking_is_refused_unless_transparent(
     after = await put(client, ANNA + "c.ics", event("c", "20261201T100000Z", "20261201T110000Z"))
     assert after.status == 201
     # Other calendars are not affected.
-    assert (await put(client, "/dav/calendars/room/a.ics", event("a"))).status == 201
+    assert (await put(client, "/dav/calendars/room/a.ics", event("room-a"))).status == 201
     assert row_counts(db_path)["objects"] == 4
 
 
@@ -280,8 +280,11 @@ async def test_one_uid_per_calendar(client: AppClient) -> None:
     assert again.xml().findtext(".//D:href", namespaces=NS) == ANNA + "a.ics"
     changed = await put(client, ANNA + "a.ics", event("other-uid"))
     assert changed.status == 409
-    # The same UID in another calendar is a different object.
-    assert (await put(client, "/dav/calendars/room/a.ics", event("same-uid"))).status == 201
+    # Nor in another calendar: UIDs are unique across the gateway, or an
+    # attendee's reply (by UID) could land on the other calendar's copy.
+    elsewhere = await put(client, "/dav/calendars/room/a.ics", event("same-uid"))
+    assert elsewhere.status == 409
+    assert elsewhere.xml().findtext(".//D:href", namespaces=NS) == ANNA + "a.ics"
 
 
 async def test_reader_may_read_but_not_write(client: AppClient, db_path: Path) -> None:

@@ -270,6 +270,28 @@ def test_timed_event_with_an_unknown_zone_keeps_its_instant() -> None:
     assert_expressed_in_its_zone(block)
 
 
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("9999-12-31T22:00:00-05:00", "9999-12-31T23:00:00-05:00"),
+        ("0001-01-01T00:00:00+05:00", "0001-01-01T01:00:00+05:00"),
+        ("9999-12-31T22:00:00Z", "9999-12-31T23:00:00Z"),
+    ],
+)
+def test_an_event_in_year_1_or_9999_is_no_block_and_no_crash(start: str, end: str) -> None:
+    # Shifting such a time to UTC overflows Python's datetime; the rest of the
+    # page is still imported.
+    p = plan([gevent("edge", start, end, zone=None), gevent("fine")])
+    assert [b.event_id for b in p.upserts] == ["fine"]
+
+
+@pytest.mark.parametrize("event_id", ["bad\x00id", "esc\x1b", "line\r\nUID:x", "x\ufffe"])
+def test_an_event_id_no_calendar_can_carry_is_no_block(event_id: str) -> None:
+    # The id becomes the block's UID and name, served in CalDAV's XML.
+    p = plan([gevent(event_id), gevent("fine")])
+    assert [b.event_id for b in p.upserts] == ["fine"]
+
+
 def test_tentative_event_is_a_tentative_block() -> None:
     p = plan([gevent("maybe", status="tentative")])
     assert [b.tentative for b in p.upserts] == [True]

@@ -69,7 +69,7 @@ async def caldav_partstat(client: Client, booking: dict[str, Any]) -> str:
 # -- GET: a page, nothing else ---------------------------------------------------------
 
 
-async def test_get_shows_the_booking_and_one_button_and_changes_nothing(
+async def test_get_shows_the_booking_and_the_answers_and_changes_nothing(
     client: Client, api_headers: dict[str, str], db_path: Path
 ) -> None:
     booking = await book(client, api_headers)
@@ -84,7 +84,10 @@ async def test_get_shows_the_booking_and_one_button_and_changes_nothing(
         assert "Chair 2" in page
         assert "Anna Schmidt" in page
         assert '<form method="post"><button type="submit">Yes, I accept</button></form>' in page
-        assert "No, I decline" not in page
+        # The link's own answer first; the others too, each to its own link.
+        assert page.index("Yes, I accept") < page.index("Maybe, I might come")
+        assert page.index("Maybe, I might come") < page.index("No, I decline")
+        assert page.count("<form") == 3
     head = await client.head(rsvp_path(booking, PartStat.ACCEPTED))
     assert head.status == 200
     assert written(db_path) == before
@@ -92,8 +95,8 @@ async def test_get_shows_the_booking_and_one_button_and_changes_nothing(
     assert await caldav_partstat(client, booking) == "NEEDS-ACTION"
 
     decline = await (await client.get(rsvp_path(booking, PartStat.DECLINED))).text()
-    assert "No, I decline" in decline
-    assert "Yes, I accept" not in decline
+    assert '<form method="post"><button type="submit">No, I decline</button></form>' in decline
+    assert decline.index("No, I decline") < decline.index("Yes, I accept")
 
 
 async def test_the_time_is_shown_in_the_booking_zone(
@@ -159,7 +162,9 @@ async def test_post_accepts_and_a_second_post_says_it_is_recorded(
 
     shown = await (await client.get(path)).text()
     assert "already recorded" in shown
-    assert "<form" not in shown
+    # Only the answers not given yet are offered.
+    assert "Yes, I accept" not in shown
+    assert "No, I decline" in shown and "Maybe, I might come" in shown
 
 
 async def test_decline_works_and_may_follow_an_accept(

@@ -309,7 +309,11 @@ def test_declared_charset_is_used() -> None:
     assert itip_parts(raw) == [text]
 
 
-@pytest.mark.parametrize("charset", [None, "us-ascii", "x-unknown-charset"])
+# punycode, idna and base64 are Python codecs but no charsets: they raise
+# other errors than a decode error, or turn the text into anything.
+@pytest.mark.parametrize(
+    "charset", [None, "us-ascii", "x-unknown-charset", "punycode", "idna", "base64", "undefined"]
+)
 def test_utf8_behind_a_missing_or_wrong_charset(charset: str | None) -> None:
     content_type = "text/calendar; method=REPLY" + (f"; charset={charset}" if charset else "")
     raw = (

@@ -6,18 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import email
+import email.errors
 import email.policy
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import aiosmtplib
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from gateway.core.errors import StorageFull
 from gateway.core.invitations import InvitationKind
 from gateway.ical import render_itip
 from gateway.mail import MailDeliveryError, SmtpConfig, SmtpSender, build_invitation
+from gateway.mail.sender import classify
 from tests.mail import ANNA, ORGANIZER, ZOE, make_booking, stored
 from tests.net import free_port
 from tests.smtp import Recorder, smtp_server
@@ -265,3 +269,91 @@ def test_bad_configuration(changes: dict[str, Any], message: str) -> None:
 
 def test_password_is_not_in_repr() -> None:
     assert "s3cret" not in repr(config(25, username="u", password="s3cret"))
+
+
+# -- which failures are retried: one rule, as a table ---------------------------------------
+
+
+def _refused(*codes: int) -> aiosmtplib.SMTPRecipientsRefused:
+    return aiosmtplib.SMTPRecipientsRefused(
+        [aiosmtplib.SMTPRecipientRefused(c, "no", f"r{c}@example.com") for c in codes]
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "in_data", "outcome"),
+    [
+        # RFC 5321 4.2.1: 5yz for good, 4yz for now.
+        (_refused(550), False, "permanent"),
+        (_refused(451), False, "transient"),
+        (_refused(550, 452), False, "transient"),  # a retry may reach the 452 one
+        (aiosmtplib.SMTPDataError(554, "rejected"), True, "permanent"),
+        (aiosmtplib.SMTPDataError(451, "try later"), True, "transient"),
+        (aiosmtplib.SMTPSenderRefused(553, "no relay", "b@gateway.example"), False, "permanent"),
+        (aiosmtplib.SMTPAuthenticationError(535, "bad credentials"), False, "permanent"),
+        (aiosmtplib.SMTPAuthenticationError(454, "temporary auth failure"), False, "transient"),
+        # The network and the server's pace.
+        (ConnectionRefusedError(111, "Connection refused"), False, "transient"),
+        (aiosmtplib.SMTPConnectError("cannot connect"), False, "transient"),
+        (aiosmtplib.SMTPServerDisconnected("gone"), True, "transient"),
+        (aiosmtplib.SMTPReadTimeoutError("timed out"), False, "transient"),
+        (aiosmtplib.SMTPReadTimeoutError("timed out"), True, "maybe delivered"),
+        # What no later attempt changes.
+        (aiosmtplib.SMTPNotSupported("SMTPUTF8 is not supported"), False, "permanent"),
+        (aiosmtplib.SMTPException("STARTTLS extension not supported"), False, "permanent"),
+        (email.errors.NonASCIILocalPartDefect("local-part has non-ASCII"), False, "permanent"),
+        (UnicodeEncodeError("ascii", "zoë", 2, 3, "no"), False, "permanent"),
+        (ValueError("'zoe' is not an e-mail address"), False, "permanent"),
+        # Not a mail failure at all: not for the mail rule to decide.
+        (StorageFull("SQLite: database or disk is full"), False, None),
+        (RuntimeError("bug"), False, None),
+    ],
+)
+def test_failure_classification(error: BaseException, in_data: bool, outcome: str | None) -> None:
+    failure = classify(error, in_data=in_data, data_timeout=60.0)
+    if outcome is None:
+        assert failure is None
+        return
+    assert failure is not None
+    assert failure.transient == (outcome != "permanent")
+    assert ("may have been delivered" in str(failure)) == (outcome == "maybe delivered")
+
+
+# -- a slow final acknowledgement (RFC 5321 4.5.3.2.6) ----------------------------------------
+
+
+async def test_a_slow_acknowledgement_within_data_timeout_is_one_delivery(server: Server) -> None:
+    server.recorder.data_delay = 1.5  # longer than timeout, shorter than data_timeout
+    accepted = []
+
+    async def note() -> None:
+        accepted.append(True)
+
+    await SmtpSender(config(server.port, timeout=0.5, data_timeout=5.0)).send(invitation(), note)
+    assert len(server.recorder.envelopes) == 1
+    assert accepted == [True]
+
+
+async def test_an_acknowledgement_past_data_timeout_may_have_delivered(server: Server) -> None:
+    server.recorder.data_delay = 1.0
+    with pytest.raises(MailDeliveryError) as caught:
+        await SmtpSender(config(server.port, timeout=5.0, data_timeout=0.3)).send(invitation())
+    assert caught.value.transient
+    assert "may have been delivered" in str(caught.value)
+    assert len(server.recorder.envelopes) == 1
+
+
+async def test_done_is_recorded_before_the_goodbye(server: Server) -> None:
+    """``accepted`` runs on the server's acknowledgement, not after QUIT: a
+    crash while QUIT is answered must not leave the message looking unsent."""
+    server.recorder.hold_quit_for = ZOE.email
+    accepted = asyncio.Event()
+
+    async def note() -> None:
+        accepted.set()
+
+    sending = asyncio.create_task(SmtpSender(config(server.port)).send(invitation(), note))
+    await server.recorder.wait_held("quit")
+    assert accepted.is_set()
+    server.recorder.release()
+    await asyncio.wait_for(sending, 10)

@@ -60,20 +60,6 @@ async def test_tokens_and_grants() -> None:
     assert await auth.authenticate(None) is None
 
 
-@pytest.fixture
-def checked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The passwords the authenticator really checks (not answered from its cache)."""
-    calls: list[str] = []
-    real = auth_module.verify_password
-
-    def counting(password_hash: str, password: str) -> bool:
-        calls.append(password)
-        return real(password_hash, password)
-
-    monkeypatch.setattr(auth_module, "verify_password", counting)
-    return calls
-
-
 async def test_concurrent_first_sign_ins_share_one_password_check(checked: list[str]) -> None:
     calls = checked
     auth = Authenticator([_User("u", hash_password("right-pw"), {"*": "read"})], [])
@@ -126,7 +112,11 @@ async def test_password_checks_run_at_most_two_at_a_time(
 
     monkeypatch.setattr(auth_module, "verify_password", slow)
     auth = Authenticator([_User("u", hash_password("right-pw"), {"*": "read"})], [])
-    burst = [asyncio.ensure_future(auth.authenticate(basic("u", f"guess-{n}"))) for n in range(6)]
+    # From six addresses: one address has at most one check running at once.
+    burst = [
+        asyncio.ensure_future(auth.authenticate(basic("u", f"guess-{n}"), address=f"10.0.0.{n}"))
+        for n in range(6)
+    ]
     async with asyncio.timeout(10):
         await reached[2].wait()
     # A third would start at once if nothing held it back; give it a moment.

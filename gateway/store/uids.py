@@ -1,0 +1,60 @@
+"""UIDs unique across the gateway, in the store (schema version 5).
+
+``refuse_foreign_uid`` is the check every write of a new object makes in its
+own transaction, so that no calendar can take the UID of another calendar's
+object (an attendee's reply names its event by UID alone, RFC 5546 3.2.3);
+the unique index ``objects_by_uid`` backs it up in the database.
+``warn_shared_uids`` logs, at each start, the copies of one UID that older
+versions let in and migration 0005 kept (it deletes nobody's data).
+
+Not here: which of such copies a reply goes to (``gateway.core.answers``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiosqlite
+
+from gateway.core.errors import UidConflict
+
+from .rows import Params
+
+log = logging.getLogger("calgateway.store")
+
+Query = Callable[[str, Params], Awaitable[list[sqlite3.Row]]]
+
+
+async def refuse_foreign_uid(query: Query, resource_id: str, uid: str) -> None:
+    """Raise ``UidConflict`` when a collection other than ``resource_id``
+    holds an object with ``uid``."""
+    rows = await query(
+        "SELECT resource_id, href FROM objects WHERE uid = ? AND resource_id <> ? "
+        "ORDER BY id LIMIT 1",
+        (uid, resource_id),
+    )
+    if rows:
+        raise UidConflict(uid, rows[0]["href"], resource_id=rows[0]["resource_id"])
+
+
+async def warn_shared_uids(conn: aiosqlite.Connection, path: Path) -> int:
+    """Log each UID that objects of several collections still share; returns
+    how many UIDs that is. Reads only the marked objects (a partial index)."""
+    rows = list(
+        await conn.execute_fetchall(
+            "SELECT o.uid, group_concat(o.resource_id || '/' || o.href, ', ') AS objects "
+            "FROM (SELECT DISTINCT uid FROM objects WHERE uid_shared = 1) AS s "
+            "CROSS JOIN objects AS o ON o.uid = s.uid GROUP BY o.uid ORDER BY o.uid"
+        )
+    )
+    for row in rows:
+        log.warning(
+            "UID shared by objects of several calendars (stored before UIDs were unique); "
+            "attendees' replies to it are applied only when their ORGANIZER tells the "
+            "objects apart: delete the copy that should not be there",
+            extra={"database": str(path), "uid": row[0], "objects": row[1]},
+        )
+    return len(rows)

@@ -1,0 +1,392 @@
+"""Issue 12, items 6 and 7, through the real app.
+
+6. No calendar can reach another calendar's bookings by their UID: a UID is
+   unique across the gateway (CalDAV PUT and API), and every answer goes to
+   the booking it was sent for: a signed link names the booking by id, an
+   iTIP REPLY whose UID several bookings hold (copies stored before UIDs
+   were unique, written straight into the database here) is routed by its
+   ORGANIZER or refused.
+7. Answers are ordered by the time the booker gave them: a click when it is
+   clicked, a REPLY by its DTSTAMP (never later than it arrived). A late
+   e-mail written before a click does not overturn the click; an answer to
+   the current SEQUENCE is not compared with one given before a reschedule.
+   The RSVP page shows the current answer and offers the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import icalendar
+import pytest
+
+from gateway.core.invitations import ItipReply
+from gateway.core.model import PartStat
+from gateway.web.auth import hash_password
+from gateway.web.keys import BOOKINGS
+from tests.conftest import ADMIN_PASSWORD, basic
+from tests.invitations import (
+    ORGANIZER,
+    Client,
+    book,
+    booking_json,
+    invitation_yaml,
+    partstat_of,
+    rsvp_path,
+)
+from tests.legacy import insert_legacy_copy, write_directly
+
+MALLORY_PASSWORD = "mallory-secret-pw"
+CALENDAR = {"Content-Type": "text/calendar; charset=utf-8"}
+
+
+@pytest.fixture(scope="module")
+def mallory_hash() -> str:
+    return hash_password(MALLORY_PASSWORD)
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, db_path: Path, mallory_hash: str) -> Path:
+    """The invitation settings plus mallory, who may write bob's calendar only."""
+    text = invitation_yaml(db_path).replace(
+        "users:\n",
+        f'users:\n  - name: mallory\n    password_hash: "{mallory_hash}"\n'
+        "    access: {bob: read-write}\n",
+        1,
+    )
+    path = tmp_path / "gateway.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def event(uid: str) -> str:
+    """A CalDAV client's event with ``uid``, in the same slot as the
+    samples' booking and with the same booker."""
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//isolation//EN\r\n"
+        f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20261101T120000Z\r\n"
+        "DTSTART:20261201T080000Z\r\nDTEND:20261201T090000Z\r\nSUMMARY:Haircut\r\n"
+        "ORGANIZER:mailto:bob@example.com\r\n"
+        "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:zoe@example.com\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+
+
+def reply(
+    uid: str,
+    partstat: str,
+    *,
+    dtstamp: datetime,
+    organizer: str | None = ORGANIZER,
+    sequence: int = 0,
+) -> str:
+    """Zoë's REPLY as her calendar client writes it at ``dtstamp``."""
+    calendar = icalendar.Calendar()
+    calendar.add("PRODID", "-//Test client//EN")
+    calendar.add("VERSION", "2.0")
+    calendar.add("METHOD", "REPLY")
+    vevent = icalendar.Event()
+    vevent.add("UID", uid)
+    vevent.add("SEQUENCE", sequence)
+    vevent.add("DTSTAMP", dtstamp)
+    address = icalendar.vCalAddress("mailto:zoe@example.com")
+    address.params["PARTSTAT"] = partstat
+    vevent.add("ATTENDEE", address)
+    if organizer is not None:
+        vevent.add("ORGANIZER", icalendar.vCalAddress(f"mailto:{organizer}"))
+    calendar.add_component(vevent)
+    return bytes(calendar.to_ical()).decode("utf-8")
+
+
+async def post_reply(client: Client, headers: dict[str, str], text: str) -> tuple[int, Any]:
+    resp = await client.post(
+        "/api/v1/itip", data=text.encode("utf-8"), headers={**headers, **CALENDAR}
+    )
+    return resp.status, await resp.json()
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+# -- 6: one UID, one booking ------------------------------------------------------------
+
+
+async def test_a_put_may_not_reuse_another_calendars_uid(
+    client: Client, api_headers: dict[str, str], db_path: Path
+) -> None:
+    anna = await book(client, api_headers)
+    mallory = basic("mallory", MALLORY_PASSWORD)
+    resp = await client.put(
+        "/dav/calendars/bob/copy.ics", data=event(anna["uid"]), headers={**mallory, **CALENDAR}
+    )
+    assert resp.status == 409
+    body = await resp.text()
+    assert "no-uid-conflict" in body
+    # Mallory may not read anna's calendar: the answer names no object of it.
+    assert "/dav/calendars/anna" not in body
+    assert "href" not in body
+    # Someone who may read it is told which object holds the UID (RFC 4791 5.3.2.1).
+    admin = basic("admin", ADMIN_PASSWORD)
+    resp = await client.put(
+        "/dav/calendars/bob/copy.ics", data=event(anna["uid"]), headers={**admin, **CALENDAR}
+    )
+    assert resp.status == 409
+    assert re.search(r"<D:href>/dav/calendars/anna/[^<]+\.ics</D:href>", await resp.text())
+    assert (await client.get("/dav/calendars/bob/copy.ics", headers=admin)).status == 404
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("SELECT count(*) FROM objects").fetchone() == (1,)
+    finally:
+        conn.close()
+
+    # Nor the UID a Google event of any calendar will get as a busy block.
+    resp = await client.put(
+        "/dav/calendars/bob/block.ics",
+        data=event("google-abc123@anna.calgateway"),
+        headers={**mallory, **CALENDAR},
+    )
+    assert resp.status == 409
+    assert "no-uid-conflict" in await resp.text()
+
+
+async def test_an_api_booking_may_not_take_a_uid_another_calendar_holds(
+    client: Client, api_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = basic("admin", ADMIN_PASSWORD)
+    resp = await client.put(
+        "/dav/calendars/bob/mine.ics",
+        data=event("0123abcd@gateway.test"),
+        headers={**admin, **CALENDAR},
+    )
+    assert resp.status == 201
+    # The API makes UIDs of new ids; this one comes out as the UID bob's has.
+    monkeypatch.setattr(uuid, "uuid4", lambda: SimpleNamespace(hex="0123abcd"))
+    resp = await client.post(
+        "/api/v1/bookings",
+        json={
+            "resource": "anna",
+            "start": "2026-12-02T09:00:00Z",
+            "end": "2026-12-02T10:00:00Z",
+            "title": "Colour",
+        },
+        headers=api_headers,
+    )
+    assert resp.status == 409
+    problem = await resp.json()
+    assert problem["title"] == "UID conflict"
+    assert "bob" not in problem["detail"] and "mine.ics" not in problem["detail"]
+
+
+async def test_a_link_answers_the_booking_it_was_sent_for(
+    client: Client, api_headers: dict[str, str], db_path: Path
+) -> None:
+    bob = await book(client, api_headers, resource="bob")
+    # Anna's calendar holds a copy with the same UID, stored earlier.
+    await insert_legacy_copy(db_path, bob["id"], "anna", "copy")
+    resp = await client.post(rsvp_path(bob, PartStat.ACCEPTED))
+    assert resp.status == 200, await resp.text()
+    assert await partstat_of(client, api_headers, bob["id"]) == "ACCEPTED"
+    assert await partstat_of(client, api_headers, "copy") == "NEEDS-ACTION"
+
+
+async def test_a_reply_to_a_shared_uid_is_routed_by_organizer_or_refused(
+    client: Client, api_headers: dict[str, str], db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bob = await book(client, api_headers, resource="bob")
+    await insert_legacy_copy(db_path, bob["id"], "anna", "copy")
+
+    # The ORGANIZER names bob's address: bob's booking, not anna's copy.
+    status, result = await post_reply(
+        client,
+        api_headers,
+        reply(bob["uid"], "ACCEPTED", dtstamp=now(), organizer="bob@example.com"),
+    )
+    assert status == 200
+    assert result["replies"][0]["applied"] is True
+    assert await partstat_of(client, api_headers, bob["id"]) == "ACCEPTED"
+    assert await partstat_of(client, api_headers, "copy") == "NEEDS-ACTION"
+
+    # The gateway's own address is every calendar's: it tells nothing apart.
+    with caplog.at_level(logging.WARNING, logger="calgateway.replies"):
+        status, problem = await post_reply(
+            client, api_headers, reply(bob["uid"], "DECLINED", dtstamp=now())
+        )
+    assert status == 409
+    assert problem["title"] == "Ambiguous reply"
+    assert any("ambiguous" in r.getMessage() for r in caplog.records)
+    assert await partstat_of(client, api_headers, bob["id"]) == "ACCEPTED"
+    assert await partstat_of(client, api_headers, "copy") == "NEEDS-ACTION"
+
+    # By e-mail the same reply is logged and dropped.
+    service = client.app[BOOKINGS]
+    outcome = await service.apply_reply(
+        ItipReply(bob["uid"], "zoe@example.com", PartStat.DECLINED, 0, now(), None, ORGANIZER),
+        "e-mail",
+    )
+    assert not outcome.applied
+    assert "neither the reply's ORGANIZER nor its attendee" in outcome.reason
+    assert await partstat_of(client, api_headers, bob["id"]) == "ACCEPTED"
+    assert await partstat_of(client, api_headers, "copy") == "NEEDS-ACTION"
+
+
+# -- 7: the newest answer wins -----------------------------------------------------------
+
+
+async def test_a_late_reply_written_before_a_click_does_not_overturn_it(
+    client: Client, api_headers: dict[str, str]
+) -> None:
+    booking = await book(client, api_headers)
+    written = now() - timedelta(hours=1)  # declined in her calendar an hour ago ...
+    assert (await client.post(rsvp_path(booking, PartStat.ACCEPTED))).status == 200  # ... then
+    status, result = await post_reply(  # ... and the decline's e-mail arrives now
+        client, api_headers, reply(booking["uid"], "DECLINED", dtstamp=written)
+    )
+    assert status == 200
+    (entry,) = result["replies"]
+    assert entry["applied"] is False
+    assert entry["reason"].startswith("superseded")
+    assert await partstat_of(client, api_headers, booking["id"]) == "ACCEPTED"
+
+
+async def test_a_reply_given_after_a_click_overturns_it(
+    client: Client, api_headers: dict[str, str]
+) -> None:
+    booking = await book(client, api_headers)
+    assert (await client.post(rsvp_path(booking, PartStat.ACCEPTED))).status == 200
+    later = datetime.now(UTC) + timedelta(seconds=1)  # DTSTAMP has whole seconds
+    status, result = await post_reply(
+        client, api_headers, reply(booking["uid"], "DECLINED", dtstamp=later.replace(microsecond=0))
+    )
+    assert status == 200
+    assert result["replies"][0]["applied"] is True
+    assert await partstat_of(client, api_headers, booking["id"]) == "DECLINED"
+
+
+async def test_a_click_after_a_reply_overturns_it(
+    client: Client, api_headers: dict[str, str]
+) -> None:
+    booking = await book(client, api_headers)
+    _, result = await post_reply(
+        client, api_headers, reply(booking["uid"], "DECLINED", dtstamp=now() - timedelta(hours=1))
+    )
+    assert result["replies"][0]["applied"] is True
+    # An accept link from the invitation, clicked now: the newest answer.
+    resp = await client.post(rsvp_path(booking, PartStat.ACCEPTED))
+    assert resp.status == 200
+    assert await partstat_of(client, api_headers, booking["id"]) == "ACCEPTED"
+
+
+async def test_a_dtstamp_in_the_future_counts_from_its_arrival(
+    client: Client, api_headers: dict[str, str]
+) -> None:
+    booking = await book(client, api_headers)
+    future = now() + timedelta(days=30)  # a wrong clock, or a forged reply
+    _, result = await post_reply(
+        client, api_headers, reply(booking["uid"], "DECLINED", dtstamp=future)
+    )
+    assert result["replies"][0]["applied"] is True
+    resp = await client.post(rsvp_path(booking, PartStat.ACCEPTED))
+    assert resp.status == 200
+    assert await partstat_of(client, api_headers, booking["id"]) == "ACCEPTED"
+
+
+async def test_replies_are_ordered_by_dtstamp_even_repeating_an_answer(
+    client: Client, api_headers: dict[str, str]
+) -> None:
+    booking = await book(client, api_headers)
+    t = now() - timedelta(hours=3)
+    for partstat, written, applied in (
+        ("ACCEPTED", t, True),
+        ("ACCEPTED", t + timedelta(hours=2), True),  # the same answer, given again later
+        ("DECLINED", t + timedelta(hours=1), False),  # older than the repeated accept
+        ("DECLINED", t - timedelta(hours=1), False),
+    ):
+        status, result = await post_reply(
+            client, api_headers, reply(booking["uid"], partstat, dtstamp=written)
+        )
+        assert status == 200
+        assert result["replies"][0]["applied"] is applied, (partstat, written, result)
+    assert await partstat_of(client, api_headers, booking["id"]) == "ACCEPTED"
+
+
+async def test_a_reschedule_asks_again_and_earlier_answer_times_do_not_count(
+    client: Client, api_headers: dict[str, str]
+) -> None:
+    booking = await book(client, api_headers)
+    assert (await client.post(rsvp_path(booking, PartStat.ACCEPTED))).status == 200
+    resp = await client.patch(
+        f"/api/v1/bookings/{booking['id']}",
+        json={"start": "2026-12-01T11:00:00+01:00", "end": "2026-12-01T12:00:00+01:00"},
+        headers=api_headers,
+    )
+    assert resp.status == 200
+    moved = await resp.json()
+    assert moved["sequence"] == 1
+    # Her calendar's clock is an hour slow: the DTSTAMP is before the click,
+    # but it answers the new SEQUENCE, the click an older one.
+    _, result = await post_reply(
+        client,
+        api_headers,
+        reply(booking["uid"], "DECLINED", dtstamp=now() - timedelta(hours=1), sequence=1),
+    )
+    assert result["replies"][0]["applied"] is True, result
+    assert await partstat_of(client, api_headers, booking["id"]) == "DECLINED"
+
+
+async def test_the_page_says_when_an_answer_was_superseded(
+    client: Client, api_headers: dict[str, str], db_path: Path
+) -> None:
+    booking = await book(client, api_headers)
+    assert (await client.post(rsvp_path(booking, PartStat.ACCEPTED))).status == 200
+    # Another server on the same database, whose clock is ahead, recorded it.
+    await write_directly(
+        db_path,
+        "UPDATE objects SET attendees = json_set(attendees, '$[0].answered_at', ?) "
+        "WHERE booking_id = ?",
+        ((datetime.now(UTC) + timedelta(hours=1)).isoformat(), booking["id"]),
+    )
+    path = rsvp_path(booking, PartStat.DECLINED)
+    shown = await (await client.get(path)).text()
+    assert "already been superseded by a newer answer of yours (accepted)" in shown
+    assert "<form" not in shown
+    resp = await client.post(path)
+    assert resp.status == 409
+    assert "already been superseded by a newer answer of yours (accepted)" in await resp.text()
+    assert await partstat_of(client, api_headers, booking["id"]) == "ACCEPTED"
+
+
+async def test_the_page_shows_the_current_answer_and_offers_the_others(
+    client: Client, api_headers: dict[str, str]
+) -> None:
+    booking = await book(client, api_headers)
+    assert (await client.post(rsvp_path(booking, PartStat.DECLINED))).status == 200
+    # The accept link of the same invitation, opened after declining.
+    page = await (await client.get(rsvp_path(booking, PartStat.ACCEPTED))).text()
+    assert "<dt>Your answer</dt><dd>declined</dd>" in page
+    assert '<form method="post"><button type="submit">Yes, I accept</button></form>' in page
+    maybe = rsvp_path(booking, PartStat.TENTATIVE).rsplit("/", 1)[1]
+    assert (
+        f'<form method="post" action="{maybe}"><button type="submit">'
+        "Maybe, I might come</button></form>"
+    ) in page
+    assert "No, I decline" not in page  # that is the answer already given
+    assert page.index("Yes, I accept") < page.index("Maybe, I might come")
+
+    # The offered answer works: it is the same booker's own link.
+    resp = await client.post(f"/rsvp/{maybe}")
+    assert resp.status == 200
+    answered = await resp.text()
+    assert "Thank you, you tentatively accepted" in answered
+    assert "<dt>Your answer</dt><dd>maybe</dd>" in answered
+    assert "Yes, I accept" in answered and "No, I decline" in answered
+    assert (await booking_json(client, api_headers, booking["id"]))["booker"][
+        "partstat"
+    ] == "TENTATIVE"
