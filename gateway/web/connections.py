@@ -420,17 +420,20 @@ class GuardedRequestHandler(RequestHandler):
     def data_received(self, data: bytes) -> None:
         if self._dropping:
             return
+        # aiohttp calls data_received(b"") itself to reparse what it buffered
+        # (_resume_reading_if_drained): no bytes came, so no head began.
         # Bytes that come after an answer while the request's body is still
         # open are the rest of that body (aiohttp reads and drops it), not
-        # the next head: no head deadline for them, or an idle keep-alive
+        # the next head. Either way no head deadline, or an idle keep-alive
         # client would get a 408 it reads as the answer to its next request.
-        body_open = self._payload is not None and not self._payload.is_eof()
-        if data and not self._busy and not body_open:
-            if self._head_handle is None:
-                self._arm_head()
-            self._head_bytes = True
-        elif self._busy and not body_open:
-            self._next_head_early = True  # pipelined: the body is complete already
+        if data:
+            body_open = self._payload is not None and not self._payload.is_eof()
+            if not self._busy and not body_open:
+                if self._head_handle is None:
+                    self._arm_head()
+                self._head_bytes = True
+            elif self._busy and not body_open:
+                self._next_head_early = True  # pipelined: the body is complete already
         super().data_received(data)
 
     # -- the request's life

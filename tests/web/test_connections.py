@@ -25,6 +25,7 @@ from gateway.web.connections import (
     connection_cap,
     oversized,
 )
+from tests.caldav.dav import ADMIN, propfind_body
 from tests.conftest import API_TOKEN, settings_yaml
 from tests.rawhttp import Conn, connect, request_head
 from tests.serving import Served, serving
@@ -143,6 +144,29 @@ async def test_the_rest_of_an_unread_body_is_not_taken_for_a_slow_head(tmp_path:
             assert not await conn.closed_by_server(within=DEADLINE + SLACK)
             await conn.send(request_head("GET", "/healthz"))
             assert (await conn.answer()).status == 200
+        finally:
+            await conn.close()
+
+
+async def test_a_keepalive_connection_after_a_report_keeps_to_keepalive_timeout(
+    tmp_path: Path,
+) -> None:
+    """aiohttp reparses its buffer by calling data_received(b"") while a
+    request is handled; that is no next head, so the idle connection after
+    the answer is not cut (with a 408 nobody asked for) at head_timeout."""
+    server = f"  head_timeout: {DEADLINE}\n  keepalive_timeout: 30\n"
+    async with serving(_config(tmp_path, server)) as served:
+        conn = await connect(served.port)
+        try:
+            body = propfind_body("D:getetag").encode()
+            headers = {**ADMIN, "Depth": "1", "Content-Type": "application/xml"}
+            headers["Content-Length"] = str(len(body))
+            await conn.send(
+                request_head("PROPFIND", "/dav/calendars/anna/", headers).encode() + body
+            )
+            assert (await conn.answer()).status == 207
+            # Reads the rest of the (chunked) answer; the server must not close.
+            assert not await conn.closed_by_server(within=DEADLINE + SLACK)
         finally:
             await conn.close()
 
