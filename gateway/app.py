@@ -37,6 +37,7 @@ from gateway.store import open_sqlite_repository
 from gateway.web.admission import ADMISSION, AdmissionGate
 from gateway.web.auth import Authenticator
 from gateway.web.background import BACKGROUND, BackgroundLoops
+from gateway.web.forwarded import forwarded_middleware, parse_networks
 from gateway.web.health import WRITE_CHECK, WriteCheck, healthz, storage_full_middleware
 from gateway.web.keys import (
     AUTHENTICATOR,
@@ -64,9 +65,16 @@ REPLY_INBOX = web.AppKey("reply_inbox", ReplyInbox)
 
 def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
+    proxies = parse_networks(settings.server.trusted_proxies)
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
-        middlewares=[metrics_middleware(metrics), storage_full_middleware],
+        # The client's address first: every later middleware (the password
+        # backoff behind the front ends) counts by it.
+        middlewares=[
+            *([forwarded_middleware(proxies)] if proxies else []),
+            metrics_middleware(metrics),
+            storage_full_middleware,
+        ],
     )
     app[SETTINGS] = settings
     app[METRICS] = metrics

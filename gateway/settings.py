@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import difflib
+import ipaddress
 import json
 import os
 import re
@@ -235,6 +236,21 @@ class ServerSettings(_Section):
     # /metrics: off (404), token (Authorization: Bearer metrics_token) or public.
     metrics: Literal["off", "token", "public"] = "off"
     metrics_token: Token | None = None
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or CIDR
+    # networks): behind one, every client would otherwise share its address.
+    trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not an IP address or network (like 10.0.0.0/8)"
+                ) from None
+        return values
 
     @model_validator(mode="after")
     def _metrics_token_when_needed(self) -> Self:

@@ -25,6 +25,8 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from .forwarded import CLIENT_ADDRESS
+
 ACCESS_LOGGER = logging.getLogger("calgateway.access")
 
 # The *_created series double the scrape size and no dashboard here uses them.
@@ -104,7 +106,8 @@ class AccessLogger(AbstractAccessLogger):
                 "route": route_label(request),
                 "status": response.status,
                 "duration_ms": round(time * 1000, 2),
-                "remote": request.remote,
+                # Behind a trusted proxy, the client it forwarded for.
+                "remote": request.get(CLIENT_ADDRESS, request.remote),
                 "bytes": response.body_length,
             },
         )
