@@ -76,7 +76,7 @@ BAD_VIEW = "view must be 'full' or 'busy'"
 # store's pages hold up to 100).
 _THREAD_THRESHOLD = 20
 # Bump when the rendering changes, so that cached copies stop matching.
-_FORMAT = "1"
+_FORMAT = "2"
 # Compared against when a resource has no tokens, so that the answer takes
 # about as long as for a wrong token.
 _NO_TOKEN = b"\x00" * 32

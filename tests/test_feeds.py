@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import icalendar
@@ -16,6 +17,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway import feeds
 from gateway.web.observability import ACCESS_LOGGER, AccessLogger
+from tests.caldav.dav import event, put
+from tests.dbcheck import tamper_object
 from tests.samples import SLOT
 
 Client = TestClient[Any, Any]
@@ -389,3 +392,48 @@ async def test_etag_names_the_revision_the_body_was_rendered_from(
         feed_url(), params={"token": ANNA_TOKEN}, headers={"If-None-Match": resp.headers["ETag"]}
     )
     assert again.status == 304
+
+
+# What RFC 5545 3.3.11 (TSAFE-CHAR) keeps out of TEXT and that no input
+# accepts any more; an object may still hold them (old data, a hand edit).
+UNSAFE = "\x00\x1b\x0b\ufffe\uffff"
+
+
+@pytest.mark.parametrize("view", ["full", "busy"])
+async def test_a_stored_character_calendar_apps_cannot_carry_becomes_u_fffd(
+    client: Client, db_path: Path, view: str
+) -> None:
+    # Put over CalDAV: a booking over the API also queues mail, whose
+    # sender may hold the SQLite file while the test writes behind its back.
+    ics = event("feed-bad", extra="DESCRIPTION:Short back and sides\r\n")
+    assert (await put(client, "/dav/calendars/anna/feed-bad.ics", ics)).status == 201
+    tamper_object(db_path, "feed-bad", "Haircut", "Hair\x00cut \x1b\x0b\ufffe\uffff")
+    tamper_object(db_path, "feed-bad", "back and", "back\x1band\x00")
+    # The busy view keeps only times: a parameter of DTSTART (RFC 5545 3.2,
+    # paramtext is SAFE-CHAR, no CONTROL either) is what reaches it.
+    raw = tamper_object(db_path, "feed-bad", "DTSTART:", "DTSTART;X-NOTE=a\x1bb\ufffe:")
+    assert all(char in raw for char in UNSAFE)
+
+    resp = await client.get(feed_url(), params={"token": ANNA_TOKEN, "view": view})
+    assert resp.status == 200
+    body = await resp.read()
+    text = body.decode("utf-8")
+    assert not any(char in text for char in UNSAFE)
+    flat = unfolded(body).decode("utf-8")
+    assert "DTSTART;X-NOTE=a\ufffdb\ufffd:20261201T090000Z\r\n" in flat
+    calendar = parse(body)
+    [event_] = calendar.walk("VEVENT")
+    assert event_["DTSTART"].params["X-NOTE"] == "a\ufffdb\ufffd"
+    other = vobject.readOne(text)
+    if view == "full":
+        assert "SUMMARY:Hair\ufffdcut \ufffd\ufffd\ufffd\ufffd\r\n" in flat
+        assert str(event_["SUMMARY"]) == "Hair\ufffdcut \ufffd\ufffd\ufffd\ufffd"
+        assert str(event_["DESCRIPTION"]) == "Short back\ufffdand\ufffd sides"
+        assert other.vevent.summary.value == "Hair\ufffdcut \ufffd\ufffd\ufffd\ufffd"
+        assert other.vevent.description.value == "Short back\ufffdand\ufffd sides"
+    else:
+        assert str(event_["SUMMARY"]) == "Busy"
+        assert other.vevent.summary.value == "Busy"
+    # Every line is still at most 75 octets (RFC 5545 3.1), though each
+    # U+FFFD takes three where the character took one.
+    assert max(map(len, body.split(b"\r\n"))) <= 75

@@ -6,6 +6,16 @@ a feed of 10,000 events. Each object is first brought to canonical form
 (CRLF, folded to 75 octets, RFC 5545 3.1); its VEVENT and VTIMEZONE blocks are
 then cut out by their BEGIN/END lines and the per-object result is cached by
 ETag. icalendar is still what unfolds, folds and parses content lines.
+
+Stored text may hold characters no input accepts any more (from before the
+rule, or put in the database by hand): NUL, ESC, VT and the other C0 controls
+but TAB, CR and LF, lone surrogates, U+FFFE and U+FFFF. RFC 5545 3.3.11
+(TSAFE-CHAR) and 3.1 keep CONTROL out of TEXT values and parameters, and
+calendar apps choke on them, so the feed shows each as U+FFFD, by the one
+rule in ``gateway.core.text`` (``xml_safe``: the same characters). That
+happens once per cached fragment, before the text is folded; clean text
+costs one regular-expression search on a cache miss. Only the feed is
+mended: the stored object and a CalDAV GET of it stay as they are.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from gateway.core.model import (
     CalendarObject,
     Resource,
 )
+from gateway.core.text import xml_safe
 from gateway.ical.cache import _LRU
 from gateway.ical.common import PRODID, _as_list, _parse_calendar
 from gateway.ical.lines import (
@@ -190,7 +201,9 @@ class FeedRenderer:
         key = (obj.etag, view, resource.id, booking.timezone, booking.updated)
         fragment = self._fragments.get(key)
         if fragment is None:
-            fragment = _build_fragment(resource, obj, view, obj.ics)
+            # Characters calendar apps cannot carry become U+FFFD here, once
+            # per fragment, before folding (the replacement is 3 octets).
+            fragment = _build_fragment(resource, obj, view, xml_safe(obj.ics))
             self._fragments.put(key, fragment)
         return fragment
 
