@@ -187,6 +187,10 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         if BACKGROUND not in app:
             app[BACKGROUND] = BackgroundLoops()
         app[BACKGROUND].start(loops)
+        # Mails and Google writes in flight get to end before the stop
+        # cancels them: one cut off could only be done again (a duplicate).
+        shutdown_timeout = settings.server.shutdown_timeout
+        app[BACKGROUND].before_stop(lambda: outbox.finish_in_flight(shutdown_timeout))
         try:
             yield
         finally:

@@ -40,6 +40,7 @@ reason, one log line, and is never retried; ``/healthz`` counts such items.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -147,6 +148,7 @@ class OutboxWorker:
         self._wake = asyncio.Event()
         self._inflight = 0
         self._quiet = asyncio.Condition()
+        self._closing = False
         self.processed = 0
         self.failures = 0
         self.maybe_done = 0  # items run again after a run that may have done them
@@ -158,7 +160,7 @@ class OutboxWorker:
     async def run_once(self) -> int:
         """Run every item due now (in batches); returns how many were handled."""
         handled = 0
-        while True:
+        while not self._closing:
             items = await self._store.claim_outbox(self._clock(), self._batch_size, self._lease)
             if not items:
                 return handled
@@ -166,6 +168,18 @@ class OutboxWorker:
             # order), so the items of a batch may all run at once.
             await asyncio.gather(*(self._run_counted(item) for item in items))
             handled += len(items)
+        return handled
+
+    async def finish_in_flight(self, within: float) -> None:
+        """Before a stop (shutdown, settings reload): claim nothing more and
+        let the items in flight end, for up to ``within`` seconds. An item cut
+        off mid-way (an e-mail the server may have taken) can only be run
+        again, so every item that ends on its own is one duplicate fewer; what
+        is still running after ``within`` is cancelled by the stop as before."""
+        self._closing = True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within), self._quiet:
+                await self._quiet.wait_for(lambda: self._inflight == 0)
 
     async def _run_counted(self, item: OutboxItem) -> None:
         async with self._quiet:

@@ -15,7 +15,7 @@ This module only starts and stops tasks; what the loops do is not its business.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -29,6 +29,7 @@ class BackgroundLoops:
         if not held:
             self._go.set()
         self._tasks: list[asyncio.Task[None]] = []
+        self._finishers: list[Callable[[], Awaitable[None]]] = []
 
     def start(self, loops: Sequence[Loop]) -> None:
         """Start a task per loop; each begins when released (at once if not held)."""
@@ -40,8 +41,16 @@ class BackgroundLoops:
     def release(self) -> None:
         self._go.set()
 
+    def before_stop(self, finish: Callable[[], Awaitable[None]]) -> None:
+        """``finish()`` runs (and bounds itself) before the loops are cancelled:
+        a loop's chance to end what it is in the middle of."""
+        self._finishers.append(finish)
+
     async def stop(self) -> None:
-        """Cancel the loops and wait for them; safe to call twice."""
+        """Let the loops finish what they do (``before_stop``), then cancel
+        them and wait for them; safe to call twice."""
+        finishers, self._finishers = self._finishers, []
+        await asyncio.gather(*(finish() for finish in finishers), return_exceptions=True)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

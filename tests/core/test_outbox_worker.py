@@ -19,6 +19,7 @@ import pytest
 from gateway.core.model import OutboxEffect, OutboxItem
 from gateway.core.outbox import Backoff, Deferred, OutboxWorker, PermanentFailure
 from gateway.store import SqliteRepository, open_sqlite_repository
+from gateway.web.background import BackgroundLoops
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -608,3 +609,59 @@ async def test_a_restarted_server_runs_what_its_previous_life_had_claimed(
         with contextlib.suppress(asyncio.CancelledError):
             await task
     assert clock.now < T0 + LEASE
+
+
+async def _stopping_mid_item(
+    repo: SqliteRepository, clock: Clock, *, finishes: bool
+) -> tuple[OutboxWorker, int]:
+    """A worker running under BackgroundLoops (as the app runs it) is stopped
+    while its one item is in flight; the item ends on its own shortly after
+    the stop begins (``finishes``) or never. Returns the worker and the calls."""
+    started, release = asyncio.Event(), asyncio.Event()
+    calls = 0
+
+    async def handler(item: OutboxItem) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            started.set()
+            await release.wait()  # an e-mail half sent when the stop comes
+
+    await enqueue(repo, effect("b1"))
+    worker = make_worker(repo, {"push": handler}, clock)
+    loops = BackgroundLoops()
+    loops.start([worker.run])
+    loops.before_stop(lambda: worker.finish_in_flight(0.5 if not finishes else LIMIT))
+    async with asyncio.timeout(LIMIT):
+        await started.wait()
+        stopping = asyncio.create_task(loops.stop())
+        for _ in range(10):
+            await asyncio.sleep(0)  # the stop has begun
+        if finishes:
+            release.set()
+        await stopping
+    return worker, calls
+
+
+async def test_a_stop_lets_the_item_in_flight_end_instead_of_cutting_it_off(
+    repo: SqliteRepository, db_path: Path, clock: Clock
+) -> None:
+    """Shutdown or a settings reload while a mail is being sent: cut off, it
+    could only be sent again (a duplicate); it gets to finish instead."""
+    worker, calls = await _stopping_mid_item(repo, clock, finishes=True)
+    assert row(db_path, 1)["done_at"] is not None
+    assert (calls, worker.processed) == (1, 1)
+    assert await repo.pending_outbox() == 0
+
+
+async def test_an_item_that_does_not_end_in_time_is_given_back_as_before(
+    repo: SqliteRepository, db_path: Path, clock: Clock
+) -> None:
+    _, calls = await _stopping_mid_item(repo, clock, finishes=False)
+    stored = row(db_path, 1)
+    assert (calls, stored["done_at"], stored["last_error"]) == (
+        1,
+        None,
+        "interrupted by shutdown",
+    )
+    assert await repo.pending_outbox() == 1
