@@ -16,6 +16,7 @@ from gateway.admin import open_mirror_admin
 from gateway.core.errors import NotFound
 from gateway.core.mirror import ConnectionStatus, Direction
 from gateway.core.mirror_admin import MirrorAdmin, MirrorDisabled, ResourceStatus
+from gateway.core.model import FailedOutboxItem
 from gateway.serve import CannotListen, serve
 from gateway.settings import (
     ResourceSettings,
@@ -24,6 +25,7 @@ from gateway.settings import (
     load_settings,
     new_token,
 )
+from gateway.store import open_sqlite_repository
 from gateway.web.auth import hash_password
 from gateway.web.observability import configure_logging
 from google_bridge.tokens import TokenKeyMismatch, TokenVault, new_key
@@ -249,6 +251,28 @@ def cmd_sync_log(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_outbox_failed(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+
+    async def read() -> list[FailedOutboxItem]:
+        repository = await open_sqlite_repository(settings.storage.sqlite_path)
+        try:
+            return await repository.failed_outbox(args.limit)
+        finally:
+            await repository.close()
+
+    failed = asyncio.run(read())
+    if not failed:
+        print("No outbox item has failed for good.")
+        return 0
+    rows = [("ID", "FAILED", "KIND", "RESOURCE", "BOOKING", "REASON")]
+    rows += [
+        (str(f.id), _when(f.failed), f.kind, f.resource_id, f.booking_id, f.reason) for f in failed
+    ]
+    print(_table(rows))
+    return 0
+
+
 def _log_limit(text: str) -> int:
     try:
         value = int(text)
@@ -292,6 +316,17 @@ def _add_admin_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "--limit", type=_log_limit, default=50, help=f"entries to show (1-{LOG_LIMIT_MAX})"
     )
     log_parser.set_defaults(run=cmd_sync_log)
+
+    outbox = sub.add_parser("outbox", help="the queue of e-mails and Google writes")
+    outbox_sub = outbox.add_subparsers(dest="outbox_command", required=True)
+    failed = outbox_sub.add_parser(
+        "failed", help="items closed for good without their effect, newest first, and why"
+    )
+    failed.add_argument("--config", required=True, type=str, help="YAML settings file")
+    failed.add_argument(
+        "--limit", type=_log_limit, default=50, help=f"items to show (1-{LOG_LIMIT_MAX})"
+    )
+    failed.set_defaults(run=cmd_outbox_failed)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,9 @@ from argon2 import PasswordHasher
 from cryptography.fernet import Fernet
 
 from gateway.app import create_app
+from gateway.core.model import OutboxEffect
 from gateway.settings import load_settings
+from gateway.store import open_sqlite_repository
 from tests.api.test_google_admin import google_yaml
 from tests.conftest import API_TOKEN, AppClient
 from tests.samples import SLOT
@@ -297,3 +299,29 @@ async def test_invite_beside_a_running_server_is_mailed_by_the_server(
         body = message.get_body(("plain",))
         assert body is not None
         assert link in body.get_content()
+
+
+async def test_outbox_failed_lists_what_failed_for_good_and_why(
+    config_file: Path, db_path: Path
+) -> None:
+    """An invitation the mail server refused for good shows only as a count
+    in /healthz; the admin needs which booking, when and why."""
+    assert run("outbox", "failed", "--config", str(config_file)).stdout == (
+        "No outbox item has failed for good.\n"
+    )
+    repository = await open_sqlite_repository(db_path)
+    try:
+        async with repository.transaction() as tx:
+            await tx.enqueue(OutboxEffect("invitation", "anna", "booking-1", {}))
+            await tx.enqueue(OutboxEffect("invitation", "bob", "booking-2", {}))
+        reason = "failed for good: 550 5.1.1 <zoe@example.com>: mailbox unavailable"
+        await repository.fail_outbox(1, reason)
+    finally:
+        await repository.close()
+    result = run("outbox", "failed", "--config", str(config_file))
+    assert result.returncode == 0, result.stderr
+    header, *items = result.stdout.splitlines()
+    assert header.split() == ["ID", "FAILED", "KIND", "RESOURCE", "BOOKING", "REASON"]
+    assert len(items) == 1
+    assert items[0].split()[:1] + items[0].split()[4:7] == ["1", "invitation", "anna", "booking-1"]
+    assert items[0].endswith(reason)

@@ -334,6 +334,19 @@ class OutboxItem:
     maybe_done: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class FailedOutboxItem:
+    """An effect closed for good without happening (a permanent failure, like
+    a mailbox the mail server refuses), for the admin to look at."""
+
+    id: int
+    kind: str
+    resource_id: str
+    booking_id: str
+    failed: datetime
+    reason: str
+
+
 class ChangeKind(StrEnum):
     PUT = "put"
     DELETE = "delete"

@@ -37,6 +37,7 @@ from gateway.core.model import (
     CalendarObject,
     Change,
     ChangeKind,
+    FailedOutboxItem,
     ObjectEntry,
     OutboxEffect,
     OutboxItem,
@@ -651,6 +652,25 @@ class SqliteRepository(_Reads):
             "(SELECT count(*) FROM outbox WHERE failed_at IS NOT NULL) AS failed"
         )
         return {key: int(rows[0][key]) for key in ("pending", "sending", "failed")}
+
+    async def failed_outbox(self, limit: int) -> list[FailedOutboxItem]:
+        """Items closed as failed for good, newest first."""
+        rows = await self._query(
+            "SELECT id, kind, resource_id, booking_id, failed_at, last_error FROM outbox "
+            "WHERE failed_at IS NOT NULL ORDER BY failed_at DESC, id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            FailedOutboxItem(
+                id=int(row["id"]),
+                kind=str(row["kind"]),
+                resource_id=str(row["resource_id"]),
+                booking_id=str(row["booking_id"]),
+                failed=from_utc_text(str(row["failed_at"])),
+                reason=str(row["last_error"] or ""),
+            )
+            for row in rows
+        ]
 
     async def check_writable(self) -> None:
         """Prove that a booking would fit: allocate ``PROBE_BYTES`` of pages
