@@ -69,6 +69,16 @@ EVENT_RULES: list[tuple[str, float | None, tuple[str, str] | None]] = [
     ("COUNT=3", None, (VALID_DATA, "no valid FREQ")),
     ("FREQ=DAILY;INTERVAL=0", None, (VALID_DATA, "invalid INTERVAL")),
     ("FREQ=DAILY;COUNT=many", None, (VALID_DATA, "invalid COUNT")),
+    # Parts RFC 5545 3.3.10 does not name (issue 13 item 2): a typo would
+    # silently drop the end or the days of the series.
+    ("FREQ=DAILY;UNTL=20260110T000000Z", None, (VALID_DATA, "UNTL=20260110T000000Z")),
+    ("FREQ=DAILY;UNTL=20260110T000000Z", None, (VALID_DATA, "did you mean UNTIL?")),
+    ("FREQ=WEEKLY;BYDAYS=MO", None, (VALID_DATA, "did you mean BYDAY?")),
+    ("FREQ=DAILY;COUNT=3;X-NAME=1", None, (VALID_DATA, "X-NAME=1, which is not an RRULE part")),
+    ("RSCALE=GREGORIAN;FREQ=YEARLY;SKIP=FORWARD", None, (VALID_DATA, "RSCALE=GREGORIAN")),
+    ("FREQ=DAILY;COUNT=3;WKST=MO", None, None),
+    # COUNT and UNTIL "MUST NOT occur in the same recur".
+    ("FREQ=DAILY;COUNT=3;UNTIL=x", DAY, (VALID_DATA, "both COUNT and UNTIL")),
 ]
 
 

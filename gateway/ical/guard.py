@@ -25,7 +25,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from icalendar import Component
+from icalendar import Component, vDDDTypes
 from icalendar.parser.content_line import NEWLINE, UFOLD
 
 from gateway.core.errors import RecurrenceLimit
@@ -110,8 +110,8 @@ def _rule_facts(component: Component, rule: Any, zone: ZoneInfo) -> RuleFacts:
     for name, values in rule.items():
         texts = []
         for value in _as_list(values):
-            if isinstance(value, date):
-                texts.append(value.isoformat())
+            if isinstance(value, date):  # as written: 20270101T000000Z
+                texts.append(vDDDTypes(value).to_ical().decode("ascii"))
             else:
                 texts.append(str(value))
         parts[str(name).upper()] = tuple(texts)

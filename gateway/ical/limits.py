@@ -15,6 +15,9 @@ object must not stall the server for everyone (issue 12), so:
   BYDAY or BYHOUR to stay small is written with FREQ=DAILY or WEEKLY);
 * COUNT above ``max_instances`` is refused for any FREQ (the exact number of
   instances of a bounded series is checked when its span is computed);
+* a part RFC 5545 3.3.10 does not name (a typo like UNTL=, or an extension)
+  is refused: dropped, it would change the series without a word; so is a
+  rule with both COUNT and UNTIL, which 3.3.10 forbids;
 * more than ``max_overrides`` overridden instances (RECURRENCE-ID) are refused;
 * a VTIMEZONE rule must look like a time zone's: FREQ=YEARLY, INTERVAL 1, a
   few changes a year at most, at one time of the day. icalendar expands every
@@ -27,12 +30,18 @@ there are too many instances, ``valid-calendar-data`` otherwise.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 MAX_INSTANCES = "max-instances"
 VALID_DATA = "valid-calendar-data"
 
+# The parts of a recurrence rule (RFC 5545 3.3.10 recur-rule-part).
+RULE_PARTS = frozenset(
+    {"FREQ", "UNTIL", "COUNT", "INTERVAL", "BYSECOND", "BYMINUTE", "BYHOUR", "BYDAY"}
+    | {"BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYMONTH", "BYSETPOS", "WKST"}
+)
 FREQUENCIES = ("SECONDLY", "MINUTELY", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY")
 # Seconds of one step of a rule more frequent than daily.
 SUB_DAILY = {"SECONDLY": 1, "MINUTELY": 60, "HOURLY": 3600}
@@ -123,8 +132,37 @@ def sub_daily_bound(facts: RuleFacts, freq: str, interval: int) -> int | None:
     return steps
 
 
+def _unknown_part(facts: RuleFacts) -> Refusal | None:
+    """A part RFC 5545 3.3.10 does not name: a typo (UNTL=) or an extension
+    (RFC 7529 RSCALE/SKIP, RFC 2445 x-name parts) that the expansion would
+    drop or choke on, so the series would not be the one the writer meant:
+    its later occurrences would never block a double booking."""
+    unknown = [name for name in facts.parts if name not in RULE_PARTS]
+    if not unknown:
+        return None
+    name = unknown[0]
+    close = difflib.get_close_matches(name, sorted(RULE_PARTS), n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return Refusal(
+        VALID_DATA,
+        f"{facts.where}:{facts.text()} has the part {name}={','.join(facts.parts[name])}, "
+        f"which is not an RRULE part of RFC 5545 3.3.10{hint}",
+    )
+
+
 def judge_rule(facts: RuleFacts, limits: RecurrenceLimits) -> Refusal | None:
     """Whether an event's (VEVENT, VTODO, VJOURNAL) RRULE is acceptable."""
+    unknown = _unknown_part(facts)
+    if unknown is not None:
+        return unknown
+    if "COUNT" in facts.parts and "UNTIL" in facts.parts:
+        # RFC 5545 3.3.10: they "MUST NOT occur in the same recur"; which
+        # one ends the series would be a guess.
+        return Refusal(
+            VALID_DATA,
+            f"{facts.where}:{facts.text()} has both COUNT and UNTIL; "
+            "RFC 5545 3.3.10 allows one or the other",
+        )
     freq = _freq(facts)
     if isinstance(freq, Refusal):
         return freq

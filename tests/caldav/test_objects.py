@@ -7,6 +7,8 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from tests.caldav.dav import NS, event, propfind, put, request
 from tests.conftest import READER_PASSWORD, AppClient, basic
 from tests.dbcheck import row_counts
@@ -270,6 +272,29 @@ async def test_invalid_objects_get_a_precondition_and_nothing_is_written(
     )
     assert latin1.status == 400
     assert row_counts(db_path)["objects"] == 0
+
+
+@pytest.mark.parametrize(
+    ("rule", "words"),
+    [
+        ("FREQ=WEEKLY;UNTL=20270101T000000Z", "UNTL=20270101T000000Z"),
+        ("FREQ=WEEKLY;BYDAYS=MO", "did you mean BYDAY?"),
+        ("FREQ=WEEKLY;COUNT=5;UNTIL=20270101T000000Z", "both COUNT and UNTIL"),
+    ],
+)
+async def test_a_rule_with_a_part_rfc_5545_does_not_name_is_refused(
+    client: AppClient, db_path: Path, caplog: pytest.LogCaptureFixture, rule: str, words: str
+) -> None:
+    """Issue 13 item 2: a misspelt part (UNTL=) used to be stored with its
+    recurrence silently dropped, so its later weeks never blocked a double
+    booking, and every query that met it logged a traceback."""
+    answer = await put(client, ANNA + "typo.ics", event("typo", extra=f"RRULE:{rule}\r\n"))
+    assert answer.status == 403
+    assert "valid-calendar-data" in answer.error()
+    assert f"RRULE:{rule}" in answer.message()
+    assert words in answer.message()
+    assert row_counts(db_path)["objects"] == 0
+    assert not [r for r in caplog.records if r.exc_info]
 
 
 async def test_one_uid_per_calendar(client: AppClient) -> None:
