@@ -61,6 +61,23 @@ class TimeSpan:
         # Half-open: a booking ending at 10:00 does not clash with one starting at 10:00.
         return self.start < other.end and other.start < self.end
 
+    def meets(self, window: TimeSpan) -> bool:
+        """Whether this span of an event or instance is in the time range
+        ``window`` by RFC 4791 9.9: ``window.start < end AND window.end >
+        start``, and for an instant (start == end: DURATION zero, a DATE-TIME
+        without DTEND, or DTEND equal to DTSTART) ``window.start <= start <
+        window.end``, so a range that starts at an instant finds it and one
+        that ends at it does not. A range of no length holds no instant.
+
+        The one time-range rule of calendar-query and free-busy; the store's
+        candidate query (``gateway.store.sqlite.in_span_statement``) is its
+        superset. The double-booking check is not a time-range query: there
+        an instant takes no time (RFC 5545 3.6.1) and blocks nothing, as it
+        shows no busy period in free-busy and the availability API."""
+        if self.start == self.end:
+            return window.start <= self.start < window.end
+        return self.overlaps(window)
+
     def in_utc(self) -> TimeSpan:
         return TimeSpan(self.start.astimezone(UTC), self.end.astimezone(UTC))
 

@@ -23,7 +23,7 @@ from gateway.core.model import (
     TimeSpan,
 )
 from gateway.ical.cache import _LRU
-from gateway.ical.common import PRODID, _address, _as_list, _parse_calendar
+from gateway.ical.common import PRODID, _address, _as_list, _parse_calendar, _reason
 from gateway.ical.limits import RecurrenceLimits
 from gateway.ical.parse import parse_object
 from gateway.ical.timezones import _aware, _listed_years, _utc, _vtimezone, _zone_key
@@ -210,14 +210,6 @@ def _ensure_vtimezone(calendar: Calendar, booking: Booking) -> None:
 # -- occurrences ------------------------------------------------------------------
 
 
-def _hits(span: TimeSpan, window: TimeSpan) -> bool:
-    if span.start == span.end:
-        # An instant counts when it lies in the half-open window (RFC 4791 9.9,
-        # DURATION = 0 row).
-        return window.start <= span.start < window.end
-    return span.overlaps(window)
-
-
 def _is(component: Component, name: str, value: str) -> bool:
     return str(component.get(name, "")).strip().upper() == value
 
@@ -297,7 +289,7 @@ class ICalCodec:
         booking = obj.booking
         if not booking.recurring:
             span = TimeSpan(booking.start, booking.end).in_utc()
-            return [span] if _hits(span, window) else []
+            return [span] if span.meets(window) else []
         try:
             return self._expand(obj, window)
         except ExpansionLimit:
@@ -310,9 +302,9 @@ class ICalCodec:
             # service; its first occurrence is what we know for sure. The
             # parsed object is dropped: dateutil may be left half-iterated.
             self._loaded.pop(obj.etag)
-            log.warning("cannot expand %s", booking.uid, exc_info=exc)
+            log.warning("cannot expand %s: %s", booking.uid, _reason(exc))
             span = TimeSpan(booking.start, booking.end).in_utc()
-            return [span] if _hits(span, window) else []
+            return [span] if span.meets(window) else []
 
     def _expand(self, obj: CalendarObject, window: TimeSpan) -> list[TimeSpan]:
         # Imported here: expand uses this module's helpers.
@@ -339,7 +331,7 @@ class ICalCodec:
                 start = _aware(occurrence.start, zone)
                 end = max(_aware(occurrence.end, zone), start)
                 span = TimeSpan(start, end).in_utc()
-                if _hits(span, window):
+                if span.meets(window):
                     spans.append(span)
         spans.sort(key=lambda s: (s.start, s.end))
         return spans

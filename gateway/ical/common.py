@@ -43,3 +43,10 @@ def _address(value: str) -> str:
     if address.lower().startswith("mailto:"):
         address = address[len("mailto:") :]
     return address.strip()
+
+
+def _reason(exc: BaseException) -> str:
+    """A stored object's data problem for one log line that names the object:
+    a traceback would say nothing more, and would come on every query that
+    meets the object."""
+    return f"{type(exc).__name__}: {exc}"

@@ -33,8 +33,7 @@ from icalendar import Calendar, Component
 
 from gateway.core.errors import ExpansionLimit, InvalidCalendarData
 from gateway.core.model import FAR_FUTURE, TimeSpan
-from gateway.ical.codec import _hits
-from gateway.ical.common import _as_list
+from gateway.ical.common import _as_list, _reason
 from gateway.ical.limits import SUB_DAILY, RecurrenceLimits
 from gateway.ical.parse import _times
 from gateway.ical.timezones import _aware
@@ -219,7 +218,9 @@ class Loaded:
         except Exception as exc:
             # A stored object was expanded when it was stored, so this is rare;
             # its components as written are what we know for sure.
-            log.warning("cannot expand the %s components", name, exc_info=exc)
+            log.warning(
+                "cannot expand the %s components of %s: %s", name, ", ".join(sets), _reason(exc)
+            )
             self._broken.add(name)
             self._queries.pop(name, None)
             if yielded == 0:
@@ -432,10 +433,10 @@ def overlaps(instance: Instance, zone: ZoneInfo, window: TimeSpan) -> bool:
     name = instance.source.name
     if name == "VEVENT":
         span = event_span(instance.component, zone)
-        return span is not None and _hits(span, window)
+        return span is not None and span.meets(window)
     if name == "VJOURNAL":
         span = _journal_span(instance.component, zone)
-        return span is not None and _hits(span, window)
+        return span is not None and span.meets(window)
     if name == "VTODO":
         return _todo_overlaps(instance, zone, window)
     if name == "VFREEBUSY":

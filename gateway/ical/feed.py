@@ -41,7 +41,7 @@ from gateway.core.model import (
 )
 from gateway.core.text import xml_safe
 from gateway.ical.cache import _LRU
-from gateway.ical.common import PRODID, _as_list, _parse_calendar
+from gateway.ical.common import PRODID, _as_list, _parse_calendar, _reason
 from gateway.ical.lines import (
     _blocks,
     _canonical,
@@ -280,7 +280,7 @@ def _build_fragment(
         try:
             converted = _zones_to_utc(data.decode("utf-8"), unknown, ZoneInfo(obj.booking.timezone))
         except Exception as exc:  # icalendar rejects some input with assert
-            log.warning("cannot convert times of %s to UTC", obj.uid, exc_info=exc)
+            log.warning("cannot convert times of %s to UTC: %s", obj.uid, _reason(exc))
         else:
             return _build_fragment(resource, obj, view, converted, final=True)
     # Last resort: an event that cannot be placed in time is left out rather

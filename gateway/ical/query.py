@@ -36,8 +36,7 @@ from gateway.core.errors import ExpansionLimit, RecurrenceLimit
 from gateway.core.model import BookingStatus, CalendarObject, TimeSpan
 from gateway.core.query import CompFilter, DataRequest, TimeRange
 from gateway.ical.cache import _LRU
-from gateway.ical.codec import _hits
-from gateway.ical.common import PRODID, _parse_calendar
+from gateway.ical.common import PRODID, _parse_calendar, _reason
 from gateway.ical.expand import (
     RECURRING,
     Instance,
@@ -128,7 +127,7 @@ class ICalQueryEngine:
             # span (see ``expand.event_span``), so no parsing is needed.
             time_range = query.comp_filters[0].time_range
             assert time_range is not None
-            return _hits(obj.span, time_range.as_span())
+            return obj.span.meets(time_range.as_span())
         decided = answer_from_names(query, component_names(obj.ics))
         if decided is not None:
             return decided
@@ -141,7 +140,7 @@ class ICalQueryEngine:
         except Exception as exc:
             # Stored objects were validated; one that still cannot be read
             # must not fail the whole report.
-            log.warning("cannot read stored object %s", obj.uid, exc_info=exc)
+            log.warning("cannot read stored object %s: %s", obj.uid, _reason(exc))
             return False
         with loaded.session(obj.uid):
             return comp_matches(loaded, query)
@@ -159,7 +158,7 @@ class ICalQueryEngine:
         except Exception as exc:
             # As with ``matches``: one unreadable stored object is returned as
             # stored rather than failing the whole report.
-            log.warning("cannot shape the data of stored object %s", obj.uid, exc_info=exc)
+            log.warning("cannot shape the data of stored object %s: %s", obj.uid, _reason(exc))
         return obj.ics
 
     def _shell(self, original: Calendar, skip: frozenset[str] = frozenset()) -> Calendar:
@@ -243,7 +242,7 @@ class ICalQueryEngine:
             span = event_span(master.master, loaded.zone)
             length = span.end - span.start if span is not None else None
         slot = TimeSpan(replaced, replaced + length) if length else TimeSpan(replaced, replaced)
-        return _hits(slot, window)
+        return slot.meets(window)
 
     # -- RFC 4791 7.10 -----------------------------------------------------------
 
@@ -267,7 +266,7 @@ class ICalQueryEngine:
         except ExpansionLimit:
             raise
         except Exception as exc:
-            log.warning("cannot read stored object %s", obj.uid, exc_info=exc)
+            log.warning("cannot read stored object %s: %s", obj.uid, _reason(exc))
             return [Busy(obj.span, obj.booking.status is BookingStatus.TENTATIVE)]
         with loaded.session(obj.uid):
             return self._busy_instances(loaded, window)
@@ -283,7 +282,7 @@ class ICalQueryEngine:
             if _status_is(component, "TRANSP", "TRANSPARENT"):
                 continue
             span = event_span(component, loaded.zone)
-            if span is not None and span.overlaps(window):
+            if span is not None and span.meets(window):
                 found.append(Busy(span, _status_is(component, "STATUS", "TENTATIVE")))
         return found
 

@@ -124,15 +124,20 @@ def in_span_statement(
     R*Tree for a scan of the resource's objects as a collection grows.
 
     Overlap is half-open, except that an instantaneous object (start == end)
-    matches when it starts inside the window (RFC 4791 9.9). The window is
-    widened to whole seconds (floor / ceil); it may only add candidates.
+    matches when it starts inside the window (RFC 4791 9.9, ``TimeSpan.meets``).
+    A recurring object's span runs from its first start to its last end, and
+    its last instance may be an instant at that end: it is a candidate for a
+    window starting there too (callers expand recurring objects and test each
+    instance exactly). The window is widened to whole seconds (floor / ceil);
+    it may only add candidates.
     """
     sql = """
         SELECT o.* FROM time_index AS t CROSS JOIN objects AS o ON o.id = t.id
         WHERE t.span_start <= :w_end AND t.span_end >= :w_start
           AND o.resource_id = :resource_id
           AND o.span_start < :w_end
-          AND (o.span_end > :w_start OR (o.span_end = o.span_start AND o.span_start >= :w_start))
+          AND (o.span_end > :w_start
+               OR (o.span_end = :w_start AND (o.span_start = o.span_end OR o.recurring = 1)))
           AND (NOT :blocking_only OR (o.status <> 'cancelled' AND o.transparent = 0))
         ORDER BY o.span_start, o.uid
     """

@@ -9,6 +9,7 @@ answering (against a real ``calgateway serve``)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -340,3 +341,35 @@ async def test_healthz_answers_while_a_stored_series_is_expanded(tmp_path: Path)
     assert took < BOUND
     assert len(gaps) >= 3
     assert max(gaps) < 1.0, gaps
+
+
+async def test_a_stored_rule_with_a_misspelt_part_logs_one_line_not_a_traceback(
+    client: AppClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 13 item 2: an object stored before RRULE parts were checked (UNTL=
+    for UNTIL) must not log a traceback on every query that meets it: one
+    line naming the object, and the rest of the calendar answers."""
+    uid = "typo@legacy"
+    start = datetime(2026, 12, 1, 14, tzinfo=UTC)
+    obj = legacy_object(
+        series(uid, "FREQ=DAILY;UNTL=20261210T000000Z", start="20261201T140000Z"),
+        uid=uid,
+        start=start,
+        end=start.replace(minute=30),
+    )
+    await store_legacy(client.app[REPOSITORY], obj)
+    assert (await put(client, f"{ANNA}plain.ics", event("plain"))).status == 201
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            answer, _ = await bounded_request(
+                client,
+                "REPORT",
+                ANNA,
+                expand_query("20261201T000000Z", "20261231T000000Z"),
+                headers={"Depth": "1"},
+            )
+            assert answer.status == 207
+            assert f"{ANNA}plain.ics" in answer.body.decode()
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+    named = [r for r in caplog.records if uid in r.getMessage()]
+    assert named, [r.getMessage() for r in caplog.records]

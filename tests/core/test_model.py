@@ -22,6 +22,26 @@ def test_half_open_spans_touching_do_not_overlap() -> None:
     assert span(0, 3).overlaps(span(1, 2))
 
 
+@pytest.mark.parametrize(
+    ("event", "window", "meets"),
+    [
+        # RFC 4791 9.9, the DTEND and DURATION > 0 rows: start < end AND end > start.
+        ((0, 1), (0.5, 2), True),
+        ((0, 1), (1, 2), False),
+        ((0, 1), (-1, 0), False),
+        # The instant rows: start <= DTSTART AND end > DTSTART.
+        ((1, 1), (1, 2), True),
+        ((1, 1), (0, 1), False),
+        ((1, 1), (0, 2), True),
+        ((1, 1), (1, 1), False),  # a range of no length holds nothing
+    ],
+)
+def test_meets_is_the_time_range_rule(
+    event: tuple[float, float], window: tuple[float, float], meets: bool
+) -> None:
+    assert span(*event).meets(span(*window)) is meets
+
+
 def test_span_refuses_naive_and_reversed_times() -> None:
     with pytest.raises(ValueError, match="aware"):
         TimeSpan(datetime(2026, 1, 1), datetime(2026, 1, 2))

@@ -579,6 +579,14 @@ class RepositoryContract:
         await save(repo, make_object("point", at(10), at(10)))
         assert await uids_in(repo, window(a, b)) == (["point"] if hit else [])
 
+    async def test_in_span_recurring_object_ending_with_an_instant(self, repo: Repository) -> None:
+        # A series of instants: its span ends at the last one, which a window
+        # starting there holds (RFC 4791 9.9); the caller expands it exactly.
+        await save(repo, make_object("rec", recurring=True, span=TimeSpan(at(10), at(12))))
+        await save(repo, make_object("single", at(10), at(12)))
+        assert await uids_in(repo, window(12, 13)) == ["rec"]
+        assert await uids_in(repo, window(12.5, 13)) == []
+
     async def test_in_span_unbounded_recurring_object(self, repo: Repository) -> None:
         await save(repo, make_object("rec", recurring=True, span=TimeSpan(at(10), FAR_FUTURE)))
         years_later = TimeSpan(at(10) + timedelta(days=3650), at(11) + timedelta(days=3650))
