@@ -131,6 +131,31 @@ async def client(
     return await aiohttp_client(app)
 
 
+ClientWith = Callable[..., Awaitable[AppClient]]
+
+
+@pytest.fixture
+def client_with(
+    tmp_path: Path, aiohttp_client: Callable[[web.Application], Awaitable[AppClient]]
+) -> ClientWith:
+    """``await client_with(server, extra=..., mail=...)``: a client of the app
+    over the test settings with these more lines (``settings_yaml``), on a
+    database of its own per call."""
+    made = 0
+
+    async def make(server: str = "", *, extra: str = "", mail: bool = True) -> AppClient:
+        nonlocal made
+        made += 1
+        config = tmp_path / f"with-{made}.yaml"
+        yaml = settings_yaml(
+            tmp_path / f"with-{made}.sqlite3", mail=mail, server=server, extra=extra
+        )
+        config.write_text(yaml, encoding="utf-8")
+        return await aiohttp_client(create_app(load_settings(config)))
+
+    return make
+
+
 @pytest.fixture
 def api_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {API_TOKEN}"}

@@ -3,45 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from gateway.app import create_app
 from gateway.core.model import OutboxEffect
 from gateway.settings import load_settings
 from gateway.web.health import WRITE_CHECK
 from gateway.web.keys import REPOSITORY
 from gateway.web.observability import metrics_access
-from tests.conftest import ADMIN_PASSWORD, basic, settings_yaml
+from tests.conftest import ADMIN_PASSWORD, ClientWith, basic, settings_yaml
 from tests.samples import SLOT
 
 Client = TestClient[Any, Any]
-MakeClient = Callable[[str], Awaitable[Client]]
 METRICS_TOKEN = "metrics-scraper-token-0123456789"
 
 
 @pytest.fixture
-def client_with(
-    tmp_path: Path, aiohttp_client: Callable[[web.Application], Awaitable[Client]]
-) -> MakeClient:
-    """A client of the app whose server section has these extra lines."""
-
-    async def make(server: str) -> Client:
-        config = tmp_path / "ops.yaml"
-        yaml = settings_yaml(tmp_path / "ops.sqlite3", server=server)
-        config.write_text(yaml, encoding="utf-8")
-        return await aiohttp_client(create_app(load_settings(config)))
-
-    return make
-
-
-@pytest.fixture
-async def public_metrics(client_with: MakeClient) -> Client:
+async def public_metrics(client_with: ClientWith) -> Client:
     return await client_with("  metrics: public\n")
 
 
@@ -119,7 +100,7 @@ async def test_metrics_are_off_by_default(client: Client) -> None:
     assert (await client.get("/metrics", headers=bearer)).status == 404
 
 
-async def test_metrics_behind_a_token(client_with: MakeClient) -> None:
+async def test_metrics_behind_a_token(client_with: ClientWith) -> None:
     client = await client_with(f"  metrics: token\n  metrics_token: {METRICS_TOKEN}\n")
     for headers in (
         {},

@@ -4,17 +4,13 @@ gate's slots and queue, and what clients see through the app."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from caldav_backend.caldav.names import CALENDARS, DAV_ROOT
-from gateway.app import create_app
-from gateway.settings import load_settings
 from gateway.web.admission import (
     ADMISSION,
     CALENDARS_SEGMENT,
@@ -29,7 +25,7 @@ from gateway.web.admission import (
 from gateway.web.keys import METRICS
 from gateway.web.observability import Metrics
 from tests.caldav.dav import ADMIN, event, propfind, put, request
-from tests.conftest import API_TOKEN, AppClient, settings_yaml
+from tests.conftest import API_TOKEN, AppClient, ClientWith
 from tests.samples import SLOT
 
 HEAVY = Weight.HEAVY
@@ -231,16 +227,25 @@ async def test_a_waiter_cancelled_as_it_is_handed_a_slot_passes_it_on() -> None:
 # -- through the app -------------------------------------------------------------------
 
 
+# One heavy slot and a queue of one.
+ONE_SLOT_ONE_WAITER = "  heavy_requests: 1\n  heavy_queue: 1\n"
+
+
 @pytest.fixture
-async def busy_client(
-    tmp_path: Path,
-    aiohttp_client: Callable[[web.Application], Awaitable[AppClient]],
-) -> AppClient:
+async def busy_client(client_with: ClientWith) -> AppClient:
     """The app with one heavy slot, no queue and a short wait."""
-    config = tmp_path / "busy.yaml"
-    server = "  heavy_requests: 1\n  heavy_queue: 0\n  heavy_queue_timeout: 0.2\n"
-    config.write_text(settings_yaml(tmp_path / "busy.sqlite3", server=server), encoding="utf-8")
-    return await aiohttp_client(create_app(load_settings(config)))
+    return await client_with("  heavy_requests: 1\n  heavy_queue: 0\n  heavy_queue_timeout: 0.2\n")
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Until ``condition()`` holds (the gate and the metrics have no event to
+    wait on), for at most ``BOUND`` seconds."""
+
+    async def look() -> None:
+        while not condition():  # noqa: ASYNC110 - bounded below
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(look(), BOUND)
 
 
 async def hold_the_only_slot(client: AppClient, stack: AsyncExitStack) -> None:
@@ -293,26 +298,13 @@ async def test_clients_without_credentials_never_reach_the_gate(busy_client: App
         assert stranger.status == 401
 
 
-async def test_a_queued_request_runs_when_a_slot_frees(
-    tmp_path: Path,
-    aiohttp_client: Callable[[web.Application], Awaitable[AppClient]],
-) -> None:
-    config = tmp_path / "queue.yaml"
-    config.write_text(
-        settings_yaml(tmp_path / "q.sqlite3", server="  heavy_requests: 1\n  heavy_queue: 1\n"),
-        encoding="utf-8",
-    )
-    client = await aiohttp_client(create_app(load_settings(config)))
+async def test_a_queued_request_runs_when_a_slot_frees(client_with: ClientWith) -> None:
+    client = await client_with(ONE_SLOT_ONE_WAITER)
     gate = client.app[ADMISSION]
     async with AsyncExitStack() as stack:
         await hold_the_only_slot(client, stack)
         waiting = asyncio.create_task(propfind(client, ANNA, "D:getetag", depth="1"))
-
-        async def queued() -> None:
-            while gate.waiting < 1:  # noqa: ASYNC110 - the gate has no event; bounded below
-                await asyncio.sleep(0.01)
-
-        await asyncio.wait_for(queued(), BOUND)
+        await until(lambda: gate.waiting >= 1)
         refused = await propfind(client, ANNA, "D:getetag", depth="1")
         assert_busy(refused.status, refused.headers)
     answer = await asyncio.wait_for(waiting, BOUND)
@@ -338,14 +330,8 @@ async def test_a_feed_render_waits_for_a_slot_but_a_cached_feed_does_not(
     assert rendered.status == 200 and "Haircut" in await rendered.text()
 
 
-async def test_admission_is_counted_in_metrics(
-    tmp_path: Path,
-    aiohttp_client: Callable[[web.Application], Awaitable[AppClient]],
-) -> None:
-    config = tmp_path / "m.yaml"
-    server = "  heavy_requests: 1\n  heavy_queue: 0\n  metrics: public\n"
-    config.write_text(settings_yaml(tmp_path / "m.sqlite3", server=server), encoding="utf-8")
-    client = await aiohttp_client(create_app(load_settings(config)))
+async def test_admission_is_counted_in_metrics(client_with: ClientWith) -> None:
+    client = await client_with("  heavy_requests: 1\n  heavy_queue: 0\n  metrics: public\n")
     assert (await propfind(client, ANNA, "D:getetag", depth="1")).status == 207
     async with AsyncExitStack() as stack:
         await hold_the_only_slot(client, stack)
@@ -358,15 +344,9 @@ async def test_admission_is_counted_in_metrics(
 
 
 async def test_a_request_whose_client_left_while_queued_is_not_worked_on(
-    tmp_path: Path,
-    aiohttp_client: Callable[[web.Application], Awaitable[AppClient]],
+    client_with: ClientWith,
 ) -> None:
-    config = tmp_path / "gone.yaml"
-    config.write_text(
-        settings_yaml(tmp_path / "g.sqlite3", server="  heavy_requests: 1\n  heavy_queue: 1\n"),
-        encoding="utf-8",
-    )
-    client = await aiohttp_client(create_app(load_settings(config)))
+    client = await client_with(ONE_SLOT_ONE_WAITER)
     gate = client.app[ADMISSION]
     metrics = client.app[METRICS]
     assert client.port is not None
@@ -378,19 +358,10 @@ async def test_a_request_whose_client_left_while_queued_is_not_worked_on(
             f"Authorization: {ADMIN['Authorization']}\r\nContent-Length: 0\r\n\r\n".encode()
         )
         await writer.drain()
-
-        async def queued() -> None:
-            while gate.waiting < 1:  # noqa: ASYNC110 - the gate has no event; bounded below
-                await asyncio.sleep(0.01)
-
-        await asyncio.wait_for(queued(), BOUND)
+        await until(lambda: gate.waiting >= 1)
         writer.close()
         await writer.wait_closed()
 
     # The slot is handed to the queued request, which finds its client gone.
-    async def abandoned() -> None:
-        while counted(metrics, "abandoned") < 1:  # noqa: ASYNC110 - bounded below
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(abandoned(), BOUND)
+    await until(lambda: counted(metrics, "abandoned") >= 1)
     assert (gate.running, gate.waiting) == (0, 0)

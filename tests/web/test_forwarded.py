@@ -6,7 +6,6 @@ trusted proxy nobody can dodge a lockout by writing the header)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +13,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, make_mocked_request
 
-from gateway.app import create_app
 from gateway.settings import SettingsError, load_settings
 from gateway.web.forwarded import CLIENT_ADDRESS, client_address, parse_networks
 from gateway.web.observability import ACCESS_LOGGER, AccessLogger
-from tests.conftest import ADMIN_PASSWORD, basic, settings_yaml
+from tests.conftest import ADMIN_PASSWORD, ClientWith, basic, settings_yaml
 
 Client = TestClient[Any, Any]
 PROXIES = parse_networks(["127.0.0.1", "10.0.0.0/8", "fd00::/8"])
@@ -64,17 +62,11 @@ def test_a_trusted_proxy_that_is_no_address_is_a_config_error(tmp_path: Path) ->
         load_settings(path)
 
 
-def _app(tmp_path: Path, trusted: bool) -> web.Application:
-    proxies = "  trusted_proxies: [127.0.0.1]\n" if trusted else ""
-    path = tmp_path / "gateway.yaml"
-    path.write_text(
-        settings_yaml(
-            tmp_path / "db.sqlite3",
-            server=proxies,
-            extra="auth:\n  max_failures_per_address: 3\n  max_failures_per_user: 100\n",
-        )
+async def _client(client_with: ClientWith, trusted: bool) -> Client:
+    return await client_with(
+        "  trusted_proxies: [127.0.0.1]\n" if trusted else "",
+        extra="auth:\n  max_failures_per_address: 3\n  max_failures_per_user: 100\n",
     )
-    return create_app(load_settings(path))
 
 
 async def _sign_ins(client: Client) -> tuple[list[int], int]:
@@ -95,11 +87,9 @@ async def _sign_ins(client: Client) -> tuple[list[int], int]:
 
 
 async def test_behind_a_trusted_proxy_one_attacker_does_not_lock_everyone_out(
-    tmp_path: Path,
-    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
-    caplog: pytest.LogCaptureFixture,
+    client_with: ClientWith, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = await aiohttp_client(_app(tmp_path, trusted=True))
+    client = await _client(client_with, trusted=True)
     with caplog.at_level(logging.INFO):
         attacker, real = await _sign_ins(client)
     assert attacker == [401, 401, 401, 429]
@@ -119,9 +109,9 @@ def test_the_access_log_names_the_client_the_proxy_forwarded_for(
 
 
 async def test_without_a_trusted_proxy_the_header_changes_nothing(
-    tmp_path: Path, aiohttp_client: Callable[[web.Application], Awaitable[Client]]
+    client_with: ClientWith,
 ) -> None:
-    client = await aiohttp_client(_app(tmp_path, trusted=False))
+    client = await _client(client_with, trusted=False)
     attacker, real = await _sign_ins(client)
     assert attacker == [401, 401, 401, 429]
     assert real == 429  # the same connection address: locked out, header or not

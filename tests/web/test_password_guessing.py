@@ -21,15 +21,19 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 from yarl import URL
 
-from gateway.app import create_app
-from gateway.settings import load_settings
 from gateway.web import auth as auth_module
 from gateway.web import check_queue
 from gateway.web.observability import JsonFormatter
-from tests.conftest import ADMIN_PASSWORD, READER_PASSWORD, AppClient, basic, settings_yaml
+from tests.conftest import (
+    ADMIN_PASSWORD,
+    READER_PASSWORD,
+    AppClient,
+    ClientWith,
+    basic,
+    settings_yaml,
+)
 from tests.net import from_address
 from tests.serving import serving
 
@@ -44,18 +48,11 @@ async def propfind(
 
 
 @pytest.fixture
-def make_client(
-    aiohttp_client: Callable[[web.Application], Awaitable[AppClient]], tmp_path: Path
-) -> Callable[[str], Awaitable[AppClient]]:
+def make_client(client_with: ClientWith) -> Callable[[str], Awaitable[AppClient]]:
     """The app over the test settings plus an ``auth`` section."""
 
     async def make(auth: str) -> AppClient:
-        path = tmp_path / "gateway.yaml"
-        path.write_text(
-            settings_yaml(tmp_path / "db.sqlite3", mail=False, extra=f"auth:\n{auth}"),
-            encoding="utf-8",
-        )
-        return await aiohttp_client(create_app(load_settings(path)))
+        return await client_with(mail=False, extra=f"auth:\n{auth}")
 
     return make
 
