@@ -7,10 +7,12 @@ invitations just fail and wait for a retry."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import icalendar
 from aiohttp.test_utils import TestClient
 
 from gateway.core.model import PartStat
@@ -75,3 +77,34 @@ def rsvp_path(
         partstat,
     )
     return urlsplit(rsvp_url(PUBLIC_URL, token)).path
+
+
+def reply(
+    uid: str,
+    partstat: str = "ACCEPTED",
+    *,
+    sequence: int = 0,
+    dtstamp: datetime = datetime(2026, 11, 20, 10, 0, tzinfo=UTC),
+    attendee: str = "mailto:zoe@example.com",
+    organizer: str | None = ORGANIZER,
+) -> str:
+    """Zoë's REPLY as her calendar client writes it at ``dtstamp``; with
+    ``organizer=None`` without ORGANIZER, as Outlook does."""
+    calendar = icalendar.Calendar()
+    calendar.add("PRODID", "-//Test client//EN")
+    calendar.add("VERSION", "2.0")
+    calendar.add("METHOD", "REPLY")
+    event = icalendar.Event()
+    event.add("UID", uid)
+    event.add("SEQUENCE", sequence)
+    event.add("DTSTAMP", dtstamp)
+    event.add("DTSTART", datetime(2026, 12, 1, 8, 0, tzinfo=UTC))
+    event.add("SUMMARY", "Haircut")
+    address = icalendar.vCalAddress(attendee)
+    address.params["PARTSTAT"] = partstat
+    address.params["CN"] = "Zoë Müller"
+    event.add("ATTENDEE", address)
+    if organizer is not None:
+        event.add("ORGANIZER", icalendar.vCalAddress(f"mailto:{organizer}"))
+    calendar.add_component(event)
+    return bytes(calendar.to_ical()).decode("utf-8")

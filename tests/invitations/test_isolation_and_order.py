@@ -24,7 +24,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import icalendar
 import pytest
 
 from gateway.core.invitations import ItipReply
@@ -39,6 +38,7 @@ from tests.invitations import (
     booking_json,
     invitation_yaml,
     partstat_of,
+    reply,
     rsvp_path,
 )
 from tests.legacy import insert_legacy_copy, write_directly
@@ -77,32 +77,6 @@ def event(uid: str) -> str:
         "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:zoe@example.com\r\n"
         "END:VEVENT\r\nEND:VCALENDAR\r\n"
     )
-
-
-def reply(
-    uid: str,
-    partstat: str,
-    *,
-    dtstamp: datetime,
-    organizer: str | None = ORGANIZER,
-    sequence: int = 0,
-) -> str:
-    """Zoë's REPLY as her calendar client writes it at ``dtstamp``."""
-    calendar = icalendar.Calendar()
-    calendar.add("PRODID", "-//Test client//EN")
-    calendar.add("VERSION", "2.0")
-    calendar.add("METHOD", "REPLY")
-    vevent = icalendar.Event()
-    vevent.add("UID", uid)
-    vevent.add("SEQUENCE", sequence)
-    vevent.add("DTSTAMP", dtstamp)
-    address = icalendar.vCalAddress("mailto:zoe@example.com")
-    address.params["PARTSTAT"] = partstat
-    vevent.add("ATTENDEE", address)
-    if organizer is not None:
-        vevent.add("ORGANIZER", icalendar.vCalAddress(f"mailto:{organizer}"))
-    calendar.add_component(vevent)
-    return bytes(calendar.to_ical()).decode("utf-8")
 
 
 async def post_reply(client: Client, headers: dict[str, str], text: str) -> tuple[int, Any]:
