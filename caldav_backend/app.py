@@ -128,7 +128,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     if request.method == "OPTIONS":
         return await options(request)
     if request.method in ("MKCALENDAR", "MKCOL"):
-        raise refuse_new_collection()
+        raise refuse_new_collection(request.method)
     method = METHODS.get(request.method)
     if method is None:
         raise DavError(405, f"{request.method} is not supported here")

@@ -13,7 +13,6 @@ from gateway.core.errors import (
     ImportedObject,
     InvalidCalendarData,
     PreconditionFailed,
-    RecurrenceLimit,
     UidConflict,
 )
 from gateway.core.text import UnknownCharset, UnreadableText, calendar_text_problem, decode
@@ -35,7 +34,7 @@ def _text(request: web.Request, body: bytes) -> str:
     except UnknownCharset as exc:
         raise DavError(415, str(exc), cal("supported-calendar-data")) from None
     except UnreadableText as exc:
-        raise DavError(400, f"the body {exc}", cal("valid-calendar-data")) from None
+        raise DavError(403, f"the body {exc}", cal("valid-calendar-data")) from None
     # XML cannot carry some characters, so reports could not answer with
     # this object in them: refused (403, RFC 4791 5.3.2.1 valid-calendar-data).
     problem = calendar_text_problem(text)
@@ -76,11 +75,11 @@ async def put_object(request: web.Request, ctx: DavContext, target: Target) -> w
     ics = _text(request, await request.read())
     try:
         obj, created = await ctx.bookings.put_object(resource.id, target.name, ics, condition)
-    except RecurrenceLimit as error:
-        # RFC 4791 5.3.2.1: well formed, but beyond this server's limits.
-        raise DavError(403, error.message, cal(error.precondition)) from None
     except InvalidCalendarData as error:
-        raise DavError(400, error.message, cal(error.precondition)) from None
+        # RFC 4791 5.3.2.1 preconditions, with 403 as RFC 4791 1.3 (after RFC
+        # 3253 1.6) asks of a request that will always fail as sent; this
+        # includes the RecurrenceLimit subclass (well formed, beyond this server's limits).
+        raise DavError(403, error.message, cal(error.precondition)) from None
     except ExpansionLimit as error:
         # A stored series too large to check for double bookings (RFC 4918 11.5).
         raise DavError(507, error.message, cal("max-instances")) from None

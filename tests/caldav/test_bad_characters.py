@@ -85,7 +85,7 @@ async def test_put_in_no_real_charset_is_a_415(
     assert answer.message() == message
 
 
-async def test_put_of_bytes_that_do_not_decode_is_a_400(client: AppClient) -> None:
+async def test_put_of_bytes_that_do_not_decode_is_a_403(client: AppClient) -> None:
     answer = await request(
         client,
         "PUT",
@@ -93,7 +93,7 @@ async def test_put_of_bytes_that_do_not_decode_is_a_400(client: AppClient) -> No
         event("b", summary="caf\udce9").encode("utf-8", "surrogateescape"),
         headers={"Content-Type": "text/calendar; charset=utf-8"},
     )
-    assert answer.status == 400
+    assert answer.status == 403
     assert answer.error()[0] == "valid-calendar-data"
 
 

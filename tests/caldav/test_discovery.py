@@ -199,11 +199,17 @@ async def test_reader_may_not_proppatch(client: AppClient) -> None:
 
 
 async def test_mkcalendar_is_refused_with_the_reason(client: AppClient) -> None:
+    # RFC 4791 5.3.1.1: no location here can take a new calendar.
     for path in ("/dav/calendars/new/", "/dav/calendars/anna/"):
         answer = await request(client, "MKCALENDAR", path)
         assert answer.status == 403
-        assert "calendars-come-from-config" in answer.error()
+        assert answer.error()[0] == "calendar-collection-location-ok"
+        assert answer.xml().find("C:calendar-collection-location-ok", NS) is not None
         assert "config file" in answer.message()
+    mkcol = await request(client, "MKCOL", "/dav/calendars/new/")
+    assert mkcol.status == 403
+    assert "calendars-come-from-config" in mkcol.error()
+    assert "config file" in mkcol.message()
 
 
 async def test_without_credentials_the_answer_is_401_with_a_challenge(client: AppClient) -> None:

@@ -255,7 +255,8 @@ async def test_invalid_objects_get_a_precondition_and_nothing_is_written(
     )
     for precondition, body in [*cases.items(), ("valid-calendar-object-resource", two_uids)]:
         answer = await put(client, ANNA + "bad.ics", body)
-        assert answer.status == 400, (precondition, answer.body)
+        # RFC 4791 1.3: a precondition that will always fail is a 403.
+        assert answer.status == 403, (precondition, answer.body)
         assert precondition in answer.error()
         assert answer.message()
     wrong_type = await request(
@@ -270,7 +271,8 @@ async def test_invalid_objects_get_a_precondition_and_nothing_is_written(
         "Zoë".encode("utf-16"),
         headers={"Content-Type": "text/calendar"},
     )
-    assert latin1.status == 400
+    assert latin1.status == 403
+    assert "valid-calendar-data" in latin1.error()
     assert row_counts(db_path)["objects"] == 0
 
 
