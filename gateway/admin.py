@@ -1,12 +1,10 @@
-"""The Google mirror's admin service built from the settings, for every
-process that needs it: the server (``gateway.app``) and the admin commands
-(``gateway.cli``), which open the same SQLite file while the server runs.
+"""The services built from the settings for every process that needs
+them: the server (``gateway.app``) and the admin commands (``gateway.cli``),
+which open the same SQLite file while the server runs.
 
-Both must build ``MirrorAdmin`` the same way (same resources, same
-policies, same public URL in the invitation links), so the recipe lives
-here once. ``gateway.app`` still has its own copies of ``domain_resources``
-and ``mirror_policies``; it can import these instead (this module imports
-nothing of it, so there is no cycle).
+Both must build ``BookingService`` and ``MirrorAdmin`` the same way (same
+resources, same policies and limits, same public URL in the invitation
+links), so the recipe lives here once.
 """
 
 from __future__ import annotations
@@ -14,11 +12,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from gateway.core.mirror import Details, Direction, InvitePath, MirrorPolicy
 from gateway.core.mirror_admin import MirrorAdmin
 from gateway.core.model import Resource
 from gateway.core.ports import MirrorRepository
+from gateway.core.service import BookingService
+from gateway.ical import ICalCodec
+from gateway.ical.limits import RecurrenceLimits
 from gateway.settings import Settings
 from gateway.store import open_sqlite_repository
 
@@ -44,6 +46,37 @@ def mirror_policies(settings: Settings) -> dict[str, MirrorPolicy]:
             Direction(direction), Details(details), InvitePath(settings.invitation_path(r.id))
         )
     return policies
+
+
+def recurrence_limits(settings: Settings) -> RecurrenceLimits:
+    """The ``limits`` settings as the iCalendar code takes them."""
+    limits = settings.limits
+    return RecurrenceLimits(
+        max_instances=limits.max_instances,
+        max_sub_daily_occurrences=limits.max_sub_daily_occurrences,
+        max_overrides=limits.max_overrides,
+        max_expansion_steps=limits.max_expansion_steps,
+        expansion_seconds=limits.expansion_seconds,
+    )
+
+
+def build_booking_service(
+    settings: Settings,
+    repository: MirrorRepository,
+    *,
+    resources: Mapping[str, Resource] | None = None,
+    policies: Mapping[str, MirrorPolicy] | None = None,
+) -> BookingService:
+    """The booking service of the server, and of ``calgateway import``
+    beside it: the same checks and the same Google policy either way."""
+    return BookingService(
+        repository,
+        ICalCodec(limits=recurrence_limits(settings)),
+        domain_resources(settings) if resources is None else resources,
+        uid_domain=urlsplit(settings.server.public_url).hostname or "calgateway",
+        mirror=mirror_policies(settings) if policies is None else policies,
+        invitations=settings.mail is not None,
+    )
 
 
 def build_mirror_admin(

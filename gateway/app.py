@@ -11,20 +11,24 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
 from caldav_backend import DAV_ROOT, create_dav_app, server_root_to_dav, well_known_caldav
-from gateway.admin import build_mirror_admin, domain_resources, mirror_policies
+from gateway.admin import (
+    build_booking_service,
+    build_mirror_admin,
+    domain_resources,
+    mirror_policies,
+    recurrence_limits,
+)
 from gateway.api import create_api_app
 from gateway.core.mirror import MAIL
 from gateway.core.outbox import Backoff, Handler, OutboxWorker
 from gateway.core.service import INVITATION, BookingService
 from gateway.feeds import FEED_RESOURCES, FEED_SOURCE, FeedResource, create_feeds_app
 from gateway.ical import ICalCodec, ICalQueryEngine
-from gateway.ical.limits import RecurrenceLimits
 from gateway.mail.imap import ImapConfig, ImapInbox
 from gateway.mail.invitations import GooglePath, InvitationMailer
 from gateway.mail.notices import NoticeMailer
@@ -111,13 +115,8 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     app[REPOSITORY] = repository
     app[CALENDAR_QUERIES] = ICalQueryEngine(limits=recurrence_limits(settings))
     policies = mirror_policies(settings)
-    app[BOOKINGS] = BookingService(
-        repository,
-        ICalCodec(limits=recurrence_limits(settings)),
-        resources,
-        uid_domain=urlsplit(settings.server.public_url).hostname or "calgateway",
-        mirror=policies,
-        invitations=settings.mail is not None,
+    app[BOOKINGS] = build_booking_service(
+        settings, repository, resources=resources, policies=policies
     )
     if settings.mail is None:
         log.info("no mail section: bookers are not sent invitations")
@@ -195,18 +194,6 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             yield
         finally:
             await app[BACKGROUND].stop()
-
-
-def recurrence_limits(settings: Settings) -> RecurrenceLimits:
-    """The ``limits`` settings as the iCalendar code takes them."""
-    limits = settings.limits
-    return RecurrenceLimits(
-        max_instances=limits.max_instances,
-        max_sub_daily_occurrences=limits.max_sub_daily_occurrences,
-        max_overrides=limits.max_overrides,
-        max_expansion_steps=limits.max_expansion_steps,
-        expansion_seconds=limits.expansion_seconds,
-    )
 
 
 def smtp_config(settings: Settings) -> SmtpConfig | None:

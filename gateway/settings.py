@@ -215,6 +215,8 @@ class ServerSettings(_Section):
     port: Annotated[Int, Field(ge=0, le=65535)] = 8080
     base_url: str | None = None
     max_body_bytes: Annotated[Int, Field(ge=1024)] = 1_048_576
+    # A whole calendar file sent to the import API (years of appointments).
+    max_import_bytes: Annotated[Int, Field(ge=1024)] = 33_554_432
     log_format: Literal["json", "text"] = "json"
     shutdown_timeout: Annotated[Float, Field(gt=0)] = 10.0
     # Connection deadlines (408 or a closed socket when they pass): a client

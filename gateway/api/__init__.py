@@ -1,6 +1,6 @@
 """JSON booking API, mounted at ``/api/v1/``: resources, bookings,
-availability, bookers' answers (iTIP REPLY), and the admin side of the Google
-mirror (invite, status, sync log, disconnect)."""
+availability, bookers' answers (iTIP REPLY), importing a calendar file, and
+the admin side of the Google mirror (invite, status, sync log, disconnect)."""
 
 from __future__ import annotations
 
@@ -61,6 +61,9 @@ def create_api_app() -> web.Application:
     )
     router.add_delete("/resources/{resource_id}/google", handlers.google_disconnect)
     router.add_get("/resources/{resource_id}/sync/log", handlers.sync_log, name="sync-log")
+    router.add_post(
+        "/resources/{resource_id}/import", handlers.import_calendar, name="calendar-file"
+    )
     router.add_get("/sync/status", handlers.sync_status, name="sync-status")
     router.add_get("/bookings", handlers.list_bookings, name="bookings")
     router.add_post("/bookings", handlers.create_booking)

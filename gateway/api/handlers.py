@@ -9,17 +9,19 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from gateway.core.calendar_import import UnsplittableFile
 from gateway.core.errors import AmbiguousReply
 from gateway.core.instants import instant_problem
 from gateway.core.invitations import CalendarLinks, InvalidReply, ItipReply, ReplyOutcome
 from gateway.core.model import Attendee, Booking, BookingChanges, BookingDraft, TimeSpan
 from gateway.core.service import MAX_QUERY_WINDOW, BookingService
-from gateway.core.text import UnreadableText, calendar_text_problem, decode
+from gateway.core.text import UnknownCharset, UnreadableText, calendar_text_problem, decode
 from gateway.ical import parse_reply
 from gateway.mail.inbound import itip_parts
+from gateway.web.admission import heavy_work
 from gateway.web.auth import Principal
 from gateway.web.json_body import JsonRefused, parse_json
-from gateway.web.keys import BOOKINGS, LINKS, METRICS, MIRROR_ADMIN
+from gateway.web.keys import BOOKINGS, LINKS, METRICS, MIRROR_ADMIN, SETTINGS
 from gateway.web.responses import releasing_json
 
 from .problems import ApiProblem, from_validation_error, invalid
@@ -30,6 +32,7 @@ from .schemas import (
     BookingOut,
     BookingPatch,
     GoogleInviteOut,
+    ImportReportOut,
     ReplyResult,
     ReplyResults,
     ResourceList,
@@ -313,6 +316,59 @@ async def sync_log(request: web.Request) -> web.Response:
     page = entries[:limit]
     next_before = page[-1].id if len(entries) > limit else None
     return _json(SyncLog(entries=[SyncLogEntryOut.of(e) for e in page], next_before=next_before))
+
+
+# -- importing a calendar file -------------------------------------------------
+# The same import as `calgateway import`: needs read-write on the resource,
+# like booking. It is heavy work (seconds for thousands of events), so it
+# takes a slot of the heavy-request gate.
+
+
+async def import_calendar(request: web.Request) -> web.Response:
+    resource_id = _readable_resource(request, request.match_info["resource_id"])
+    _require_write(request, resource_id)
+    dry_run = _query_flag(request, "dry_run")
+    if request.content_type != CALENDAR_MEDIA_TYPE:
+        raise ApiProblem(
+            415,
+            "Unsupported media type",
+            f"send the calendar file as {CALENDAR_MEDIA_TYPE}, not {request.content_type}",
+        )
+    raw = await _whole_body(request, request.config_dict[SETTINGS].server.max_import_bytes)
+    try:
+        text = decode(raw, request.charset)
+    except (UnknownCharset, UnreadableText) as exc:
+        raise invalid("body", str(exc), 400) from None
+    async with heavy_work(request):
+        try:
+            report = await _service(request).import_calendar(resource_id, text, dry_run=dry_run)
+        except UnsplittableFile as exc:
+            raise invalid("body", f"nothing imported: {exc.message}", 422) from None
+    return _json(ImportReportOut.of(report), status=200 if dry_run else 201)
+
+
+async def _whole_body(request: web.Request, limit: int) -> bytes:
+    """The body, up to ``limit`` bytes (413 beyond; a chunked body has no
+    Content-Length for the server's own check to see)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > limit:
+            raise ApiProblem(
+                413,
+                "Request too large",
+                f"the body is over {limit} bytes (server.max_import_bytes)",
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _query_flag(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name, "false").strip().lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise invalid(name, f"must be true or false, not {raw!r}", status=400)
+    return raw in ("true", "1")
 
 
 # -- answers of bookers (iTIP REPLY) -------------------------------------------

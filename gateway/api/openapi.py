@@ -19,6 +19,7 @@ from .schemas import (
     BookingOut,
     BookingPatch,
     GoogleInviteOut,
+    ImportReportOut,
     Problem,
     ReplyResults,
     ResourceList,
@@ -34,6 +35,7 @@ _MODELS: list[type[BaseModel]] = [
     BookingOut,
     BookingPatch,
     GoogleInviteOut,
+    ImportReportOut,
     Problem,
     ReplyResults,
     ResourceList,
@@ -171,6 +173,46 @@ def build_openapi() -> dict[str, Any]:
                     "204": {"description": "Disconnected (or was not connected)"},
                     "403": _problem("Read-only access"),
                     "404": _problem("Unknown resource"),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/resources/{resource_id}/import": {
+            "post": {
+                "summary": "Import a calendar file (.ics export) into the resource's calendar",
+                "description": "Splits the file by UID and stores each object as a CalDAV "
+                "PUT would (valid data, a UID of its own, no double booking), as the file "
+                "wrote it. An object whose UID is already in the calendar replaces it, so "
+                "sending the same file again changes nothing (every object 'unchanged'). "
+                "Nothing is mailed. Needs read-write access. The answer lists every object.",
+                "parameters": [
+                    _RESOURCE_ID,
+                    _param(
+                        "dry_run",
+                        "query",
+                        "true: say what would happen, write nothing",
+                        required=False,
+                        schema={"type": "boolean", "default": False},
+                    ),
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        CALENDAR_MEDIA_TYPE: {
+                            "schema": {"type": "string", "description": "An iCalendar file"}
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _answer("Dry run: what would happen to each object", ImportReportOut),
+                    "201": _answer("What happened to each object", ImportReportOut),
+                    "400": _problem("Malformed dry_run, or a body that is not text"),
+                    "403": _problem("Read-only access"),
+                    "404": _problem("Unknown resource"),
+                    "413": _problem("Body larger than server.max_import_bytes"),
+                    "415": _problem("Body is not text/calendar"),
+                    "422": _problem("No calendar structure to split (nothing was imported)"),
+                    "503": _problem("Too many heavy requests at once (Retry-After)"),
                     **_COMMON_ERRORS,
                 },
             }

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
+from gateway.core.calendar_import import ImportOutcome, ImportReport, ImportStatus
 from gateway.core.instants import EARLIEST, LATEST, instant_problem
 from gateway.core.invitations import CalendarLinks, ItipReply, ReplyOutcome
 from gateway.core.mirror import (
@@ -149,7 +150,7 @@ class BookingOut(BaseModel):
     timezone: str
     status: Literal["confirmed", "tentative", "cancelled"]
     sequence: int
-    origin: Literal["api", "caldav", "google"]
+    origin: Literal["api", "caldav", "google", "import"]
     booker: AttendeeOut | None
     attendees: list[AttendeeOut]
     created: datetime
@@ -200,6 +201,45 @@ class SpanOut(BaseModel):
     @classmethod
     def of(cls, span: TimeSpan) -> SpanOut:
         return cls(start=span.start.astimezone(UTC), end=span.end.astimezone(UTC))
+
+
+class ImportOutcomeOut(BaseModel):
+    uid: str = Field(description="The object's UID (empty for a component without one)")
+    line: int = Field(description="Where the object's first component begins in the file")
+    status: ImportStatus = Field(
+        description="stored, updated (its UID held other content), unchanged (already "
+        "there exactly so), or refused: double-booking, invalid, uid-conflict"
+    )
+    message: str = Field(description="Why it was refused, in words; empty when stored")
+    conflicts: list[SpanOut] = Field(
+        description="For a double booking: the busy time it overlaps (UTC)"
+    )
+
+    @classmethod
+    def of(cls, outcome: ImportOutcome) -> ImportOutcomeOut:
+        return cls(
+            uid=outcome.uid,
+            line=outcome.line,
+            status=outcome.status,
+            message=outcome.message,
+            conflicts=[SpanOut.of(s) for s in outcome.conflicts],
+        )
+
+
+class ImportReportOut(BaseModel):
+    resource: str
+    dry_run: bool = Field(description="true: nothing was written, this is what would happen")
+    counts: dict[str, int] = Field(description="Objects per status (every status named)")
+    objects: list[ImportOutcomeOut] = Field(description="One per object, in file order")
+
+    @classmethod
+    def of(cls, report: ImportReport) -> ImportReportOut:
+        return cls(
+            resource=report.resource_id,
+            dry_run=report.dry_run,
+            counts=report.counts(),
+            objects=[ImportOutcomeOut.of(o) for o in report.outcomes],
+        )
 
 
 class Availability(BaseModel):

@@ -22,6 +22,7 @@ class Origin(StrEnum):
     API = "api"
     CALDAV = "caldav"
     GOOGLE = "google"
+    IMPORT = "import"  # calgateway import: a calendar file
 
 
 class PartStat(StrEnum):

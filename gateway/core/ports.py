@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .mirror import Connection, EventLink, Invite, LinkKind, SyncLogEntry
 from .model import (
@@ -25,6 +25,9 @@ from .model import (
     TimeSpan,
 )
 from .query import CompFilter, DataRequest
+
+if TYPE_CHECKING:  # it reads ports itself (its dry run is a WriteTransaction)
+    from .calendar_import import CalendarFile
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +265,11 @@ class CalendarCodec(Protocol):
 
     def occurrences(self, obj: CalendarObject, window: TimeSpan) -> Sequence[TimeSpan]:
         """The object's occurrences that overlap ``window`` (recurrences expanded)."""
+        ...
+
+    def split(self, text: str) -> CalendarFile:
+        """A calendar file cut into calendar objects, one per UID, each as the
+        file wrote it; raises ``UnsplittableFile``."""
         ...
 
     def recurrence(self, obj: CalendarObject) -> tuple[str, ...]:

@@ -24,12 +24,25 @@ from .answers import (
     superseded_reason,
     supersedes,
 )
+from .calendar_import import (
+    DryRunWrites,
+    ImportOutcome,
+    ImportPiece,
+    ImportReport,
+    ImportStatus,
+    Progress,
+    import_href,
+    outcome_of,
+)
 from .errors import (
     AmbiguousReply,
     BookingConflict,
+    ExpansionLimit,
+    GatewayError,
     IdempotencyKeyReused,
     ImportedObject,
     InvalidBooking,
+    InvalidCalendarData,
     NotFound,
     PreconditionFailed,
     UidConflict,
@@ -54,6 +67,7 @@ from .model import (
     CalendarObject,
     Origin,
     OutboxEffect,
+    ParsedObject,
     PartStat,
     Precondition,
     Resource,
@@ -61,6 +75,7 @@ from .model import (
     merge_spans,
 )
 from .ports import CalendarCodec, IdempotencyRecord, MirrorRepository, ReadPort, WriteTransaction
+from .text import calendar_text_problem
 
 _log = logging.getLogger("calgateway.replies")
 
@@ -72,6 +87,9 @@ MAX_QUERY_WINDOW = timedelta(days=366)
 # How far around now recurring objects are checked for double bookings.
 CONFLICT_PAST = timedelta(days=366)
 CONFLICT_HORIZON = timedelta(days=2 * 366)
+# Objects of an import written per transaction: large enough that commits
+# cost little, small enough that the write lock is never held for long.
+IMPORT_BATCH = 200
 
 
 def _utc_now() -> datetime:
@@ -294,45 +312,65 @@ class BookingService:
             previous = await tx.get_by_href(resource_id, href)
             if not condition.holds(previous.etag if previous else None):
                 raise PreconditionFailed(_precondition_message(href, previous))
-            if previous is not None:
-                _refuse_imported(previous)
-            if previous is not None and previous.uid != parsed.uid:
-                # A new UID would make this a different object (and booking)
-                # under an old name; clients delete and create instead.
-                raise UidConflict(
-                    previous.uid,
-                    href,
-                    f"the object {href!r} has UID {previous.uid!r}; delete it to store "
-                    f"UID {parsed.uid!r} under this name",
-                )
-            if previous is None:
-                holder = await tx.get_by_uid(resource_id, parsed.uid)
-                if holder is not None:
-                    raise UidConflict(parsed.uid, holder.href)
-                if is_imported_uid(parsed.uid):
-                    raise UidConflict(
-                        parsed.uid,
-                        "",
-                        f"UID {parsed.uid!r} has the form reserved for busy blocks imported "
-                        "from Google Calendar; give the event another UID",
-                    )
-            if previous is not None and previous.ics == ics:
-                return previous, False  # a repeated PUT changes nothing
-            now = self._clock()
-            booking = parsed.booking(
-                id=previous.booking.id if previous else self._new_id(),
-                resource_id=resource_id,
-                created=previous.booking.created if previous else now,
-                updated=now,
-                origin=previous.booking.origin if previous else Origin.CALDAV,
-            )
-            booking = carry_answer_times(previous.booking if previous else None, booking)
-            obj = CalendarObject(booking=booking, ics=ics, span=parsed.span, href=href)
-            await self._refuse_double_booking(tx, obj, previous)
-            await tx.save(obj)
-            await self._push(tx, booking)
+            obj, _ = await self._store_object(tx, resource, href, ics, parsed, previous)
         self._committed()
         return obj, previous is None
+
+    async def _store_object(
+        self,
+        tx: WriteTransaction,
+        resource: Resource,
+        href: str,
+        ics: str,
+        parsed: ParsedObject,
+        previous: CalendarObject | None,
+        *,
+        origin: Origin = Origin.CALDAV,
+        push: bool = True,
+    ) -> tuple[CalendarObject, bool]:
+        """The checks and the write of a calendar object stored as sent (a
+        CalDAV PUT, one object of an import): ``previous`` is what ``href``
+        holds now. Returns the object and whether anything was written.
+        Raises before writing anything when the object is refused."""
+        if previous is not None:
+            _refuse_imported(previous)
+        if previous is not None and previous.uid != parsed.uid:
+            # A new UID would make this a different object (and booking)
+            # under an old name; clients delete and create instead.
+            raise UidConflict(
+                previous.uid,
+                href,
+                f"the object {href!r} has UID {previous.uid!r}; delete it to store "
+                f"UID {parsed.uid!r} under this name",
+            )
+        if previous is None:
+            holder = await tx.get_by_uid(resource.id, parsed.uid)
+            if holder is not None:
+                raise UidConflict(parsed.uid, holder.href)
+            if is_imported_uid(parsed.uid):
+                raise UidConflict(
+                    parsed.uid,
+                    "",
+                    f"UID {parsed.uid!r} has the form reserved for busy blocks imported "
+                    "from Google Calendar; give the event another UID",
+                )
+        if previous is not None and previous.ics == ics:
+            return previous, False  # a repeated PUT changes nothing
+        now = self._clock()
+        booking = parsed.booking(
+            id=previous.booking.id if previous else self._new_id(),
+            resource_id=resource.id,
+            created=previous.booking.created if previous else now,
+            updated=now,
+            origin=previous.booking.origin if previous else origin,
+        )
+        booking = carry_answer_times(previous.booking if previous else None, booking)
+        obj = CalendarObject(booking=booking, ics=ics, span=parsed.span, href=href)
+        await self._refuse_double_booking(tx, obj, previous)
+        await tx.save(obj)
+        if push:
+            await self._push(tx, booking)
+        return obj, True
 
     async def delete_object(self, resource_id: str, href: str, condition: Precondition) -> None:
         """Remove a calendar object (CalDAV DELETE); raises ``NotFound`` and
@@ -348,6 +386,114 @@ class BookingService:
             await tx.delete(resource_id, previous.uid)
             await self._push(tx, previous.booking)
         self._committed()
+
+    async def import_calendar(
+        self,
+        resource_id: str,
+        text: str,
+        *,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        """Import a calendar file (an export, any size) into a resource's
+        calendar: one object per UID, each taking the steps of a CalDAV PUT
+        of it (valid data, a UID of its own, no double booking) and stored as
+        the file wrote it. An object whose UID the calendar already holds
+        replaces it (unchanged when identical), so a second run of the same
+        file changes nothing. Nothing is mailed; bookings that end after now
+        are queued for Google like a CalDAV PUT's, earlier ones are not.
+
+        Objects are written in batches of ``IMPORT_BATCH``, one transaction
+        each; ``progress`` hears after each batch. A dry run takes the same
+        steps over ``DryRunWrites`` and writes nothing. Raises
+        ``UnsplittableFile`` when the file has no calendar structure."""
+        resource = self.resource(resource_id)
+        calendar = self._codec.split(text)
+        outcomes = [
+            ImportOutcome("", u.line, ImportStatus.INVALID, u.message) for u in calendar.unplaced
+        ]
+        pieces = calendar.pieces
+        dry = DryRunWrites(self._repo) if dry_run else None
+        for first in range(0, len(pieces), IMPORT_BATCH):
+            batch = pieces[first : first + IMPORT_BATCH]
+            # Parsing is most of an import's time: an object already stored
+            # exactly so (a second run) needs none.
+            reads = dry if dry is not None else self._repo
+            stored = [await reads.get_by_uid(resource.id, piece.uid) for piece in batch]
+            unparsed = [
+                piece
+                for piece, obj in zip(batch, stored, strict=True)
+                if obj is None or obj.ics != piece.ics
+            ]
+            parsed = await asyncio.to_thread(_parse_each, self._codec, unparsed, resource.timezone)
+            if dry is not None:
+                outcomes += await self._import_batch(dry, resource, batch, parsed)
+            else:
+                async with self._repo.transaction() as tx:
+                    outcomes += await self._import_batch(tx, resource, batch, parsed)
+                self._committed()
+            if progress is not None:
+                progress(first + len(batch), len(pieces))
+        outcomes.sort(key=lambda outcome: outcome.line)
+        return ImportReport(resource.id, dry_run, tuple(outcomes))
+
+    async def _import_batch(
+        self,
+        tx: WriteTransaction,
+        resource: Resource,
+        batch: Sequence[ImportPiece],
+        parsed: Mapping[ImportPiece, ParsedObject | InvalidCalendarData],
+    ) -> list[ImportOutcome]:
+        """Store each piece of ``batch`` (parsed, or not parsed when it was
+        stored exactly so just before) through ``tx``; the outcome of each."""
+        outcomes = []
+        now = self._clock()
+        for piece in batch:
+            try:
+                result = parsed.get(piece)
+                if result is None:
+                    stored = await tx.get_by_uid(resource.id, piece.uid)
+                    if stored is not None and stored.ics == piece.ics:
+                        outcomes.append(
+                            ImportOutcome(stored.uid, piece.line, ImportStatus.UNCHANGED)
+                        )
+                        continue
+                    # Changed since it was compared: parse it now after all.
+                    result = _parse_each(self._codec, [piece], resource.timezone)[piece]
+                if isinstance(result, InvalidCalendarData):
+                    raise result
+                previous = await tx.get_by_uid(resource.id, result.uid)
+                href = previous.href if previous else import_href(result.uid)
+                if previous is None and await tx.get_by_href(resource.id, href) is not None:
+                    href = import_href(result.uid, taken=True)
+                obj, written = await self._store_object(
+                    tx,
+                    resource,
+                    href,
+                    piece.ics,
+                    result,
+                    previous,
+                    origin=Origin.IMPORT,
+                    push=result.span.end > now,
+                )
+            except (
+                InvalidCalendarData,
+                UidConflict,
+                BookingConflict,
+                ImportedObject,
+                ExpansionLimit,
+            ) as error:
+                outcomes.append(_refused(piece, error))
+            else:
+                status = (
+                    ImportStatus.UNCHANGED
+                    if not written
+                    else ImportStatus.UPDATED
+                    if previous
+                    else ImportStatus.STORED
+                )
+                outcomes.append(ImportOutcome(obj.uid, piece.line, status))
+        return outcomes
 
     async def apply_import(self, batch: ImportBatch, calendar_id: str) -> ImportResult:
         """Commit one page of Google changes (busy blocks, their links, the
@@ -678,3 +824,29 @@ def _check_title(title: str) -> None:
         raise InvalidBooking("title", "must not be empty")
     if len(title) > 1000:
         raise InvalidBooking("title", "must be at most 1000 characters")
+
+
+def _parse_each(
+    codec: CalendarCodec, pieces: Sequence[ImportPiece], timezone: str
+) -> dict[ImportPiece, ParsedObject | InvalidCalendarData]:
+    """Each piece parsed, or the reason it is not a valid object (run in a
+    worker thread: parsing is the slow part of an import)."""
+    results: dict[ImportPiece, ParsedObject | InvalidCalendarData] = {}
+    for piece in pieces:
+        # What a CalDAV PUT refuses before parsing (characters XML cannot
+        # carry), refused here too.
+        problem = calendar_text_problem(piece.ics)
+        if problem is not None:
+            results[piece] = InvalidCalendarData("valid-calendar-data", problem)
+            continue
+        try:
+            results[piece] = codec.parse(piece.ics, timezone)
+        except InvalidCalendarData as error:
+            results[piece] = error
+    return results
+
+
+def _refused(piece: ImportPiece, error: GatewayError) -> ImportOutcome:
+    outcome = outcome_of(piece, error)
+    assert outcome is not None, error
+    return outcome

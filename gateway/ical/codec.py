@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Component, Event, vCalAddress, vText
 
+from gateway.core.calendar_import import CalendarFile
 from gateway.core.errors import ExpansionLimit, RecurrenceLimit
 from gateway.core.model import (
     Attendee,
@@ -26,6 +27,7 @@ from gateway.ical.cache import _LRU
 from gateway.ical.common import PRODID, _address, _as_list, _parse_calendar, _reason
 from gateway.ical.limits import RecurrenceLimits
 from gateway.ical.parse import parse_object
+from gateway.ical.split import split_calendar
 from gateway.ical.timezones import _aware, _listed_years, _utc, _vtimezone, _zone_key
 
 log = logging.getLogger(__name__)
@@ -282,6 +284,9 @@ class ICalCodec:
             if name in _RECURRENCE_PROPERTIES:
                 lines.append(str(line))
         return tuple(lines)
+
+    def split(self, text: str) -> CalendarFile:
+        return split_calendar(text)
 
     def occurrences(self, obj: CalendarObject, window: TimeSpan) -> Sequence[TimeSpan]:
         """Raises ``ExpansionLimit`` when the object cannot be expanded over

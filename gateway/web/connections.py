@@ -42,6 +42,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import re
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
@@ -111,6 +112,7 @@ class Limits:
     body_timeout: float
     keepalive_timeout: float
     max_body_bytes: int
+    max_import_bytes: int
 
     @classmethod
     def of(cls, server: ServerSettings) -> Limits:
@@ -119,7 +121,15 @@ class Limits:
             body_timeout=server.body_timeout,
             keepalive_timeout=server.keepalive_timeout,
             max_body_bytes=server.max_body_bytes,
+            max_import_bytes=server.max_import_bytes,
         )
+
+    def body_limit(self, path: str) -> tuple[int, str]:
+        """The largest body a request to ``path`` may send, and the setting
+        that says so: a calendar file for the import API is a whole export."""
+        if IMPORT_PATH.fullmatch(path):
+            return self.max_import_bytes, "server.max_import_bytes"
+        return self.max_body_bytes, "server.max_body_bytes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +159,11 @@ def admission(caps: Caps, *, open_total: int, open_from_address: int, idle: int)
 def connection_cap(max_connections: int, file_limit: int) -> int:
     """The connections that fit in the open-file limit beside ``FILES_RESERVED``."""
     return max(1, min(max_connections, file_limit - FILES_RESERVED))
+
+
+# The import API's route (``gateway.api``, which this layer may not import;
+# a test checks that they agree).
+IMPORT_PATH = re.compile(r"/api/v1/resources/[^/]+/import")
 
 
 def oversized(content_length: int | None, max_body_bytes: int) -> bool:
@@ -293,7 +308,7 @@ class ConnectionGuard:
     def _install(self) -> None:
         make_request = self.server.request_factory
         handle = self.server.request_handler
-        limit = self.limits.max_body_bytes
+        limits = self.limits
 
         def request_factory(
             message: RawRequestMessage,
@@ -307,9 +322,10 @@ class ConnectionGuard:
             return make_request(message, payload, protocol, writer, task)
 
         async def request_handler(request: web.BaseRequest) -> web.StreamResponse:
+            limit, setting = limits.body_limit(request.path)
             if oversized(request.content_length, limit):
                 self.table.note("refused: body too large")
-                return _too_large(request.content_length or 0, limit)
+                return _too_large(request.content_length or 0, limit, setting)
             return await handle(request)
 
         self.server.request_factory = request_factory
@@ -335,7 +351,7 @@ class ConnectionGuard:
         return len(self.connections)
 
 
-def _too_large(length: int, limit: int) -> web.Response:
+def _too_large(length: int, limit: int, setting: str) -> web.Response:
     # RFC 9457 problem details: the API's format, and plain enough for any client.
     response = web.json_response(
         {
@@ -343,8 +359,7 @@ def _too_large(length: int, limit: int) -> web.Response:
             "title": "Request too large",
             "status": 413,
             "detail": (
-                f"the body is {length} bytes; this server takes at most {limit} "
-                "(server.max_body_bytes)"
+                f"the body is {length} bytes; this server takes at most {limit} ({setting})"
             ),
         },
         status=413,
