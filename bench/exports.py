@@ -87,7 +87,7 @@ def _event(uid: str, start: datetime, end: datetime, n: int, extra: list[str]) -
         "DTSTAMP:20240101T120000Z",
         f"DTSTART;TZID=Europe/Berlin:{_local(start)}",
         f"DTEND;TZID=Europe/Berlin:{_local(end)}",
-        f"SUMMARY:Appointment {n} – Zoë Müller",
+        f"SUMMARY:Appointment {n} with Zoë Müller",
         *_fold(
             f"DESCRIPTION:Customer {n} asked for the usual treatment\\; notes from the "
             "front desk: prefers mornings\\, allergic to lavender oil\\, pays by card. "

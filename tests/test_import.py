@@ -405,3 +405,20 @@ def test_the_server_knows_the_import_route_by_its_path() -> None:
     assert IMPORT_PATH.fullmatch("/api/v1" + route.replace("{resource_id}", "anna"))
     assert not IMPORT_PATH.fullmatch("/api/v1/resources/anna/import/x")
     assert not IMPORT_PATH.fullmatch("/dav/calendars/anna/import")
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path, config_file: Path) -> None:
+    # A report larger than a pipe's buffer (64 KiB), so the writer meets the closed end.
+    file = write(tmp_path, "anna.ics", calendar_export(2000).text)
+    process = subprocess.Popen(
+        [*COMMAND, "import", "anna", str(file), "--config", str(config_file), "--dry-run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().startswith(b"stored")
+    process.stdout.close()  # as `| head -1` does
+    error = process.stderr.read()
+    assert process.wait(timeout=TIMEOUT) == 1
+    assert b"Traceback" not in error and b"BrokenPipe" not in error
