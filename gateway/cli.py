@@ -304,7 +304,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         try:
             service = build_booking_service(settings, repository)
             return await service.import_calendar(
-                resource.id, text, dry_run=args.dry_run, progress=show
+                resource.id,
+                text,
+                dry_run=args.dry_run,
+                progress=show,
+                max_object_bytes=settings.server.max_body_bytes,
             )
         finally:
             await repository.close()

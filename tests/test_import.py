@@ -356,6 +356,20 @@ async def test_the_import_runs_beside_a_serving_gateway_and_through_its_api(
             == len(export.stored) + 1
         )
 
+        # An object larger than a CalDAV PUT may send (max-resource-size,
+        # here server.max_body_bytes = 4096) is refused like the PUT would be.
+        huge = (
+            "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\nBEGIN:VEVENT\r\nUID:huge\r\n"
+            "DTSTART:20300101T090000Z\r\nDTEND:20300101T100000Z\r\n"
+            + "".join(f"X-NOTE-{n}:{'x' * 60}\r\n" for n in range(80))
+            + "END:VEVENT\r\nEND:VCALENDAR\r\n"
+        )
+        too_big = await http.post(api + "?dry_run=1", data=huge.encode(), headers=ics)
+        [verdict] = (await too_big.json())["objects"]
+        assert verdict["status"] == "invalid"
+        assert verdict["message"].startswith("max-resource-size: the object is ")
+        assert verdict["message"].endswith("may be at most 4096")
+
         # Beyond server.max_import_bytes: 413 naming it, nothing read.
         large = calendar_export(800).text.encode()
         assert len(large) > 300_000

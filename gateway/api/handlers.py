@@ -334,14 +334,17 @@ async def import_calendar(request: web.Request) -> web.Response:
             "Unsupported media type",
             f"send the calendar file as {CALENDAR_MEDIA_TYPE}, not {request.content_type}",
         )
-    raw = await _whole_body(request, request.config_dict[SETTINGS].server.max_import_bytes)
+    server = request.config_dict[SETTINGS].server
+    raw = await _whole_body(request, server.max_import_bytes)
     try:
         text = decode(raw, request.charset)
     except (UnknownCharset, UnreadableText) as exc:
         raise invalid("body", str(exc), 400) from None
     async with heavy_work(request):
         try:
-            report = await _service(request).import_calendar(resource_id, text, dry_run=dry_run)
+            report = await _service(request).import_calendar(
+                resource_id, text, dry_run=dry_run, max_object_bytes=server.max_body_bytes
+            )
         except UnsplittableFile as exc:
             raise invalid("body", f"nothing imported: {exc.message}", 422) from None
     return _json(ImportReportOut.of(report), status=200 if dry_run else 201)

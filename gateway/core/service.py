@@ -394,6 +394,7 @@ class BookingService:
         *,
         dry_run: bool = False,
         progress: Progress | None = None,
+        max_object_bytes: int | None = None,
     ) -> ImportReport:
         """Import a calendar file (an export, any size) into a resource's
         calendar: one object per UID, each taking the steps of a CalDAV PUT
@@ -405,8 +406,9 @@ class BookingService:
 
         Objects are written in batches of ``IMPORT_BATCH``, one transaction
         each; ``progress`` hears after each batch. A dry run takes the same
-        steps over ``DryRunWrites`` and writes nothing. Raises
-        ``UnsplittableFile`` when the file has no calendar structure."""
+        steps over ``DryRunWrites`` and writes nothing. An object larger
+        than ``max_object_bytes`` (what a CalDAV PUT may send) is refused.
+        Raises ``UnsplittableFile`` when the file has no calendar structure."""
         resource = self.resource(resource_id)
         calendar = self._codec.split(text)
         outcomes = [
@@ -425,7 +427,9 @@ class BookingService:
                 for piece, obj in zip(batch, stored, strict=True)
                 if obj is None or obj.ics != piece.ics
             ]
-            parsed = await asyncio.to_thread(_parse_each, self._codec, unparsed, resource.timezone)
+            parsed = await asyncio.to_thread(
+                _parse_each, self._codec, unparsed, resource.timezone, max_object_bytes
+            )
             if dry is not None:
                 outcomes += await self._import_batch(dry, resource, batch, parsed)
             else:
@@ -459,7 +463,7 @@ class BookingService:
                         )
                         continue
                     # Changed since it was compared: parse it now after all.
-                    result = _parse_each(self._codec, [piece], resource.timezone)[piece]
+                    result = _parse_each(self._codec, [piece], resource.timezone, None)[piece]
                 if isinstance(result, InvalidCalendarData):
                     raise result
                 previous = await tx.get_by_uid(resource.id, result.uid)
@@ -827,12 +831,24 @@ def _check_title(title: str) -> None:
 
 
 def _parse_each(
-    codec: CalendarCodec, pieces: Sequence[ImportPiece], timezone: str
+    codec: CalendarCodec,
+    pieces: Sequence[ImportPiece],
+    timezone: str,
+    max_bytes: int | None,
 ) -> dict[ImportPiece, ParsedObject | InvalidCalendarData]:
     """Each piece parsed, or the reason it is not a valid object (run in a
     worker thread: parsing is the slow part of an import)."""
     results: dict[ImportPiece, ParsedObject | InvalidCalendarData] = {}
     for piece in pieces:
+        size = len(piece.ics.encode("utf-8", "surrogatepass"))
+        if max_bytes is not None and size > max_bytes:
+            # The calendar's CALDAV:max-resource-size (RFC 4791 5.2.5): no
+            # client could PUT it, so no import stores it either.
+            results[piece] = InvalidCalendarData(
+                "max-resource-size",
+                f"the object is {size} bytes; a calendar object may be at most {max_bytes}",
+            )
+            continue
         # What a CalDAV PUT refuses before parsing (characters XML cannot
         # carry), refused here too.
         problem = calendar_text_problem(piece.ics)
