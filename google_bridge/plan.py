@@ -62,6 +62,21 @@ class PagePlan:
     seen: set[str] = field(default_factory=set)
 
 
+def vanished(links: Mapping[str, EventLink], listed: set[str]) -> list[dict[str, Any]]:
+    """Our own events a complete listing (a full sync) did not show.
+
+    A full ``events.list`` leaves deleted events out (showDeleted defaults to
+    false, and after a 410 Google may have forgotten the deletion): an own
+    event missing from it was deleted in Google. Each is returned as the
+    cancelled event an incremental sync would have reported, so that one
+    rule (``_plan_own``) decides both paths."""
+    return [
+        {"id": event_id, "status": "cancelled"}
+        for event_id, link in sorted(links.items())
+        if link.kind is LinkKind.PUSHED and event_id not in listed
+    ]
+
+
 def plan_page(
     items: Sequence[Mapping[str, Any]],
     *,
@@ -153,12 +168,13 @@ def _plan_own(
         return  # the queued push deletes it
     for email, partstat in responses(event, booking):
         plan.responses.append(AttendeeResponse(booking_id, email, partstat))
-    if link is not None and link.kind is LinkKind.PUSHED and link.etag == etag:
+    deleted = event.get("status") == "cancelled"
+    if not deleted and link is not None and link.kind is LinkKind.PUSHED and link.etag == etag:
         return  # exactly our last write (a newer push may still be queued)
     if same_content(event, own.body):
         plan.echo_etags.append((event_id, etag))
         return
-    what = "deleted" if event.get("status") == "cancelled" else "changed"
+    what = "deleted" if deleted else "changed"
     plan.repush.append(booking_id)
     plan.notes.append(
         SyncLogEntry(

@@ -39,7 +39,7 @@ from gateway.core.service import BookingService
 from .client import GoogleCalendar
 from .errors import SyncTokenExpired
 from .mapping import booking_id_in, busy_block, event_body
-from .plan import OwnEvent, PagePlan, plan_page
+from .plan import OwnEvent, PagePlan, plan_page, vanished
 from .tokens import TokenVault
 
 log = logging.getLogger("calgateway.google")
@@ -108,11 +108,15 @@ class CalendarSync:
                 continue
             items: list[dict[str, Any]] = list(answer.get("items", []))
             zone = str(answer.get("timeZone") or "UTC")
-            plan = await self._plan(connection, items, zone)
+            next_page = answer.get("nextPageToken")
+            listed = None
+            if seen is not None and not next_page:
+                # The last page of a full listing: everything Google has is known.
+                listed = seen | {str(event.get("id", "")) for event in items}
+            plan = await self._plan(connection, items, zone, listed)
             expansions = [
                 await self._expand(refresh, connection, master, zone) for master in plan.expand
             ]
-            next_page = answer.get("nextPageToken")
             events = outcome.events + len(items)
             if seen is not None:
                 seen |= plan.seen
@@ -151,10 +155,19 @@ class CalendarSync:
         return outcome
 
     async def _plan(
-        self, connection: Connection, items: list[dict[str, Any]], zone: str
+        self,
+        connection: Connection,
+        items: list[dict[str, Any]],
+        zone: str,
+        listed: set[str] | None,
     ) -> PagePlan:
+        """``listed``: on the last page of a full listing, every event id
+        Google listed (then our own events it did not list are planned as
+        deleted in Google, ``vanished``)."""
         resource_id = connection.resource_id
         links = {link.event_id: link for link in await self._repo.links(resource_id)}
+        if listed is not None:
+            items = items + vanished(links, listed)
         own: dict[str, OwnEvent] = {}
         for booking_id in _own_ids(items, links):
             obj = await self._repo.get_by_id(booking_id)

@@ -257,6 +257,15 @@ class ImportResult:
     notes: list[str] = field(default_factory=list)
 
 
+def pushes_booking(direction: Direction, in_google: bool) -> bool:
+    """Whether a change of a booking is written to Google: always while the
+    resource mirrors to Google, and afterwards for the bookings the gateway
+    had written there (``in_google``), so that Google never keeps a stale
+    copy. A direction change applies to new bookings; events already in
+    Google follow their booking (moved, cancelled) until it is gone."""
+    return direction.pushes or in_google
+
+
 def google_event_id(booking_id: str) -> str:
     """The Google event id of a booking: base32hex of its id (Calendar API:
     ids use the characters a-v and 0-9, 5 to 1024 of them), so every retry of

@@ -56,7 +56,9 @@ from .mirror import (
     LogKind,
     MirrorPolicy,
     SyncLogEntry,
+    google_event_id,
     is_imported_uid,
+    pushes_booking,
 )
 from .model import (
     FAR_FUTURE,
@@ -629,8 +631,13 @@ class BookingService:
         (no object left) deletes its Google event."""
         if booking.origin is Origin.GOOGLE:
             return
-        if not self.mirror_policy(booking.resource_id).direction.pushes:
-            return
+        direction = self.mirror_policy(booking.resource_id).direction
+        if not direction.pushes:
+            # Read outside the transaction: links are written by the pusher
+            # only, for resources that pushed (not this one since the change).
+            link = await self._repo.get_link(booking.resource_id, google_event_id(booking.id))
+            if not pushes_booking(direction, in_google=link is not None):
+                return
         await tx.enqueue(
             OutboxEffect(
                 kind=GOOGLE_PUSH,

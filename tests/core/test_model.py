@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from gateway.core.mirror import Direction, pushes_booking
 from gateway.core.model import BookingDraft, TimeSpan, merge_spans
 
 T0 = datetime(2026, 12, 1, 9, tzinfo=UTC)
@@ -63,3 +64,22 @@ def test_fingerprint_ignores_how_an_instant_is_written() -> None:
     b = BookingDraft("anna", "Cut", T0.astimezone(plus_one), (T0 + H).astimezone(plus_one))
     assert a.fingerprint() == b.fingerprint()
     assert a.fingerprint() != BookingDraft("anna", "Cut", T0, T0 + 2 * H).fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("direction", "in_google", "pushed"),
+    [
+        (Direction.TWO_WAY, False, True),
+        (Direction.TO_GOOGLE, False, True),
+        (Direction.FROM_GOOGLE, False, False),
+        (Direction.OFF, False, False),
+        # Written to Google before the direction changed: it follows its booking.
+        (Direction.FROM_GOOGLE, True, True),
+        (Direction.OFF, True, True),
+        (Direction.TWO_WAY, True, True),
+    ],
+)
+def test_which_booking_changes_are_written_to_google(
+    direction: Direction, in_google: bool, pushed: bool
+) -> None:
+    assert pushes_booking(direction, in_google) is pushed

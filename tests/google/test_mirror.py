@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from gateway.core.mirror import google_event_id
 from gateway.web.keys import OUTBOX
-from tests.google.harness import Gateway, at, gtime
+from google_bridge.tokens import new_key
+from tests.fakes.google_calendar import FakeGoogle
+from tests.google.harness import RESOURCES, Gateway, at, gtime, running_gateway
+from tests.smtp import Recorder
 
 ANNA = "anna.google@example.com"
 HOUR = timedelta(hours=1)
@@ -193,3 +199,41 @@ async def test_update_with_a_stale_etag_rereads_and_wins(gateway: Gateway) -> No
     assert event["summary"] == "Cut and dry"
     calls = [r for r in fake.requests if r.path.endswith(f"/events/{event_id}")]
     assert [r.method for r in calls][-3:] == ["PUT", "GET", "PUT"]  # 412, re-read, write
+
+
+@pytest.mark.parametrize("direction", ["from_google", "off"])
+async def test_a_direction_change_leaves_no_stale_event_in_google(
+    tmp_path: Path, fake: FakeGoogle, mail: tuple[Recorder, int], direction: str
+) -> None:
+    """A direction change applies to new bookings; the events already written
+    to Google keep following their bookings (moved, cancelled) there."""
+    key = new_key()
+    async with running_gateway(tmp_path, fake, mail, key=key) as first:
+        await first.connect("anna", ANNA)
+        made = [await first.book("anna", at(3 + n, 9), at(3 + n, 10), f"Cut {n}") for n in range(5)]
+        await first.settle()
+    changed = RESOURCES.replace(
+        "    timezone: Europe/Berlin\n    feed_tokens",
+        f"    timezone: Europe/Berlin\n    google: {{direction: {direction}}}\n    feed_tokens",
+        1,
+    )
+    async with running_gateway(tmp_path, fake, mail, key=key, resources=changed) as second:
+        for n, booking in enumerate(made[:3]):
+            await second.api(
+                "PATCH",
+                f"/bookings/{booking['id']}",
+                {"start": at(3 + n, 15).isoformat(), "end": at(3 + n, 16).isoformat()},
+                expect=200,
+            )
+        for booking in made[3:]:
+            await second.api("DELETE", f"/bookings/{booking['id']}", expect=200)
+        new = await second.book("anna", at(9, 9), at(9, 10), "After the change")
+        await second.settle()
+
+    for n, booking in enumerate(made[:3]):
+        event = fake.event(ANNA, google_event_id(booking["id"]))
+        assert google_start(event) == at(3 + n, 15).isoformat(), n
+    for booking in made[3:]:
+        assert fake.event(ANNA, google_event_id(booking["id"]))["status"] == "cancelled"
+    # New bookings follow the new direction: not written to Google.
+    assert google_event_id(new["id"]) not in {e["id"] for e in fake.events(ANNA)}

@@ -33,7 +33,7 @@ from google_bridge.mapping import (
     responses,
     same_content,
 )
-from google_bridge.plan import OwnEvent, PagePlan, plan_page
+from google_bridge.plan import OwnEvent, PagePlan, plan_page, vanished
 
 RES = "anna"
 ZONE = "Europe/Berlin"
@@ -844,3 +844,23 @@ def test_responses_report_only_new_answers_of_known_guests() -> None:
     assert (
         responses({"attendees": [{"email": "zoe@example.com", "responseStatus": "odd"}]}, b) == []
     )
+
+
+def test_an_own_event_a_full_listing_leaves_out_is_planned_as_deleted_in_google() -> None:
+    """One rule for both paths: missing from a complete listing is what an
+    incremental sync reports as a cancelled event."""
+    b = booking()
+    ours = pushed_link()
+    links = {ours.event_id: ours, "imp1": imported_link("imp1")}
+    missing = vanished(links, listed={"imp1"})
+    assert missing == [{"id": ours.event_id, "status": "cancelled"}]
+    assert vanished(links, listed={ours.event_id}) == []  # listed: nothing vanished
+
+    from_full = plan(missing, links=links.values(), own=own_of(b))
+    from_delta = plan([cancelled(ours.event_id)], links=links.values(), own=own_of(b))
+    assert from_full.repush == from_delta.repush == [b.id]
+    assert [n.message for n in from_full.notes] == [n.message for n in from_delta.notes]
+    assert "deleted in Google Calendar" in from_full.notes[0].message
+    # A booking cancelled here meanwhile is not written back: its delete is queued.
+    gone = plan(missing, links=links.values(), own=own_of(booking(status=BookingStatus.CANCELLED)))
+    assert gone.repush == [] and gone.notes == []

@@ -187,3 +187,32 @@ async def test_thirty_percent_faults_still_converge(gateway: Gateway) -> None:
     pushed = await gateway.repo.links("anna", LinkKind.PUSHED)
     assert len(pushed) == 15
     assert len(fake.faults.injected) >= 5  # the faults really happened (seeded)
+
+
+async def test_own_event_deleted_in_google_while_the_token_was_dead_is_restored(
+    gateway: Gateway,
+) -> None:
+    """The full listing after a 410 does not show deleted events at all: an
+    own event missing from it was deleted in Google, and the gateway's
+    booking wins there exactly as when an incremental sync reports it."""
+    fake = gateway.fake
+    await gateway.connect("anna", ANNA)
+    booking = await gateway.book("anna", at(4, 9), at(4, 10), "Balayage")
+    await gateway.settle()
+    event_id = google_event_id(booking["id"])
+    assert fake.event(ANNA, event_id)["status"] == "confirmed"
+
+    fake.expire_sync_tokens(ANNA)
+    fake.drop_notifications = True
+    fake.user_delete(ANNA, event_id)
+    fake.drop_notifications = False
+    await gateway.settle()
+
+    assert fake.event(ANNA, event_id)["status"] == "confirmed"
+    assert fake.event(ANNA, event_id)["summary"] == "Balayage"
+    conflicts = [e for e in await gateway.admin.log("anna") if e.kind.value == "conflict"]
+    assert [(c.booking_id, c.event_id) for c in conflicts] == [(booking["id"], event_id)]
+    assert "deleted in Google Calendar" in conflicts[0].message
+    writes = fake.write_count(ANNA)
+    await gateway.settle()
+    assert fake.write_count(ANNA) == writes  # restored once, then quiet
