@@ -85,15 +85,42 @@ def event_body(
     if booking.location:
         body["location"] = booking.location
     if booking.attendees:
+        # No responseStatus: a guest's answer is theirs, given in Google (or
+        # elsewhere); a new guest starts as needsAction, Google's default, and
+        # an update carries what Google holds (``keep_answers``).
         body["attendees"] = [
-            {
-                "email": a.email,
-                **({"displayName": a.name} if a.name else {}),
-                "responseStatus": _RESPONSE.get(a.partstat, "needsAction"),
-            }
+            {"email": a.email, **({"displayName": a.name} if a.name else {})}
             for a in booking.attendees
         ]
     return body
+
+
+# What a guest writes on their own attendee entry (Events reference).
+_GUESTS_OWN = ("responseStatus", "comment", "additionalGuests")
+
+
+def keep_answers(body: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
+    """``body`` with each guest's answer as Google's ``current`` copy holds
+    it. Events: update replaces the whole event, so an update must carry the
+    answers or they are lost; the gateway never writes an answer it did not
+    read from Google (a guest missing from Google is new: needsAction)."""
+    theirs = {
+        str(a.get("email", "")).lower(): a for a in current.get("attendees") or [] if a.get("email")
+    }
+    out = dict(body)
+    if "attendees" in body:
+        out["attendees"] = [
+            {
+                **attendee,
+                **{
+                    key: theirs[str(attendee["email"]).lower()][key]
+                    for key in _GUESTS_OWN
+                    if key in theirs.get(str(attendee["email"]).lower(), {})
+                },
+            }
+            for attendee in body["attendees"]
+        ]
+    return out
 
 
 def copy_body(booking: Booking, organizer_name: str, organizer_email: str) -> dict[str, Any]:

@@ -37,8 +37,8 @@ from gateway.core.outbox import Deferred
 from gateway.core.ports import CalendarCodec, MirrorRepository
 
 from .client import DuplicateEvent, EtagMismatch, EventMissing, GoogleCalendar
-from .errors import CalendarGone, QuotaExceeded, ReconnectNeeded
-from .mapping import copy_body, digest, event_body
+from .errors import CalendarGone, GoogleUnavailable, QuotaExceeded, ReconnectNeeded
+from .mapping import copy_body, digest, event_body, keep_answers
 from .tokens import TokenKeyMismatch, TokenVault
 
 log = logging.getLogger("calgateway.google")
@@ -46,6 +46,8 @@ log = logging.getLogger("calgateway.google")
 # How often a deferred item looks again while a reconnect is awaited; a
 # reconnect also releases them at once.
 RECONNECT_RECHECK = timedelta(minutes=15)
+# Reads and writes of one update before it is left to the outbox's retry.
+_READ_WRITE_TRIES = 3
 
 
 class GooglePusher:
@@ -156,16 +158,17 @@ class GooglePusher:
         updates: str,
     ) -> dict[str, Any]:
         calendar = connection.calendar_id
+
+        async def insert() -> dict[str, Any]:
+            return await self._google.insert_event(refresh, calendar, body, send_updates=updates)
+
         if link is None:
             try:
-                return await self._google.insert_event(
-                    refresh, calendar, body, send_updates=updates
-                )
+                return await insert()
             except DuplicateEvent:
                 pass  # an earlier try got through (or the event was deleted there)
-        elif force:
-            pass  # edited in Google: its etag is not the one we know; re-read
-        else:
+        elif not force and not body.get("attendees"):
+            # Nothing of a guest's in it: a blind update with the etag we know.
             try:
                 return await self._google.update_event(
                     refresh,
@@ -176,19 +179,31 @@ class GooglePusher:
                     send_updates=updates,
                 )
             except EventMissing:
-                return await self._google.insert_event(
-                    refresh, calendar, body, send_updates=updates
-                )
+                return await insert()
             except EtagMismatch:
                 pass  # changed in Google since we last saw it: re-read, ours wins
-        current = await self._google.get_event(refresh, calendar, event_id)
-        return await self._google.update_event(
-            refresh,
-            calendar,
-            event_id,
-            body,
-            if_match=str(current.get("etag", "")) or None,
-            send_updates=updates,
+        # Events: update replaces the whole event ("perform a get followed by
+        # an update using etags"): read Google's copy, keep the guests'
+        # answers it holds, and write with its etag; a 412 means it changed
+        # again meanwhile (a guest answering right now): read again.
+        for _ in range(_READ_WRITE_TRIES):
+            try:
+                current = await self._google.get_event(refresh, calendar, event_id)
+            except EventMissing:
+                return await insert()
+            try:
+                return await self._google.update_event(
+                    refresh,
+                    calendar,
+                    event_id,
+                    keep_answers(body, current),
+                    if_match=str(current.get("etag", "")) or None,
+                    send_updates=updates,
+                )
+            except EtagMismatch:
+                continue
+        raise GoogleUnavailable(
+            f"event {event_id} changed in Google during {_READ_WRITE_TRIES} tries to update it"
         )
 
     async def _copy_to_guests(self, booking: Booking) -> None:

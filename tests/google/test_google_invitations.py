@@ -7,8 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.core.mirror import google_event_id
+from gateway.web.keys import OUTBOX
+from tests.conftest import API_TOKEN
 from tests.fakes.google_calendar import FakeGoogle
 from tests.google.harness import at, running_gateway
+from tests.invitations import reply
 from tests.smtp import Recorder
 
 SALON = "salon.calendar@example.com"
@@ -90,3 +93,69 @@ async def test_a_copy_in_the_bookers_own_connected_calendar(
         ]
         assert [e["status"] for e in cancelled] == ["cancelled"]
         assert await gateway.busy_blocks("anna") == []
+
+
+async def test_a_guests_answer_in_google_survives_a_later_gateway_write(
+    tmp_path: Path, fake: FakeGoogle, mail: tuple[Recorder, int]
+) -> None:
+    """Zoë accepts in Google; before the gateway syncs, the booking is moved.
+    The write must not put back the answer the gateway held (Events: update
+    replaces the whole event, so the gateway reads Google's copy first)."""
+    async with running_gateway(tmp_path, fake, mail, resources=RESOURCES) as gateway:
+        await gateway.connect("salon", SALON)
+        booking = await gateway.book(
+            "salon", at(3, 10), at(3, 11), "Cut", booker={"name": "Zoë", "email": ZOE}
+        )
+        await gateway.settle()
+        event_id = google_event_id(booking["id"])
+        (guest,) = fake.event(SALON, event_id)["attendees"]
+
+        fake.drop_notifications = True  # the gateway does not hear of it yet
+        fake.user_update(SALON, event_id, {"attendees": [{**guest, "responseStatus": "accepted"}]})
+        await gateway.api(
+            "PATCH",
+            f"/bookings/{booking['id']}",
+            {"start": at(3, 14).isoformat(), "end": at(3, 15).isoformat()},
+            expect=200,
+        )
+        await gateway.app[OUTBOX].settle()  # the push only, no sync in between
+
+        event = fake.event(SALON, event_id)
+        assert event["start"]["dateTime"] == at(3, 14).isoformat()  # moved
+        assert event["attendees"][0]["responseStatus"] == "accepted"  # answer kept
+        fake.drop_notifications = False
+        await gateway.settle()
+        seen = await gateway.api("GET", f"/bookings/{booking['id']}", expect=200)
+        assert seen["attendees"][0]["partstat"] == "ACCEPTED"
+        assert fake.event(SALON, event_id)["attendees"][0]["responseStatus"] == "accepted"
+
+
+async def test_the_gateway_never_writes_an_answer_it_did_not_learn_from_google(
+    tmp_path: Path, fake: FakeGoogle, mail: tuple[Recorder, int]
+) -> None:
+    """An answer that reached the gateway another way (an iTIP REPLY) is the
+    booking's, not Google's: Google keeps what the guest told Google."""
+    async with running_gateway(tmp_path, fake, mail, resources=RESOURCES) as gateway:
+        await gateway.connect("salon", SALON)
+        booking = await gateway.book(
+            "salon", at(4, 10), at(4, 11), "Cut", booker={"name": "Zoë", "email": ZOE}
+        )
+        await gateway.settle()
+        event_id = google_event_id(booking["id"])
+        answer = reply(booking["uid"], "ACCEPTED", organizer="bookings@gateway.test")
+        async with gateway.http.post(
+            f"{gateway.url}/api/v1/itip",
+            data=answer.encode(),
+            headers={"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "text/calendar"},
+        ) as answered:
+            assert answered.status == 200, await answered.text()
+        seen = await gateway.api("GET", f"/bookings/{booking['id']}", expect=200)
+        assert seen["attendees"][0]["partstat"] == "ACCEPTED"
+        await gateway.api(
+            "PATCH", f"/bookings/{booking['id']}", {"title": "Cut and dry"}, expect=200
+        )
+        await gateway.settle()
+        event = fake.event(SALON, event_id)
+        assert event["summary"] == "Cut and dry"
+        # Zoë said nothing in Google: Google still shows her answer as open.
+        assert event["attendees"][0]["responseStatus"] == "needsAction"

@@ -30,6 +30,7 @@ from google_bridge.mapping import (
     booking_id_in,
     digest,
     event_body,
+    keep_answers,
     responses,
     same_content,
 )
@@ -690,9 +691,7 @@ def test_full_event_body() -> None:
     # In the booking's zone, as Google shows it to the resource.
     assert body["start"] == {"dateTime": "2026-03-12T10:00:00+01:00", "timeZone": ZONE}
     assert body["end"] == {"dateTime": "2026-03-12T11:00:00+01:00", "timeZone": ZONE}
-    assert body["attendees"] == [
-        {"email": "zoe@example.com", "displayName": "Zoë Müller", "responseStatus": "needsAction"}
-    ]
+    assert body["attendees"] == [{"email": "zoe@example.com", "displayName": "Zoë Müller"}]
     assert (body["status"], body["transparency"]) == ("confirmed", "opaque")
     assert body["extendedProperties"] == {"private": {BOOKING_KEY: BOOKING_ID, RESOURCE_KEY: RES}}
     assert booking_id_in(body) == BOOKING_ID
@@ -708,10 +707,33 @@ def test_event_body_status_transparency_answers_and_recurrence() -> None:
     body = event_body(b, Details.FULL, recurrence=("RRULE:FREQ=WEEKLY;COUNT=4",))
     assert (body["status"], body["transparency"]) == ("tentative", "transparent")
     assert body["recurrence"] == ["RRULE:FREQ=WEEKLY;COUNT=4"]
-    assert body["attendees"] == [
-        {"email": "a@example.com", "responseStatus": "declined"},
-        {"email": "b@x.org", "responseStatus": "needsAction"},
+    # The gateway's PARTSTAT is not Google's to hold: no answer is written.
+    assert body["attendees"] == [{"email": "a@example.com"}, {"email": "b@x.org"}]
+
+
+def test_an_update_carries_each_guests_answer_as_google_holds_it() -> None:
+    body = event_body(
+        booking(attendees=(Attendee("Zoe@Example.com", "Zoë"), Attendee("new@x.org"))),
+        Details.FULL,
+    )
+    current = {
+        "attendees": [
+            {"email": "zoe@example.com", "responseStatus": "accepted", "comment": "see you"},
+            {"email": "gone@x.org", "responseStatus": "declined"},
+        ]
+    }
+    kept = keep_answers(body, current)
+    assert kept["attendees"] == [
+        {
+            "email": "Zoe@Example.com",
+            "displayName": "Zoë",
+            "responseStatus": "accepted",
+            "comment": "see you",
+        },
+        {"email": "new@x.org"},  # new to Google: its default, needsAction
     ]
+    assert body["attendees"][0] == {"email": "Zoe@Example.com", "displayName": "Zoë"}
+    assert keep_answers({"summary": "x"}, current) == {"summary": "x"}
 
 
 def test_anonymous_event_body_shows_only_the_span() -> None:
