@@ -13,6 +13,9 @@ Three jobs, a module each:
   filters (``filters``), recurrence instances and time ranges (``expand``),
   expanded or limited calendar-data, free-busy (``freebusy``).
 
+``parse`` validates a client's object, after ``syntax`` has held its raw
+text to RFC 5545's grammar.
+
 Helpers: ``timezones`` (VTIMEZONEs from the tz database, zone helpers),
 ``lines`` (canonical text and content lines, for the feed), ``cache`` (a
 bounded LRU mapping), ``common`` (what the codec, the zones and the feed share).

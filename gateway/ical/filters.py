@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from icalendar import Component, vCategory, vText
+from icalendar import Component, vBroken, vCategory, vText
 from icalendar.parser.content_line import UFOLD
 
 from gateway.core.model import TimeSpan
@@ -154,6 +154,10 @@ def _value_overlaps(value: Any, loaded: Loaded, window: TimeSpan) -> bool:
 
 
 def _prop_in_range(prop: Any, loaded: Loaded, time_range: TimeRange) -> bool:
+    if isinstance(prop, vBroken):
+        # Kept as sent though icalendar cannot read it as a time (a year-0000
+        # CREATED, RFC 5545 3.3.5; see gateway.ical.parse): in no range.
+        return False
     window = time_range.as_span()
     values = [v.dt for v in getattr(prop, "dts", [])] or [getattr(prop, "dt", None)]
     return any(_value_overlaps(value, loaded, window) for value in values)

@@ -5,6 +5,12 @@ Every problem is reported as ``InvalidCalendarData`` naming the precondition
 the object fails; no other exception leaves ``parse_object``. Objects beyond
 the ``limits`` settings (``gateway.ical.limits``) raise its subclass
 ``RecurrenceLimit``, which CalDAV answers with 403.
+
+The text first passes RFC 5545's grammar (``gateway.ical.syntax``): what is
+stored is served as sent and must read in every client's parser. After that,
+a value icalendar cannot read refuses the object only in the properties the
+gateway reads (``READ_PROPERTIES``); any other is kept as sent (a year-0000
+CREATED is grammatical, RFC 5545 3.3.4, though Python cannot hold it).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from gateway.core.model import (
 from gateway.ical.common import _address, _as_list
 from gateway.ical.guard import check_events, check_text
 from gateway.ical.limits import RecurrenceLimits, judge_instances
+from gateway.ical.syntax import syntax_problem
 from gateway.ical.timezones import _aware, _zone_key
 
 VALID_DATA = "valid-calendar-data"
@@ -81,6 +88,11 @@ def _read_calendar(ics: str, limits: RecurrenceLimits) -> Calendar:
     # Before icalendar parses: it expands VTIMEZONE rules while it parses,
     # and thousands of overrides take seconds.
     check_text(ics, limits)
+    # RFC 5545's grammar, on the text as sent: what icalendar reads leniently
+    # but other client stacks cannot is refused here, line number and all.
+    problem = syntax_problem(ics)
+    if problem is not None:
+        raise _fail(VALID_DATA, problem)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -95,12 +107,56 @@ def _read_calendar(ics: str, limits: RecurrenceLimits) -> Calendar:
     return calendar
 
 
+# The properties the gateway reads from a stored object, parsed by icalendar:
+# this module (the booking's fields), expand/filters/query (times, recurrence,
+# alarms, RFC 4791 9.9), codec and itip (render, invitations), the feed (its
+# own reading of the same time and recurrence lines), and the VTIMEZONE parts
+# icalendar builds zones from. google_bridge reads the Booking only.
+READ_PROPERTIES = frozenset(
+    {
+        # VCALENDAR
+        "METHOD",
+        "X-WR-TIMEZONE",
+        # VEVENT
+        "UID",
+        "DTSTART",
+        "DTEND",
+        "DURATION",
+        "RRULE",
+        "RDATE",
+        "EXDATE",
+        "EXRULE",
+        "RECURRENCE-ID",
+        "SUMMARY",
+        "DESCRIPTION",
+        "LOCATION",
+        "ATTENDEE",
+        "ORGANIZER",
+        "STATUS",
+        "TRANSP",
+        "SEQUENCE",
+        # VALARM
+        "TRIGGER",
+        "REPEAT",
+        # VTIMEZONE and its STANDARD/DAYLIGHT parts
+        "TZID",
+        "TZOFFSETFROM",
+        "TZOFFSETTO",
+    }
+)
+
+
 def _check_broken(component: Component) -> None:
+    """Refuse what icalendar could not read of the properties the gateway
+    reads. Any other property was judged by ``gateway.ical.syntax`` alone and
+    is kept as sent: a CREATED or DTSTAMP in year 0000 is grammatical (RFC
+    5545 3.3.4) though Python's datetime cannot hold it."""
     for comp in component.walk():
         for name, error in comp.errors:
             if name is None:
                 raise _fail(VALID_DATA, f"{comp.name} has a line that cannot be read: {error}")
-            raise _fail(VALID_DATA, f"{comp.name} has an invalid {name} property: {error}")
+            if name.upper() in READ_PROPERTIES:
+                raise _fail(VALID_DATA, f"{comp.name} has an invalid {name} property: {error}")
 
 
 def _events(calendar: Calendar) -> list[Component]:
@@ -185,12 +241,11 @@ def _check_zones(event: Component, known: set[str]) -> None:
 
 
 def _single(event: Component, name: str) -> Any:
+    # A second UID, DTSTART, DTEND, DURATION or RECURRENCE-ID in a VEVENT was
+    # refused on the text (gateway.ical.syntax, RFC 5545 3.6.1) before
+    # icalendar parsed it; the instances recurring_ical_events copies have one.
     prop = event[name]
-    if isinstance(prop, list):
-        raise _fail(
-            VALID_DATA, f"{event.name} has {len(prop)} {name} properties, only one is allowed"
-        )
-    return prop
+    return prop[0] if isinstance(prop, list) else prop
 
 
 def _value(event: Component, name: str) -> date | datetime:

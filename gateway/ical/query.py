@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar, Component, vDDDTypes
+from icalendar import Calendar, Component, vBroken, vDDDTypes
 
 from gateway.core.errors import ExpansionLimit, RecurrenceLimit
 from gateway.core.model import BookingStatus, CalendarObject, TimeSpan
@@ -75,6 +75,9 @@ def _utc_value(value: Any, zone: ZoneInfo) -> Any:
     to and stay as they are."""
     if isinstance(value, list):
         return [_utc_value(v, zone) for v in value]
+    if isinstance(value, vBroken):
+        # Kept as sent (a year-0000 DTSTAMP, RFC 5545 3.3.5): no time to convert.
+        return value
     moment = getattr(value, "dt", None)
     if not isinstance(moment, datetime):
         return value

@@ -78,6 +78,11 @@ class Answer:
     def message(self) -> str:
         return self.xml().findtext("G:message", namespaces=NS) or ""
 
+    def calendar_data(self) -> dict[str, str]:
+        """The found (200) C:calendar-data text of every response, by href."""
+        found = {href: self.props(href).get("C:calendar-data") for href in self.hrefs()}
+        return {href: data.text or "" for href, data in found.items() if data is not None}
+
 
 async def answer(response: ClientResponse) -> Answer:
     return Answer(response.status, response.headers, await response.read())

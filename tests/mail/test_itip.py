@@ -157,6 +157,23 @@ def test_request_reads_the_same_in_vobject() -> None:
     assert not hasattr(event, "valarm")
 
 
+def test_a_year_0000_created_and_last_modified_are_carried_as_stored() -> None:
+    """Issue 13 item 4: a client's CREATED and LAST-MODIFIED in year 0000
+    (RFC 5545 3.3.5 grammar; Python's datetime cannot hold it) are kept in
+    the stored object, and the message made from it reads in both parsers."""
+    booking = make_booking(attendees=(ZOE,))
+    first = stored(booking)
+    text = re.sub(r"CREATED:\d{8}T\d{6}Z", "CREATED:00000101T000000Z", first.ics)
+    text = re.sub(r"LAST-MODIFIED:\d{8}T\d{6}Z", "LAST-MODIFIED:00000101T000000Z", text)
+    assert "CREATED:00000101T000000Z" in text and "LAST-MODIFIED:00000101T000000Z" in text
+    obj = replace(first, ics=text)
+    message = itip(obj, REQUEST)
+    assert "CREATED:00000101T000000Z\r\n" in message
+    _, event = ical_event(message)
+    assert event.decoded("DTSTAMP") == NOW.astimezone(UTC)  # the message's own (RFC 5546)
+    assert vobject.readOne(message).vevent.uid.value == booking.uid
+
+
 def test_a_reschedule_is_a_request_with_the_next_sequence() -> None:
     booking = make_booking()
     first = stored(booking)
