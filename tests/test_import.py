@@ -13,6 +13,7 @@ import pty
 import re
 import sqlite3
 import subprocess
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,12 +22,15 @@ import pytest
 from lxml import etree
 
 from bench.exports import calendar_export
+from gateway.core.calendar_import import ImportStatus
 from gateway.core.mirror import GOOGLE_PUSH
 from gateway.ical.split import split_calendar
 from tests.api.test_google_admin import google_yaml
 from tests.caldav.dav import put, request
 from tests.conftest import ADMIN_PASSWORD, READER_PASSWORD, AppClient, basic, settings_yaml
+from tests.corpus import corpus_files
 from tests.dbcheck import outbox_rows, row_counts
+from tests.ical_readers import assert_readable
 from tests.serving import COMMAND, REPO, serving
 
 ANNA = "/dav/calendars/anna/"
@@ -436,3 +440,40 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path, config_file
     error = process.stderr.read()
     assert process.wait(timeout=TIMEOUT) == 1
     assert b"Traceback" not in error and b"BrokenPipe" not in error
+
+
+async def test_every_corpus_calendar_imports_without_a_server_error_and_reads_back(
+    client: AppClient, api_headers: dict[str, str], db_path: Path
+) -> None:
+    """The real-world corpus through the import API: each file is split
+    (or refused whole with 422), every object is stored or refused with a
+    reason, and every stored object reads in icalendar and vobject."""
+    headers = {**api_headers, "Content-Type": "text/calendar"}
+    outcomes: Counter[str] = Counter()
+    for path in corpus_files():
+        body = await asyncio.to_thread(path.read_bytes)
+        answer = await client.post("/api/v1/resources/room/import", data=body, headers=headers)
+        assert answer.status in (201, 400, 422), (path.name, answer.status, await answer.text())
+        if answer.status != 201:
+            outcomes[f"file {answer.status}"] += 1
+            continue
+        for entry in (await answer.json())["objects"]:
+            outcomes[entry["status"]] += 1
+            assert entry["status"] in {s.value for s in ImportStatus}, entry
+            if entry["status"] in ("invalid", "uid-conflict", "double-booking"):
+                assert entry["message"], (path.name, entry)
+    stored = await asyncio.to_thread(sqlite_objects, db_path, "room")
+    # Files of the corpus share UIDs ("123"): a later one updates the object.
+    assert len(stored) == outcomes["stored"] > 20, outcomes
+    for href, ics in stored:
+        assert_readable(ics, href)
+        got = await request(client, "GET", f"/dav/calendars/room/{href}")
+        assert got.body == ics.encode("utf-8")
+
+
+def sqlite_objects(db_path: Path, resource: str) -> list[tuple[str, str]]:
+    with sqlite3.connect(db_path) as conn:
+        rows = conn.execute(
+            "SELECT href, ics FROM objects WHERE resource_id = ? ORDER BY href", (resource,)
+        )
+        return [(str(href), str(ics)) for href, ics in rows]
