@@ -172,9 +172,43 @@ def test_unknown_tzid_without_vtimezone() -> None:
 def test_tzid_defined_in_another_object_does_not_count() -> None:
     zone = OUTLOOK_TZ.replace("W. Europe Standard Time", "Shop Zone")
     parse(calendar(zone, event("DTSTART;TZID=Shop Zone:20260101T090000")))
-    # icalendar remembers the zone process-wide; this object still lacks it.
+    # An earlier object's zone is not this one's (gateway.ical.zone_cache).
     error = refused(calendar(event("DTSTART;TZID=Shop Zone:20260101T090000")))
     assert error.precondition == "valid-calendar-data"
+
+
+def fixed_zone(tzid: str, offset: str) -> str:
+    return (
+        f"BEGIN:VTIMEZONE\nTZID:{tzid}\nBEGIN:STANDARD\nDTSTART:19700101T000000\n"
+        f"TZOFFSETFROM:{offset}\nTZOFFSETTO:{offset}\nEND:STANDARD\nEND:VTIMEZONE"
+    )
+
+
+def test_one_objects_zone_never_decides_anothers_times() -> None:
+    """icalendar remembers the first VTIMEZONE of an unknown TZID for the
+    whole process; two clients naming different zones alike must each get
+    their own, or one client's object moves another's bookings."""
+    first = calendar(
+        fixed_zone("Office Time", "+0300"), event("DTSTART;TZID=Office Time:20260101T090000")
+    )
+    second = calendar(
+        fixed_zone("Office Time", "+0500"),
+        event("DTSTART;TZID=Office Time:20260101T090000", uid="b2@test"),
+    )
+    assert parse(first).start == utc(2026, 1, 1, 6)
+    assert parse(second).start == utc(2026, 1, 1, 4)
+    assert parse(first).start == utc(2026, 1, 1, 6)
+
+
+def test_a_windows_zone_name_defined_oddly_once_stays_the_real_zone_for_others() -> None:
+    odd = calendar(
+        fixed_zone("W. Europe Standard Time", "+0300"),
+        event("DTSTART;TZID=W. Europe Standard Time:20260101T090000"),
+    )
+    assert parse(odd).start == utc(2026, 1, 1, 6)
+    # Outlook sends the name alone: it is Europe/Berlin (icalendar's table).
+    outlook = calendar(event("DTSTART;TZID=W. Europe Standard Time:20260101T090000", uid="b2@test"))
+    assert parse(outlook).start == utc(2026, 1, 1, 8)
 
 
 # -- recurrence --------------------------------------------------------------------

@@ -8,6 +8,8 @@ from typing import Any
 
 from icalendar import Calendar
 
+from gateway.ical.zone_cache import fresh_zones
+
 PRODID = "-//calgateway//calgateway 0.1//EN"
 
 
@@ -20,6 +22,7 @@ def _parse_calendar(text: str) -> Calendar:
     from gateway.ical.guard import check_zones
 
     check_zones(text)
+    fresh_zones()  # this text's VTIMEZONEs only (gateway.ical.zone_cache)
     with warnings.catch_warnings():
         # icalendar warns when it guesses an Olson name from a "globally unique"
         # TZID (RFC 5545 3.2.19); the guess is what we want, the noise is not.

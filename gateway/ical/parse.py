@@ -39,6 +39,7 @@ from gateway.ical.guard import check_events, check_text
 from gateway.ical.limits import RecurrenceLimits, judge_instances
 from gateway.ical.syntax import syntax_problem
 from gateway.ical.timezones import _aware, _zone_key
+from gateway.ical.zone_cache import fresh_zones
 
 VALID_DATA = "valid-calendar-data"
 VALID_OBJECT = "valid-calendar-object-resource"
@@ -93,6 +94,7 @@ def _read_calendar(ics: str, limits: RecurrenceLimits) -> Calendar:
     problem = syntax_problem(ics)
     if problem is not None:
         raise _fail(VALID_DATA, problem)
+    fresh_zones()  # this object's VTIMEZONEs only (gateway.ical.zone_cache)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -220,8 +222,8 @@ def _known_tzids(calendar: Calendar) -> set[str]:
 def _check_zones(event: Component, known: set[str]) -> None:
     """A TZID must be a zone icalendar resolved to the tz database, or have its
     VTIMEZONE in this object (RFC 5545 3.2.19). icalendar leaves an unknown one
-    floating, and remembers VTIMEZONEs of earlier objects process-wide, so the
-    value alone does not tell."""
+    floating, so the value alone does not tell (and each parse sees only its
+    own VTIMEZONEs: gateway.ical.zone_cache)."""
     for name in _ZONED:
         for prop in _as_list(event.get(name, [])):
             params = getattr(prop, "params", {})
