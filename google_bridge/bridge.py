@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 
-from gateway.core.mirror import GOOGLE_PUSH, GOOGLE_STOP_CHANNEL
+from gateway.core.mirror import GOOGLE_PUSH, GOOGLE_REMOVE, GOOGLE_STOP_CHANNEL
 from gateway.core.mirror_admin import MirrorAdmin
 from gateway.core.outbox import Handler
 from gateway.core.ports import CalendarCodec, MirrorRepository
@@ -51,7 +51,11 @@ class GoogleBridge:
         return self.public_url + CALLBACK_PATH
 
     def outbox_handlers(self) -> dict[str, Handler]:
-        return {GOOGLE_PUSH: self.pusher.push, GOOGLE_STOP_CHANNEL: self.pusher.stop_channel}
+        return {
+            GOOGLE_PUSH: self.pusher.push,
+            GOOGLE_REMOVE: self.pusher.remove,
+            GOOGLE_STOP_CHANNEL: self.pusher.stop_channel,
+        }
 
 
 def build_bridge(

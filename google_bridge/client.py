@@ -49,6 +49,7 @@ from .errors import (
     GoogleUnavailable,
     QuotaExceeded,
     ReconnectNeeded,
+    ScopesMissing,
     SyncTokenExpired,
 )
 
@@ -109,6 +110,14 @@ def _reason(error: HttpError) -> str:
         return str(data["error"].get("status", ""))
     except (ValueError, KeyError, TypeError, AttributeError):
         return ""
+
+
+def _refresh_detail(error: RefreshError) -> str:
+    """google-auth's words for a refused refresh, without the repr of the
+    token endpoint's answer that ``str(error)`` adds (its args are a tuple
+    of the message and the response body)."""
+    first = error.args[0] if error.args else ""
+    return first if isinstance(first, str) and first else type(error).__name__
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -216,8 +225,14 @@ class GoogleCalendar:
         except HttpError as error:
             raise self._classify(error, what) from error
         except RefreshError as error:
+            if "invalid_scope" in str(error):
+                raise ScopesMissing(
+                    f"Google granted fewer permissions than asked: {_refresh_detail(error)}"
+                ) from error
             if "invalid_grant" in str(error):
-                raise ReconnectNeeded(f"Google refused the refresh token: {error}") from error
+                raise ReconnectNeeded(
+                    f"Google refused the refresh token: {_refresh_detail(error)}"
+                ) from error
             # Other refresh failures (the token endpoint down) pass with time.
             raise _Retryable(error, what) from error
         except (TimeoutError, TransportError, httplib2.HttpLib2Error, OSError) as error:
@@ -231,8 +246,13 @@ class GoogleCalendar:
                 "google call retried", extra={"call": what, "status": status, "reason": reason}
             )
             return _Retryable(error, f"{status} {reason}")
+        if reason.startswith("push."):
+            # events.watch refused the address (push.webhookUrlNotHttps,
+            # push.webhookUrlUnauthorized, with 400, 401 or 403): the
+            # request is wrong, not the credentials.
+            return GoogleRequestError(status, reason, str(error.reason))
         if status == 403 and reason in QUOTA_REASONS:
-            return QuotaExceeded(f"{what}: {reason}")
+            return QuotaExceeded(f"Google answered 403 {reason} to {what}")
         if status == 410 and reason == "fullSyncRequired":
             return SyncTokenExpired(what)
         if status in (404, 410):
@@ -242,7 +262,7 @@ class GoogleCalendar:
         if status == 409:
             return DuplicateEvent(what)
         if status == 401:
-            return ReconnectNeeded(f"{what}: Google refused the credentials (401)")
+            return ReconnectNeeded(f"Google answered 401 to {what}: {error.reason}")
         return GoogleRequestError(status, reason, error.reason)
 
     # -- calls -----------------------------------------------------------------------
@@ -289,7 +309,9 @@ class GoogleCalendar:
                 )
             )
         except EventMissing as missing:
-            raise CalendarGone(f"calendar {calendar_id!r} is gone ({missing.status})") from None
+            raise CalendarGone(
+                f"Google answered {missing.status} for calendar {calendar_id}"
+            ) from None
 
     async def instances(
         self,
@@ -418,13 +440,18 @@ class GoogleCalendar:
             "token": token,
             "params": {"ttl": str(ttl)},
         }
-        return dict(
-            await self._call(
-                refresh_token,
-                lambda s: s.events().watch(calendarId=calendar_id, body=body),
-                what="events.watch",
+        try:
+            return dict(
+                await self._call(
+                    refresh_token,
+                    lambda s: s.events().watch(calendarId=calendar_id, body=body),
+                    what="events.watch",
+                )
             )
-        )
+        except EventMissing as missing:
+            raise CalendarGone(
+                f"Google answered {missing.status} for calendar {calendar_id}"
+            ) from None
 
     async def stop_channel(self, refresh_token: str, channel_id: str, resource_id: str) -> None:
         # 404: already expired or stopped, which is what we wanted.

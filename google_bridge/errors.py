@@ -12,6 +12,13 @@ class ReconnectNeeded(GoogleError):
     password changed): only the person can fix it by connecting again."""
 
 
+class ScopesMissing(ReconnectNeeded):
+    """The person granted fewer permissions than the gateway asks for (they
+    unticked some on Google's consent page): Google refuses to refresh the
+    token for the scopes asked (``invalid_scope``). A new consent with every
+    permission ticked fixes it."""
+
+
 class QuotaExceeded(GoogleError):
     """Google's daily quota (``quotaExceeded`` / ``dailyLimitExceeded``):
     retrying within minutes cannot help; the resource pauses."""
@@ -36,3 +43,4 @@ class GoogleRequestError(GoogleError):
         super().__init__(f"Google answered {status} {reason}: {message}")
         self.status = status
         self.reason = reason
+        self.message = message

@@ -95,6 +95,18 @@ def event_body(
     return body
 
 
+def without_guests(body: Mapping[str, Any], emails: set[str]) -> dict[str, Any]:
+    """``body`` without the guests whose (lower-case) address is in ``emails``."""
+    out = dict(body)
+    if "attendees" in body and emails:
+        kept = [a for a in body["attendees"] if str(a["email"]).lower() not in emails]
+        if kept:
+            out["attendees"] = kept
+        else:
+            out.pop("attendees")
+    return out
+
+
 # What a guest writes on their own attendee entry (Events reference).
 _GUESTS_OWN = ("responseStatus", "comment", "additionalGuests")
 

@@ -26,6 +26,26 @@ class ConsentFailed(Exception):
     """The code exchange did not give us a refresh token."""
 
 
+class CodeRefused(ConsentFailed):
+    """Google's token endpoint refused the code (RFC 6749 5.2: ``invalid_grant``
+    for a code used twice or too old, ``redirect_uri_mismatch``, ...): only
+    a new consent gives a new code."""
+
+    def __init__(self, message: str, error: str) -> None:
+        super().__init__(message)
+        self.error = error
+
+
+class TokenEndpointUnavailable(ConsentFailed):
+    """Google's token endpoint could not be reached, timed out or answered
+    5xx/429: it may work in a few minutes."""
+
+
+class NoRefreshToken(ConsentFailed):
+    """Google granted access but sent no refresh token (the account had
+    granted access before and the grant was not shown again)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Pkce:
     verifier: str
@@ -101,13 +121,17 @@ async def exchange_code(
                 answer = {}
             status = response.status
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise ConsentFailed(f"Google's token endpoint could not be reached: {exc}") from exc
+        raise TokenEndpointUnavailable(
+            f"Google's token endpoint could not be reached: {exc!r}"
+        ) from exc
+    error = str(answer.get("error", "")) if isinstance(answer, dict) else ""
+    if status == 429 or status >= 500:
+        raise TokenEndpointUnavailable(f"Google's token endpoint answered {status} {error}".strip())
     if status != 200 or not isinstance(answer, dict):
-        error = answer.get("error", "") if isinstance(answer, dict) else ""
-        raise ConsentFailed(f"Google refused the authorization code ({status} {error})".strip())
+        raise CodeRefused(f"Google refused the authorization code: {status} {error}".strip(), error)
     refresh = answer.get("refresh_token")
     if not refresh:
-        raise ConsentFailed(
+        raise NoRefreshToken(
             "Google sent no refresh token; remove this app's access in your Google account "
             "settings (Security, Third-party access) and open the invitation link again"
         )

@@ -1,10 +1,28 @@
-"""The few HTML pages a person sees while connecting a Google calendar."""
+"""The few HTML pages a person sees while connecting a Google calendar.
+
+Every way the connect flow can end badly is a ``Failure``: a status (4xx
+when the person must do something, 503 when Google is away for now), a
+title and a text that says what happened and what to do. ``web`` decides
+which one applies; this module only renders.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from html import escape
 from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A connect-flow page that is not a success."""
+
+    status: int
+    title: str
+    text: str
+    retry_after: int | None = None  # seconds, for 503
+
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;"
@@ -32,7 +50,9 @@ def choose_calendar(
     state: str,
     calendars: Sequence[Mapping[str, Any]],
     action: str,
+    notice: str = "",
 ) -> str:
+    """The calendar choice; ``notice`` says why the person chooses again."""
     options = []
     for index, calendar in enumerate(calendars):
         checked = " checked" if calendar.get("primary") or index == 0 else ""
@@ -44,7 +64,8 @@ def choose_calendar(
             f"{checked}> {escape(label)}</label>"
         )
     body = (
-        f"<p>Signed in as <strong>{escape(account)}</strong>. Which calendar should show the "
+        (f'<p role="alert"><strong>{escape(notice)}</strong></p>' if notice else "")
+        + f"<p>Signed in as <strong>{escape(account)}</strong>. Which calendar should show the "
         f"bookings of <strong>{escape(resource_name)}</strong>, and block new bookings when "
         "you are busy?</p>"
         f'<form method="post" action="{escape(action)}">'

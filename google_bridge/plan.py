@@ -47,6 +47,10 @@ class OwnEvent:
 
     booking: Booking | None  # None: deleted in the gateway (its push is queued)
     body: Mapping[str, Any] | None  # what we would write now
+    # Written by another resource, whose calendar this was before a takeover:
+    # not ours to keep, so the event is met like any other (busy time) until
+    # its removal (``MirrorAdmin._hand_over``) arrives.
+    foreign: bool = False
 
 
 @dataclass(slots=True)
@@ -101,8 +105,9 @@ def plan_page(
         if booking_id is None and link is not None and link.kind is LinkKind.PUSHED:
             # Ours; a deleted event comes back stripped of its properties.
             booking_id = link.booking_id
-        if booking_id is not None:
-            _plan_own(plan, event, booking_id, own.get(booking_id), link, resource_id, now)
+        mine = own.get(booking_id) if booking_id is not None else None
+        if booking_id is not None and not (mine is not None and mine.foreign):
+            _plan_own(plan, event, booking_id, mine, link, resource_id, now)
             continue
         series = links.get(str(event.get("recurringEventId") or ""))
         if series is not None and series.kind is LinkKind.PUSHED:

@@ -27,6 +27,7 @@ from gateway.core.mirror import (
     InvitePath,
     LinkKind,
     LogKind,
+    MirrorPolicy,
     SyncLogEntry,
     WarningReason,
     google_event_id,
@@ -38,7 +39,7 @@ from gateway.core.ports import CalendarCodec, MirrorRepository
 
 from .client import DuplicateEvent, EtagMismatch, EventMissing, GoogleCalendar
 from .errors import CalendarGone, GoogleUnavailable, QuotaExceeded, ReconnectNeeded
-from .mapping import copy_body, digest, event_body, keep_answers
+from .mapping import copy_body, digest, event_body, keep_answers, without_guests
 from .tokens import TokenKeyMismatch, TokenVault
 
 log = logging.getLogger("calgateway.google")
@@ -127,9 +128,13 @@ class GooglePusher:
             return
         details = link.details if link else policy.details
         body = event_body(obj.booking, details, self._codec.recurrence(obj))
-        written = digest(body)
         if policy.invitations is InvitePath.GOOGLE_IMPORT:
             await self._copy_to_guests(obj.booking)
+        # Google puts an event into the calendar of every guest it lists
+        # (Calendar API "Event propagation"): a guest who has an imported copy
+        # must not be listed too, or they would see it twice.
+        body = without_guests(body, await guests_with_copies(self._repo, policy, obj.booking))
+        written = digest(body)
         if link is not None and link.digest == written and not force:
             return  # Google already has exactly this
         event = await self._write(connection, refresh, event_id, body, link, force, updates)
@@ -206,15 +211,18 @@ class GooglePusher:
             f"event {event_id} changed in Google during {_READ_WRITE_TRIES} tries to update it"
         )
 
-    async def _copy_to_guests(self, booking: Booking) -> None:
+    async def _copy_to_guests(self, booking: Booking) -> set[str]:
         """Bookers whose own Google calendar is connected here (a colleague
         booking a room) get a copy imported into it, with the booking's UID
         as iCalUID so that every later import updates the same copy. Not
         marked as our event: in the colleague's own mirror it is their busy
-        time like any other appointment."""
+        time like any other appointment. Returns the (lower-case) addresses
+        that have their copy. The copy carries no answer back: it is the
+        guest's own event, with no one to reply to."""
+        copied: set[str] = set()
         for attendee in booking.attendees:
-            guest = await self._repo.connection_by_account(attendee.email.lower())
-            if guest is None or not guest.connected or guest.resource_id == booking.resource_id:
+            guest = await _own_calendar(self._repo, booking, attendee.email)
+            if guest is None:
                 continue
             organizer = self._admin_resource_name(booking.resource_id)
             await self._google.import_event(
@@ -222,6 +230,8 @@ class GooglePusher:
                 guest.calendar_id,
                 copy_body(booking, organizer, self._organizer_address),
             )
+            copied.add(attendee.email.lower())
+        return copied
 
     async def _delete(
         self,
@@ -249,6 +259,33 @@ class GooglePusher:
                 )
             )
 
+    async def remove(self, item: OutboxItem) -> None:
+        """Delete an event another resource wrote into a calendar this one
+        took over (``MirrorAdmin._hand_over``), with this one's access. No
+        e-mail to its guests: the booking is not cancelled, it is only no
+        longer mirrored there."""
+        effect = item.effect
+        connection = await self.usable(await self._repo.get_connection(effect.resource_id))
+        if connection is None:
+            return  # disconnected again: nothing may be written with its access
+        calendar = str(effect.payload["calendar_id"])
+        event_id = str(effect.payload["event_id"])
+        try:
+            with contextlib.suppress(EventMissing):  # gone already, as wanted
+                await self._google.delete_event(
+                    self._vault.open(connection.refresh_token),
+                    calendar,
+                    event_id,
+                    send_updates="none",
+                )
+        except (ReconnectNeeded, TokenKeyMismatch) as exc:
+            await self._admin.warn(connection.resource_id, WarningReason.RECONNECT, str(exc))
+            raise Deferred(self._clock() + RECONNECT_RECHECK, "reconnect needed") from exc
+        except QuotaExceeded as exc:
+            until = self._clock() + self._quota_pause
+            await self._admin.warn(connection.resource_id, WarningReason.QUOTA, str(exc), until)
+            raise Deferred(until, "Google quota exceeded") from exc
+
     async def stop_channel(self, item: OutboxItem) -> None:
         payload = item.effect.payload
         try:
@@ -260,6 +297,29 @@ class GooglePusher:
             # Without access the channel cannot be stopped; it expires on its
             # own and its notifications are ignored (unknown channel).
             log.info("channel left to expire", extra={"channel": payload.get("channel_id")})
+
+
+async def _own_calendar(repo: MirrorRepository, booking: Booking, email: str) -> Connection | None:
+    """The connected Google calendar of a booking's guest (a colleague), if any."""
+    guest = await repo.connection_by_account(email.lower())
+    if guest is None or not guest.connected or guest.resource_id == booking.resource_id:
+        return None
+    return guest
+
+
+async def guests_with_copies(
+    repo: MirrorRepository, policy: MirrorPolicy, booking: Booking
+) -> set[str]:
+    """The guests (lower-case addresses) who get an imported copy of the
+    booking and so are not listed on its Google event: the one rule of what
+    the event's guest list is, for the pusher and for the sync's echo check."""
+    if policy.invitations is not InvitePath.GOOGLE_IMPORT:
+        return set()
+    return {
+        a.email.lower()
+        for a in booking.attendees
+        if await _own_calendar(repo, booking, a.email) is not None
+    }
 
 
 def _mirrored(

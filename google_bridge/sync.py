@@ -38,8 +38,9 @@ from gateway.core.service import BookingService
 
 from .client import GoogleCalendar
 from .errors import SyncTokenExpired
-from .mapping import booking_id_in, busy_block, event_body
+from .mapping import booking_id_in, busy_block, event_body, without_guests
 from .plan import OwnEvent, PagePlan, plan_page, vanished
+from .push import guests_with_copies
 from .tokens import TokenVault
 
 log = logging.getLogger("calgateway.google")
@@ -171,12 +172,20 @@ class CalendarSync:
         own: dict[str, OwnEvent] = {}
         for booking_id in _own_ids(items, links):
             obj = await self._repo.get_by_id(booking_id)
-            if obj is None or obj.resource_id != resource_id:
+            if obj is None:
                 own[booking_id] = OwnEvent(None, None)
                 continue
+            if obj.resource_id != resource_id:
+                own[booking_id] = OwnEvent(None, None, foreign=True)
+                continue
             link = links.get(google_event_id(booking_id))
-            details = link.details if link else self._admin.policy(resource_id).details
-            own[booking_id] = OwnEvent(obj.booking, event_body(obj.booking, details))
+            policy = self._admin.policy(resource_id)
+            details = link.details if link else policy.details
+            body = without_guests(
+                event_body(obj.booking, details),
+                await guests_with_copies(self._repo, policy, obj.booking),
+            )
+            own[booking_id] = OwnEvent(obj.booking, body)
         now = self._clock()
         return plan_page(
             items,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hmac
 import logging
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from aiohttp import web
@@ -25,8 +26,26 @@ from gateway.core.mirror_admin import InviteInvalid
 
 from . import pages
 from .bridge import GoogleBridge
-from .errors import GoogleError
-from .oauth import ConsentFailed, consent_url, exchange_code, new_pkce, new_state
+from .client import EventMissing
+from .errors import (
+    GoogleError,
+    GoogleRequestError,
+    GoogleUnavailable,
+    QuotaExceeded,
+    ReconnectNeeded,
+    ScopesMissing,
+)
+from .oauth import (
+    CodeRefused,
+    ConsentFailed,
+    NoRefreshToken,
+    TokenEndpointUnavailable,
+    consent_url,
+    exchange_code,
+    new_pkce,
+    new_state,
+)
+from .tokens import TokenKeyMismatch
 
 log = logging.getLogger("calgateway.google")
 
@@ -90,13 +109,136 @@ def _same_browser(request: web.Request, state: str) -> bool:
     return bool(state) and hmac.compare_digest(cookie.encode(), state.encode())
 
 
+class Step(StrEnum):
+    """Where the connect flow failed, which decides how to try again."""
+
+    CALLBACK = "callback"  # the code is spent: only the invitation link starts again
+    CHOOSE = "choose"  # the choice form can be sent again while the consent holds
+
+
+RETRY_AFTER_S = 60
+QUOTA_RETRY_AFTER_S = 3600
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def failure_of(error: BaseException, step: Step) -> pages.Failure:
+    """The page for a failure of the connect flow (pure; tested as a table).
+
+    4xx when the person has to do something (start again, grant access),
+    503 with Retry-After when Google cannot be reached or is out of quota,
+    never a 500: nothing the person or Google does is a bug here."""
+    again = (
+        "open the invitation link again"
+        if step is Step.CALLBACK
+        else "go back to the calendar choice and send it again"
+    )
+    if isinstance(error, InviteInvalid):
+        return pages.Failure(400, "Link not valid", _sentence(str(error)))
+    if isinstance(error, CodeRefused):
+        return pages.Failure(
+            400,
+            "Sign-in expired",
+            "Google no longer accepts this sign-in: it was used already (a reloaded page) "
+            "or took too long. Nothing was connected; open the invitation link again.",
+        )
+    if isinstance(error, NoRefreshToken):
+        return pages.Failure(400, "Not connected", _sentence(str(error)))
+    if isinstance(error, QuotaExceeded):
+        return pages.Failure(
+            503,
+            "Google is busy",
+            "Google's request quota of this booking system is used up for now, so nothing "
+            f"was connected. Please {again} in an hour; if it keeps happening, tell the "
+            "administrator.",
+            QUOTA_RETRY_AFTER_S,
+        )
+    if isinstance(error, (TokenEndpointUnavailable, GoogleUnavailable)):
+        return pages.Failure(
+            503,
+            "Google is not answering",
+            f"Google could not be reached just now, so nothing was connected. Please {again} "
+            "in a few minutes.",
+            RETRY_AFTER_S,
+        )
+    if isinstance(error, ScopesMissing) or (
+        isinstance(error, GoogleRequestError) and error.reason == "insufficientPermissions"
+    ):
+        return pages.Failure(
+            400,
+            "Calendar access not granted",
+            "Google did not give access to your calendars: on Google's page, allow every "
+            "calendar permission this booking system asks for. Open the invitation link again.",
+        )
+    if isinstance(error, (ReconnectNeeded, TokenKeyMismatch)):
+        return pages.Failure(
+            400,
+            "Start again",
+            "The access Google granted can no longer be used: it was withdrawn meanwhile, or "
+            "this system's keys changed. Nothing was connected; open the invitation link again.",
+        )
+    return pages.Failure(
+        503,
+        "Not connected",
+        f"Google did not answer as expected, so nothing was connected. Please {again}; if it "
+        "happens again, tell the administrator.",
+        RETRY_AFTER_S,
+    )
+
+
+def _failed(failure: pages.Failure) -> web.Response:
+    response = _html(pages.message(failure.title, failure.text), failure.status)
+    if failure.retry_after is not None:
+        response.headers["Retry-After"] = str(failure.retry_after)
+    return response
+
+
+# What the person's browser may bring back from Google instead of a code
+# (RFC 6749 4.1.2.1); the two that pass with time get a 503.
+_PASSING_CONSENT_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
+
+
+def _consent_error_page(error: str) -> web.Response:
+    if error == "access_denied":
+        return _html(
+            pages.message(
+                "Not connected",
+                "Google access was not granted, so nothing was connected. You can open the "
+                "invitation link again to retry.",
+            ),
+            status=400,
+        )
+    if error in _PASSING_CONSENT_ERRORS:
+        return _failed(
+            pages.Failure(
+                503,
+                "Google is not answering",
+                "Google could not complete the sign-in just now, so nothing was connected. "
+                "Please open the invitation link again in a few minutes.",
+                RETRY_AFTER_S,
+            )
+        )
+    return _html(
+        pages.message(
+            "Not connected",
+            f"Google did not complete the sign-in ({error}), so nothing was connected. Open "
+            "the invitation link again; if it happens again, tell the administrator.",
+        ),
+        status=400,
+    )
+
+
 async def callback(request: web.Request) -> web.Response:
     bridge = _bridge(request)
     state = request.query.get("state", "")
     try:
         invite = await bridge.admin.invite_for_state(state)
     except InviteInvalid as exc:
-        return _html(pages.message("Link not valid", str(exc)), status=400)
+        return _failed(failure_of(exc, Step.CALLBACK))
     if not _same_browser(request, state):
         return _html(
             pages.message(
@@ -106,19 +248,11 @@ async def callback(request: web.Request) -> web.Response:
             status=400,
         )
     if "error" in request.query:
+        error = request.query.get("error", "")
         await bridge.admin.note(
-            invite.resource_id,
-            LogKind.INFO,
-            f"Google consent not given ({request.query.get('error', '')})",
+            invite.resource_id, LogKind.INFO, f"Google consent not given: {error}"
         )
-        return _html(
-            pages.message(
-                "Not connected",
-                "Google access was not granted, so nothing was connected. You can open the "
-                "invitation link again to retry.",
-            ),
-            status=400,
-        )
+        return _consent_error_page(error)
     code = request.query.get("code", "")
     if not code or not invite.code_verifier:
         return _html(pages.message("Start again", "Open the invitation link again."), status=400)
@@ -132,26 +266,28 @@ async def callback(request: web.Request) -> web.Response:
             timeout_s=bridge.settings.request_timeout,
         )
         calendars = await bridge.google.calendars(refresh)
-    except (ConsentFailed, GoogleError) as exc:
+    except (ConsentFailed, GoogleError, EventMissing) as exc:
         log.warning(
             "google consent failed", extra={"resource": invite.resource_id, "error": str(exc)}
         )
-        return _html(pages.message("Not connected", str(exc)), status=502)
+        return _failed(failure_of(exc, Step.CALLBACK))
     account = next((str(c["id"]) for c in calendars if c.get("primary")), "")
     if not account:
         return _html(
-            pages.message("Not connected", "This Google account has no main calendar."), 502
+            pages.message(
+                "Not connected",
+                "This Google account has no main calendar. Open the invitation link again and "
+                "sign in with another Google account.",
+            ),
+            400,
         )
-    invite = await bridge.admin.consented(invite, account, bridge.vault.seal(refresh))
+    try:
+        invite = await bridge.admin.consented(invite, account, bridge.vault.seal(refresh))
+    except InviteInvalid as exc:
+        return _failed(failure_of(exc, Step.CALLBACK))
     usable = _usable_calendars(bridge, invite.resource_id, calendars)
     if not usable:
-        return _html(
-            pages.message(
-                "No calendar to connect",
-                f"{account} has no calendar this gateway may write to.",
-            ),
-            status=400,
-        )
+        return _no_calendar(bridge, invite.resource_id, account)
     resource = bridge.bookings.resource(invite.resource_id)
     return _html(pages.choose_calendar(resource.name, account, state, usable, "/google/choose"))
 
@@ -164,6 +300,42 @@ def _usable_calendars(
     return [c for c in calendars if c.get("accessRole") in allowed]
 
 
+def _no_calendar(bridge: GoogleBridge, resource_id: str, account: str) -> web.Response:
+    need = (
+        "one you may make changes to"
+        if bridge.admin.policy(resource_id).direction.pushes
+        else "one whose events you may see"
+    )
+    return _html(
+        pages.message(
+            "No calendar to connect",
+            f"{account} has no calendar this booking system can use: it needs {need}. Create "
+            "or share such a calendar in Google Calendar, or sign in with another account, then "
+            "open the invitation link again.",
+        ),
+        status=400,
+    )
+
+
+def _chosen_unusable(
+    bridge: GoogleBridge, resource_id: str, calendar_id: str, calendars: list[dict[str, Any]]
+) -> str:
+    """Why the chosen calendar cannot be connected, in words."""
+    listed = next((c for c in calendars if c.get("id") == calendar_id), None)
+    if listed is None:
+        return (
+            "The calendar you chose is no longer in your Google account: it was deleted or is "
+            "no longer shared with you. Choose another one."
+        )
+    name = str(listed.get("summaryOverride") or listed.get("summary") or calendar_id)
+    if bridge.admin.policy(resource_id).direction.pushes:
+        return (
+            f"You may no longer make changes to events in {name!r}, and bookings are written "
+            "to the calendar. Choose another one, or ask its owner for that permission."
+        )
+    return f"You may no longer see the events in {name!r}. Choose another one."
+
+
 async def choose(request: web.Request) -> web.Response:
     bridge = _bridge(request)
     form = await request.post()
@@ -172,22 +344,38 @@ async def choose(request: web.Request) -> web.Response:
     try:
         invite = await bridge.admin.invite_for_state(state)
     except InviteInvalid as exc:
-        return _html(pages.message("Link not valid", str(exc)), status=400)
+        return _failed(failure_of(exc, Step.CHOOSE))
     if not _same_browser(request, state):
         return _html(pages.message("Start again", "Open the invitation link again."), 400)
     if not invite.refresh_token:
         return _html(pages.message("Start again", "Open the invitation link again."), 400)
-    refresh = bridge.vault.open(invite.refresh_token)
     try:
+        refresh = bridge.vault.open(invite.refresh_token)
         calendars = await bridge.google.calendars(refresh)
-    except GoogleError as exc:
-        return _html(pages.message("Not connected", str(exc)), status=502)
+    except (GoogleError, TokenKeyMismatch, EventMissing) as exc:
+        log.warning(
+            "google calendar choice failed",
+            extra={"resource": invite.resource_id, "error": str(exc)},
+        )
+        return _failed(failure_of(exc, Step.CHOOSE))
     usable = _usable_calendars(bridge, invite.resource_id, calendars)
     chosen = next((c for c in usable if c["id"] == calendar_id), None)
     if chosen is None:
-        return _html(pages.message("Choose again", "That calendar cannot be used."), 400)
+        # Deleted, unshared or made read-only since the list was shown (or a
+        # forged id): the person chooses again from what is there now.
+        if not usable:
+            return _no_calendar(bridge, invite.resource_id, invite.account)
+        resource = bridge.bookings.resource(invite.resource_id)
+        notice = _chosen_unusable(bridge, invite.resource_id, calendar_id, calendars)
+        page = pages.choose_calendar(
+            resource.name, invite.account, state, usable, "/google/choose", notice
+        )
+        return _html(page, status=409)
     name = str(chosen.get("summaryOverride") or chosen.get("summary") or calendar_id)
-    takeover = await bridge.admin.connect(invite, calendar_id, name)
+    try:
+        takeover = await bridge.admin.connect(invite, calendar_id, name)
+    except InviteInvalid as exc:  # sent twice, or the link ran out meanwhile
+        return _failed(failure_of(exc, Step.CHOOSE))
     resource_id = invite.resource_id
     past = timedelta(days=bridge.settings.import_past_days)
     await bridge.bookings.push_all(resource_id, since=datetime.now(UTC) - past)

@@ -22,7 +22,7 @@ from gateway.core.mirror_admin import MirrorAdmin
 from gateway.core.ports import MirrorRepository
 from gateway.core.rounds import run_rounds
 
-from .channels import ChannelKeeper
+from .channels import ChannelKeeper, WatchVerdict, refusal_advice, watch_verdict
 from .errors import (
     CalendarGone,
     GoogleError,
@@ -63,7 +63,6 @@ class SyncWorker:
         self._last_try: dict[str, datetime] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._finished: dict[str, int] = {}
-        self._channel_refused: set[str] = set()
         self._finished_changed = asyncio.Condition()
 
     def request_sync(self, resource_id: str) -> None:
@@ -136,25 +135,50 @@ class SyncWorker:
 
     async def _open_channel(self, connection: Connection) -> Connection:
         """Push notifications are a speed-up: if Google will not open a
-        channel (an http:// base_url, say), polling carries on alone and the
-        refusal is logged once per resource."""
+        channel, polling carries on alone. A refusal (an http:// base_url,
+        say) is written to the sync log once, with what to do, and Google is
+        asked again only after the keeper's backoff (``watch_verdict``)."""
         assert self._channels is not None
         if not self._channels.due(connection):
             return connection
         try:
             return await self._channels.ensure(connection)
-        except (ReconnectNeeded, TokenKeyMismatch, QuotaExceeded, CalendarGone):
-            return connection  # the sync meets the same error and handles it
-        except GoogleError as exc:
-            if connection.resource_id not in self._channel_refused:
-                self._channel_refused.add(connection.resource_id)
-                await self._admin.note(
-                    connection.resource_id,
-                    LogKind.WARNING,
-                    f"Google refused push notifications ({exc}); polling every "
-                    f"{self._poll.total_seconds():.0f} s instead",
+        except (GoogleError, TokenKeyMismatch) as exc:
+            verdict = watch_verdict(exc)
+            if verdict is WatchVerdict.REFUSED:
+                assert isinstance(exc, GoogleRequestError)
+                await self._channel_refused(connection.resource_id, exc)
+            elif verdict is WatchVerdict.PASSING:
+                log.info(
+                    "google watch failed, trying again at the next round",
+                    extra={"resource": connection.resource_id, "error": str(exc)},
                 )
+            # WatchVerdict.SYNC: the sync right after meets the same error.
             return connection
+
+    async def _channel_refused(self, resource_id: str, error: GoogleRequestError) -> None:
+        assert self._channels is not None
+        refusal = self._channels.refused(resource_id, error)
+        hours = round((refusal.retry_at - self._clock()).total_seconds() / 3600)
+        if not refusal.first:
+            log.info(
+                "google refused push notifications again",
+                extra={"resource": resource_id, "reason": refusal.reason, "retry_in_h": hours},
+            )
+            return
+        address = self._channels.address
+        log.warning(
+            "google refused push notifications; polling instead",
+            extra={"resource": resource_id, "reason": refusal.reason, "address": address},
+        )
+        await self._admin.note(
+            resource_id,
+            LogKind.WARNING,
+            f"Google refused push notifications: {refusal.message.rstrip('.')}. "
+            f"{refusal_advice(refusal.reason, address)}. Until then changes made in Google "
+            f"arrive by polling every {self._poll.total_seconds():.0f} seconds, and the "
+            f"gateway asks Google again in {hours} hours.",
+        )
 
     async def _sync_one(self, connection: Connection) -> SyncOutcome | None:
         resource_id = connection.resource_id

@@ -316,7 +316,9 @@ class SyncStatusOut(BaseModel):
         warning = None
         if c.warning is not None:
             warning = SyncWarningOut(
-                reason=c.warning, message=c.warning_text, paused_until=_utc(c.paused_until)
+                reason=c.warning,
+                message=state.warning_message or "",
+                paused_until=_utc(c.paused_until),
             )
         return cls(
             resource=state.resource_id,

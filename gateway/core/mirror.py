@@ -20,6 +20,10 @@ GOOGLE_PUSH = "google_push"
 GOOGLE_STOP_CHANNEL = "google_stop_channel"
 """Outbox kind: stop a push-notification channel Google may still hold."""
 
+GOOGLE_REMOVE = "google_remove"
+"""Outbox kind: delete an event another resource wrote, from a calendar this
+resource took over (payload: calendar_id, event_id)."""
+
 MAIL = "mail"
 """Outbox kind: send a plain notice e-mail (payload: to, subject, text, html)."""
 

@@ -14,13 +14,16 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import assert_never
 
 from .errors import GatewayError, NotFound
 from .mirror import (
+    GOOGLE_REMOVE,
     MAIL,
     Connection,
     ConnectionStatus,
     Invite,
+    LinkKind,
     LogKind,
     MirrorPolicy,
     SyncLogEntry,
@@ -63,12 +66,52 @@ class ResourceStatus:
         if c.status is ConnectionStatus.IMPORTING:
             text += f" ({c.imported} events so far)"
         if c.status is ConnectionStatus.WARNING and c.warning is not None:
-            text += f": {c.warning.value.replace('_', ' ')}"
-            if c.warning_text:
-                text += f" ({c.warning_text})"
+            text += f": {c.warning.value.replace('_', ' ')}. {self.warning_message}"
         if c.status is ConnectionStatus.DISABLED and c.warning_text:
             text += f" ({c.warning_text})"
         return text
+
+    @property
+    def warning_message(self) -> str | None:
+        """The connection's warning as the admin reads it, or None."""
+        c = self.connection
+        if c.warning is None:
+            return None
+        return warning_sentence(self.resource_id, c.warning, c.paused_until)
+
+
+def warning_sentence(resource_id: str, reason: WarningReason, paused_until: datetime | None) -> str:
+    """What happened and what to do, in words, for each warning (pure).
+
+    Built from the reason, not from the error text: that text is Google's
+    or a library's (a token refusal's repr once reached the admin), and it
+    goes to the sync log as the details instead."""
+    invite = f"calgateway google invite {resource_id}"
+    if reason is WarningReason.RECONNECT:
+        return (
+            "The gateway can no longer use its access to this Google calendar: the person "
+            "removed it or changed their password, the access expired, or google.token_keys "
+            "lost the key it was stored with. Changes wait in the queue; send a new "
+            f"invitation with {invite} and have the person connect again."
+        )
+    if reason is WarningReason.QUOTA:
+        until = (
+            f"until {paused_until.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+            if paused_until is not None
+            else "for a while"
+        )
+        return (
+            "Google's daily Calendar API quota of this Google Cloud project is used up. "
+            f"Syncing pauses {until} and then resumes by itself, nothing is lost; if this "
+            "happens often, ask Google for a higher quota or raise google.poll_interval."
+        )
+    if reason is WarningReason.CALENDAR_GONE:
+        return (
+            "The connected Google calendar was deleted, or it is no longer shared with the "
+            "connected account. Nothing is synced with it any more; send a new invitation "
+            f"with {invite} and choose another calendar."
+        )
+    assert_never(reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +288,7 @@ class MirrorAdmin:
                     f"its Google account {fresh.account} was connected to resource "
                     f"{resource.id!r} instead",
                 )
+                await self._hand_over(tx, previous, resource)
             current = await tx.get_connection(resource.id)
             if current is not None and current.channel is not None:
                 await _stop_channel_later(tx, current)
@@ -275,6 +319,41 @@ class MirrorAdmin:
                 await tx.enqueue(_mail(resource, subject, text))
         self._notify_queued()
         return Takeover(connection, taken_from)
+
+    async def _hand_over(
+        self, tx: MirrorTransaction, previous: Connection, taker: Resource
+    ) -> None:
+        """The account's calendar now belongs to ``taker``: the events the
+        previous resource wrote there would never be updated again (its
+        bookings stay in the gateway), so they are removed with the taker's
+        access, and the previous resource's owner is told. Until each is
+        removed, the taker's sync sees it as any other event: busy time."""
+        old = self._resource(previous.resource_id)
+        removed = 0
+        for link in await tx.links(old.id, LinkKind.PUSHED):
+            await tx.enqueue(
+                OutboxEffect(
+                    kind=GOOGLE_REMOVE,
+                    resource_id=taker.id,
+                    booking_id=link.booking_id,
+                    payload={"calendar_id": previous.calendar_id, "event_id": link.event_id},
+                )
+            )
+            await tx.delete_link(old.id, link.event_id)
+            removed += 1
+        calendar = previous.calendar_name or previous.calendar_id
+        await tx.log(
+            SyncLogEntry(
+                old.id,
+                LogKind.WARNING,
+                f"the Google calendar {calendar!r} of {previous.account} now belongs to "
+                f"resource {taker.id!r}; {removed} events of this resource are being removed "
+                "from it (the bookings stay here)",
+                self._clock(),
+            )
+        )
+        if self._mail_enabled:
+            await tx.enqueue(_mail(old, *_taken_over_text(old, taker, previous, removed)))
 
     async def _disable(self, tx: MirrorTransaction, connection: Connection, why: str) -> None:
         if connection.channel is not None:
@@ -322,9 +401,14 @@ class MirrorAdmin:
             if connection is None or not connection.connected:
                 return
             if connection.warning is not reason:
+                sentence = warning_sentence(resource_id, reason, paused_until)
+                detail = f" Details: {text.rstrip('.')}." if text else ""
                 await tx.log(
                     SyncLogEntry(
-                        resource_id, LogKind.WARNING, f"{reason.value}: {text}", self._clock()
+                        resource_id,
+                        LogKind.WARNING,
+                        f"{reason.value.replace('_', ' ')}: {sentence}{detail}",
+                        self._clock(),
                     )
                 )
             await tx.save_connection(
@@ -409,6 +493,24 @@ def _invite_text(resource: Resource, url: str, expires: datetime) -> tuple[str, 
         f"{url}\n\n"
         "You will be asked to sign in with Google and to choose a calendar. "
         f"The link works once, until {expires:%Y-%m-%d %H:%M} UTC.\n"
+    )
+    return subject, text
+
+
+def _taken_over_text(
+    resource: Resource, taker: Resource, previous: Connection, removed: int
+) -> tuple[str, str]:
+    calendar = previous.calendar_name or previous.calendar_id
+    subject = "Your bookings are no longer in Google Calendar"
+    text = (
+        f"Hello {resource.name},\n\n"
+        f"the Google account {previous.account} was connected to {taker.name} "
+        f"({taker.id!r}) in the booking gateway, and one Google account serves one "
+        f"calendar there. Your bookings are no longer synchronised with the Google "
+        f"calendar {calendar!r}: the {removed} events the gateway had written there for "
+        "you are being removed from it. Your bookings themselves are kept.\n\n"
+        "To see your bookings in Google Calendar again, ask for a new invitation and "
+        "connect another Google account.\n"
     )
     return subject, text
 

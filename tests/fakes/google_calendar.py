@@ -14,12 +14,13 @@ token refresh and ``invalid_grant``, and injectable faults. Typical use::
 googleapiclient is synchronous (httplib2), so call it from a thread while the event
 loop serves the fake. Every state change happens on the event loop thread.
 
-Known differences from Google: webhook addresses may be plain HTTP (Google wants
-HTTPS); the consent page never renders; no id_token; freeBusyReader reads events like
-reader; ``timeZone``/``maxAttendees`` list parameters are ignored; calendarList
-``syncToken`` returns the whole list; events.move/quickAdd and the calendars/acl/
-settings write methods answer 501 ``notImplemented``; series expand to at most 730
-instances.
+Known differences from Google: webhook addresses may be plain HTTP when a test
+asks for it (``allow_http_webhooks``; Google, like the fake by default, answers
+400 ``push.webhookUrlNotHttps``); the consent page never renders; no id_token;
+freeBusyReader reads events like reader; ``timeZone``/``maxAttendees`` list
+parameters are ignored; calendarList ``syncToken`` returns the whole list;
+events.move/quickAdd and the calendars/acl/settings write methods answer 501
+``notImplemented``; series expand to at most 730 instances.
 
 Module layout: google_errors (error bodies, faults), google_events (event fields,
 times, recurrence, query parameters), google_store (state and semantics),
@@ -161,6 +162,7 @@ class FakeGoogle:
         redirect_uris: Iterable[str] | None = None,
         seed: int = 0,
         host: str = "127.0.0.1",
+        allow_http_webhooks: bool = False,
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
@@ -176,6 +178,7 @@ class FakeGoogle:
             redirect_uris=frozenset(redirect_uris) if redirect_uris is not None else None,
         )
         self.notifier = Notifier()
+        self.notifier.allow_http = allow_http_webhooks
         self.latency = 0.0
         self.requests: list[RecordedRequest] = []
         self.batch_count = 0
@@ -558,6 +561,10 @@ class FakeGoogle:
 
     def unshare_calendar(self, calendar_id: str, email: str) -> None:
         self.store.unshare(calendar_id, email)
+
+    def delete_calendar(self, calendar_id: str) -> None:
+        """The owner deletes a secondary calendar in Google's UI."""
+        self.store.delete_calendar(calendar_id)
 
     def consent_as(self, email: str | None, *, scopes: Iterable[str] | None = None) -> None:
         """Who clicks "Allow" on the consent page (None: the user denies).

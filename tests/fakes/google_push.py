@@ -97,6 +97,7 @@ class Notifier:
         self.all_channels: dict[str, Channel] = {}
         self.deliveries: list[Delivery] = []
         self.drop = False
+        self.allow_http = False  # Google refuses http:// addresses; see watch()
         self._queue: asyncio.Queue[tuple[Channel, Delivery]] = asyncio.Queue()
         self._session: aiohttp.ClientSession | None = None
         self._worker: asyncio.Task[None] | None = None
@@ -144,9 +145,13 @@ class Notifier:
             raise invalid(f"Invalid channel type: {body.get('type')}")
         address = body.get("address")
         parts = urlsplit(address) if isinstance(address, str) else None
-        # Google insists on HTTPS with a valid certificate; loopback tests use HTTP.
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             raise invalid(f"Invalid channel address: {address}")
+        if parts.scheme != "https" and not self.allow_http:
+            # "Push notifications": the receiving URL must use HTTPS with a valid
+            # certificate. Google answers 400 push.webhookUrlNotHttps; tests whose
+            # receiver listens on loopback HTTP opt out with allow_http.
+            raise GoogleApiError(400, "push.webhookUrlNotHttps", "WebHook callback must be HTTPS")
         if channel_id in self.channels:
             raise GoogleApiError(400, "channelIdNotUnique", "Channel id not unique")
         params = body.get("params") or {}

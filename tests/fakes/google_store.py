@@ -209,6 +209,17 @@ class Store:
     def unshare(self, calendar_id: str, email: str) -> None:
         self.accounts[email].calendars.pop(calendar_id, None)
 
+    def delete_calendar(self, calendar_id: str) -> None:
+        """calendars.delete of a secondary calendar: it leaves every calendar
+        list and answers 404 notFound from then on (the primary calendar
+        cannot be deleted, only cleared)."""
+        calendar = self.calendars[calendar_id]
+        if calendar.primary:
+            raise ValueError("a primary calendar cannot be deleted")
+        del self.calendars[calendar_id]
+        for account in self.accounts.values():
+            account.calendars.pop(calendar_id, None)
+
     def resolve(self, email: str, calendar_id: str) -> tuple[Calendar, str]:
         """The calendar behind a path's calendarId for this account, and its role.
 

@@ -28,7 +28,7 @@ REDIRECT = "http://127.0.0.1:8080/google/callback"
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeGoogle]:
-    async with FakeGoogle.running() as google:
+    async with FakeGoogle.running(allow_http_webhooks=True) as google:  # loopback receivers
         google.add_account(ANNA, time_zone="Europe/Berlin")
         google.add_account(BOB)
         yield google
@@ -738,6 +738,21 @@ async def test_watch_notifications_and_stop(fake: FakeGoogle) -> None:
         fake.user_insert(work, body)
         await fake.notifications_settled()
         assert len(receiver.received) == 4
+
+
+async def test_watch_to_an_http_address_is_refused_like_google_does() -> None:
+    """Google's "Push notifications" guide: the receiving URL must use HTTPS; Google answers
+    400 push.webhookUrlNotHttps. Only tests that opt in get a channel on http."""
+    async with FakeGoogle.running() as strict:
+        strict.add_account(ANNA)
+        events = strict.service(ANNA).events()
+        body = {"id": "c", "type": "web_hook", "address": "http://calendar.example.com/notify"}
+        error = await http_error(events.watch(calendarId="primary", body=body))
+        assert (error.status_code, reason(error)) == (400, "push.webhookUrlNotHttps")
+        assert error.reason == "WebHook callback must be HTTPS"
+        assert strict.channels == {}
+        https = {**body, "address": "https://calendar.example.com/notify"}
+        assert (await run(events.watch(calendarId="primary", body=https)))["id"] == "c"
 
 
 async def test_failing_webhook_never_fails_the_api_call(fake: FakeGoogle) -> None:

@@ -15,7 +15,9 @@ from tests.smtp import Recorder, smtp_server
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeGoogle]:
-    async with FakeGoogle.running() as google:
+    # The gateway under test listens on loopback http://, so push channels
+    # need the fake to accept an http address (Google would not).
+    async with FakeGoogle.running(allow_http_webhooks=True) as google:
         yield google
 
 

@@ -91,7 +91,9 @@ def settings_yaml(
     key: str,
     extra: str = "",
     resources: str = RESOURCES,
+    google: str = "",
 ) -> str:
+    """``google`` adds lines to the google section (two-space indented)."""
     return f"""\
 server:
   host: {LOOPBACK}
@@ -129,7 +131,7 @@ google:
   import_horizon_days: 120
   quota_pause: 600
   retry: {{attempts: 3, initial_delay: 0.001, max_delay: 0.005}}
-{extra}resources:
+{google}{extra}resources:
 {resources}"""
 
 
@@ -279,6 +281,7 @@ async def running_gateway(
     key: str | None = None,
     port: int | None = None,
     resources: str = RESOURCES,
+    google: str = "",
 ) -> AsyncIterator[Gateway]:
     """Start the gateway; a second call with the same ``tmp_path`` (and key)
     starts it again on the same database, like a restart after a crash."""
@@ -295,6 +298,7 @@ async def running_gateway(
             key=key,
             extra=extra,
             resources=resources,
+            google=google,
         ),
         encoding="utf-8",
     )

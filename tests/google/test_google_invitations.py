@@ -80,6 +80,11 @@ async def test_a_copy_in_the_bookers_own_connected_calendar(
         (copy,) = [e for e in fake.events(ANNA) if e.get("iCalUID") == booking["uid"]]
         assert copy["summary"] == "Team sync"
         assert gateway.mail.to(ANNA) == []  # the copy replaced the e-mail
+        # One entry for Anna: Google adds an event to the calendar of every
+        # guest it lists (Calendar API "Event propagation"), so the room's own
+        # event must not list her beside the imported copy.
+        room_event = fake.event("room.calendar@example.com", google_event_id(booking["id"]))
+        assert ANNA not in [a["email"] for a in room_event.get("attendees", [])]
         # In Anna's own mirror the copy is her busy time like any appointment.
         (block,) = await gateway.busy_blocks("anna")
         assert block.booking.start == at(5, 9)

@@ -886,3 +886,18 @@ def test_an_own_event_a_full_listing_leaves_out_is_planned_as_deleted_in_google(
     # A booking cancelled here meanwhile is not written back: its delete is queued.
     gone = plan(missing, links=links.values(), own=own_of(booking(status=BookingStatus.CANCELLED)))
     assert gone.repush == [] and gone.notes == []
+
+
+def test_an_event_another_resource_wrote_is_busy_time_like_any_other() -> None:
+    """After a takeover the calendar still holds the previous resource's
+    events until their removal: for this resource they are busy time."""
+    theirs = gevent(
+        "prevres1",
+        extendedProperties={"private": {BOOKING_KEY: "other-booking", RESOURCE_KEY: "anna"}},
+    )
+    result = plan([theirs], own={"other-booking": OwnEvent(None, None, foreign=True)})
+    assert [b.event_id for b in result.upserts] == ["prevres1"]
+    assert result.repush == [] and result.notes == []
+    # Deleted in the gateway instead (its push is queued): left alone.
+    deleted = plan([theirs], own={"other-booking": OwnEvent(None, None)})
+    assert deleted.upserts == [] and deleted.repush == []
