@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -24,6 +25,7 @@ from gateway.admin import (
     recurrence_limits,
 )
 from gateway.api import create_api_app
+from gateway.core.freshness import BusyTimeFreshness, FreshnessGuard, FreshnessRules, WhenStale
 from gateway.core.mirror import MAIL
 from gateway.core.outbox import Backoff, Handler, OutboxWorker
 from gateway.core.service import INVITATION, BookingService
@@ -164,6 +166,8 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             app[GOOGLE_BRIDGE] = bridge
             handlers.update(bridge.outbox_handlers())
             loops.append(bridge.worker.run)
+            app[BOOKINGS].look_at_google_first(_freshness_guard(app, bridge.freshness))
+            stack.push_async_callback(bridge.freshness.close)
         google_path = bridge.invite_path if settings.google is not None else None
         handlers.update(_mail_handlers(app, google_path))
         outbox = OutboxWorker(
@@ -194,6 +198,25 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             yield
         finally:
             await app[BACKGROUND].stop()
+
+
+def _freshness_guard(app: web.Application, source: BusyTimeFreshness) -> FreshnessGuard | None:
+    """The fresh look at Google before a booking (``gateway.core.freshness``);
+    None with ``google.freshness_seconds: 0``."""
+    settings = app[SETTINGS]
+    google = settings.google
+    if google is None or google.freshness_seconds <= 0:
+        return None
+    rules = FreshnessRules(
+        max_age=timedelta(seconds=google.freshness_seconds),
+        deadline=timedelta(seconds=google.freshness_deadline),
+        when_stale={r.id: WhenStale(settings.when_stale(r.id)) for r in settings.resources},
+        default=WhenStale(google.when_stale),
+    )
+    bookings = app[BOOKINGS]
+    return FreshnessGuard(
+        app[REPOSITORY], source, rules, bookings.mirror_policy, lambda: datetime.now(UTC)
+    )
 
 
 def smtp_config(settings: Settings) -> SmtpConfig | None:
@@ -286,4 +309,11 @@ async def _metrics(request: web.Request) -> web.Response:
         )
     metrics = request.app[METRICS]
     metrics.outbox_pending.set(await request.app[REPOSITORY].pending_outbox())
+    if request.app[SETTINGS].google is not None:
+        now = datetime.now(UTC)
+        metrics.google_sync_age.clear()  # disconnected calendars have no age
+        for connection in await request.app[REPOSITORY].connections():
+            if connection.connected and connection.last_sync_at is not None:
+                age = (now - connection.last_sync_at).total_seconds()
+                metrics.google_sync_age.labels(connection.resource_id).set(age)
     return web.Response(body=metrics.render(), headers={"Content-Type": METRICS_CONTENT_TYPE})

@@ -389,6 +389,8 @@ class ApiTokenSettings(_Section):
 
 Direction = Literal["off", "to_google", "from_google", "two_way"]
 Details = Literal["full", "anonymous"]
+# What a booking does when Google cannot be asked in time (gateway.core.freshness).
+WhenStale = Literal["accept", "refuse"]
 SmtpSecurity = Literal["starttls", "tls", "none"]
 
 
@@ -487,6 +489,7 @@ class GoogleMirrorSettings(_Section):
 
     direction: Direction | None = None
     details: Details | None = None
+    when_stale: WhenStale | None = None
 
 
 class GoogleSettings(_Section):
@@ -520,6 +523,13 @@ class GoogleSettings(_Section):
     quota_pause: Annotated[Float, Field(gt=0)] = 3600.0
     request_timeout: Annotated[Float, Field(gt=0)] = 30.0
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    # Before a booking claims time on a resource that imports from Google,
+    # its calendar is synced first when the last sync is older than this
+    # many seconds (0: never), waiting at most freshness_deadline seconds;
+    # if Google cannot be asked in time, when_stale decides.
+    freshness_seconds: Annotated[Float, Field(ge=0)] = 30.0
+    freshness_deadline: Annotated[Float, Field(gt=0, le=60)] = 2.0
+    when_stale: WhenStale = "accept"
 
     @field_validator("token_keys", mode="before")
     @classmethod
@@ -667,6 +677,16 @@ class Settings(_Section):
             return "off", "full"
         own = resource.google or GoogleMirrorSettings()
         return own.direction or self.google.direction, own.details or self.google.details
+
+    def when_stale(self, resource_id: str) -> WhenStale:
+        """What a booking of the resource does when its busy time from Google
+        cannot be brought up to date: its own choice, else the google
+        section's ("accept" without Google, where nothing is imported)."""
+        resource = self.resource(resource_id)
+        if self.google is None or resource is None:
+            return "accept"
+        own = resource.google.when_stale if resource.google is not None else None
+        return own or self.google.when_stale
 
     def resource(self, resource_id: str) -> ResourceSettings | None:
         """The resource with this id, or None."""

@@ -17,6 +17,7 @@ from gateway.settings import GoogleSettings
 
 from .channels import ChannelKeeper
 from .client import GoogleCalendar, OAuthClient, RetryPolicy
+from .freshness import WorkerFreshness
 from .invites import GoogleInvitePath
 from .push import GooglePusher
 from .sync import CalendarSync, Horizon
@@ -45,6 +46,7 @@ class GoogleBridge:
     worker: SyncWorker
     session: aiohttp.ClientSession
     invite_path: GoogleInvitePath
+    freshness: WorkerFreshness
 
     @property
     def redirect_uri(self) -> str:
@@ -137,4 +139,5 @@ def build_bridge(
         worker=worker,
         session=session,
         invite_path=GoogleInvitePath(repository, admin),
+        freshness=WorkerFreshness(worker),
     )

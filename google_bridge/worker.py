@@ -7,6 +7,10 @@ watch channel is opened or renewed. Failures are sorted: a refused refresh
 token marks the resource "warning: reconnect needed" (and waits for the
 person), the daily quota pauses it, anything passing is retried at the next
 round. One resource's trouble never stops the others.
+
+A booking that needs a fresh look at Google (``gateway.core.freshness``)
+asks for ``sync_unless_fresh``: the same sync, run at once, unless one
+finished within the freshness meanwhile.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from gateway.core.freshness import Look, LookOutcome
 from gateway.core.imports import StaleImport
 from gateway.core.mirror import Connection, ConnectionStatus, Direction, LogKind, WarningReason
 from gateway.core.mirror_admin import MirrorAdmin
@@ -35,6 +40,8 @@ from .sync import CalendarSync, SyncOutcome
 from .tokens import TokenKeyMismatch
 
 log = logging.getLogger("calgateway.google")
+
+_RECONNECT = "the Google calendar needs to be connected again (reconnect needed)"
 
 
 class SyncWorker:
@@ -114,24 +121,49 @@ class SyncWorker:
         """Sync one resource now (after a sync of it that is under way)."""
         return await self._one(resource_id)
 
+    async def sync_unless_fresh(self, resource_id: str, within: timedelta) -> Look:
+        """For a booking (``gateway.core.freshness``): sync the resource now,
+        unless a sync finished less than ``within`` ago (one that ran while
+        this waited for the resource's lock counts). Takes no concurrency
+        slot: a booking is waiting, and routine syncs of other calendars
+        (a first import of thousands of events) must not hold it up; bookings
+        of one resource share one call of this (``google_bridge.freshness``)."""
+        async with self._lock(resource_id):
+            connection = await self._repo.get_connection(resource_id)
+            if connection is not None and connection.last_sync_at is not None:
+                age = self._clock() - connection.last_sync_at
+                if timedelta(0) <= age <= within:
+                    return Look(LookOutcome.SYNCED)
+            result = await self._attempt(resource_id, connection)
+        if isinstance(result, str):
+            return Look(LookOutcome.FAILED, result)
+        return Look(LookOutcome.SYNCED)
+
     async def _one(self, resource_id: str) -> SyncOutcome | None:
         async with self._lock(resource_id), self._slots:
             # Read again under the lock: a sync that just ran moved the token.
             connection = await self._repo.get_connection(resource_id)
-            now = self._clock()
-            self._last_try[resource_id] = now
-            if connection is None or not connection.connected:
-                return None
-            if connection.warning is WarningReason.RECONNECT:
-                return None  # only the person can fix it; the log says so
-            if connection.paused_until is not None and connection.paused_until > now:
-                return None
-            try:
-                return await self._sync_one(connection)
-            finally:
-                async with self._finished_changed:
-                    self._finished[resource_id] = self.finished(resource_id) + 1
-                    self._finished_changed.notify_all()
+            result = await self._attempt(resource_id, connection)
+        return None if isinstance(result, str) else result
+
+    async def _attempt(self, resource_id: str, connection: Connection | None) -> SyncOutcome | str:
+        """One sync of a resource, under its lock: its outcome, or why there
+        was none (a sentence)."""
+        now = self._clock()
+        self._last_try[resource_id] = now
+        if connection is None or not connection.connected:
+            return "the Google calendar is not connected"
+        if connection.warning is WarningReason.RECONNECT:
+            # Only the person can fix it; the log says so.
+            return _RECONNECT
+        if connection.paused_until is not None and connection.paused_until > now:
+            return f"Google calls are paused until {connection.paused_until:%Y-%m-%d %H:%M} UTC"
+        try:
+            return await self._sync_one(connection)
+        finally:
+            async with self._finished_changed:
+                self._finished[resource_id] = self.finished(resource_id) + 1
+                self._finished_changed.notify_all()
 
     async def _open_channel(self, connection: Connection) -> Connection:
         """Push notifications are a speed-up: if Google will not open a
@@ -180,7 +212,7 @@ class SyncWorker:
             f"gateway asks Google again in {hours} hours.",
         )
 
-    async def _sync_one(self, connection: Connection) -> SyncOutcome | None:
+    async def _sync_one(self, connection: Connection) -> SyncOutcome | str:
         resource_id = connection.resource_id
         if self._channels is not None:
             connection = await self._open_channel(connection)
@@ -188,23 +220,23 @@ class SyncWorker:
             outcome = await self._sync.run(connection)
         except (ReconnectNeeded, TokenKeyMismatch) as exc:
             await self._admin.warn(resource_id, WarningReason.RECONNECT, str(exc))
-            return None
+            return _RECONNECT
         except QuotaExceeded as exc:
             until = self._clock() + self._quota_pause
             await self._admin.warn(resource_id, WarningReason.QUOTA, str(exc), until)
-            return None
+            return "Google's daily quota is used up"
         except CalendarGone as exc:
             await self._admin.warn(resource_id, WarningReason.CALENDAR_GONE, str(exc))
-            return None
+            return "the Google calendar is gone"
         except StaleImport:
             self.request_sync(resource_id)  # reconnected meanwhile: sync the new one
-            return None
+            return "the Google calendar was connected again meanwhile"
         except (GoogleUnavailable, GoogleRequestError, GoogleError) as exc:
             log.warning(
                 "google sync failed, retrying later",
                 extra={"resource": resource_id, "error": str(exc)},
             )
-            return None
+            return "Google could not be reached"
         if connection.warning in (WarningReason.QUOTA, WarningReason.CALENDAR_GONE):
             await self._admin.clear_warning(resource_id, connection.warning)
         if connection.status is ConnectionStatus.IMPORTING:

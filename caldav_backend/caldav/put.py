@@ -9,6 +9,7 @@ from caldav_backend.dav.conditions import precondition_from
 from caldav_backend.dav.errors import DavError
 from gateway.core.errors import (
     BookingConflict,
+    BusyTimeUnverified,
     ExpansionLimit,
     ImportedObject,
     InvalidCalendarData,
@@ -91,6 +92,17 @@ async def put_object(request: web.Request, ctx: DavContext, target: Target) -> w
         ) from None
     except BookingConflict as error:
         raise DavError(409, _conflict_message(error), gw("no-double-booking")) from None
+    except BusyTimeUnverified as error:
+        # Not a rule the object breaks: the busy time it must be checked
+        # against could not be brought up to date from Google now (the
+        # resource's when_stale is refuse). RFC 9110 15.6.4: temporary, with
+        # Retry-After; nothing was stored.
+        raise DavError(
+            503,
+            error.message,
+            gw("busy-time-current"),
+            headers={"Retry-After": str(error.retry_after)},
+        ) from None
     except ImportedObject as error:
         # RFC 4918 9.7.2 lets a server refuse a PUT it will not perform (403).
         raise DavError(403, str(error), gw("imported-from-google")) from None

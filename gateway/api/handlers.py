@@ -297,9 +297,12 @@ async def google_disconnect(request: web.Request) -> web.Response:
 async def sync_status(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
     states = await request.config_dict[MIRROR_ADMIN].statuses()
+    now = datetime.now(UTC)
     return _json(
         SyncStatusList(
-            resources=[SyncStatusOut.of(s) for s in states if principal.can_read(s.resource_id)]
+            resources=[
+                SyncStatusOut.of(s, now) for s in states if principal.can_read(s.resource_id)
+            ]
         )
     )
 

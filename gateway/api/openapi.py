@@ -88,6 +88,11 @@ _WINDOW_PROBLEM = (
 _BOOKING_ID = _param("booking_id", "path", "Booking id")
 _RESOURCE_ID = _param("resource_id", "path", "Resource id", schema=_RESOURCE_ID_SCHEMA)
 _COMMON_ERRORS = {"401": _problem("No or wrong credentials")}
+# gateway.core.freshness: a resource whose when_stale is refuse.
+_STALE_BUSY_TIME = (
+    "The resource's busy time from Google is older than google.freshness_seconds and Google "
+    "could not be asked in time; nothing was saved (Retry-After)"
+)
 # What any request with a JSON body may be refused with before its meaning is read.
 _BODY_ERRORS = {
     "400": _problem(
@@ -291,6 +296,7 @@ def build_openapi() -> dict[str, Any]:
                     **_BODY_ERRORS,
                     "403": _problem("Read-only access"),
                     "409": _problem("The time overlaps a booking or busy block"),
+                    "503": _problem(_STALE_BUSY_TIME),
                     **_COMMON_ERRORS,
                 },
             },
@@ -315,6 +321,7 @@ def build_openapi() -> dict[str, Any]:
                     "403": _problem("Read-only access, or a busy block imported from Google"),
                     "404": _problem("Unknown booking"),
                     "409": _problem("The new time overlaps a booking or busy block"),
+                    "503": _problem(_STALE_BUSY_TIME),
                     **_COMMON_ERRORS,
                 },
             },

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from gateway.core.errors import (
     BookingConflict,
+    BusyTimeUnverified,
     ExpansionLimit,
     IdempotencyKeyReused,
     ImportedObject,
@@ -130,6 +131,13 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         # space is freed (RFC 9110 15.6.4: Retry-After says when to come back).
         return _respond(
             Problem(title="Storage full", status=503, detail=exc.message),
+            {"Retry-After": str(exc.retry_after)},
+        )
+    except BusyTimeUnverified as exc:
+        # The resource's busy time from Google could not be brought up to
+        # date and its when_stale is refuse: temporary (RFC 9110 15.6.4).
+        return _respond(
+            Problem(title="Busy time from Google not current", status=503, detail=exc.message),
             {"Retry-After": str(exc.retry_after)},
         )
     except ExpansionLimit as exc:

@@ -308,10 +308,15 @@ class SyncStatusOut(BaseModel):
     imported: int = Field(description="Events seen by the running or last full import")
     warning: SyncWarningOut | None = Field(description="Why the connection is stuck, if it is")
     last_sync: datetime | None
+    last_sync_age_seconds: float | None = Field(
+        description="Seconds since the last successful sync of the Google calendar "
+        "(null: never synced); bookings look at Google first when it exceeds "
+        "google.freshness_seconds"
+    )
     connected_at: datetime | None
 
     @classmethod
-    def of(cls, state: ResourceStatus) -> SyncStatusOut:
+    def of(cls, state: ResourceStatus, now: datetime) -> SyncStatusOut:
         c = state.connection
         warning = None
         if c.warning is not None:
@@ -331,6 +336,9 @@ class SyncStatusOut(BaseModel):
             imported=c.imported,
             warning=warning,
             last_sync=_utc(c.last_sync_at),
+            last_sync_age_seconds=(
+                None if c.last_sync_at is None else round((now - c.last_sync_at).total_seconds(), 3)
+            ),
             connected_at=_utc(c.connected_at),
         )
 

@@ -146,3 +146,17 @@ class StorageFull(GatewayError):
         super().__init__(message)
         self.detail = detail
         self.message = message
+
+
+class BusyTimeUnverified(GatewayError):
+    """A booking was not decided: its resource imports busy time from Google,
+    that busy time is older than ``google.freshness_seconds``, Google could
+    not be asked in time, and the resource's ``when_stale`` is ``refuse``
+    (``gateway.core.freshness``). Nothing was written. Front ends answer 503
+    with ``Retry-After`` (RFC 9110 15.6.4): the condition is temporary."""
+
+    def __init__(self, resource_id: str, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.resource_id = resource_id
+        self.message = message
+        self.retry_after = retry_after

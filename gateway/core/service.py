@@ -47,6 +47,7 @@ from .errors import (
     PreconditionFailed,
     UidConflict,
 )
+from .freshness import FreshnessGuard, StaleRisk, claims_new_time
 from .imports import ImportApplier
 from .invitations import ItipReply, ReplyOutcome, reply_applies, same_address
 from .mirror import (
@@ -125,6 +126,20 @@ class BookingService:
         self._clock = clock
         self._new_id = new_id
         self._changed: list[Callable[[], None]] = []
+        self._freshness: FreshnessGuard | None = None
+
+    def look_at_google_first(self, guard: FreshnessGuard | None) -> None:
+        """Before a booking claims time on a resource that imports from
+        Google, bring its busy time up to date (``gateway.core.freshness``).
+        None (no Google section, ``freshness_seconds: 0``): never."""
+        self._freshness = guard
+
+    async def _fresh_look(self, resource_id: str) -> StaleRisk | None:
+        """Before the transaction: nothing is written when the booking is
+        refused (``BusyTimeUnverified``), and no write lock waits on Google."""
+        if self._freshness is None:
+            return None
+        return await self._freshness.ensure(resource_id)
 
     def on_change(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` after every committed change that queued side
@@ -187,6 +202,7 @@ class BookingService:
         span = _checked_span(draft.start, draft.end)
         _check_title(draft.title)
         fingerprint = draft.fingerprint()
+        risk = await self._fresh_look(resource.id)
         async with self._repo.transaction() as tx:
             if idempotency_key is not None:
                 earlier = await tx.idempotency(idempotency_key)
@@ -221,11 +237,19 @@ class BookingService:
                 )
             await self._notify(tx, booking, "created")
             await self._push(tx, booking)
+            if risk is not None:
+                await tx.log(risk.log_entry(booking.id, now))
         self._committed()
+        if risk is not None:
+            risk.warn(booking.id)
         return booking
 
     async def reschedule(self, booking_id: str, changes: BookingChanges) -> Booking:
         """Move and/or edit a booking; SEQUENCE grows on every real change."""
+        risk = None
+        current = await self._repo.get_by_id(booking_id)
+        if current is not None and _moves(current.booking, changes):
+            risk = await self._fresh_look(current.resource_id)
         async with self._repo.transaction() as tx:
             previous = await _existing(tx, booking_id)
             old = previous.booking
@@ -270,7 +294,11 @@ class BookingService:
             await self._save(tx, updated, resource, previous=previous)
             await self._notify(tx, updated, "rescheduled" if changes.moves_time else "updated")
             await self._push(tx, updated)
+            if risk is not None:
+                await tx.log(risk.log_entry(updated.id, updated.updated))
         self._committed()
+        if risk is not None:
+            risk.warn(updated.id)
         return updated
 
     async def cancel(self, booking_id: str) -> Booking:
@@ -310,12 +338,21 @@ class BookingService:
         # Off the event loop: a bounded series is expanded whole (up to
         # limits.expansion_seconds).
         parsed = await asyncio.to_thread(self._codec.parse, ics, resource.timezone)
+        risk = None
+        if self._freshness is not None:
+            current = await self._repo.get_by_href(resource_id, href)
+            if claims_new_time(parsed, current, ics):
+                risk = await self._fresh_look(resource_id)
         async with self._repo.transaction() as tx:
             previous = await tx.get_by_href(resource_id, href)
             if not condition.holds(previous.etag if previous else None):
                 raise PreconditionFailed(_precondition_message(href, previous))
-            obj, _ = await self._store_object(tx, resource, href, ics, parsed, previous)
+            obj, written = await self._store_object(tx, resource, href, ics, parsed, previous)
+            if risk is not None and written:
+                await tx.log(risk.log_entry(obj.booking.id, obj.booking.updated))
         self._committed()
+        if risk is not None and written:
+            risk.warn(obj.booking.id)
         return obj, previous is None
 
     async def _store_object(
@@ -799,6 +836,14 @@ def _precondition_message(href: str, current: CalendarObject | None) -> str:
 
 def _span_of(booking: Booking) -> TimeSpan:
     return TimeSpan(booking.start, booking.end).in_utc()
+
+
+def _moves(booking: Booking, changes: BookingChanges) -> bool:
+    """Whether a reschedule claims time the booking did not hold."""
+    if not booking.blocks_time:
+        return False
+    start, end = changes.start or booking.start, changes.end or booking.end
+    return start != booking.start or end != booking.end
 
 
 def _pick(new: str | None, old: str) -> str:

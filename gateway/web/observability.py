@@ -165,6 +165,15 @@ class Metrics:
             "Heavy requests waiting for a turn now",
             registry=self.registry,
         )
+        # gateway.core.freshness: bookings look at Google first past
+        # google.freshness_seconds. Only connected calendars synced at least
+        # once have a value.
+        self.google_sync_age = Gauge(
+            "calgateway_google_sync_age_seconds",
+            "Seconds since the last successful sync of each resource's Google calendar",
+            ["resource"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -133,6 +133,7 @@ async def test_invite_gives_a_working_connect_link_and_marks_the_resource_invite
         "imported": 0,
         "warning": None,
         "last_sync": None,
+        "last_sync_age_seconds": None,
         "connected_at": None,
     }
 

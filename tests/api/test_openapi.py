@@ -77,6 +77,7 @@ async def test_openapi_documents_the_google_admin_endpoints(client: Client) -> N
         "imported",
         "warning",
         "last_sync",
+        "last_sync_age_seconds",
         "connected_at",
     }
     assert schemas["ConnectionStatus"]["enum"] == [

@@ -92,14 +92,15 @@ def settings_yaml(
     extra: str = "",
     resources: str = RESOURCES,
     google: str = "",
+    server: str = "",
 ) -> str:
-    """``google`` adds lines to the google section (two-space indented)."""
+    """``google`` and ``server`` add lines to their sections (two-space indented)."""
     return f"""\
 server:
   host: {LOOPBACK}
   port: {port}
   base_url: http://{LOOPBACK}:{port}
-storage:
+{server}storage:
   url: sqlite:///{db_path}
 defaults:
   timezone: Europe/Berlin
@@ -282,6 +283,7 @@ async def running_gateway(
     port: int | None = None,
     resources: str = RESOURCES,
     google: str = "",
+    server: str = "",
 ) -> AsyncIterator[Gateway]:
     """Start the gateway; a second call with the same ``tmp_path`` (and key)
     starts it again on the same database, like a restart after a crash."""
@@ -299,6 +301,7 @@ async def running_gateway(
             extra=extra,
             resources=resources,
             google=google,
+            server=server,
         ),
         encoding="utf-8",
     )
