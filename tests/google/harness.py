@@ -306,12 +306,12 @@ async def running_gateway(
         encoding="utf-8",
     )
     settings = load_settings(config)
-    server = TestServer(create_app(settings), host=LOOPBACK, port=port)
-    await server.start_server()
+    served = TestServer(create_app(settings), host=LOOPBACK, port=port)
+    await served.start_server()
     jar = aiohttp.CookieJar(unsafe=True)  # cookies for 127.0.0.1, like a browser
     http = aiohttp.ClientSession(cookie_jar=jar, timeout=aiohttp.ClientTimeout(total=30))
     try:
-        yield Gateway(fake, recorder, config, port, settings, server, http)
+        yield Gateway(fake, recorder, config, port, settings, served, http)
     finally:
         await http.close()
-        await server.close()
+        await served.close()
