@@ -1,9 +1,21 @@
-"""Planning one page of Google changes before anything is written.
+"""The mirror's decisions, made before anything is written, in both
+directions.
 
-Like vdirsyncer's sync, deciding is kept apart from doing: ``plan_page``
-looks at a page of ``events.list`` and the saved links and returns what to
-change (busy blocks to write or remove, series to expand, our own events to
-write back) without any I/O, so every rule here is testable on plain data.
+Like vdirsyncer's sync, deciding is kept apart from doing, and every rule
+here is pure (no I/O, no clock reads), testable on plain data:
+
+* ``plan_page`` (Google -> gateway) looks at a page of ``events.list`` and
+  the saved links and returns what to change: busy blocks to write or
+  remove, series to expand, our own events to write back, answers to record;
+  ``vanished`` turns what a complete listing left out into the same input;
+* ``plan_push`` (gateway -> Google) says what bringing one booking's event
+  in line takes: nothing, write this body, or delete;
+* ``own_booking_id`` is the one rule of which events are the gateway's own.
+
+The runners (``sync``, ``push``) only execute plans, and recover from
+transport answers (409 on a retried insert, 404, 412) as Google documents.
+Merging the two directions into one reconcile over the saved status of
+both sides is the next step (issue 18).
 
 Rules:
 
@@ -26,19 +38,31 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from gateway.core.mirror import (
     AttendeeResponse,
     BusyBlock,
+    Details,
     EventLink,
+    InvitePath,
     LinkKind,
     LogKind,
+    MirrorPolicy,
     SyncLogEntry,
 )
-from gateway.core.model import Booking, BookingStatus
+from gateway.core.model import Booking, BookingStatus, Origin
 
-from .mapping import booking_id_in, busy_block, responses, same_content
+from .mapping import (
+    booking_id_in,
+    busy_block,
+    digest,
+    event_body,
+    responses,
+    same_content,
+    without_guests,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +88,61 @@ class PagePlan:
     notes: list[SyncLogEntry] = field(default_factory=list)
     echo_etags: list[tuple[str, str]] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
+
+
+def own_booking_id(event: Mapping[str, Any], links: Mapping[str, EventLink]) -> str | None:
+    """The booking id of an event the gateway wrote: the one rule of what is
+    "our own event". It is in the event's private extended properties, or,
+    for a deleted event that comes back stripped of them, in our link."""
+    booking_id = booking_id_in(event)
+    link = links.get(str(event.get("id", "")))
+    if booking_id is None and link is not None and link.kind is LinkKind.PUSHED:
+        return link.booking_id
+    return booking_id
+
+
+class PushKind(StrEnum):
+    NOTHING = "nothing"  # Google has exactly this already, or nothing is ours
+    WRITE = "write"  # insert or update the event to ``body``
+    DELETE = "delete"  # remove the event the gateway wrote
+
+
+@dataclass(frozen=True, slots=True)
+class PushPlan:
+    kind: PushKind
+    body: Mapping[str, Any] | None = None
+    digest: str = ""
+    details: Details | None = None
+    # google_import: bring the guests' imported copies in line as well.
+    copy_to_guests: bool = False
+
+
+def plan_push(
+    booking: Booking | None,
+    link: EventLink | None,
+    policy: MirrorPolicy,
+    *,
+    recurrence: Sequence[str] = (),
+    guests_with_copies: frozenset[str] = frozenset(),
+    force: bool = False,
+) -> PushPlan:
+    """What bringing a booking's Google event in line with the booking as
+    it is now takes (pure; the pusher only executes it). ``booking`` None:
+    deleted in the gateway. ``force``: write even if our last write looks
+    current (it was changed in Google). Guests with an imported copy are not
+    listed on the event (Google would put it in their calendar twice)."""
+    copies = booking is not None and policy.invitations is InvitePath.GOOGLE_IMPORT
+    if booking is not None and booking.origin is Origin.GOOGLE:
+        return PushPlan(PushKind.NOTHING)  # an imported busy block: it came from Google
+    if booking is None or booking.status is BookingStatus.CANCELLED:
+        ours = link is not None and link.kind is LinkKind.PUSHED
+        return PushPlan(PushKind.DELETE if ours else PushKind.NOTHING, copy_to_guests=copies)
+    details = link.details if link is not None else policy.details
+    body = without_guests(event_body(booking, details, recurrence), set(guests_with_copies))
+    written = digest(body)
+    if link is not None and link.digest == written and not force:
+        return PushPlan(PushKind.NOTHING, copy_to_guests=copies)
+    return PushPlan(PushKind.WRITE, body, written, details, copy_to_guests=copies)
 
 
 def vanished(links: Mapping[str, EventLink], listed: set[str]) -> list[dict[str, Any]]:
@@ -101,10 +180,7 @@ def plan_page(
             continue
         plan.seen.add(event_id)
         link = links.get(event_id)
-        booking_id = booking_id_in(event)
-        if booking_id is None and link is not None and link.kind is LinkKind.PUSHED:
-            # Ours; a deleted event comes back stripped of its properties.
-            booking_id = link.booking_id
+        booking_id = own_booking_id(event, links)
         mine = own.get(booking_id) if booking_id is not None else None
         if booking_id is not None and not (mine is not None and mine.foreign):
             _plan_own(plan, event, booking_id, mine, link, resource_id, now)

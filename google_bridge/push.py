@@ -1,4 +1,4 @@
-"""Gateway -> Google: the outbox handlers.
+"""Gateway -> Google: the outbox handlers, executing ``plan.plan_push``.
 
 A push brings one booking's Google event in line with the booking as it is
 *now* (not as it was when queued), so pushes may repeat or arrive out of
@@ -33,13 +33,14 @@ from gateway.core.mirror import (
     google_event_id,
 )
 from gateway.core.mirror_admin import MirrorAdmin
-from gateway.core.model import Booking, BookingStatus, CalendarObject, Origin, OutboxItem
+from gateway.core.model import Booking, CalendarObject, OutboxItem
 from gateway.core.outbox import Deferred
 from gateway.core.ports import CalendarCodec, MirrorRepository
 
 from .client import DuplicateEvent, EtagMismatch, EventMissing, GoogleCalendar
 from .errors import CalendarGone, GoogleUnavailable, QuotaExceeded, ReconnectNeeded
-from .mapping import copy_body, digest, event_body, keep_answers, without_guests
+from .mapping import copy_body, keep_answers
+from .plan import PushKind, plan_push
 from .tokens import TokenKeyMismatch, TokenVault
 
 log = logging.getLogger("calgateway.google")
@@ -111,33 +112,37 @@ class GooglePusher:
             await self._admin.clear_warning(connection.resource_id, WarningReason.QUOTA)
 
     async def _push(self, connection: Connection, booking_id: str, force: bool) -> None:
+        """Execute ``plan_push`` for the booking as it is now."""
         resource_id = connection.resource_id
         refresh = self._vault.open(connection.refresh_token)
         event_id = google_event_id(booking_id)
         link = await self._repo.get_link(resource_id, event_id)
         obj = await self._repo.get_by_id(booking_id)
-        if obj is not None and obj.booking.origin is Origin.GOOGLE:
-            return  # an imported busy block: it came from Google
+        booking = obj.booking if obj is not None else None
         policy = self._admin.policy(resource_id)
+        copied = (
+            frozenset(await guests_with_copies(self._repo, policy, booking))
+            if booking is not None
+            else frozenset()
+        )
+        plan = plan_push(
+            booking,
+            link,
+            policy,
+            recurrence=self._codec.recurrence(obj) if obj is not None else (),
+            guests_with_copies=copied,
+            force=force,
+        )
+        if plan.copy_to_guests and booking is not None:
+            await self._copy_to_guests(booking)
         # Google e-mails the guests itself when the resource invites that way.
         updates = "all" if policy.guests_in_google else "none"
-        if obj is None or obj.booking.status is BookingStatus.CANCELLED:
-            await self._delete(connection, refresh, event_id, booking_id, link, updates)
-            if obj is not None and policy.invitations is InvitePath.GOOGLE_IMPORT:
-                await self._copy_to_guests(obj.booking)
+        if plan.kind is PushKind.DELETE:
+            await self._delete(connection, refresh, event_id, booking_id, updates)
             return
-        details = link.details if link else policy.details
-        body = event_body(obj.booking, details, self._codec.recurrence(obj))
-        if policy.invitations is InvitePath.GOOGLE_IMPORT:
-            await self._copy_to_guests(obj.booking)
-        # Google puts an event into the calendar of every guest it lists
-        # (Calendar API "Event propagation"): a guest who has an imported copy
-        # must not be listed too, or they would see it twice.
-        body = without_guests(body, await guests_with_copies(self._repo, policy, obj.booking))
-        written = digest(body)
-        if link is not None and link.digest == written and not force:
-            return  # Google already has exactly this
-        event = await self._write(connection, refresh, event_id, body, link, force, updates)
+        if plan.kind is PushKind.NOTHING or obj is None or plan.body is None:
+            return
+        event = await self._write(connection, refresh, event_id, plan.body, link, force, updates)
         async with self._repo.transaction() as tx:
             await tx.save_link(
                 EventLink(
@@ -146,8 +151,8 @@ class GooglePusher:
                     kind=LinkKind.PUSHED,
                     booking_id=booking_id,
                     etag=str(event.get("etag", "")),
-                    details=details,
-                    digest=written,
+                    details=plan.details or policy.details,
+                    digest=plan.digest,
                 )
             )
             await tx.log(_mirrored(resource_id, obj, "written to Google", event_id, self._clock()))
@@ -239,11 +244,8 @@ class GooglePusher:
         refresh: str,
         event_id: str,
         booking_id: str,
-        link: EventLink | None,
         updates: str,
     ) -> None:
-        if link is None or link.kind is not LinkKind.PUSHED:
-            return  # never written to Google (or not by us)
         with contextlib.suppress(EventMissing):  # 404/410: already gone, as wanted
             await self._google.delete_event(
                 refresh, connection.calendar_id, event_id, send_updates=updates

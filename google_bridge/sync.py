@@ -38,8 +38,8 @@ from gateway.core.service import BookingService
 
 from .client import GoogleCalendar
 from .errors import SyncTokenExpired
-from .mapping import booking_id_in, busy_block, event_body, without_guests
-from .plan import OwnEvent, PagePlan, plan_page, vanished
+from .mapping import busy_block, event_body, without_guests
+from .plan import OwnEvent, PagePlan, own_booking_id, plan_page, vanished
 from .push import guests_with_copies
 from .tokens import TokenVault
 
@@ -256,12 +256,4 @@ class CalendarSync:
 
 
 def _own_ids(items: list[dict[str, Any]], links: Mapping[str, EventLink]) -> set[str]:
-    found: set[str] = set()
-    for event in items:
-        booking_id = booking_id_in(event)
-        link = links.get(str(event.get("id", "")))
-        if booking_id is None and link is not None and link.kind is LinkKind.PUSHED:
-            booking_id = link.booking_id
-        if booking_id:
-            found.add(booking_id)
-    return found
+    return {b for b in (own_booking_id(event, links) for event in items) if b is not None}

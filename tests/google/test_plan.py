@@ -18,12 +18,15 @@ from gateway.core.mirror import (
     AttendeeResponse,
     BusyBlock,
     Details,
+    Direction,
     EventLink,
+    InvitePath,
     LinkKind,
     LogKind,
+    MirrorPolicy,
     google_event_id,
 )
-from gateway.core.model import Attendee, Booking, BookingStatus, PartStat, TimeSpan
+from gateway.core.model import Attendee, Booking, BookingStatus, Origin, PartStat, TimeSpan
 from google_bridge.mapping import (
     BOOKING_KEY,
     RESOURCE_KEY,
@@ -34,7 +37,15 @@ from google_bridge.mapping import (
     responses,
     same_content,
 )
-from google_bridge.plan import OwnEvent, PagePlan, plan_page, vanished
+from google_bridge.plan import (
+    OwnEvent,
+    PagePlan,
+    PushKind,
+    own_booking_id,
+    plan_page,
+    plan_push,
+    vanished,
+)
 
 RES = "anna"
 ZONE = "Europe/Berlin"
@@ -901,3 +912,125 @@ def test_an_event_another_resource_wrote_is_busy_time_like_any_other() -> None:
     # Deleted in the gateway instead (its push is queued): left alone.
     deleted = plan([theirs], own={"other-booking": OwnEvent(None, None)})
     assert deleted.upserts == [] and deleted.repush == []
+
+
+# -- gateway -> Google: plan_push -------------------------------------------------
+
+TWO_WAY = MirrorPolicy(Direction.TWO_WAY, Details.FULL)
+IMPORT_COPIES = MirrorPolicy(Direction.TWO_WAY, Details.FULL, InvitePath.GOOGLE_IMPORT)
+
+
+def written_link(b: Booking, details: Details = Details.FULL) -> EventLink:
+    """The link after our last write of ``b``."""
+    return replace(pushed_link(b.id, details), digest=digest(event_body(b, details)))
+
+
+@pytest.mark.parametrize(
+    ("case", "the_booking", "link", "policy", "force", "kind"),
+    [
+        ("new booking", booking(), None, TWO_WAY, False, PushKind.WRITE),
+        (
+            "unchanged since our write",
+            booking(),
+            written_link(booking()),
+            TWO_WAY,
+            False,
+            PushKind.NOTHING,
+        ),
+        (
+            "changed here",
+            booking(title="Colour"),
+            written_link(booking()),
+            TWO_WAY,
+            False,
+            PushKind.WRITE,
+        ),
+        (
+            "changed in Google: forced",
+            booking(),
+            written_link(booking()),
+            TWO_WAY,
+            True,
+            PushKind.WRITE,
+        ),
+        (
+            "cancelled, was written",
+            booking(status=BookingStatus.CANCELLED),
+            written_link(booking()),
+            TWO_WAY,
+            False,
+            PushKind.DELETE,
+        ),
+        (
+            "cancelled, never written",
+            booking(status=BookingStatus.CANCELLED),
+            None,
+            TWO_WAY,
+            False,
+            PushKind.NOTHING,
+        ),
+        ("deleted, was written", None, written_link(booking()), TWO_WAY, False, PushKind.DELETE),
+        (
+            "deleted, an imported block's link",
+            None,
+            imported_link("x"),
+            TWO_WAY,
+            False,
+            PushKind.NOTHING,
+        ),
+        (
+            "a busy block from Google",
+            booking(origin=Origin.GOOGLE),
+            None,
+            TWO_WAY,
+            True,
+            PushKind.NOTHING,
+        ),
+    ],
+)
+def test_what_a_push_does(
+    case: str,
+    the_booking: Booking | None,
+    link: EventLink | None,
+    policy: MirrorPolicy,
+    force: bool,
+    kind: PushKind,
+) -> None:
+    plan = plan_push(the_booking, link, policy, force=force)
+    assert plan.kind is kind, case
+    if kind is PushKind.WRITE:
+        assert the_booking is not None and plan.body is not None
+        assert plan.digest == digest(plan.body)
+        assert plan.body["summary"] == the_booking.title
+
+
+def test_a_push_keeps_the_detail_level_the_event_was_first_written_with() -> None:
+    anonymous_link = written_link(booking(), Details.ANONYMOUS)
+    # A new title changes nothing an anonymous event shows.
+    assert plan_push(booking(title="Colour"), anonymous_link, TWO_WAY).kind is PushKind.NOTHING
+    later = booking().start + HOUR
+    plan = plan_push(booking(start=later, end=later + HOUR), anonymous_link, TWO_WAY)
+    assert plan.kind is PushKind.WRITE and plan.details is Details.ANONYMOUS
+    assert plan.body is not None and plan.body["summary"] == "Busy"
+
+
+def test_guests_with_an_imported_copy_are_not_listed_and_their_copies_follow() -> None:
+    b = booking(attendees=(Attendee("zoe@example.com"), Attendee("anna@x.org")))
+    plan = plan_push(b, None, IMPORT_COPIES, guests_with_copies=frozenset({"anna@x.org"}))
+    assert plan.body is not None and plan.copy_to_guests
+    assert [a["email"] for a in plan.body["attendees"]] == ["zoe@example.com"]
+    cancelled = plan_push(
+        replace(b, status=BookingStatus.CANCELLED), written_link(b), IMPORT_COPIES
+    )
+    assert cancelled.kind is PushKind.DELETE and cancelled.copy_to_guests
+    assert not plan_push(b, None, TWO_WAY).copy_to_guests
+
+
+def test_our_own_event_is_known_by_its_properties_or_by_our_link() -> None:
+    ours = pushed_link()
+    links = {ours.event_id: ours}
+    written = as_google_returns(event_body(booking(), Details.FULL))
+    assert own_booking_id(written, {}) == BOOKING_ID
+    # Deleted events come back stripped: our link still knows them.
+    assert own_booking_id(cancelled(ours.event_id), links) == BOOKING_ID
+    assert own_booking_id(gevent("someone-elses"), links) is None
