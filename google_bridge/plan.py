@@ -160,6 +160,24 @@ def vanished(links: Mapping[str, EventLink], listed: set[str]) -> list[dict[str,
     ]
 
 
+def unlisted(links: Mapping[str, EventLink], listed: set[str]) -> tuple[list[str], list[str]]:
+    """The busy blocks and series a complete listing no longer shows: (event
+    ids of single blocks, series ids) to remove. An instance goes with its
+    series (instances are not listed, their series is)."""
+    removals: list[str] = []
+    series: list[str] = []
+    for event_id, link in sorted(links.items()):
+        if link.kind is LinkKind.SERIES and event_id not in listed:
+            series.append(event_id)
+        elif (
+            link.kind is LinkKind.IMPORTED
+            and event_id not in listed
+            and link.series_id not in listed
+        ):
+            removals.append(event_id)
+    return removals, series
+
+
 def plan_page(
     items: Sequence[Mapping[str, Any]],
     *,
@@ -170,10 +188,17 @@ def plan_page(
     window_start: datetime,
     now: datetime,
     import_foreign: bool = True,
+    listed: set[str] | None = None,
 ) -> PagePlan:
     """``import_foreign`` False (direction to_google): only our own events
-    are looked at; the calendar's other events stay in Google."""
+    are looked at; the calendar's other events stay in Google. ``listed``:
+    on the last page of a full listing, every event id Google listed; what
+    the saved links know and Google no longer lists was deleted there while
+    the sync token was invalid (our own events: ``vanished``; busy blocks
+    and series: removed, ``unlisted``)."""
     plan = PagePlan()
+    if listed is not None:
+        items = [*items, *vanished(links, listed)]
     for event in items:
         event_id = str(event.get("id", ""))
         if not event_id:
@@ -228,6 +253,10 @@ def plan_page(
         if block.span.end < window_start and event_id not in links:
             continue  # long past: not worth a block
         plan.upserts.append(block)
+    if listed is not None:
+        removals, series_removals = unlisted(links, listed)
+        plan.removals += [e for e in removals if e not in plan.removals]
+        plan.series_removals += [e for e in series_removals if e not in plan.series_removals]
     return plan
 
 

@@ -132,7 +132,6 @@ class CalendarSync:
                 notes=tuple(plan.notes),
                 echo_etags=tuple(plan.echo_etags),
                 seen=frozenset(seen) if seen is not None else None,
-                complete=not next_page,
                 sync_token="" if next_page else str(answer.get("nextSyncToken") or ""),
                 imported=events,
             )
@@ -167,10 +166,9 @@ class CalendarSync:
         deleted in Google, ``vanished``)."""
         resource_id = connection.resource_id
         links = {link.event_id: link for link in await self._repo.links(resource_id)}
-        if listed is not None:
-            items = items + vanished(links, listed)
         own: dict[str, OwnEvent] = {}
-        for booking_id in _own_ids(items, links):
+        met = items if listed is None else [*items, *vanished(links, listed)]
+        for booking_id in _own_ids(met, links):
             obj = await self._repo.get_by_id(booking_id)
             if obj is None:
                 own[booking_id] = OwnEvent(None, None)
@@ -196,6 +194,7 @@ class CalendarSync:
             window_start=now - self._horizon.past,
             now=now,
             import_foreign=self._admin.policy(resource_id).direction.pulls,
+            listed=listed,
         )
 
     async def _expand(

@@ -86,8 +86,6 @@ class ImportApplier:
                 await tx.save_link(replace(link, etag=etag))
         for response in batch.responses:
             await self._respond(tx, response.booking_id, response.email, response.partstat)
-        if batch.complete and batch.seen is not None:
-            await self._forget_unseen(tx, batch.seen)
         for note in batch.notes:
             await tx.log(note)
         await tx.save_connection(self._advance(connection, batch))
@@ -217,18 +215,6 @@ class ImportApplier:
         for link in await tx.links(self._resource.id, LinkKind.IMPORTED, series_id):
             await self._remove(tx, link.event_id)
         await tx.delete_link(self._resource.id, series_id)
-
-    async def _forget_unseen(self, tx: MirrorTransaction, seen: frozenset[str]) -> None:
-        """After a full sync: events Google no longer lists are gone (they were
-        deleted while our sync token was invalid; RFC-like 410 recovery)."""
-        for link in await tx.links(self._resource.id):
-            if link.kind is LinkKind.PUSHED:
-                continue
-            if link.kind is LinkKind.SERIES:
-                if link.event_id not in seen:
-                    await self._remove_series(tx, link.event_id)
-            elif link.event_id not in seen and link.series_id not in seen:
-                await self._remove(tx, link.event_id)
 
     async def _respond(
         self, tx: MirrorTransaction, booking_id: str, email: str, partstat: str

@@ -232,9 +232,9 @@ class ImportBatch:
     """One page of Google changes, applied in one transaction.
 
     ``seen`` is set on the pages of a full sync: the ids of every event met so
-    far; the last page of a full sync (``complete``) removes imported blocks
-    whose event was not seen (they were deleted while the token was invalid).
-    ``sync_token`` is set on the last page only."""
+    far (what the last page leaves out was planned as removed there:
+    ``google_bridge.plan.unlisted``). ``sync_token`` is set on the last page
+    only."""
 
     resource_id: str
     upserts: tuple[BusyBlock, ...] = ()
@@ -246,7 +246,6 @@ class ImportBatch:
     notes: tuple[SyncLogEntry, ...] = ()
     echo_etags: tuple[tuple[str, str], ...] = ()  # (event id, etag) of our own writes
     seen: frozenset[str] | None = None
-    complete: bool = False
     sync_token: str = ""
     imported: int = 0
 

@@ -199,6 +199,7 @@ def plan(
     links: Iterable[EventLink] = (),
     own: Mapping[str, OwnEvent] | None = None,
     import_foreign: bool = True,
+    listed: set[str] | None = None,
 ) -> PagePlan:
     return plan_page(
         list(items),
@@ -209,6 +210,7 @@ def plan(
         window_start=WINDOW_START,
         now=NOW,
         import_foreign=import_foreign,
+        listed=listed,
     )
 
 
@@ -1107,3 +1109,27 @@ def test_replaying_the_plans_converges(
             synced = plan([event], links=[link], own={version.id: OwnEvent(version, body)})
             assert (synced.repush, synced.notes, synced.upserts) == ([], [], [])
             assert synced.responses == []
+
+
+def test_a_complete_listing_removes_what_google_no_longer_has_in_the_plan() -> None:
+    """The last page of a full listing decides what vanished, in the plan
+    (nothing is decided again when it is applied)."""
+    b = booking()
+    ours = pushed_link()
+    links = [
+        ours,
+        imported_link("gone1"),
+        imported_link("kept1"),
+        series_link("series-gone", '"s-1"'),
+        series_link("series-kept", '"s-2"'),
+        imported_link("series-kept_20260312", series_id="series-kept"),
+        imported_link("series-gone_20260312", series_id="series-gone"),
+    ]
+    listed = {"kept1", "series-kept"}
+    result = plan([gevent("kept1")], links=links, own=own_of(b), listed=listed)
+    assert sorted(result.removals) == ["gone1", "series-gone_20260312"]
+    assert result.series_removals == ["series-gone"]
+    assert result.repush == [b.id]  # our own event vanished: written back
+    # The same page of a delta (no listing) removes nothing it did not see.
+    delta = plan([gevent("kept1")], links=links, own=own_of(b))
+    assert (delta.removals, delta.series_removals, delta.repush) == ([], [], [])
