@@ -105,7 +105,7 @@ def build_bridge(
         past=timedelta(days=settings.import_past_days),
         future=timedelta(days=settings.import_horizon_days),
     )
-    sync = CalendarSync(repository, bookings, admin, google, vault, horizon, clock)
+    sync = CalendarSync(repository, bookings, admin, google, vault, horizon, clock, codec)
     channels = None
     if settings.push_notifications:
         channels = ChannelKeeper(

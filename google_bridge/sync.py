@@ -33,13 +33,13 @@ from gateway.core.mirror import (
     google_event_id,
 )
 from gateway.core.mirror_admin import MirrorAdmin
-from gateway.core.ports import MirrorRepository
+from gateway.core.ports import CalendarCodec, MirrorRepository
 from gateway.core.service import BookingService
 
 from .client import GoogleCalendar
 from .errors import SyncTokenExpired
-from .mapping import busy_block, event_body, without_guests
-from .plan import OwnEvent, PagePlan, own_booking_id, plan_page, vanished
+from .mapping import busy_block
+from .plan import OwnEvent, PagePlan, own_booking_id, plan_page, plan_push, vanished
 from .push import guests_with_copies
 from .tokens import TokenVault
 
@@ -72,6 +72,7 @@ class CalendarSync:
         vault: TokenVault,
         horizon: Horizon,
         clock: Callable[[], datetime],
+        codec: CalendarCodec,
     ) -> None:
         self._repo = repository
         self._bookings = bookings
@@ -80,6 +81,7 @@ class CalendarSync:
         self._vault = vault
         self._horizon = horizon
         self._clock = clock
+        self._codec = codec
 
     async def run(self, connection: Connection) -> SyncOutcome:
         """Fetch and apply every change since the stored sync token (or
@@ -176,14 +178,20 @@ class CalendarSync:
             if obj.resource_id != resource_id:
                 own[booking_id] = OwnEvent(None, None, foreign=True)
                 continue
-            link = links.get(google_event_id(booking_id))
+            # What we would write now, by the pusher's own rule (``plan_push``):
+            # a Google event still showing it is our write coming back.
             policy = self._admin.policy(resource_id)
-            details = link.details if link else policy.details
-            body = without_guests(
-                event_body(obj.booking, details),
-                await guests_with_copies(self._repo, policy, obj.booking),
+            would_write = plan_push(
+                obj.booking,
+                links.get(google_event_id(booking_id)),
+                policy,
+                recurrence=self._codec.recurrence(obj),
+                guests_with_copies=frozenset(
+                    await guests_with_copies(self._repo, policy, obj.booking)
+                ),
+                force=True,
             )
-            own[booking_id] = OwnEvent(obj.booking, body)
+            own[booking_id] = OwnEvent(obj.booking, would_write.body)
         now = self._clock()
         return plan_page(
             items,

@@ -38,7 +38,6 @@ from google_bridge.mapping import (
     keep_answers,
     responses,
     same_content,
-    without_guests,
 )
 from google_bridge.plan import (
     OwnEvent,
@@ -1103,9 +1102,9 @@ def test_replaying_the_plans_converges(
         again = plan_push(version, link, policy, guests_with_copies=guests)
         assert again.kind is PushKind.NOTHING
         if event is not None and link is not None:
-            # What the sync compares with (google_bridge.sync: the same
-            # rules, reached on its own path).
-            body = without_guests(event_body(version, link.details), set(guests))
+            # What the sync compares with: what it would write now
+            # (google_bridge.sync asks plan_push, force=True).
+            body = plan_push(version, link, policy, guests_with_copies=guests, force=True).body
             synced = plan([event], links=[link], own={version.id: OwnEvent(version, body)})
             assert (synced.repush, synced.notes, synced.upserts) == ([], [], [])
             assert synced.responses == []
