@@ -141,6 +141,15 @@ class BookingService:
             return None
         return await self._freshness.ensure(resource_id)
 
+    async def _made_before(self, idempotency_key: str | None) -> bool:
+        """Whether a create with this key was already done: its retry needs no
+        fresh look at Google (it answers as the first time, even when Google
+        is late). Asked only when there is a look to spare."""
+        if self._freshness is None or idempotency_key is None:
+            return False
+        async with self._repo.transaction() as tx:
+            return await tx.idempotency(idempotency_key) is not None
+
     def on_change(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` after every committed change that queued side
         effects (the outbox worker's wake-up)."""
@@ -202,7 +211,9 @@ class BookingService:
         span = _checked_span(draft.start, draft.end)
         _check_title(draft.title)
         fingerprint = draft.fingerprint()
-        risk = await self._fresh_look(resource.id)
+        risk = None
+        if not await self._made_before(idempotency_key):
+            risk = await self._fresh_look(resource.id)
         async with self._repo.transaction() as tx:
             if idempotency_key is not None:
                 earlier = await tx.idempotency(idempotency_key)

@@ -216,6 +216,24 @@ async def test_refuse_policy_answers_503_and_writes_nothing(gw: Gateway) -> None
     assert row_counts(gw.settings.storage.sqlite_path) == before
 
 
+async def test_a_retry_with_its_idempotency_key_gets_the_first_answer_not_a_503(
+    gw: Gateway,
+) -> None:
+    """A booking already made needs no fresh look: its retry (the same
+    Idempotency-Key) answers as the first time, even when Google is late."""
+    await gw.connect("room", ROOM)
+    headers = {"Authorization": f"Bearer {API_TOKEN}", "Idempotency-Key": "retry-7"}
+    body = booking_body("room", at(2, 9), at(2, 10))
+    async with gw.http.post(f"{gw.url}/api/v1/bookings", json=body, headers=headers) as made:
+        assert made.status == 201
+        first = await made.json()
+    await age_last_sync(gw, "room")
+    gw.fake.latency = 2.0
+    async with gw.http.post(f"{gw.url}/api/v1/bookings", json=body, headers=headers) as again:
+        assert again.status == 201, await again.text()
+        assert (await again.json())["id"] == first["id"]
+
+
 async def test_refuse_policy_refuses_while_google_needs_a_reconnect(gw: Gateway) -> None:
     await gw.connect("room", ROOM)
     await age_last_sync(gw, "room")
