@@ -1,0 +1,778 @@
+"""psycopg 3 implementation of ``gateway.core.ports`` on PostgreSQL.
+
+The same ports, the same values (``rows`` and ``mirror`` encode them for
+both backends) and the same behaviour as ``sqlite``; what differs is how:
+
+* Connections come from a psycopg-pool pool, in autocommit mode: a read
+  outside a transaction is one statement on a connection borrowed for it,
+  and sees committed data only.
+* Write transactions serialise as SQLite's ``BEGIN IMMEDIATE`` makes them
+  do: each one first takes a transaction-level advisory lock
+  (``pg_advisory_xact_lock``, one for the whole database) and holds it until
+  COMMIT or ROLLBACK. So a transaction's check-then-write decisions (is
+  this slot free? which revision comes next?) rest on what it read, across
+  every process on the database, and nothing ever has to be retried.
+  Transactions run at READ COMMITTED: every statement after the lock sees
+  everything committed before it was granted. An ``asyncio.Lock`` in front
+  of it keeps a process's waiting transactions off the pool: without it,
+  transactions queueing for the database lock could hold every connection
+  while the one holding the lock waits for a connection to read with.
+  (A lock per resource, exclusion constraints and SKIP LOCKED leases are
+  the next steps of issue 14; one lock keeps this step exactly SQLite's
+  behaviour.)
+* Listings read in pages (``iter_entries`` and friends) run one SELECT
+  through a server-side cursor in a read-only transaction: the cursor reads
+  from the snapshot it was opened in, so the pages form one snapshot while
+  writers go on committing.
+* The schema comes from the same ordered migrations (``postgres_schema``),
+  applied at open under an advisory lock; a database newer than the code
+  is refused.
+
+Not here (issue 14, later steps): ``storage.url`` and ``create_app``
+wiring, replicas' leases and sync leaders, LISTEN/NOTIFY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, aclosing, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import psycopg
+from psycopg import AsyncConnection, errors
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from gateway.core.errors import StorageFull, UidConflict
+from gateway.core.model import (
+    Booking,
+    CalendarObject,
+    Change,
+    ChangeKind,
+    FailedOutboxItem,
+    ObjectEntry,
+    OutboxEffect,
+    OutboxItem,
+    TimeSpan,
+)
+from gateway.core.ports import (
+    IdempotencyRecord,
+    MirrorRepository,
+    MirrorTransaction,
+    Repository,
+    WriteTransaction,
+)
+
+from .full import FULL_LOG, note_written
+from .postgres_mirror import PgMirrorReadsMixin, PgMirrorWritesMixin
+from .postgres_schema import LOCK_NAMESPACE, WRITE_LOCK, migrate
+from .rows import (
+    OBJECT_COLUMNS,
+    Params,
+    decode_object,
+    decode_payload,
+    encode_attendees,
+    encode_object,
+    encode_payload,
+    epoch_ceil,
+    epoch_floor,
+    from_utc_text,
+    utc_text,
+)
+from .schema import SchemaError
+from .snapshots import IDLE_SNAPSHOT_CONNECTIONS, MAX_SNAPSHOT_CONNECTIONS, PAGE_ROWS
+
+log = logging.getLogger("calgateway.store")
+
+Conn = AsyncConnection[DictRow]
+
+# Connections for reads and the one write transaction a process runs at a
+# time, on top of those lent to listings.
+POOL_CONNECTIONS = 8
+CONNECT_TIMEOUT_S = 30.0
+
+_UPSERT_OBJECT = (
+    f"INSERT INTO objects ({', '.join(OBJECT_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join(f'%({c})s' for c in OBJECT_COLUMNS)}) "
+    "ON CONFLICT (resource_id, uid) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in OBJECT_COLUMNS if c not in ("resource_id", "uid"))
+)
+
+# As in ``sqlite``: an item waits while an older undone item of the same
+# kind and booking exists; it is due when its retry time has come and no
+# worker holds a lease on it.
+_HEAD_OF_BOOKING = (
+    "o.done_at IS NULL AND (o.booking_id = '' OR NOT EXISTS ("
+    "SELECT 1 FROM outbox AS e WHERE e.done_at IS NULL AND e.resource_id = o.resource_id "
+    "AND e.booking_id = o.booking_id AND e.kind = o.kind AND e.id < o.id))"
+)
+_DUE = (
+    "(o.next_attempt_at IS NULL OR o.next_attempt_at <= %(now)s) "
+    "AND (o.leased_until IS NULL OR o.leased_until <= %(now)s)"
+)
+
+_BUMP_REVISION = (
+    "INSERT INTO collections AS c (resource_id, revision) VALUES (%s, 1) "
+    "ON CONFLICT (resource_id) DO UPDATE SET revision = c.revision + 1 "
+    "RETURNING revision"
+)
+
+_ENTRIES = (
+    "SELECT href, uid, etag, updated_at, revision, octet_length(ics) AS size "
+    "FROM objects WHERE resource_id = %s"
+)
+
+
+def in_span_statement(
+    resource_id: str, window: TimeSpan, *, blocking_only: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """SQL and parameters of the time-range query (public so tests can EXPLAIN it).
+
+    The same rule as ``sqlite.in_span_statement``: half-open overlap, an
+    instant matches when it starts inside the window, a recurring object
+    ending at the window start is a candidate, the window widened to whole
+    seconds. The range test (``&&`` on closed ranges) is what the GiST index
+    ``objects_by_span`` answers; the exact test follows on the columns.
+    """
+    sql = """
+        SELECT o.* FROM objects AS o
+        WHERE int8range(o.span_start, o.span_end, '[]')
+              && int8range(%(w_start)s, %(w_end)s, '[]')
+          AND o.resource_id = %(resource_id)s
+          AND o.span_start < %(w_end)s
+          AND (o.span_end > %(w_start)s
+               OR (o.span_end = %(w_start)s AND (o.span_start = o.span_end OR o.recurring = 1)))
+          AND (NOT %(blocking_only)s OR (o.status <> 'cancelled' AND o.transparent = 0))
+        ORDER BY o.span_start, o.uid
+    """
+    params = {
+        "resource_id": resource_id,
+        "w_start": epoch_floor(window.start),
+        "w_end": epoch_ceil(window.end),
+        "blocking_only": blocking_only,
+    }
+    return sql, params
+
+
+def _raise_translated(exc: psycopg.Error) -> NoReturn:
+    # PostgreSQL says "could not extend file" / "no space left" with SQLSTATE
+    # 53100 (disk_full): the core's StorageFull, as SQLite's SQLITE_FULL is.
+    if isinstance(exc, errors.DiskFull):
+        full = StorageFull(f"PostgreSQL: {exc}")
+        FULL_LOG.refused(full)
+        raise full from exc
+    raise exc
+
+
+async def _run(conn: Conn, sql: str, params: Params | None = None) -> list[DictRow]:
+    try:
+        cursor = await conn.execute(sql, params)
+        return await cursor.fetchall() if cursor.description is not None else []
+    except psycopg.Error as exc:
+        _raise_translated(exc)
+
+
+class _Reads(PgMirrorReadsMixin):
+    """The ReadPort, over whatever ``_query`` runs statements on."""
+
+    async def get_by_id(self, booking_id: str) -> CalendarObject | None:
+        rows = await self._query("SELECT * FROM objects WHERE booking_id = %s", (booking_id,))
+        return decode_object(rows[0]) if rows else None
+
+    async def get_by_uid(self, resource_id: str, uid: str) -> CalendarObject | None:
+        rows = await self._query(
+            "SELECT * FROM objects WHERE resource_id = %s AND uid = %s", (resource_id, uid)
+        )
+        return decode_object(rows[0]) if rows else None
+
+    async def with_uid(self, uid: str) -> list[CalendarObject]:
+        rows = await self._query("SELECT * FROM objects WHERE uid = %s ORDER BY id", (uid,))
+        return [decode_object(row) for row in rows]
+
+    async def get_by_href(self, resource_id: str, href: str) -> CalendarObject | None:
+        rows = await self._query(
+            "SELECT * FROM objects WHERE resource_id = %s AND href = %s", (resource_id, href)
+        )
+        return decode_object(rows[0]) if rows else None
+
+    async def in_span(
+        self, resource_id: str, window: TimeSpan, *, blocking_only: bool = False
+    ) -> list[CalendarObject]:
+        sql, params = in_span_statement(resource_id, window, blocking_only=blocking_only)
+        return [decode_object(row) for row in await self._query(sql, params)]
+
+
+class PostgresTransaction(_Reads, PgMirrorWritesMixin):
+    """One write transaction on one connection, holding the write lock."""
+
+    def __init__(self, conn: Conn) -> None:
+        self._conn = conn
+        self._open = True
+
+    def _finish(self) -> None:
+        self._open = False
+
+    async def _query(self, sql: str, params: Params = ()) -> list[DictRow]:
+        # A transaction object kept past its `async with` would otherwise
+        # write on a connection the pool has lent to somebody else.
+        if not self._open:
+            raise RuntimeError("this transaction has already ended")
+        return await _run(self._conn, sql, params)
+
+    async def _revision(self, resource_id: str) -> int:
+        rows = await self._query(
+            "SELECT revision FROM collections WHERE resource_id = %s", (resource_id,)
+        )
+        return int(rows[0]["revision"]) if rows else 0
+
+    async def _bump(self, resource_id: str) -> int:
+        rows = await self._query(_BUMP_REVISION, (resource_id,))
+        return int(rows[0]["revision"])
+
+    async def _log(
+        self, resource_id: str, revision: int, uid: str, href: str, kind: ChangeKind
+    ) -> None:
+        await self._query(
+            "INSERT INTO changes (resource_id, revision, uid, href, kind) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            (resource_id, revision, uid, href, kind.value),
+        )
+
+    async def _refuse_foreign_uid(self, resource_id: str, uid: str) -> None:
+        # uids.refuse_foreign_uid in this dialect: UIDs are unique across the
+        # gateway (schema version 5; the index objects_by_uid backs it up).
+        rows = await self._query(
+            "SELECT resource_id, href FROM objects WHERE uid = %s AND resource_id <> %s "
+            "ORDER BY id LIMIT 1",
+            (uid, resource_id),
+        )
+        if rows:
+            raise UidConflict(uid, rows[0]["href"], resource_id=rows[0]["resource_id"])
+
+    async def save(self, obj: CalendarObject) -> int:
+        booking = obj.booking
+        key = (booking.resource_id, booking.uid, booking.id)
+        rows = await self._query(
+            "SELECT resource_id, uid, booking_id, href FROM objects "
+            "WHERE booking_id = %s OR (resource_id = %s AND uid = %s)",
+            (booking.id, booking.resource_id, booking.uid),
+        )
+        moved_from = [row["href"] for row in rows if row["href"] != obj.href]
+        for row in rows:
+            # A booking id names one object for life (see sqlite.save).
+            if (row["resource_id"], row["uid"], row["booking_id"]) != key:
+                raise ValueError(
+                    f"booking {booking.id!r} (resource {booking.resource_id!r}, uid "
+                    f"{booking.uid!r}) clashes with stored booking {row['booking_id']!r} "
+                    f"(resource {row['resource_id']!r}, uid {row['uid']!r})"
+                )
+        if not any(row["resource_id"] == booking.resource_id for row in rows):
+            await self._refuse_foreign_uid(booking.resource_id, booking.uid)
+        for old_href in moved_from:
+            # The old name is gone: sync clients hear so (RFC 6578 3.5.2).
+            gone = await self._bump(booking.resource_id)
+            await self._log(booking.resource_id, gone, booking.uid, old_href, ChangeKind.DELETE)
+        revision = await self._bump(booking.resource_id)
+        await self._query(_UPSERT_OBJECT, encode_object(obj, revision))
+        await self._query(
+            "DELETE FROM tombstones WHERE resource_id = %s AND uid = %s",
+            (booking.resource_id, booking.uid),
+        )
+        await self._log(booking.resource_id, revision, booking.uid, obj.href, ChangeKind.PUT)
+        return revision
+
+    async def keep_answer_times(self, booking: Booking) -> None:
+        await self._query(
+            "UPDATE objects SET attendees = %s WHERE booking_id = %s",
+            (encode_attendees(booking.attendees), booking.id),
+        )
+
+    async def delete(self, resource_id: str, uid: str) -> int:
+        """Deleting an object that is not there changes nothing and returns
+        the current revision (retried deletes stay harmless)."""
+        gone = await self._query(
+            "DELETE FROM objects WHERE resource_id = %s AND uid = %s RETURNING href",
+            (resource_id, uid),
+        )
+        if not gone:
+            return await self._revision(resource_id)
+        href = gone[0]["href"]
+        revision = await self._bump(resource_id)
+        await self._query(
+            "INSERT INTO tombstones (resource_id, uid, href, revision, deleted_at) "
+            "VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (resource_id, uid) DO UPDATE SET href = excluded.href, "
+            "revision = excluded.revision, deleted_at = excluded.deleted_at",
+            (resource_id, uid, href, revision, utc_text(datetime.now(UTC))),
+        )
+        await self._log(resource_id, revision, uid, href, ChangeKind.DELETE)
+        return revision
+
+    async def enqueue(self, effect: OutboxEffect) -> None:
+        await self._query(
+            "INSERT INTO outbox (kind, resource_id, booking_id, payload, created_at) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            (
+                effect.kind,
+                effect.resource_id,
+                effect.booking_id,
+                encode_payload(effect),
+                utc_text(datetime.now(UTC)),
+            ),
+        )
+
+    async def idempotency(self, key: str) -> IdempotencyRecord | None:
+        rows = await self._query(
+            "SELECT fingerprint, booking_id FROM idempotency_keys WHERE key = %s", (key,)
+        )
+        return IdempotencyRecord(rows[0]["fingerprint"], rows[0]["booking_id"]) if rows else None
+
+    async def remember_idempotency(self, key: str, record: IdempotencyRecord) -> None:
+        # A plain INSERT: a duplicate key fails (and rolls back), never overwrites.
+        await self._query(
+            "INSERT INTO idempotency_keys (key, fingerprint, booking_id, created_at) "
+            "VALUES (%s, %s, %s, %s)",
+            (key, record.fingerprint, record.booking_id, utc_text(datetime.now(UTC))),
+        )
+
+
+class _TransactionScope(AbstractAsyncContextManager[PostgresTransaction]):
+    """Process lock, a pooled connection, BEGIN, the database write lock;
+    COMMIT or ROLLBACK, and everything given back in reverse order."""
+
+    def __init__(self, repo: PostgresRepository) -> None:
+        self._repo = repo
+        self._stack = AsyncExitStack()
+        self._tx: PostgresTransaction | None = None
+
+    async def __aenter__(self) -> PostgresTransaction:
+        repo = self._repo
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(repo._lock)
+            conn = await stack.enter_async_context(repo._pool.connection())
+            await stack.enter_async_context(conn.transaction())
+            await _run(conn, "SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, WRITE_LOCK))
+            # Entered in full: from here on __aexit__ unwinds it.
+            self._stack = stack.pop_all()
+        self._tx = PostgresTransaction(conn)
+        return self._tx
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._tx is not None
+        self._tx._finish()
+        try:
+            await self._stack.__aexit__(exc_type, exc, tb)
+        except psycopg.Error as error:
+            _raise_translated(error)  # a COMMIT refused for want of space
+        if exc_type is None:
+            note_written()
+
+
+def _entry(row: DictRow) -> ObjectEntry:
+    return ObjectEntry(
+        href=row["href"],
+        uid=row["uid"],
+        etag=row["etag"],
+        updated=from_utc_text(row["updated_at"]),
+        size=row["size"],
+        revision=row["revision"],
+    )
+
+
+class PostgresRepository(_Reads):
+    """The gateway's store on one PostgreSQL database. Use ``open_postgres_repository``."""
+
+    def __init__(self, pool: AsyncConnectionPool[Conn], *, listings: int, description: str) -> None:
+        self._pool = pool
+        self.description = description  # the database, never its password
+        self._lock = asyncio.Lock()
+        self._listings = asyncio.Semaphore(listings)
+        self._closed = False
+
+    async def _query(self, sql: str, params: Params = ()) -> list[DictRow]:
+        async with self._pool.connection() as conn:
+            return await _run(conn, sql, params)
+
+    def transaction(self) -> AbstractAsyncContextManager[MirrorTransaction]:
+        """Serialised, atomic unit of work (see the module docstring). Not
+        re-entrant: calling it inside a transaction of the same repository
+        waits for itself forever."""
+        return self._transaction()
+
+    def _transaction(self) -> _TransactionScope:
+        if self._closed:
+            raise RuntimeError(f"repository {self.description} is closed")
+        return _TransactionScope(self)
+
+    async def list_objects(self, resource_id: str) -> list[CalendarObject]:
+        rows = await self._query(
+            "SELECT * FROM objects WHERE resource_id = %s ORDER BY span_start, uid", (resource_id,)
+        )
+        return [decode_object(row) for row in rows]
+
+    async def list_entries(self, resource_id: str) -> list[ObjectEntry]:
+        rows = await self._query(_ENTRIES + " ORDER BY revision", (resource_id,))
+        return [_entry(row) for row in rows]
+
+    async def iter_entries(self, resource_id: str) -> AsyncGenerator[list[ObjectEntry]]:
+        pages = self._pages(_ENTRIES + " ORDER BY href", (resource_id,))
+        async with aclosing(pages):
+            async for rows in pages:
+                yield [_entry(row) for row in rows]
+
+    def iter_objects(self, resource_id: str) -> AsyncGenerator[list[CalendarObject]]:
+        sql = "SELECT * FROM objects WHERE resource_id = %s ORDER BY href"
+        return self._object_pages(sql, (resource_id,))
+
+    def iter_in_span(
+        self, resource_id: str, window: TimeSpan
+    ) -> AsyncGenerator[list[CalendarObject]]:
+        return self._object_pages(*in_span_statement(resource_id, window))
+
+    async def _object_pages(self, sql: str, params: Params) -> AsyncGenerator[list[CalendarObject]]:
+        pages = self._pages(sql, params)
+        async with aclosing(pages):
+            async for rows in pages:
+                yield [decode_object(row) for row in rows]
+
+    async def _pages(
+        self, sql: str, params: Params, *, page_rows: int = PAGE_ROWS
+    ) -> AsyncGenerator[list[DictRow]]:
+        """The rows of one SELECT, a page at a time, from one snapshot: a
+        server-side cursor reads from the snapshot it was opened in. Close
+        the iterator when stopping early: until then it holds a connection."""
+        if self._closed:
+            raise RuntimeError(f"repository {self.description} is closed")
+        async with self._listings, self._pool.connection() as conn:
+            await _run(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            try:
+                async with conn.cursor(name="listing") as cursor:
+                    try:
+                        await cursor.execute(sql, params)
+                        while rows := await cursor.fetchmany(page_rows):
+                            yield rows
+                    except psycopg.Error as exc:
+                        _raise_translated(exc)  # a sort spilling to a full disk
+            finally:
+                # Read only: there is nothing to keep. A connection left in a
+                # broken state is thrown away by the pool.
+                if not conn.broken:
+                    await conn.execute("ROLLBACK")
+
+    async def get_many(self, resource_id: str, hrefs: Sequence[str]) -> list[CalendarObject]:
+        unique = list(dict.fromkeys(hrefs))
+        if not unique:
+            return []
+        # One array parameter, however many names.
+        rows = await self._query(
+            "SELECT * FROM objects WHERE resource_id = %s AND href = ANY(%s)",
+            (resource_id, unique),
+        )
+        return [decode_object(row) for row in rows]
+
+    async def collection_properties(self, resource_id: str) -> dict[str, str]:
+        rows = await self._query(
+            "SELECT name, value FROM collection_properties WHERE resource_id = %s",
+            (resource_id,),
+        )
+        return {row["name"]: row["value"] for row in rows}
+
+    async def set_collection_properties(
+        self, resource_id: str, changes: Mapping[str, str | None]
+    ) -> None:
+        async with self._transaction() as tx:
+            for name, value in changes.items():
+                if value is None:
+                    await tx._query(
+                        "DELETE FROM collection_properties WHERE resource_id = %s AND name = %s",
+                        (resource_id, name),
+                    )
+                else:
+                    await tx._query(
+                        "INSERT INTO collection_properties (resource_id, name, value) "
+                        "VALUES (%s, %s, %s) ON CONFLICT (resource_id, name) "
+                        "DO UPDATE SET value = excluded.value",
+                        (resource_id, name, value),
+                    )
+
+    async def revision(self, resource_id: str) -> int:
+        rows = await self._query(
+            "SELECT revision FROM collections WHERE resource_id = %s", (resource_id,)
+        )
+        return int(rows[0]["revision"]) if rows else 0
+
+    async def changes_since(self, resource_id: str, revision: int) -> list[Change] | None:
+        # One statement, one snapshot: the revision and the log agree even
+        # while a writer commits. The one-row CTE joined to the log gives a
+        # row (with a NULL change) even when nothing changed.
+        rows = await self._query(
+            """
+            WITH current AS (
+                SELECT coalesce((SELECT revision FROM collections WHERE resource_id = %(r)s), 0)
+                       AS current
+            )
+            SELECT current.current, c.revision, c.uid, c.kind, c.href
+            FROM current LEFT JOIN changes AS c
+              ON c.resource_id = %(r)s AND c.revision > %(since)s
+             AND c.revision = (SELECT max(l.revision) FROM changes AS l
+                               WHERE l.resource_id = c.resource_id AND l.href = c.href)
+            ORDER BY c.revision
+            """,
+            {"r": resource_id, "since": revision},
+        )
+        current = int(rows[0]["current"])
+        # The log is never pruned yet; a token from the future cannot be honoured.
+        if revision < 0 or revision > current:
+            return None
+        return [
+            Change(
+                revision=row["revision"],
+                uid=row["uid"],
+                kind=ChangeKind(row["kind"]),
+                href=row["href"],
+            )
+            for row in rows
+            if row["revision"] is not None
+        ]
+
+    async def claim_outbox(
+        self, now: datetime, limit: int, lease: timedelta | None = None
+    ) -> list[OutboxItem]:
+        if lease is None:
+            rows = await self._query(
+                f"SELECT * FROM outbox AS o WHERE {_HEAD_OF_BOOKING} "  # noqa: S608
+                f"AND {_DUE} ORDER BY id LIMIT %(limit)s",
+                {"now": utc_text(now), "limit": limit},
+            )
+        else:
+            # Leased under the write lock, as in sqlite: a second worker
+            # skips the items until the lease runs out.
+            async with self._transaction() as tx:
+                rows = await tx._query(
+                    "UPDATE outbox SET leased_until = %(until)s, "  # noqa: S608
+                    "resends = resends + (sending_since IS NOT NULL)::int WHERE id IN ("
+                    f"SELECT id FROM outbox AS o WHERE {_HEAD_OF_BOOKING} "
+                    f"AND {_DUE} ORDER BY id LIMIT %(limit)s) "
+                    "RETURNING *",
+                    {"until": utc_text(now + lease), "now": utc_text(now), "limit": limit},
+                )
+            rows = sorted(rows, key=lambda row: int(row["id"]))
+        return [
+            OutboxItem(
+                id=row["id"],
+                effect=OutboxEffect(
+                    kind=row["kind"],
+                    resource_id=row["resource_id"],
+                    booking_id=row["booking_id"],
+                    payload=decode_payload(row["payload"]),
+                ),
+                attempts=row["attempts"],
+                created=from_utc_text(row["created_at"]),
+                maybe_done=row["sending_since"] is not None,
+            )
+            for row in rows
+        ]
+
+    async def _write(self, sql: str, params: Params) -> None:
+        async with self._transaction() as tx:
+            await tx._query(sql, params)
+
+    async def complete_outbox(self, item_id: int, error: str | None = None) -> None:
+        await self._write(
+            "UPDATE outbox SET done_at = %s, last_error = coalesce(%s, last_error), "
+            "leased_until = NULL, sending_since = NULL WHERE id = %s AND done_at IS NULL",
+            (utc_text(datetime.now(UTC)), error, item_id),
+        )
+
+    async def fail_outbox(self, item_id: int, reason: str) -> None:
+        """Close the item for good without its effect (never run again)."""
+        now = utc_text(datetime.now(UTC))
+        await self._write(
+            "UPDATE outbox SET done_at = %s, failed_at = %s, last_error = %s, "
+            "leased_until = NULL, sending_since = NULL WHERE id = %s AND done_at IS NULL",
+            (now, now, reason, item_id),
+        )
+
+    async def mark_outbox_sending(self, item_id: int) -> None:
+        await self._write(
+            "UPDATE outbox SET sending_since = %s WHERE id = %s AND done_at IS NULL",
+            (utc_text(datetime.now(UTC)), item_id),
+        )
+
+    async def retry_outbox(self, item_id: int, error: str, next_attempt: datetime) -> None:
+        await self._write(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = %s, next_attempt_at = %s, "
+            "leased_until = NULL, sending_since = NULL "
+            "WHERE id = %s AND done_at IS NULL",
+            (error, utc_text(next_attempt), item_id),
+        )
+
+    async def defer_outbox(self, item_id: int, next_attempt: datetime, reason: str) -> None:
+        await self._write(
+            "UPDATE outbox SET last_error = %s, next_attempt_at = %s, leased_until = NULL, "
+            "sending_since = NULL WHERE id = %s AND done_at IS NULL",
+            (reason, utc_text(next_attempt), item_id),
+        )
+
+    async def release_leases(self) -> int:
+        """Void every lease; returns how many."""
+        async with self._transaction() as tx:
+            rows = await tx._query(
+                "UPDATE outbox SET leased_until = NULL "
+                "WHERE done_at IS NULL AND leased_until IS NOT NULL RETURNING id"
+            )
+        return len(rows)
+
+    async def next_outbox_due(self) -> datetime | None:
+        rows = await self._query(
+            "SELECT min(greatest(coalesce(next_attempt_at, ''), coalesce(leased_until, ''))) "  # noqa: S608
+            f"AS due FROM outbox AS o WHERE {_HEAD_OF_BOOKING}"
+        )
+        value = rows[0]["due"]
+        if value is None:
+            return None
+        return from_utc_text(value) if value else datetime.min.replace(tzinfo=UTC)
+
+    async def pending_outbox(self) -> int:
+        rows = await self._query("SELECT count(*) AS n FROM outbox WHERE done_at IS NULL")
+        return int(rows[0]["n"])
+
+    async def outbox_counts(self) -> dict[str, int]:
+        rows = await self._query(
+            "SELECT (SELECT count(*) FROM outbox WHERE done_at IS NULL) AS pending, "
+            "(SELECT count(*) FROM outbox WHERE done_at IS NULL AND sending_since IS NOT NULL) "
+            "AS sending, "
+            "(SELECT count(*) FROM outbox WHERE failed_at IS NOT NULL) AS failed"
+        )
+        return {key: int(rows[0][key]) for key in ("pending", "sending", "failed")}
+
+    async def failed_outbox(self, limit: int) -> list[FailedOutboxItem]:
+        """Items closed as failed for good, newest first."""
+        rows = await self._query(
+            "SELECT id, kind, resource_id, booking_id, failed_at, last_error FROM outbox "
+            "WHERE failed_at IS NOT NULL ORDER BY failed_at DESC, id DESC LIMIT %s",
+            (limit,),
+        )
+        return [
+            FailedOutboxItem(
+                id=int(row["id"]),
+                kind=str(row["kind"]),
+                resource_id=str(row["resource_id"]),
+                booking_id=str(row["booking_id"]),
+                failed=from_utc_text(str(row["failed_at"])),
+                reason=str(row["last_error"] or ""),
+            )
+            for row in rows
+        ]
+
+    async def check_writable(self) -> None:
+        """Commit a one-row heartbeat: a real write through the write lock
+        and the write-ahead log, which a server out of disk space refuses
+        (``StorageFull``). Unlike SQLite there is no page limit to probe
+        room against, so the room for a booking is not tried out."""
+        async with self._transaction() as tx:
+            await tx._query(
+                "INSERT INTO storage_probe (id, checked_at) VALUES (1, %s) "
+                "ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+                (utc_text(datetime.now(UTC)),),
+            )
+
+    async def close(self) -> None:
+        """Close the pool; safe to call twice. A running transaction is
+        let finish rather than cut off."""
+        if self._closed:
+            return
+        self._closed = True
+        async with self._lock:
+            await self._pool.close()
+
+
+async def _configure(conn: Conn) -> None:
+    # The stored values are UTF-8 text (sizes are octet_length), as in SQLite.
+    cursor = await conn.execute("SHOW server_encoding")
+    row = await cursor.fetchone()
+    if row is None or row["server_encoding"] != "UTF8":
+        found = None if row is None else row["server_encoding"]
+        raise SchemaError(f"the database must use the UTF8 encoding, not {found!r}")
+
+
+@asynccontextmanager
+async def _connection(url: str) -> AsyncIterator[Conn]:
+    conn = await AsyncConnection.connect(
+        url, autocommit=True, row_factory=dict_row, connect_timeout=int(CONNECT_TIMEOUT_S)
+    )
+    async with conn:
+        yield conn
+
+
+async def _warn_shared_uids(conn: Conn) -> int:
+    """uids.warn_shared_uids on PostgreSQL: log each UID that objects of
+    several collections still share (kept by migration 0005)."""
+    cursor = await conn.execute(
+        "SELECT o.uid, string_agg(o.resource_id || '/' || o.href, ', ' ORDER BY o.id) AS objects "
+        "FROM (SELECT DISTINCT uid FROM objects WHERE uid_shared = 1) AS s "
+        "JOIN objects AS o ON o.uid = s.uid GROUP BY o.uid ORDER BY o.uid"
+    )
+    rows = await cursor.fetchall()
+    for row in rows:
+        log.warning(
+            "UID shared by objects of several calendars (stored before UIDs were unique); "
+            "attendees' replies to it are applied only when their ORGANIZER tells the "
+            "objects apart: delete the copy that should not be there",
+            extra={"uid": row["uid"], "objects": row["objects"]},
+        )
+    return len(rows)
+
+
+async def open_postgres_repository(
+    url: str,
+    *,
+    pool_size: int = POOL_CONNECTIONS,
+    listings: int = MAX_SNAPSHOT_CONNECTIONS,
+) -> PostgresRepository:
+    """Connect, migrate (under the migration lock) and open the pool.
+
+    ``url``: a libpq connection string or ``postgresql://`` URL; a password
+    may come from libpq's own places (``PGPASSWORD``, ``~/.pgpass``).
+    ``pool_size`` connections serve reads and writes, ``listings`` more at
+    most are lent to listings read in pages."""
+    async with _connection(url) as conn:
+        await _configure(conn)
+        await migrate(conn)
+        await _warn_shared_uids(conn)
+    pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+        url,
+        connection_class=AsyncConnection[DictRow],
+        kwargs={"autocommit": True, "row_factory": dict_row},
+        min_size=min(IDLE_SNAPSHOT_CONNECTIONS, pool_size),
+        max_size=pool_size + listings,
+        timeout=CONNECT_TIMEOUT_S,
+        open=False,
+        name="calgateway",
+    )
+    await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+    return PostgresRepository(pool, listings=listings, description=_describe(url))
+
+
+def _describe(url: str) -> str:
+    """The database, for messages: host, port and name, never a password."""
+    info = conninfo_to_dict(url)
+    return f"postgresql://{info.get('host', '')}:{info.get('port', '')}/{info.get('dbname', '')}"
+
+
+if TYPE_CHECKING:
+    # Static proof that the classes satisfy the core's ports.
+    def _conforms(
+        repo: PostgresRepository, tx: PostgresTransaction
+    ) -> tuple[Repository, WriteTransaction, MirrorRepository, MirrorTransaction]:
+        return repo, tx, repo, tx
