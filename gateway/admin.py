@@ -9,6 +9,7 @@ links), so the recipe lives here once.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -21,7 +22,7 @@ from gateway.core.ports import MirrorRepository
 from gateway.core.service import BookingService
 from gateway.ical import ICalCodec
 from gateway.ical.limits import RecurrenceLimits
-from gateway.settings import Settings
+from gateway.settings import Settings, StorageSettings
 from gateway.store import open_sqlite_repository
 
 # Used only when Google is not configured, where no invitation can be made:
@@ -100,13 +101,54 @@ def build_mirror_admin(
     )
 
 
+class StorageSecretMissing(Exception):
+    """storage.password_env or storage.password_file names nothing usable."""
+
+
+def storage_password(storage: StorageSettings) -> str | None:
+    """The PostgreSQL password the settings point to, read now (so that a
+    rotated secret is used at the next start); None when none is named."""
+    if storage.password_env is not None:
+        value = os.environ.get(storage.password_env)
+        if not value:
+            raise StorageSecretMissing(
+                f"storage.password_env names {storage.password_env!r}, which is not set "
+                "in the environment (or is empty)"
+            )
+        return value
+    path = storage.password_path
+    if path is not None:
+        try:
+            value = path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise StorageSecretMissing(
+                f"storage.password_file {path} cannot be read: {exc.strerror}"
+            ) from None
+        if not value:
+            raise StorageSecretMissing(f"storage.password_file {path} is empty")
+        return value
+    return None
+
+
+async def open_repository(settings: Settings) -> MirrorRepository:
+    """The store ``storage.url`` names, migrated and open: the embedded
+    SQLite file, or a PostgreSQL database (imported only then, like the
+    Google libraries)."""
+    storage = settings.storage
+    if storage.backend == "sqlite":
+        return await open_sqlite_repository(storage.sqlite_path)
+    from gateway.store.postgres import open_postgres_repository
+
+    return await open_postgres_repository(storage.url, password=storage_password(storage))
+
+
 @asynccontextmanager
 async def open_mirror_admin(settings: Settings) -> AsyncIterator[MirrorAdmin]:
     """A MirrorAdmin over its own connection to the settings' database,
     closed on exit. SQLite in WAL mode lets this run beside the server;
     outbox items it queues (e-mails, channel stops) are run by the server's
     outbox worker, which polls for items other processes queued."""
-    repository = await open_sqlite_repository(settings.storage.sqlite_path)
+    repository = await open_repository(settings)
     try:
         yield build_mirror_admin(settings, repository)
     finally:

@@ -22,6 +22,7 @@ from gateway.admin import (
     build_mirror_admin,
     domain_resources,
     mirror_policies,
+    open_repository,
     recurrence_limits,
 )
 from gateway.api import create_api_app
@@ -39,7 +40,6 @@ from gateway.mail.sender import SmtpConfig, SmtpSender
 from gateway.mail.signed_links import LinkSigner
 from gateway.rsvp import create_invites_app, create_rsvp_app
 from gateway.settings import Settings
-from gateway.store import open_sqlite_repository
 from gateway.web.admission import ADMISSION, AdmissionGate
 from gateway.web.auth import Authenticator
 from gateway.web.background import BACKGROUND, BackgroundLoops
@@ -112,7 +112,7 @@ def create_app(settings: Settings) -> web.Application:
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    repository = await open_sqlite_repository(settings.storage.sqlite_path)
+    repository = await open_repository(settings)
     resources = domain_resources(settings)
     app[REPOSITORY] = repository
     app[CALENDAR_QUERIES] = ICalQueryEngine(limits=recurrence_limits(settings))
@@ -133,7 +133,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         )
         for r in settings.resources
     }
-    log.info("storage open", extra={"path": str(settings.storage.sqlite_path)})
+    log.info("storage open", extra={"path": settings.storage.describe()})
     try:
         yield
     finally:

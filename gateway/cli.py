@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from gateway import __version__
-from gateway.admin import build_booking_service, open_mirror_admin
+from gateway.admin import (
+    StorageSecretMissing,
+    build_booking_service,
+    open_mirror_admin,
+    open_repository,
+)
 from gateway.core.calendar_import import ImportReport, UnsplittableFile, counts_line, describe
 from gateway.core.errors import NotFound, StorageFull
 from gateway.core.mirror import ConnectionStatus, Direction
@@ -30,7 +35,7 @@ from gateway.settings import (
     load_settings,
     new_token,
 )
-from gateway.store import open_sqlite_repository
+from gateway.store import SchemaError
 from gateway.web.auth import hash_password
 from gateway.web.observability import configure_logging
 from google_bridge.tokens import TokenKeyMismatch, TokenVault, new_key
@@ -63,7 +68,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     settings = _load(args.file)
     print(
         f"{args.file}: OK ({len(settings.resources)} resources, {len(settings.users)} users, "
-        f"{len(settings.api_tokens)} API tokens; storage {settings.storage.sqlite_path})"
+        f"{len(settings.api_tokens)} API tokens; storage {settings.storage.describe()})"
     )
     return 0
 
@@ -260,7 +265,7 @@ def cmd_outbox_failed(args: argparse.Namespace) -> int:
     settings = _load(args.config)
 
     async def read() -> list[FailedOutboxItem]:
-        repository = await open_sqlite_repository(settings.storage.sqlite_path)
+        repository = await open_repository(settings)
         try:
             return await repository.failed_outbox(args.limit)
         finally:
@@ -300,7 +305,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     show = _progress_printer() if sys.stderr.isatty() else None
 
     async def run() -> ImportReport:
-        repository = await open_sqlite_repository(settings.storage.sqlite_path)
+        repository = await open_repository(settings)
         try:
             service = build_booking_service(settings, repository)
             return await service.import_calendar(
@@ -329,6 +334,23 @@ def cmd_import(args: argparse.Namespace) -> int:
         + (" (dry run: nothing was written)" if report.dry_run else "")
     )
     return 1 if report.refused else 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring the database's schema up to the code's (``serve`` does the same
+    at start, under the same lock, so running both at once is safe)."""
+    settings = _load(args.config)
+
+    async def run() -> None:
+        repository = await open_repository(settings)
+        await repository.close()
+
+    try:
+        asyncio.run(run())
+    except (SchemaError, StorageSecretMissing) as exc:
+        raise _fail(str(exc)) from None
+    print(f"{settings.storage.describe()}: the schema is up to date")
+    return 0
 
 
 def _progress_printer() -> Callable[[int, int], None]:
@@ -418,6 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     token = sub.add_parser("new-token", help="print a random token for feeds or the API")
     token.set_defaults(run=cmd_new_token)
+
+    migrate = sub.add_parser(
+        "migrate", help="bring the database schema up to this version (serve does it at start)"
+    )
+    migrate.add_argument("--config", required=True, type=str, help="YAML settings file")
+    migrate.set_defaults(run=cmd_migrate)
 
     importer = sub.add_parser(
         "import",

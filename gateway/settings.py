@@ -291,12 +291,7 @@ class ServerSettings(_Section):
 
 def _sqlite_file(url: str) -> str:
     """The file part of a ``sqlite:///`` URL, as written (relative or absolute)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        raise ValueError("must be a URL like sqlite:///calgateway.sqlite3")
-    if scheme.lower() != "sqlite":
-        # Only the scheme is echoed: other database URLs often carry a password.
-        raise ValueError(f"unsupported scheme {scheme!r}: only sqlite:/// is supported for now")
+    rest = url.partition("://")[2]
     if not rest.startswith("/"):
         raise ValueError(
             "a sqlite URL has no host: write sqlite:///relative/path or sqlite:////absolute/path"
@@ -309,16 +304,60 @@ def _sqlite_file(url: str) -> str:
     return path
 
 
+def _check_postgres_url(url: str) -> None:
+    """A ``postgresql://user@host:port/dbname`` URL without a password: one
+    in the settings file would sit in backups and bug reports."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        raise ValueError(
+            "must not hold the password: name an environment variable in "
+            "storage.password_env or a file in storage.password_file"
+        )
+    if not parts.hostname:
+        raise ValueError("needs a host, like postgresql://calgateway@db.example:5432/calgateway")
+    if not parts.path.strip("/"):
+        raise ValueError("needs a database name, like postgresql://calgateway@db:5432/calgateway")
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is no number
+    except ValueError:
+        raise ValueError("the port must be a number, like :5432") from None
+
+
+def storage_backend(url: str) -> Literal["sqlite", "postgresql"]:
+    """Which store a ``storage.url`` names; ValueError with the reason."""
+    scheme, sep, _ = url.partition("://")
+    if not sep:
+        raise ValueError(
+            "must be a URL like sqlite:///calgateway.sqlite3 or "
+            "postgresql://calgateway@db.example:5432/calgateway"
+        )
+    scheme = scheme.lower()
+    if scheme == "sqlite":
+        _sqlite_file(url)
+        return "sqlite"
+    if scheme in ("postgresql", "postgres"):
+        _check_postgres_url(url)
+        return "postgresql"
+    # Only the scheme is echoed: other database URLs often carry a password.
+    raise ValueError(f"unsupported scheme {scheme!r}: use sqlite:/// or postgresql://")
+
+
 class StorageSettings(_Section):
     url: str = DEFAULT_STORAGE_URL
+    # PostgreSQL's password: the name of an environment variable holding it,
+    # or a file holding it (relative to the settings file); never in the URL.
+    # Neither: libpq's own sources (PGPASSWORD, ~/.pgpass) or no password.
+    password_env: str | None = None
+    password_file: str | None = None
     # Resolved once at load time against the settings file's directory, so that
     # the server finds the same file whatever its working directory.
-    _sqlite_path: Path = PrivateAttr()
+    _sqlite_path: Path | None = PrivateAttr(default=None)
+    _password_path: Path | None = PrivateAttr(default=None)
 
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        _sqlite_file(value)
+        storage_backend(value)
         return value
 
     @model_validator(mode="after")
@@ -326,14 +365,44 @@ class StorageSettings(_Section):
         context = info.context if isinstance(info.context, dict) else {}
         base = context.get(_BASE_DIR)
         base_dir = Path(base) if base is not None else Path.cwd()
-        path = Path(_sqlite_file(self.url))
-        self._sqlite_path = (path if path.is_absolute() else base_dir / path).resolve()
+        if self.backend == "sqlite":
+            if self.password_env is not None or self.password_file is not None:
+                raise ValueError("password_env and password_file are for postgresql:// only")
+            path = Path(_sqlite_file(self.url))
+            self._sqlite_path = (path if path.is_absolute() else base_dir / path).resolve()
+            return self
+        if self.password_env is not None and self.password_file is not None:
+            raise ValueError("give password_env or password_file, not both")
+        if self.password_env is not None and not self.password_env.strip():
+            raise ValueError("password_env must name an environment variable")
+        if self.password_file is not None:
+            file = Path(self.password_file)
+            self._password_path = (file if file.is_absolute() else base_dir / file).resolve()
         return self
 
     @property
+    def backend(self) -> Literal["sqlite", "postgresql"]:
+        return storage_backend(self.url)
+
+    @property
     def sqlite_path(self) -> Path:
-        """The absolute path of the SQLite database file."""
+        """The absolute path of the SQLite database file (sqlite:/// only)."""
+        if self._sqlite_path is None:
+            raise ValueError(f"storage.url is not a sqlite:/// URL: {self.describe()}")
         return self._sqlite_path
+
+    @property
+    def password_path(self) -> Path | None:
+        """The absolute path of ``password_file``, if one is given."""
+        return self._password_path
+
+    def describe(self) -> str:
+        """The store for messages and logs: never a password."""
+        if self.backend == "sqlite":
+            return str(self.sqlite_path)
+        parts = urlsplit(self.url)
+        port = f":{parts.port}" if parts.port else ""
+        return f"postgresql://{parts.hostname}{port}{parts.path}"
 
 
 class LimitsSettings(_Section):

@@ -210,7 +210,12 @@ def test_absolute_sqlite_path(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgresql://user:secret@db/calendar", "only sqlite:/// is supported for now"),
+        ("postgresql://user:secret@db/calendar", "must not hold the password"),
+        ("postgres://user:secret@db:5432/calendar", "storage.password_env"),
+        ("postgresql:///calendar", "needs a host"),
+        ("postgresql://user@db:5432", "needs a database name"),
+        ("postgresql://user@db:port/calendar", "the port must be a number"),
+        ("mysql://user:secret@db/calendar", "unsupported scheme 'mysql'"),
         ("sqlite://host/gw.sqlite3", "has no host"),
         ("sqlite:///", "needs a database file"),
         ("sqlite:///:memory:", "needs a database file"),
@@ -224,6 +229,41 @@ def test_storage_url_rules(url: str, message: str) -> None:
     assert issue.line == 2
     assert message in issue.message
     assert "secret" not in issue.message
+
+
+@pytest.mark.parametrize(
+    ("storage", "path", "message"),
+    [
+        (
+            "  url: sqlite:///gw.sqlite3\n  password_env: PGPASS\n",
+            "storage",
+            "password_env and password_file are for postgresql:// only",
+        ),
+        (
+            "  url: postgresql://gw@db/cal\n  password_env: A\n  password_file: b\n",
+            "storage",
+            "not both",
+        ),
+        ("  url: postgresql://gw@db/cal\n  password_env: ' '\n", "storage", "must name"),
+    ],
+)
+def test_storage_password_rules(storage: str, path: str, message: str) -> None:
+    issue = only_issue("storage:\n" + storage + RESOURCE)
+    assert issue.path == path
+    assert message in issue.message
+
+
+def test_a_postgresql_store_is_described_without_secrets(tmp_path: Path) -> None:
+    settings = parse(
+        "storage:\n  url: postgres://calgateway@db.example:5433/bookings\n"
+        "  password_file: secrets/pg\n" + RESOURCE,
+        base_dir=tmp_path,
+    )
+    assert settings.storage.backend == "postgresql"
+    assert settings.storage.describe() == "postgresql://db.example:5433/bookings"
+    assert settings.storage.password_path == (tmp_path / "secrets" / "pg").resolve()
+    with pytest.raises(ValueError, match="not a sqlite:/// URL"):
+        settings.storage.sqlite_path  # noqa: B018
 
 
 # --------------------------------------------------------------------------- timezones

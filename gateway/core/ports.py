@@ -17,6 +17,7 @@ from .model import (
     Booking,
     CalendarObject,
     Change,
+    FailedOutboxItem,
     ObjectEntry,
     OutboxEffect,
     OutboxItem,
@@ -182,6 +183,10 @@ class Repository(ReadPort, Protocol):
     async def retry_outbox(self, item_id: int, error: str, next_attempt: datetime) -> None: ...
 
     async def pending_outbox(self) -> int: ...
+
+    async def failed_outbox(self, limit: int) -> list[FailedOutboxItem]:
+        """Outbox items closed for good, newest first (``calgateway outbox failed``)."""
+        ...
 
     async def close(self) -> None: ...
 

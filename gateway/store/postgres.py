@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import psycopg
 from psycopg import AsyncConnection, errors
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -737,15 +737,20 @@ async def _warn_shared_uids(conn: Conn) -> int:
 async def open_postgres_repository(
     url: str,
     *,
+    password: str | None = None,
     pool_size: int = POOL_CONNECTIONS,
     listings: int = MAX_SNAPSHOT_CONNECTIONS,
 ) -> PostgresRepository:
     """Connect, migrate (under the migration lock) and open the pool.
 
-    ``url``: a libpq connection string or ``postgresql://`` URL; a password
-    may come from libpq's own places (``PGPASSWORD``, ``~/.pgpass``).
-    ``pool_size`` connections serve reads and writes, ``listings`` more at
-    most are lent to listings read in pages."""
+    ``url``: a libpq connection string or ``postgresql://`` URL; the
+    password is ``password`` when given, else libpq's own places
+    (``PGPASSWORD``, ``~/.pgpass``). ``pool_size`` connections serve reads
+    and writes, ``listings`` more at most are lent to listings read in
+    pages."""
+    description = _describe(url)
+    if password is not None:
+        url = make_conninfo(url, password=password)
     async with _connection(url) as conn:
         await _configure(conn)
         await migrate(conn)
@@ -761,7 +766,7 @@ async def open_postgres_repository(
         name="calgateway",
     )
     await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
-    return PostgresRepository(pool, listings=listings, description=_describe(url))
+    return PostgresRepository(pool, listings=listings, description=description)
 
 
 def _describe(url: str) -> str:
