@@ -80,6 +80,50 @@ def _encode_connection(c: Connection) -> dict[str, Any]:
     }
 
 
+def _encode_link(link: EventLink) -> tuple[Any, ...]:
+    """google_events columns resource_id, event_id, kind, booking_id, etag,
+    details, digest, series_id, expanded_until (both backends)."""
+    return (
+        link.resource_id,
+        link.event_id,
+        link.kind.value,
+        link.booking_id,
+        link.etag,
+        link.details.value,
+        link.digest,
+        link.series_id,
+        _time(link.expanded_until),
+    )
+
+
+def _encode_invite(invite: Invite) -> tuple[Any, ...]:
+    """google_invites columns token_hash, resource_id, created_at, expires_at,
+    state, code_verifier, account, refresh_token, used_at (both backends)."""
+    return (
+        invite.token_hash,
+        invite.resource_id,
+        utc_text(invite.created),
+        utc_text(invite.expires),
+        invite.state,
+        invite.code_verifier,
+        invite.account,
+        invite.refresh_token,
+        _time(invite.used),
+    )
+
+
+def _encode_log(entry: SyncLogEntry) -> tuple[Any, ...]:
+    """sync_log columns resource_id, at, kind, message, booking_id, event_id."""
+    return (
+        entry.resource_id,
+        utc_text(entry.at),
+        entry.kind.value,
+        entry.message,
+        entry.booking_id,
+        entry.event_id,
+    )
+
+
 def _decode_link(row: sqlite3.Row) -> EventLink:
     return EventLink(
         resource_id=row["resource_id"],
@@ -214,17 +258,7 @@ class MirrorWritesMixin(MirrorReadsMixin):
             "booking_id = excluded.booking_id, etag = excluded.etag, details = excluded.details, "
             "digest = excluded.digest, series_id = excluded.series_id, "
             "expanded_until = excluded.expanded_until",
-            (
-                link.resource_id,
-                link.event_id,
-                link.kind.value,
-                link.booking_id,
-                link.etag,
-                link.details.value,
-                link.digest,
-                link.series_id,
-                _time(link.expanded_until),
-            ),
+            _encode_link(link),
         )
 
     async def delete_link(self, resource_id: str, event_id: str) -> None:
@@ -240,31 +274,14 @@ class MirrorWritesMixin(MirrorReadsMixin):
             "ON CONFLICT (token_hash) DO UPDATE SET state = excluded.state, "
             "code_verifier = excluded.code_verifier, account = excluded.account, "
             "refresh_token = excluded.refresh_token, used_at = excluded.used_at",
-            (
-                invite.token_hash,
-                invite.resource_id,
-                utc_text(invite.created),
-                utc_text(invite.expires),
-                invite.state,
-                invite.code_verifier,
-                invite.account,
-                invite.refresh_token,
-                _time(invite.used),
-            ),
+            _encode_invite(invite),
         )
 
     async def log(self, entry: SyncLogEntry) -> None:
         await self._query(
             "INSERT INTO sync_log (resource_id, at, kind, message, booking_id, event_id) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                entry.resource_id,
-                utc_text(entry.at),
-                entry.kind.value,
-                entry.message,
-                entry.booking_id,
-                entry.event_id,
-            ),
+            _encode_log(entry),
         )
 
     async def revoke_invites(self, resource_id: str, at: datetime) -> None:

@@ -74,8 +74,11 @@ from .postgres_schema import LOCK_NAMESPACE, WRITE_LOCK, migrate
 from .rows import (
     OBJECT_COLUMNS,
     Params,
+    decode_change,
+    decode_entry,
+    decode_failed_outbox_item,
     decode_object,
-    decode_payload,
+    decode_outbox_item,
     encode_attendees,
     encode_object,
     encode_payload,
@@ -378,17 +381,6 @@ class _TransactionScope(AbstractAsyncContextManager[PostgresTransaction]):
             note_written()
 
 
-def _entry(row: DictRow) -> ObjectEntry:
-    return ObjectEntry(
-        href=row["href"],
-        uid=row["uid"],
-        etag=row["etag"],
-        updated=from_utc_text(row["updated_at"]),
-        size=row["size"],
-        revision=row["revision"],
-    )
-
-
 class PostgresRepository(_Reads):
     """The gateway's store on one PostgreSQL database. Use ``open_postgres_repository``."""
 
@@ -422,13 +414,13 @@ class PostgresRepository(_Reads):
 
     async def list_entries(self, resource_id: str) -> list[ObjectEntry]:
         rows = await self._query(_ENTRIES + " ORDER BY revision", (resource_id,))
-        return [_entry(row) for row in rows]
+        return [decode_entry(row) for row in rows]
 
     async def iter_entries(self, resource_id: str) -> AsyncGenerator[list[ObjectEntry]]:
         pages = self._pages(_ENTRIES + " ORDER BY href", (resource_id,))
         async with aclosing(pages):
             async for rows in pages:
-                yield [_entry(row) for row in rows]
+                yield [decode_entry(row) for row in rows]
 
     def iter_objects(self, resource_id: str) -> AsyncGenerator[list[CalendarObject]]:
         sql = "SELECT * FROM objects WHERE resource_id = %s ORDER BY href"
@@ -534,16 +526,7 @@ class PostgresRepository(_Reads):
         # The log is never pruned yet; a token from the future cannot be honoured.
         if revision < 0 or revision > current:
             return None
-        return [
-            Change(
-                revision=row["revision"],
-                uid=row["uid"],
-                kind=ChangeKind(row["kind"]),
-                href=row["href"],
-            )
-            for row in rows
-            if row["revision"] is not None
-        ]
+        return [decode_change(row) for row in rows if row["revision"] is not None]
 
     async def claim_outbox(
         self, now: datetime, limit: int, lease: timedelta | None = None
@@ -567,21 +550,7 @@ class PostgresRepository(_Reads):
                     {"until": utc_text(now + lease), "now": utc_text(now), "limit": limit},
                 )
             rows = sorted(rows, key=lambda row: int(row["id"]))
-        return [
-            OutboxItem(
-                id=row["id"],
-                effect=OutboxEffect(
-                    kind=row["kind"],
-                    resource_id=row["resource_id"],
-                    booking_id=row["booking_id"],
-                    payload=decode_payload(row["payload"]),
-                ),
-                attempts=row["attempts"],
-                created=from_utc_text(row["created_at"]),
-                maybe_done=row["sending_since"] is not None,
-            )
-            for row in rows
-        ]
+        return [decode_outbox_item(row) for row in rows]
 
     async def _write(self, sql: str, params: Params) -> None:
         async with self._transaction() as tx:
@@ -663,17 +632,7 @@ class PostgresRepository(_Reads):
             "WHERE failed_at IS NOT NULL ORDER BY failed_at DESC, id DESC LIMIT %s",
             (limit,),
         )
-        return [
-            FailedOutboxItem(
-                id=int(row["id"]),
-                kind=str(row["kind"]),
-                resource_id=str(row["resource_id"]),
-                booking_id=str(row["booking_id"]),
-                failed=from_utc_text(str(row["failed_at"])),
-                reason=str(row["last_error"] or ""),
-            )
-            for row in rows
-        ]
+        return [decode_failed_outbox_item(row) for row in rows]
 
     async def check_writable(self) -> None:
         """Commit a one-row heartbeat: a real write through the write lock

@@ -22,7 +22,9 @@ from .mirror import (
     _decode_link,
     _decode_log,
     _encode_connection,
-    _time,
+    _encode_invite,
+    _encode_link,
+    _encode_log,
 )
 from .rows import Params, utc_text
 
@@ -128,17 +130,7 @@ class PgMirrorWritesMixin(PgMirrorReadsMixin):
             "booking_id = excluded.booking_id, etag = excluded.etag, details = excluded.details, "
             "digest = excluded.digest, series_id = excluded.series_id, "
             "expanded_until = excluded.expanded_until",
-            (
-                link.resource_id,
-                link.event_id,
-                link.kind.value,
-                link.booking_id,
-                link.etag,
-                link.details.value,
-                link.digest,
-                link.series_id,
-                _time(link.expanded_until),
-            ),
+            _encode_link(link),
         )
 
     async def delete_link(self, resource_id: str, event_id: str) -> None:
@@ -155,31 +147,14 @@ class PgMirrorWritesMixin(PgMirrorReadsMixin):
             "ON CONFLICT (token_hash) DO UPDATE SET state = excluded.state, "
             "code_verifier = excluded.code_verifier, account = excluded.account, "
             "refresh_token = excluded.refresh_token, used_at = excluded.used_at",
-            (
-                invite.token_hash,
-                invite.resource_id,
-                utc_text(invite.created),
-                utc_text(invite.expires),
-                invite.state,
-                invite.code_verifier,
-                invite.account,
-                invite.refresh_token,
-                _time(invite.used),
-            ),
+            _encode_invite(invite),
         )
 
     async def log(self, entry: SyncLogEntry) -> None:
         await self._query(
             "INSERT INTO sync_log (resource_id, at, kind, message, booking_id, event_id) "
             "VALUES (%s, %s, %s, %s, %s, %s)",
-            (
-                entry.resource_id,
-                utc_text(entry.at),
-                entry.kind.value,
-                entry.message,
-                entry.booking_id,
-                entry.event_id,
-            ),
+            _encode_log(entry),
         )
 
     async def revoke_invites(self, resource_id: str, at: datetime) -> None:

@@ -15,8 +15,13 @@ from gateway.core.model import (
     Booking,
     BookingStatus,
     CalendarObject,
+    Change,
+    ChangeKind,
+    FailedOutboxItem,
+    ObjectEntry,
     Origin,
     OutboxEffect,
+    OutboxItem,
     PartStat,
     TimeSpan,
 )
@@ -199,3 +204,50 @@ def decode_payload(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"outbox payload is not a JSON object: {text[:80]!r}")
     return value
+
+
+def decode_entry(row: Row) -> ObjectEntry:
+    """A listing row (href, uid, etag, updated_at, size, revision)."""
+    return ObjectEntry(
+        href=row["href"],
+        uid=row["uid"],
+        etag=row["etag"],
+        updated=from_utc_text(row["updated_at"]),
+        size=row["size"],
+        revision=row["revision"],
+    )
+
+
+def decode_change(row: Row) -> Change:
+    return Change(
+        revision=row["revision"],
+        uid=row["uid"],
+        kind=ChangeKind(row["kind"]),
+        href=row["href"],
+    )
+
+
+def decode_outbox_item(row: Row) -> OutboxItem:
+    return OutboxItem(
+        id=row["id"],
+        effect=OutboxEffect(
+            kind=row["kind"],
+            resource_id=row["resource_id"],
+            booking_id=row["booking_id"],
+            payload=decode_payload(row["payload"]),
+        ),
+        attempts=row["attempts"],
+        created=from_utc_text(row["created_at"]),
+        maybe_done=row["sending_since"] is not None,
+    )
+
+
+def decode_failed_outbox_item(row: Row) -> FailedOutboxItem:
+    return FailedOutboxItem(
+        id=int(row["id"]),
+        kind=str(row["kind"]),
+        resource_id=str(row["resource_id"]),
+        booking_id=str(row["booking_id"]),
+        failed=from_utc_text(str(row["failed_at"])),
+        reason=str(row["last_error"] or ""),
+    )

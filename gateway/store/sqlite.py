@@ -56,8 +56,11 @@ from .mirror import MirrorReadsMixin, MirrorWritesMixin
 from .rows import (
     OBJECT_COLUMNS,
     Params,
+    decode_change,
+    decode_entry,
+    decode_failed_outbox_item,
     decode_object,
-    decode_payload,
+    decode_outbox_item,
     encode_attendees,
     encode_object,
     encode_payload,
@@ -390,17 +393,6 @@ _ENTRIES = (
 )
 
 
-def _entry(row: sqlite3.Row) -> ObjectEntry:
-    return ObjectEntry(
-        href=row["href"],
-        uid=row["uid"],
-        etag=row["etag"],
-        updated=from_utc_text(row["updated_at"]),
-        size=row["size"],
-        revision=row["revision"],
-    )
-
-
 class SqliteRepository(_Reads):
     """The gateway's store on one SQLite file. Use ``open_sqlite_repository``."""
 
@@ -440,7 +432,7 @@ class SqliteRepository(_Reads):
 
     async def list_entries(self, resource_id: str) -> list[ObjectEntry]:
         rows = await self._query(_ENTRIES + " ORDER BY revision", (resource_id,))
-        return [_entry(row) for row in rows]
+        return [decode_entry(row) for row in rows]
 
     async def iter_entries(self, resource_id: str) -> AsyncGenerator[list[ObjectEntry]]:
         # By name: the (resource_id, href) index serves the order, so SQLite
@@ -448,7 +440,7 @@ class SqliteRepository(_Reads):
         pages = self._snapshots.pages(_ENTRIES + " ORDER BY href", (resource_id,))
         async with aclosing(pages):
             async for rows in pages:
-                yield [_entry(row) for row in rows]
+                yield [decode_entry(row) for row in rows]
 
     def iter_objects(self, resource_id: str) -> AsyncGenerator[list[CalendarObject]]:
         sql = "SELECT * FROM objects WHERE resource_id = ? ORDER BY href"
@@ -530,15 +522,7 @@ class SqliteRepository(_Reads):
         # from the future (another server, a restored backup) cannot be honoured.
         if revision < 0 or revision > current:
             return None
-        changes = [
-            Change(
-                revision=row["revision"],
-                uid=row["uid"],
-                kind=ChangeKind(row["kind"]),
-                href=row["href"],
-            )
-            for row in rows[1:]
-        ]
+        changes = [decode_change(row) for row in rows[1:]]
         return sorted(changes, key=lambda change: change.revision)
 
     async def claim_outbox(
@@ -564,21 +548,7 @@ class SqliteRepository(_Reads):
                     {"until": utc_text(now + lease), "now": utc_text(now), "limit": limit},
                 )
             rows = sorted(rows, key=lambda row: int(row["id"]))
-        return [
-            OutboxItem(
-                id=row["id"],
-                effect=OutboxEffect(
-                    kind=row["kind"],
-                    resource_id=row["resource_id"],
-                    booking_id=row["booking_id"],
-                    payload=decode_payload(row["payload"]),
-                ),
-                attempts=row["attempts"],
-                created=from_utc_text(row["created_at"]),
-                maybe_done=row["sending_since"] is not None,
-            )
-            for row in rows
-        ]
+        return [decode_outbox_item(row) for row in rows]
 
     async def _write(self, sql: str, params: Params) -> None:
         async with self._transaction() as tx:
@@ -665,17 +635,7 @@ class SqliteRepository(_Reads):
             "WHERE failed_at IS NOT NULL ORDER BY failed_at DESC, id DESC LIMIT ?",
             (limit,),
         )
-        return [
-            FailedOutboxItem(
-                id=int(row["id"]),
-                kind=str(row["kind"]),
-                resource_id=str(row["resource_id"]),
-                booking_id=str(row["booking_id"]),
-                failed=from_utc_text(str(row["failed_at"])),
-                reason=str(row["last_error"] or ""),
-            )
-            for row in rows
-        ]
+        return [decode_failed_outbox_item(row) for row in rows]
 
     async def check_writable(self) -> None:
         """Prove that a booking would fit: allocate ``PROBE_BYTES`` of pages
