@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -91,13 +91,13 @@ class GooglePusher:
             raise Deferred(connection.paused_until, "paused: Google quota exceeded")
         return connection
 
-    async def push(self, item: OutboxItem) -> None:
-        effect = item.effect
-        connection = await self.usable(await self._repo.get_connection(effect.resource_id))
-        if connection is None:
-            return  # not connected: connecting later exports what is current then
+    @contextlib.asynccontextmanager
+    async def _deferred_on_refusal(self, connection: Connection) -> AsyncIterator[None]:
+        """Google refusing a connection's writes (access gone, quota used up,
+        calendar gone): the admin is warned and the outbox item waits
+        (``Deferred``), never failed nor dropped."""
         try:
-            await self._push(connection, effect.booking_id, bool(effect.payload.get("force")))
+            yield
         except (ReconnectNeeded, TokenKeyMismatch) as exc:
             await self._admin.warn(connection.resource_id, WarningReason.RECONNECT, str(exc))
             raise Deferred(self._clock() + RECONNECT_RECHECK, "reconnect needed") from exc
@@ -108,6 +108,14 @@ class GooglePusher:
         except CalendarGone as exc:
             await self._admin.warn(connection.resource_id, WarningReason.CALENDAR_GONE, str(exc))
             raise Deferred(self._clock() + RECONNECT_RECHECK, "calendar gone") from exc
+
+    async def push(self, item: OutboxItem) -> None:
+        effect = item.effect
+        connection = await self.usable(await self._repo.get_connection(effect.resource_id))
+        if connection is None:
+            return  # not connected: connecting later exports what is current then
+        async with self._deferred_on_refusal(connection):
+            await self._push(connection, effect.booking_id, bool(effect.payload.get("force")))
         if connection.warning is WarningReason.QUOTA:
             await self._admin.clear_warning(connection.resource_id, WarningReason.QUOTA)
 
@@ -272,7 +280,7 @@ class GooglePusher:
             return  # disconnected again: nothing may be written with its access
         calendar = str(effect.payload["calendar_id"])
         event_id = str(effect.payload["event_id"])
-        try:
+        async with self._deferred_on_refusal(connection):
             with contextlib.suppress(EventMissing):  # gone already, as wanted
                 await self._google.delete_event(
                     self._vault.open(connection.refresh_token),
@@ -280,13 +288,6 @@ class GooglePusher:
                     event_id,
                     send_updates="none",
                 )
-        except (ReconnectNeeded, TokenKeyMismatch) as exc:
-            await self._admin.warn(connection.resource_id, WarningReason.RECONNECT, str(exc))
-            raise Deferred(self._clock() + RECONNECT_RECHECK, "reconnect needed") from exc
-        except QuotaExceeded as exc:
-            until = self._clock() + self._quota_pause
-            await self._admin.warn(connection.resource_id, WarningReason.QUOTA, str(exc), until)
-            raise Deferred(until, "Google quota exceeded") from exc
 
     async def stop_channel(self, item: OutboxItem) -> None:
         payload = item.effect.payload
