@@ -65,6 +65,8 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
+from bench.exports import VTIMEZONE as BERLIN_VTIMEZONE_LINES
+
 USER = "bench"
 PASSWORD = "bench-password-0123456789"  # a throwaway loopback account
 FEED_TOKEN = "bench-feed-token-0123456789abcdef"
@@ -80,27 +82,8 @@ READY_TIMEOUT = 30.0
 MS = 1000.0
 
 CRLF = "\r\n"
-VTIMEZONE = CRLF.join(
-    [
-        "BEGIN:VTIMEZONE",
-        "TZID:Europe/Berlin",
-        "BEGIN:DAYLIGHT",
-        "TZOFFSETFROM:+0100",
-        "TZOFFSETTO:+0200",
-        "TZNAME:CEST",
-        "DTSTART:19700329T020000",
-        "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU",
-        "END:DAYLIGHT",
-        "BEGIN:STANDARD",
-        "TZOFFSETFROM:+0200",
-        "TZOFFSETTO:+0100",
-        "TZNAME:CET",
-        "DTSTART:19701025T030000",
-        "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU",
-        "END:STANDARD",
-        "END:VTIMEZONE",
-    ]
-)
+# One definition of Berlin's zone for every bench (bench.exports).
+VTIMEZONE = CRLF.join(BERLIN_VTIMEZONE_LINES)
 CAL_HEAD = CRLF.join(["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//calgateway//bench//EN"])
 CAL_TAIL = "END:VCALENDAR" + CRLF
 
