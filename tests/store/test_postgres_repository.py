@@ -207,12 +207,26 @@ async def test_another_process_holding_the_write_lock_makes_transactions_wait(
                 await tx.save(make_object("after"))
 
         task = asyncio.create_task(write())
-        await asyncio.sleep(0.3)
+        # Until the server shows the transaction queued behind the lock (no
+        # fixed wait: what the lock table says, polled within a bound).
+        async with await psycopg.AsyncConnection.connect(postgres_url) as observer:
+            async with asyncio.timeout(10):
+                while not await waiting_for_advisory_lock(observer):  # noqa: ASYNC110 - bounded
+                    await asyncio.sleep(0.01)
         assert not entered.is_set()
         await other.commit()
         async with asyncio.timeout(10):
             await task
     assert [o.uid for o in await repo.list_objects("anna")] == ["after"]
+
+
+async def waiting_for_advisory_lock(conn: psycopg.AsyncConnection[Any]) -> bool:
+    """Whether some session waits for an advisory lock another holds."""
+    cursor = await conn.execute(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    )
+    row = await cursor.fetchone()
+    return row is not None and int(row[0]) > 0
 
 
 async def test_two_repositories_on_one_database_serialise(postgres_url: str) -> None:  # noqa: F811
