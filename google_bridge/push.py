@@ -1,4 +1,5 @@
-"""Gateway -> Google: the outbox handlers, executing ``plan.plan_push``.
+"""Gateway -> Google: the outbox handlers, executing ``reconcile``'s plan
+for the booking an item is about.
 
 A push brings one booking's Google event in line with the booking as it is
 *now* (not as it was when queued), so pushes may repeat or arrive out of
@@ -25,7 +26,6 @@ from gateway.core.mirror import (
     Connection,
     EventLink,
     InvitePath,
-    LinkKind,
     LogKind,
     MirrorPolicy,
     SyncLogEntry,
@@ -40,7 +40,7 @@ from gateway.core.ports import CalendarCodec, MirrorRepository
 from .client import DuplicateEvent, EtagMismatch, EventMissing, GoogleCalendar
 from .errors import CalendarGone, GoogleUnavailable, QuotaExceeded, ReconnectNeeded
 from .mapping import copy_body, keep_answers
-from .plan import PushKind, plan_push
+from .reconcile import Booked, GoogleView, GoogleWrite, Scope, reconcile
 from .tokens import TokenKeyMismatch, TokenVault
 
 log = logging.getLogger("calgateway.google")
@@ -120,62 +120,51 @@ class GooglePusher:
             await self._admin.clear_warning(connection.resource_id, WarningReason.QUOTA)
 
     async def _push(self, connection: Connection, booking_id: str, force: bool) -> None:
-        """Execute ``plan_push`` for the booking as it is now."""
+        """Execute ``reconcile``'s plan for the booking as it is now (nothing
+        seen of Google: ``force`` says an earlier sync saw its copy changed)."""
         resource_id = connection.resource_id
         refresh = self._vault.open(connection.refresh_token)
         event_id = google_event_id(booking_id)
         link = await self._repo.get_link(resource_id, event_id)
         obj = await self._repo.get_by_id(booking_id)
-        booking = obj.booking if obj is not None else None
         policy = self._admin.policy(resource_id)
-        copied = (
-            frozenset(await guests_with_copies(self._repo, policy, booking))
-            if booking is not None
-            else frozenset()
+        now = self._clock()
+        plan = reconcile(
+            {event_id: link} if link is not None else {},
+            {
+                booking_id: await booked(self._repo, self._codec, policy, obj)
+                if obj is not None
+                else Booked(None)
+            },
+            GoogleView(differs=frozenset({booking_id}) if force else frozenset()),
+            Scope(resource_id, policy, now, now),
         )
-        plan = plan_push(
-            booking,
-            link,
-            policy,
-            recurrence=self._codec.recurrence(obj) if obj is not None else (),
-            guests_with_copies=copied,
-            force=force,
-        )
-        if plan.copy_to_guests and booking is not None:
-            await self._copy_to_guests(booking)
+        if plan.copy_to_guests and obj is not None:
+            await self._copy_to_guests(obj.booking)
         # Google e-mails the guests itself when the resource invites that way.
         updates = "all" if policy.guests_in_google else "none"
-        if plan.kind is PushKind.DELETE:
-            await self._delete(connection, refresh, event_id, booking_id, updates)
-            return
-        if plan.kind is PushKind.NOTHING or obj is None or plan.body is None:
-            return
-        event = await self._write(connection, refresh, event_id, plan.body, link, force, updates)
-        async with self._repo.transaction() as tx:
-            await tx.save_link(
-                EventLink(
-                    resource_id=resource_id,
-                    event_id=event_id,
-                    kind=LinkKind.PUSHED,
-                    booking_id=booking_id,
-                    etag=str(event.get("etag", "")),
-                    details=plan.details or policy.details,
-                    digest=plan.digest,
+        for delete in plan.deletes:
+            await self._delete(connection, refresh, delete.event_id, delete.booking_id, updates)
+        for write in plan.writes:
+            status = plan.status[write.event_id]
+            assert status is not None and obj is not None
+            event = await self._write(connection, refresh, write, link, updates)
+            async with self._repo.transaction() as tx:
+                await tx.save_link(replace(status, etag=str(event.get("etag", ""))))
+                await tx.log(
+                    _mirrored(resource_id, obj, "written to Google", event_id, self._clock())
                 )
-            )
-            await tx.log(_mirrored(resource_id, obj, "written to Google", event_id, self._clock()))
 
     async def _write(
         self,
         connection: Connection,
         refresh: str,
-        event_id: str,
-        body: Mapping[str, Any],
+        write: GoogleWrite,
         link: EventLink | None,
-        force: bool,
         updates: str,
     ) -> dict[str, Any]:
         calendar = connection.calendar_id
+        event_id, body = write.event_id, write.body
 
         async def insert() -> dict[str, Any]:
             return await self._google.insert_event(refresh, calendar, body, send_updates=updates)
@@ -185,7 +174,7 @@ class GooglePusher:
                 return await insert()
             except DuplicateEvent:
                 pass  # an earlier try got through (or the event was deleted there)
-        elif not force and not body.get("attendees"):
+        elif not write.fresh_read and not body.get("attendees"):
             # Nothing of a guest's in it: a blind update with the etag we know.
             try:
                 return await self._google.update_event(
@@ -254,20 +243,28 @@ class GooglePusher:
         booking_id: str,
         updates: str,
     ) -> None:
-        with contextlib.suppress(EventMissing):  # 404/410: already gone, as wanted
+        try:
             await self._google.delete_event(
                 refresh, connection.calendar_id, event_id, send_updates=updates
             )
+            deleted = True
+        except EventMissing:  # 404/410: already gone (or never written), as wanted
+            deleted = False
         async with self._repo.transaction() as tx:
             await tx.delete_link(connection.resource_id, event_id)
-            await tx.log(
-                replace(
-                    _mirrored(
-                        connection.resource_id, None, "deleted in Google", event_id, self._clock()
-                    ),
-                    booking_id=booking_id,
+            if deleted:
+                await tx.log(
+                    replace(
+                        _mirrored(
+                            connection.resource_id,
+                            None,
+                            "deleted in Google",
+                            event_id,
+                            self._clock(),
+                        ),
+                        booking_id=booking_id,
+                    )
                 )
-            )
 
     async def remove(self, item: OutboxItem) -> None:
         """Delete an event another resource wrote into a calendar this one
@@ -308,6 +305,17 @@ async def _own_calendar(repo: MirrorRepository, booking: Booking, email: str) ->
     if guest is None or not guest.connected or guest.resource_id == booking.resource_id:
         return None
     return guest
+
+
+async def booked(
+    repo: MirrorRepository, codec: CalendarCodec, policy: MirrorPolicy, obj: CalendarObject
+) -> Booked:
+    """A stored booking as ``reconcile`` needs it (for the pusher and the sync)."""
+    return Booked(
+        obj.booking,
+        recurrence=tuple(codec.recurrence(obj)),
+        guests_with_copies=frozenset(await guests_with_copies(repo, policy, obj.booking)),
+    )
 
 
 async def guests_with_copies(

@@ -6,7 +6,10 @@ return only what changed, deleted events included. 410 ``fullSyncRequired``
 means the token is gone: start a full sync, which ends by removing the busy
 blocks of events Google no longer has (so nothing is duplicated or kept).
 
-Each page is planned (``plan``) and committed in one transaction; the sync
+Each page is decided by ``reconcile`` (recurring events it asks to expand by
+``reconcile_series``), and the gateway half of the plan committed in one
+transaction (writes back to Google go to the outbox in the same
+transaction: the pusher executes them); the sync
 token is stored with the last page. A crash between fetching a page and
 committing it leaves the old token in place, and the next run fetches the
 same changes again; applying them twice changes nothing.
@@ -22,15 +25,12 @@ from typing import Any
 
 from gateway.core.imports import StaleImport
 from gateway.core.mirror import (
-    BusyBlock,
     Connection,
     EventLink,
     ImportBatch,
     LinkKind,
     LogKind,
-    SeriesExpansion,
     SyncLogEntry,
-    google_event_id,
 )
 from gateway.core.mirror_admin import MirrorAdmin
 from gateway.core.ports import CalendarCodec, MirrorRepository
@@ -38,9 +38,17 @@ from gateway.core.service import BookingService
 
 from .client import GoogleCalendar
 from .errors import SyncTokenExpired
-from .mapping import busy_block
-from .plan import OwnEvent, PagePlan, own_booking_id, plan_page, plan_push, vanished
-from .push import guests_with_copies
+from .push import booked
+from .reconcile import (
+    Booked,
+    GoogleView,
+    Plan,
+    Scope,
+    own_booking_id,
+    reconcile,
+    reconcile_series,
+    vanished,
+)
 from .tokens import TokenVault
 
 log = logging.getLogger("calgateway.google")
@@ -89,6 +97,7 @@ class CalendarSync:
         (``ReconnectNeeded``, ``QuotaExceeded``, ``GoogleUnavailable``,
         ``CalendarGone``) for the worker to act on."""
         refresh = self._vault.open(connection.refresh_token)
+        resource_id = connection.resource_id
         sync_token = connection.sync_token or None
         outcome = SyncOutcome(full=sync_token is None)
         seen: set[str] | None = None if sync_token else set()
@@ -116,23 +125,16 @@ class CalendarSync:
             if seen is not None and not next_page:
                 # The last page of a full listing: everything Google has is known.
                 listed = seen | {str(event.get("id", "")) for event in items}
-            plan = await self._plan(connection, items, zone, listed)
-            expansions = [
-                await self._expand(refresh, connection, master, zone) for master in plan.expand
-            ]
+            links = {link.event_id: link for link in await self._repo.links(resource_id)}
+            plan = await self._plan(connection, links, items, zone, listed)
+            for master in plan.expand:
+                _merge(plan, await self._expand(refresh, connection, master, zone, links))
             events = outcome.events + len(items)
             if seen is not None:
                 seen |= plan.seen
-            batch = ImportBatch(
-                resource_id=connection.resource_id,
-                upserts=tuple(plan.upserts),
-                removals=tuple(plan.removals),
-                series=tuple(expansions),
-                series_removals=tuple(plan.series_removals),
-                repush=tuple(plan.repush),
-                responses=tuple(plan.responses),
-                notes=tuple(plan.notes),
-                echo_etags=tuple(plan.echo_etags),
+            batch = _gateway_half(
+                plan,
+                resource_id,
                 seen=frozenset(seen) if seen is not None else None,
                 sync_token="" if next_page else str(answer.get("nextSyncToken") or ""),
                 imported=events,
@@ -159,50 +161,33 @@ class CalendarSync:
     async def _plan(
         self,
         connection: Connection,
+        links: dict[str, EventLink],
         items: list[dict[str, Any]],
         zone: str,
         listed: set[str] | None,
-    ) -> PagePlan:
-        """``listed``: on the last page of a full listing, every event id
-        Google listed (then our own events it did not list are planned as
-        deleted in Google, ``vanished``)."""
+    ) -> Plan:
+        """Gather what ``reconcile`` needs for a page (the saved status, our
+        bookings met on it) and ask it. ``listed``: on the last page of a
+        full listing, every event id Google listed."""
         resource_id = connection.resource_id
-        links = {link.event_id: link for link in await self._repo.links(resource_id)}
-        own: dict[str, OwnEvent] = {}
-        met = items if listed is None else [*items, *vanished(links, listed)]
+        complete = frozenset(listed) if listed is not None else None
+        met = items if complete is None else [*items, *vanished(links, complete)]
+        policy = self._admin.policy(resource_id)
+        bookings: dict[str, Booked] = {}
         for booking_id in _own_ids(met, links):
             obj = await self._repo.get_by_id(booking_id)
             if obj is None:
-                own[booking_id] = OwnEvent(None, None)
-                continue
-            if obj.resource_id != resource_id:
-                own[booking_id] = OwnEvent(None, None, foreign=True)
-                continue
-            # What we would write now, by the pusher's own rule (``plan_push``):
-            # a Google event still showing it is our write coming back.
-            policy = self._admin.policy(resource_id)
-            would_write = plan_push(
-                obj.booking,
-                links.get(google_event_id(booking_id)),
-                policy,
-                recurrence=self._codec.recurrence(obj),
-                guests_with_copies=frozenset(
-                    await guests_with_copies(self._repo, policy, obj.booking)
-                ),
-                force=True,
-            )
-            own[booking_id] = OwnEvent(obj.booking, would_write.body)
+                bookings[booking_id] = Booked(None)
+            elif obj.resource_id != resource_id:
+                bookings[booking_id] = Booked(None, foreign=True)
+            else:
+                bookings[booking_id] = await booked(self._repo, self._codec, policy, obj)
         now = self._clock()
-        return plan_page(
-            items,
-            resource_id=resource_id,
-            calendar_zone=zone,
-            links=links,
-            own=own,
-            window_start=now - self._horizon.past,
-            now=now,
-            import_foreign=self._admin.policy(resource_id).direction.pulls,
-            listed=listed,
+        return reconcile(
+            links,
+            bookings,
+            GoogleView(items, zone, complete),
+            Scope(resource_id, policy, now - self._horizon.past, now),
         )
 
     async def _expand(
@@ -211,20 +196,16 @@ class CalendarSync:
         connection: Connection,
         master: Mapping[str, Any],
         zone: str,
-    ) -> SeriesExpansion:
+        links: Mapping[str, EventLink],
+    ) -> Plan:
         now = self._clock()
         start, until = now - self._horizon.past, now + self._horizon.future
-        series_id = str(master["id"])
         instances, own_zone = await self._google.instances(
-            refresh, connection.calendar_id, series_id, start, until
+            refresh, connection.calendar_id, str(master["id"]), start, until
         )
-        zone = own_zone or zone
-        blocks: list[BusyBlock] = []
-        for instance in instances:
-            block = busy_block(instance, zone, series_id)
-            if block is not None:
-                blocks.append(block)
-        return SeriesExpansion(series_id, str(master.get("etag", "")), tuple(blocks), until)
+        return reconcile_series(
+            connection.resource_id, master, instances, own_zone or zone, until, links
+        )
 
     async def _roll_horizon(self, refresh: str, connection: Connection) -> None:
         """Series expanded long ago reach the end of their horizon: expand
@@ -238,28 +219,57 @@ class CalendarSync:
         ]
         if not stale:
             return
-        expansions = []
+        links = {link.event_id: link for link in await self._repo.links(connection.resource_id)}
+        plan = Plan()
         for link in stale:
             master = {"id": link.event_id, "etag": link.etag}
-            expansions.append(await self._expand(refresh, connection, master, "UTC"))
+            _merge(plan, await self._expand(refresh, connection, master, "UTC", links))
+        plan.notes.append(
+            SyncLogEntry(
+                connection.resource_id,
+                LogKind.INFO,
+                f"import horizon moved on for {len(stale)} recurring events",
+                now,
+            )
+        )
         try:
             await self._bookings.apply_import(
-                ImportBatch(
-                    resource_id=connection.resource_id,
-                    series=tuple(expansions),
-                    notes=(
-                        SyncLogEntry(
-                            connection.resource_id,
-                            LogKind.INFO,
-                            f"import horizon moved on for {len(expansions)} recurring events",
-                            now,
-                        ),
-                    ),
-                ),
-                connection.calendar_id,
+                _gateway_half(plan, connection.resource_id), connection.calendar_id
             )
         except StaleImport:
             return
+
+
+def _merge(plan: Plan, series: Plan) -> None:
+    """Add a series' plan to the page's."""
+    plan.upserts += series.upserts
+    plan.removals += [e for e in series.removals if e not in plan.removals]
+    plan.status.update(series.status)
+
+
+def _gateway_half(
+    plan: Plan,
+    resource_id: str,
+    *,
+    seen: frozenset[str] | None = None,
+    sync_token: str = "",
+    imported: int = 0,
+) -> ImportBatch:
+    """The part of a plan committed in the gateway's transaction. Writes to
+    Google go to the outbox there (``repush``): the pusher executes them
+    with the booking as it is then, Google's copy known to differ."""
+    return ImportBatch(
+        resource_id=resource_id,
+        upserts=tuple(plan.upserts),
+        removals=tuple(plan.removals),
+        repush=tuple([w.booking_id for w in plan.writes] + [d.booking_id for d in plan.deletes]),
+        responses=tuple(plan.responses),
+        notes=tuple(plan.notes),
+        status=tuple(plan.status.items()),
+        seen=seen,
+        sync_token=sync_token,
+        imported=imported,
+    )
 
 
 def _own_ids(items: list[dict[str, Any]], links: Mapping[str, EventLink]) -> set[str]:

@@ -1,5 +1,7 @@
 """Applying a page of Google changes inside one transaction.
 
+What changes is decided before (``google_bridge.reconcile``: which blocks to
+write or remove, the new links); this only executes it, in one transaction.
 Google -> gateway is always anonymous: a Google event becomes a busy block
 (title "Busy", no description, location or attendees) that blocks bookings
 like any other. An imported block that overlaps an existing booking does not
@@ -22,12 +24,9 @@ from .mirror import (
     BusyBlock,
     Connection,
     ConnectionStatus,
-    EventLink,
     ImportBatch,
     ImportResult,
-    LinkKind,
     LogKind,
-    SeriesExpansion,
     SyncLogEntry,
     imported_uid,
 )
@@ -72,18 +71,22 @@ class ImportApplier:
             raise StaleImport(
                 f"resource {self._resource.id!r} is no longer synced with that calendar"
             )
+        links = dict(batch.status)
+        written: dict[str, str] = {}
         for block in batch.upserts:
-            await self._upsert(tx, block)
+            link = links.get(block.event_id)
+            written[block.event_id] = await self._upsert(
+                tx, block, link.booking_id if link is not None else ""
+            )
         for event_id in batch.removals:
             await self._remove(tx, event_id)
-        for expansion in batch.series:
-            await self._expand(tx, expansion)
-        for series_id in batch.series_removals:
-            await self._remove_series(tx, series_id)
-        for event_id, etag in batch.echo_etags:
-            link = await tx.get_link(self._resource.id, event_id)
-            if link is not None and link.kind is LinkKind.PUSHED:
-                await tx.save_link(replace(link, etag=etag))
+        for event_id, link in batch.status:
+            if link is None:
+                await tx.delete_link(self._resource.id, event_id)
+            elif event_id in written:
+                await tx.save_link(replace(link, booking_id=written[event_id]))
+            else:
+                await tx.save_link(link)
         for response in batch.responses:
             await self._respond(tx, response.booking_id, response.email, response.partstat)
         for note in batch.notes:
@@ -93,9 +96,12 @@ class ImportApplier:
 
     # -- blocks ------------------------------------------------------------------
 
-    async def _upsert(self, tx: MirrorTransaction, block: BusyBlock) -> None:
+    async def _upsert(self, tx: MirrorTransaction, block: BusyBlock, known_id: str) -> str:
+        """Write a block's busy object (``known_id``: the booking id its link
+        holds) and return its booking id. What is stored already is not
+        written again: a page applied twice (a crash before the sync token
+        was saved, a 410 full sync) bumps no revision."""
         resource = self._resource
-        link = await tx.get_link(resource.id, block.event_id)
         uid = imported_uid(resource.id, block.event_id)
         previous = await tx.get_by_uid(resource.id, uid)
         status = BookingStatus.TENTATIVE if block.tentative else BookingStatus.CONFIRMED
@@ -108,12 +114,10 @@ class ImportApplier:
                 and old.status is status
                 and old.timezone == block.timezone
             ):
-                if link is None or link.series_id != block.series_id:
-                    await self._link(tx, block, old.id)
                 self._result = replace(self._result, unchanged=self._result.unchanged + 1)
-                return
+                return old.id
         now = self._clock()
-        booking_id = previous.booking.id if previous else (link.booking_id if link else "")
+        booking_id = previous.booking.id if previous else known_id
         booking = Booking(
             id=booking_id or self._new_id(),
             resource_id=resource.id,
@@ -131,22 +135,11 @@ class ImportApplier:
         ics = self._codec.render(booking, resource, previous.ics if previous else None)
         await self._log_overlaps(tx, booking, block)
         await tx.save(CalendarObject(booking=booking, ics=ics, span=span.in_utc(), href=""))
-        await self._link(tx, block, booking.id)
         if previous is None:
             self._result = replace(self._result, created=self._result.created + 1)
         else:
             self._result = replace(self._result, updated=self._result.updated + 1)
-
-    async def _link(self, tx: MirrorTransaction, block: BusyBlock, booking_id: str) -> None:
-        await tx.save_link(
-            EventLink(
-                resource_id=self._resource.id,
-                event_id=block.event_id,
-                kind=LinkKind.IMPORTED,
-                booking_id=booking_id,
-                series_id=block.series_id,
-            )
-        )
+        return booking.id
 
     async def _log_overlaps(
         self, tx: MirrorTransaction, booking: Booking, block: BusyBlock
@@ -179,42 +172,10 @@ class ImportApplier:
             self._result = replace(self._result, conflicts=self._result.conflicts + 1)
 
     async def _remove(self, tx: MirrorTransaction, event_id: str) -> None:
-        resource_id = self._resource.id
-        link = await tx.get_link(resource_id, event_id)
-        if link is not None and link.kind is LinkKind.PUSHED:
-            return  # our own event: never deleted by an import
-        if link is not None and link.kind is LinkKind.SERIES:
-            await self._remove_series(tx, event_id)
-            return
-        uid = imported_uid(resource_id, event_id)
-        if await tx.get_by_uid(resource_id, uid) is not None:
-            await tx.delete(resource_id, uid)
+        uid = imported_uid(self._resource.id, event_id)
+        if await tx.get_by_uid(self._resource.id, uid) is not None:
+            await tx.delete(self._resource.id, uid)
             self._result = replace(self._result, removed=self._result.removed + 1)
-        if link is not None:
-            await tx.delete_link(resource_id, event_id)
-
-    async def _expand(self, tx: MirrorTransaction, expansion: SeriesExpansion) -> None:
-        keep = {block.event_id for block in expansion.blocks}
-        for link in await tx.links(self._resource.id, LinkKind.IMPORTED, expansion.series_id):
-            if link.event_id not in keep:
-                await self._remove(tx, link.event_id)
-        for block in expansion.blocks:
-            await self._upsert(tx, replace(block, series_id=expansion.series_id))
-        await tx.save_link(
-            EventLink(
-                resource_id=self._resource.id,
-                event_id=expansion.series_id,
-                kind=LinkKind.SERIES,
-                etag=expansion.etag,
-                series_id=expansion.series_id,
-                expanded_until=expansion.expanded_until,
-            )
-        )
-
-    async def _remove_series(self, tx: MirrorTransaction, series_id: str) -> None:
-        for link in await tx.links(self._resource.id, LinkKind.IMPORTED, series_id):
-            await self._remove(tx, link.event_id)
-        await tx.delete_link(self._resource.id, series_id)
 
     async def _respond(
         self, tx: MirrorTransaction, booking_id: str, email: str, partstat: str

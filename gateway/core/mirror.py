@@ -208,17 +208,6 @@ class BusyBlock:
 
 
 @dataclass(frozen=True, slots=True)
-class SeriesExpansion:
-    """Every instance of a recurring Google event inside the import horizon,
-    replacing whatever instances were imported for it before."""
-
-    series_id: str
-    etag: str
-    blocks: tuple[BusyBlock, ...]
-    expanded_until: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class AttendeeResponse:
     """A booker's answer seen on our event in Google (responseStatus)."""
 
@@ -229,22 +218,21 @@ class AttendeeResponse:
 
 @dataclass(frozen=True, slots=True)
 class ImportBatch:
-    """One page of Google changes, applied in one transaction.
+    """What one page of Google changes does in the gateway, applied in one
+    transaction: the gateway half of ``google_bridge.reconcile``'s plan.
 
-    ``seen`` is set on the pages of a full sync: the ids of every event met so
-    far (what the last page leaves out was planned as removed there:
-    ``google_bridge.plan.unlisted``). ``sync_token`` is set on the last page
-    only."""
+    ``status`` is the new saved status of the events concerned (None: the
+    link is forgotten); a new busy block's link gets the id of the booking
+    written for it. ``seen`` is set on the pages of a full sync: the ids of
+    every event met so far. ``sync_token`` is set on the last page only."""
 
     resource_id: str
     upserts: tuple[BusyBlock, ...] = ()
-    removals: tuple[str, ...] = ()  # event ids (single events or instances)
-    series: tuple[SeriesExpansion, ...] = ()
-    series_removals: tuple[str, ...] = ()
+    removals: tuple[str, ...] = ()  # event ids of busy blocks (events or instances)
     repush: tuple[str, ...] = ()  # booking ids whose Google event was edited there
     responses: tuple[AttendeeResponse, ...] = ()
     notes: tuple[SyncLogEntry, ...] = ()
-    echo_etags: tuple[tuple[str, str], ...] = ()  # (event id, etag) of our own writes
+    status: tuple[tuple[str, EventLink | None], ...] = ()
     seen: frozenset[str] | None = None
     sync_token: str = ""
     imported: int = 0

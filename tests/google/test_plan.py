@@ -1,6 +1,6 @@
-"""Planning a page of Google changes (``plan_page``) and the event mapping
-(``google_bridge.mapping``), on plain dicts shaped like Calendar API v3 Event
-resources. No I/O: every rule of the planner is checked on data."""
+"""The mirror's one decision (``google_bridge.reconcile``) and the event
+mapping (``google_bridge.mapping``), on plain dicts shaped like Calendar API
+v3 Event resources. No I/O: every rule is checked on data."""
 
 from __future__ import annotations
 
@@ -39,13 +39,16 @@ from google_bridge.mapping import (
     responses,
     same_content,
 )
-from google_bridge.plan import (
-    OwnEvent,
-    PagePlan,
-    PushKind,
+from google_bridge.reconcile import (
+    Booked,
+    GoogleDelete,
+    GoogleView,
+    Plan,
+    Scope,
+    block_digest,
     own_booking_id,
-    plan_page,
-    plan_push,
+    reconcile,
+    reconcile_series,
     vanished,
 )
 
@@ -175,6 +178,11 @@ def pushed_link(booking_id: str = BOOKING_ID, details: Details = Details.FULL) -
     )
 
 
+def written_link(b: Booking, details: Details = Details.FULL) -> EventLink:
+    """The link after our last write of ``b``."""
+    return replace(pushed_link(b.id, details), digest=digest(event_body(b, details)))
+
+
 def imported_link(event_id: str, series_id: str = "") -> EventLink:
     return EventLink(
         RES, event_id, LinkKind.IMPORTED, booking_id=f"blk-{event_id}", series_id=series_id
@@ -196,42 +204,63 @@ def plan(
     items: Iterable[Mapping[str, Any]],
     *,
     links: Iterable[EventLink] = (),
-    own: Mapping[str, OwnEvent] | None = None,
+    own: Mapping[str, Booked] | None = None,
     import_foreign: bool = True,
     listed: set[str] | None = None,
-) -> PagePlan:
-    return plan_page(
-        list(items),
-        resource_id=RES,
-        calendar_zone=ZONE,
-        links={link.event_id: link for link in links},
-        own=own or {},
-        window_start=WINDOW_START,
-        now=NOW,
-        import_foreign=import_foreign,
-        listed=listed,
+) -> Plan:
+    """``reconcile`` on a page of Google's events (``listed``: the last page
+    of a complete listing), for a two-way resource (to_google when
+    ``import_foreign`` is False)."""
+    direction = Direction.TWO_WAY if import_foreign else Direction.TO_GOOGLE
+    return reconcile(
+        {link.event_id: link for link in links},
+        own or {},
+        GoogleView(list(items), ZONE, frozenset(listed) if listed is not None else None),
+        Scope(RES, MirrorPolicy(direction, Details.FULL), WINDOW_START, NOW),
     )
 
 
-def own_of(b: Booking, details: Details = Details.FULL) -> dict[str, OwnEvent]:
-    return {b.id: OwnEvent(b, event_body(b, details))}
+def own_of(b: Booking) -> dict[str, Booked]:
+    return {b.id: Booked(b)}
 
 
-def changes(p: PagePlan) -> dict[str, Any]:
-    """Everything the plan asks to change (``seen`` is bookkeeping)."""
+def repush(p: Plan) -> list[str]:
+    """The bookings the plan writes back to Google."""
+    return [write.booking_id for write in p.writes]
+
+
+def echo_etags(p: Plan) -> list[tuple[str, str]]:
+    """(event id, etag) of our own events the plan remembers as echoes."""
+    return [
+        (event_id, link.etag)
+        for event_id, link in p.status.items()
+        if link is not None and link.kind is LinkKind.PUSHED
+    ]
+
+
+def forgotten(p: Plan) -> list[str]:
+    """Event ids whose link the plan drops besides the removed blocks' (series)."""
+    return [e for e, link in p.status.items() if link is None and e not in p.removals]
+
+
+def changes(p: Plan) -> dict[str, Any]:
+    """Everything the plan asks to change (``seen`` is bookkeeping, and the
+    status of imported blocks follows their upserts)."""
     return {
         "upserts": p.upserts,
         "removals": p.removals,
         "expand": p.expand,
-        "series_removals": p.series_removals,
-        "repush": p.repush,
+        "series_removals": forgotten(p),
+        "repush": repush(p),
         "responses": p.responses,
         "notes": p.notes,
-        "echo_etags": p.echo_etags,
+        "echo_etags": echo_etags(p),
+        "deletes": p.deletes,
+        "copy_to_guests": p.copy_to_guests,
     }
 
 
-def only(p: PagePlan, **expected: Any) -> None:
+def only(p: Plan, **expected: Any) -> None:
     """The plan holds exactly ``expected`` and nothing else."""
     wanted = {key: [] for key in changes(p)}
     wanted.update(expected)
@@ -486,7 +515,7 @@ def test_free_instance_removes_its_block() -> None:
 def test_our_unchanged_event_is_an_echo(details: Details) -> None:
     b = booking()
     event = as_google_returns(event_body(b, details), etag='"echo-7"')
-    p = plan([event], links=[pushed_link(details=details)], own=own_of(b, details))
+    p = plan([event], links=[pushed_link(details=details)], own=own_of(b))
     only(p, echo_etags=[(GID, '"echo-7"')])
 
 
@@ -524,7 +553,7 @@ def test_our_event_changed_in_google_is_written_back_with_a_conflict_note(
     b = booking()
     event = as_google_returns(event_body(b, Details.FULL))
     event.update(copy.deepcopy(edit))
-    p = plan([event], links=[pushed_link()], own=own_of(b))
+    p = plan([event], links=[written_link(b)], own=own_of(b))
     only(p, repush=[BOOKING_ID], notes=p.notes)
     (note,) = p.notes
     assert (note.resource_id, note.kind, note.at) == (RES, LogKind.CONFLICT, NOW)
@@ -535,13 +564,33 @@ def test_our_event_changed_in_google_is_written_back_with_a_conflict_note(
     assert p.upserts == []
 
 
+def test_our_event_behind_a_change_not_yet_pushed_is_written_without_a_conflict() -> None:
+    """Rescheduled here, its push still queued, a guest's answer moves the
+    event's etag: Google shows the old time, which is our own last write,
+    not a person's change. Written back (the queued push would too), but no
+    conflict is reported."""
+    b = booking()
+    event = as_google_returns(event_body(b, Details.FULL), etag='"answered"')
+    event["attendees"] = [{"email": "zoe@example.com", "responseStatus": "accepted"}]
+    later = b.start + HOUR
+    moved = replace(b, start=later, end=later + HOUR)
+    p = plan([event], links=[written_link(b)], own=own_of(moved))
+    assert repush(p) == [BOOKING_ID] and p.notes == []
+    assert p.responses == [AttendeeResponse(BOOKING_ID, "zoe@example.com", "ACCEPTED")]
+    # Without a link (a write Google took went unrecorded) likewise.
+    assert plan([event], own=own_of(moved)).notes == []
+
+
 def test_our_event_deleted_in_google_is_written_back() -> None:
     # A deleted event comes back stripped of its extended properties: it is
     # known only through the link the push left.
     gone = cancelled(GID)
     for import_foreign in (True, False):
         p = plan(
-            [gone], links=[pushed_link()], own=own_of(booking()), import_foreign=import_foreign
+            [gone],
+            links=[written_link(booking())],
+            own=own_of(booking()),
+            import_foreign=import_foreign,
         )
         only(p, repush=[BOOKING_ID], notes=p.notes)
         (note,) = p.notes
@@ -550,13 +599,19 @@ def test_our_event_deleted_in_google_is_written_back() -> None:
         assert note.event_id == GID
 
 
-def test_our_event_deleted_or_cancelled_in_the_gateway_is_left_to_the_queued_push() -> None:
+def test_our_event_live_in_google_for_a_booking_gone_here_is_deleted_again() -> None:
+    """The push queued with the cancellation may have run before the event
+    reached Google (a write Google took while the gateway died): meeting it
+    live, the sync deletes it again, and never imports it."""
     b = booking()
     event = as_google_returns(event_body(b, Details.FULL))
     event["summary"] = "edited in Google meanwhile"
-    only(plan([event], links=[pushed_link()], own={BOOKING_ID: OwnEvent(None, None)}))
+    gone = [GoogleDelete(BOOKING_ID, GID)]
+    only(plan([event], links=[pushed_link()], own={BOOKING_ID: Booked(None)}), deletes=gone)
     cancelled_here = replace(b, status=BookingStatus.CANCELLED)
-    only(plan([event], links=[pushed_link()], own=own_of(cancelled_here)))
+    only(plan([event], links=[pushed_link()], own=own_of(cancelled_here)), deletes=gone)
+    # Deleted on both sides: nothing left to do.
+    only(plan([cancelled(GID)], links=[pushed_link()], own={BOOKING_ID: Booked(None)}))
     # Not even looked up: still never imported.
     only(plan([event], links=[pushed_link()], own={}))
 
@@ -590,7 +645,7 @@ def test_guest_declining_our_event_does_not_free_the_time() -> None:
     event["attendees"][0]["responseStatus"] = "declined"
     p = plan([event], own=own_of(b))
     assert p.responses == [AttendeeResponse(BOOKING_ID, "zoe@example.com", "DECLINED")]
-    assert p.upserts == [] and p.removals == [] and p.repush == []
+    assert p.upserts == [] and p.removals == [] and repush(p) == []
 
 
 def test_unchanged_event_while_our_push_is_queued_is_no_conflict() -> None:
@@ -687,8 +742,8 @@ def test_a_page_mixing_everything_is_planned_item_by_item() -> None:
     assert [u.event_id for u in p.upserts] == ["new1"]
     assert p.removals == ["gone1"]
     assert [m["id"] for m in p.expand] == ["series1"]
-    assert p.echo_etags == [(GID, '"ours"')]
-    assert p.repush == [] and p.notes == []
+    assert echo_etags(p) == [(GID, '"ours"')]
+    assert repush(p) == [] and p.notes == []
 
 
 # -- mapping: bookings as Google events ----------------------------------------
@@ -887,7 +942,7 @@ def test_an_own_event_a_full_listing_leaves_out_is_planned_as_deleted_in_google(
     """One rule for both paths: missing from a complete listing is what an
     incremental sync reports as a cancelled event."""
     b = booking()
-    ours = pushed_link()
+    ours = written_link(b)
     links = {ours.event_id: ours, "imp1": imported_link("imp1")}
     missing = vanished(links, listed={"imp1"})
     assert missing == [{"id": ours.event_id, "status": "cancelled"}]
@@ -895,12 +950,12 @@ def test_an_own_event_a_full_listing_leaves_out_is_planned_as_deleted_in_google(
 
     from_full = plan(missing, links=links.values(), own=own_of(b))
     from_delta = plan([cancelled(ours.event_id)], links=links.values(), own=own_of(b))
-    assert from_full.repush == from_delta.repush == [b.id]
+    assert repush(from_full) == repush(from_delta) == [b.id]
     assert [n.message for n in from_full.notes] == [n.message for n in from_delta.notes]
     assert "deleted in Google Calendar" in from_full.notes[0].message
     # A booking cancelled here meanwhile is not written back: its delete is queued.
     gone = plan(missing, links=links.values(), own=own_of(booking(status=BookingStatus.CANCELLED)))
-    assert gone.repush == [] and gone.notes == []
+    assert repush(gone) == [] and gone.notes == []
 
 
 def test_an_event_another_resource_wrote_is_busy_time_like_any_other() -> None:
@@ -910,36 +965,57 @@ def test_an_event_another_resource_wrote_is_busy_time_like_any_other() -> None:
         "prevres1",
         extendedProperties={"private": {BOOKING_KEY: "other-booking", RESOURCE_KEY: "anna"}},
     )
-    result = plan([theirs], own={"other-booking": OwnEvent(None, None, foreign=True)})
+    result = plan([theirs], own={"other-booking": Booked(None, foreign=True)})
     assert [b.event_id for b in result.upserts] == ["prevres1"]
-    assert result.repush == [] and result.notes == []
+    assert repush(result) == [] and result.notes == []
     # Deleted in the gateway instead (its push is queued): left alone.
-    deleted = plan([theirs], own={"other-booking": OwnEvent(None, None)})
-    assert deleted.upserts == [] and deleted.repush == []
+    deleted = plan([theirs], own={"other-booking": Booked(None)})
+    assert deleted.upserts == [] and repush(deleted) == []
+    assert deleted.deletes == [GoogleDelete("other-booking", "prevres1")]
 
 
-# -- gateway -> Google: plan_push -------------------------------------------------
+# -- gateway -> Google: a queued push ---------------------------------------------------
 
 TWO_WAY = MirrorPolicy(Direction.TWO_WAY, Details.FULL)
 IMPORT_COPIES = MirrorPolicy(Direction.TWO_WAY, Details.FULL, InvitePath.GOOGLE_IMPORT)
 
 
-def written_link(b: Booking, details: Details = Details.FULL) -> EventLink:
-    """The link after our last write of ``b``."""
-    return replace(pushed_link(b.id, details), digest=digest(event_body(b, details)))
+def push(
+    b: Booking | None,
+    link: EventLink | None,
+    policy: MirrorPolicy,
+    *,
+    guests: frozenset[str] = frozenset(),
+    force: bool = False,
+    booking_id: str = BOOKING_ID,
+) -> Plan:
+    """``reconcile`` as the pusher asks it: one booking, nothing seen of
+    Google (``force``: an earlier sync saw Google's copy changed)."""
+    bid = b.id if b is not None else booking_id
+    return reconcile(
+        {link.event_id: link} if link is not None else {},
+        {bid: Booked(b, guests_with_copies=guests)},
+        GoogleView(differs=frozenset({bid}) if force else frozenset()),
+        Scope(RES, policy, WINDOW_START, NOW),
+    )
+
+
+def push_kind(p: Plan) -> str:
+    assert len(p.writes) + len(p.deletes) <= 1
+    return "write" if p.writes else "delete" if p.deletes else "nothing"
 
 
 @pytest.mark.parametrize(
     ("case", "the_booking", "link", "policy", "force", "kind"),
     [
-        ("new booking", booking(), None, TWO_WAY, False, PushKind.WRITE),
+        ("new booking", booking(), None, TWO_WAY, False, "write"),
         (
             "unchanged since our write",
             booking(),
             written_link(booking()),
             TWO_WAY,
             False,
-            PushKind.NOTHING,
+            "nothing",
         ),
         (
             "changed here",
@@ -947,7 +1023,7 @@ def written_link(b: Booking, details: Details = Details.FULL) -> EventLink:
             written_link(booking()),
             TWO_WAY,
             False,
-            PushKind.WRITE,
+            "write",
         ),
         (
             "changed in Google: forced",
@@ -955,7 +1031,7 @@ def written_link(b: Booking, details: Details = Details.FULL) -> EventLink:
             written_link(booking()),
             TWO_WAY,
             True,
-            PushKind.WRITE,
+            "write",
         ),
         (
             "cancelled, was written",
@@ -963,24 +1039,26 @@ def written_link(b: Booking, details: Details = Details.FULL) -> EventLink:
             written_link(booking()),
             TWO_WAY,
             False,
-            PushKind.DELETE,
+            "delete",
         ),
         (
-            "cancelled, never written",
+            # A write Google may have taken unrecorded: deleted by its id
+            # (404 if it never got there).
+            "cancelled, no link",
             booking(status=BookingStatus.CANCELLED),
             None,
             TWO_WAY,
             False,
-            PushKind.NOTHING,
+            "delete",
         ),
-        ("deleted, was written", None, written_link(booking()), TWO_WAY, False, PushKind.DELETE),
+        ("deleted, was written", None, written_link(booking()), TWO_WAY, False, "delete"),
         (
-            "deleted, an imported block's link",
+            "deleted, only an imported block's link",
             None,
             imported_link("x"),
             TWO_WAY,
             False,
-            PushKind.NOTHING,
+            "delete",
         ),
         (
             "a busy block from Google",
@@ -988,7 +1066,7 @@ def written_link(b: Booking, details: Details = Details.FULL) -> EventLink:
             None,
             TWO_WAY,
             True,
-            PushKind.NOTHING,
+            "nothing",
         ),
     ],
 )
@@ -998,36 +1076,46 @@ def test_what_a_push_does(
     link: EventLink | None,
     policy: MirrorPolicy,
     force: bool,
-    kind: PushKind,
+    kind: str,
 ) -> None:
-    plan = plan_push(the_booking, link, policy, force=force)
-    assert plan.kind is kind, case
-    if kind is PushKind.WRITE:
-        assert the_booking is not None and plan.body is not None
-        assert plan.digest == digest(plan.body)
-        assert plan.body["summary"] == the_booking.title
+    plan = push(the_booking, link, policy, force=force)
+    assert push_kind(plan) == kind, case
+    if kind == "write":
+        assert the_booking is not None
+        (write,) = plan.writes
+        assert write.fresh_read is force  # changed in Google: read it before writing
+        assert write.body["summary"] == the_booking.title
+        new_status = plan.status[write.event_id]
+        assert new_status is not None and new_status.digest == digest(write.body)
+    if kind == "delete":
+        (delete,) = plan.deletes
+        assert delete.event_id == google_event_id(BOOKING_ID)  # never the imported block
+        assert plan.status == (
+            {delete.event_id: None} if link is not None and link.event_id == delete.event_id else {}
+        )
 
 
 def test_a_push_keeps_the_detail_level_the_event_was_first_written_with() -> None:
     anonymous_link = written_link(booking(), Details.ANONYMOUS)
     # A new title changes nothing an anonymous event shows.
-    assert plan_push(booking(title="Colour"), anonymous_link, TWO_WAY).kind is PushKind.NOTHING
+    assert push_kind(push(booking(title="Colour"), anonymous_link, TWO_WAY)) == "nothing"
     later = booking().start + HOUR
-    plan = plan_push(booking(start=later, end=later + HOUR), anonymous_link, TWO_WAY)
-    assert plan.kind is PushKind.WRITE and plan.details is Details.ANONYMOUS
-    assert plan.body is not None and plan.body["summary"] == "Busy"
+    plan = push(booking(start=later, end=later + HOUR), anonymous_link, TWO_WAY)
+    (write,) = plan.writes
+    new_status = plan.status[write.event_id]
+    assert new_status is not None and new_status.details is Details.ANONYMOUS
+    assert write.body["summary"] == "Busy"
 
 
 def test_guests_with_an_imported_copy_are_not_listed_and_their_copies_follow() -> None:
     b = booking(attendees=(Attendee("zoe@example.com"), Attendee("anna@x.org")))
-    plan = plan_push(b, None, IMPORT_COPIES, guests_with_copies=frozenset({"anna@x.org"}))
-    assert plan.body is not None and plan.copy_to_guests
-    assert [a["email"] for a in plan.body["attendees"]] == ["zoe@example.com"]
-    cancelled = plan_push(
-        replace(b, status=BookingStatus.CANCELLED), written_link(b), IMPORT_COPIES
-    )
-    assert cancelled.kind is PushKind.DELETE and cancelled.copy_to_guests
-    assert not plan_push(b, None, TWO_WAY).copy_to_guests
+    plan = push(b, None, IMPORT_COPIES, guests=frozenset({"anna@x.org"}))
+    (write,) = plan.writes
+    assert plan.copy_to_guests == [b.id]
+    assert [a["email"] for a in write.body["attendees"]] == ["zoe@example.com"]
+    cancelled = push(replace(b, status=BookingStatus.CANCELLED), written_link(b), IMPORT_COPIES)
+    assert push_kind(cancelled) == "delete" and cancelled.copy_to_guests == [b.id]
+    assert not push(b, None, TWO_WAY).copy_to_guests
 
 
 def test_our_own_event_is_known_by_its_properties_or_by_our_link() -> None:
@@ -1087,26 +1175,31 @@ def test_replaying_the_plans_converges(
     link: EventLink | None = None
     for version in (first, then):
         guests = copies if invitations is InvitePath.GOOGLE_IMPORT else frozenset()
-        pushed = plan_push(version, link, policy, guests_with_copies=guests)
+        pushed = push(version, link, policy, guests=guests)
         event: Event | None = None
-        if pushed.kind is PushKind.WRITE:
-            assert pushed.body is not None and pushed.details is not None
-            event = as_google_returns(pushed.body)
+        if pushed.writes:
+            (write,) = pushed.writes
+            new_status = pushed.status[write.event_id]
+            assert new_status is not None
+            event = as_google_returns(write.body)
             # Google has touched it since (its etag moved on), so the sync must
             # recognise our write by its content, not by the etag.
-            link = replace(
-                pushed_link(version.id, pushed.details), digest=pushed.digest, etag='"ours"'
-            )
-        elif pushed.kind is PushKind.DELETE:
+            link = replace(new_status, etag='"ours"')
+        elif pushed.deletes:
             link = None
-        again = plan_push(version, link, policy, guests_with_copies=guests)
-        assert again.kind is PushKind.NOTHING
+        again = push(version, link, policy, guests=guests)
+        if version.status is BookingStatus.CANCELLED:
+            # A cancelled booking's event is deleted by its id even without a
+            # link (a write may have reached Google unrecorded): the same
+            # delete again, never a write.
+            assert push_kind(again) == "delete" and again.status == {}
+        else:
+            assert push_kind(again) == "nothing"
         if event is not None and link is not None:
-            # What the sync compares with: what it would write now
-            # (google_bridge.sync asks plan_push, force=True).
-            body = plan_push(version, link, policy, guests_with_copies=guests, force=True).body
-            synced = plan([event], links=[link], own={version.id: OwnEvent(version, body)})
-            assert (synced.repush, synced.notes, synced.upserts) == ([], [], [])
+            synced = plan(
+                [event], links=[link], own={version.id: Booked(version, guests_with_copies=guests)}
+            )
+            assert (repush(synced), synced.notes, synced.upserts) == ([], [], [])
             assert synced.responses == []
 
 
@@ -1127,8 +1220,84 @@ def test_a_complete_listing_removes_what_google_no_longer_has_in_the_plan() -> N
     listed = {"kept1", "series-kept"}
     result = plan([gevent("kept1")], links=links, own=own_of(b), listed=listed)
     assert sorted(result.removals) == ["gone1", "series-gone_20260312"]
-    assert result.series_removals == ["series-gone"]
-    assert result.repush == [b.id]  # our own event vanished: written back
+    assert forgotten(result) == ["series-gone"]
+    assert repush(result) == [b.id]  # our own event vanished: written back
     # The same page of a delta (no listing) removes nothing it did not see.
-    delta = plan([gevent("kept1")], links=links, own=own_of(b))
-    assert (delta.removals, delta.series_removals, delta.repush) == ([], [], [])
+    delta = plan([gevent("kept1")], links=links)
+    assert (delta.removals, forgotten(delta), repush(delta)) == ([], [], [])
+
+
+# -- the saved status -------------------------------------------------------------
+
+
+def with_status(links: Mapping[str, EventLink], p: Plan) -> dict[str, EventLink]:
+    """The saved status after the plan was executed."""
+    new = dict(links)
+    for event_id, link in p.status.items():
+        if link is None:
+            new.pop(event_id, None)
+        else:
+            new[event_id] = link
+    return new
+
+
+def test_a_block_imported_exactly_so_already_is_left_alone_and_a_moved_one_rewritten() -> None:
+    """The status keeps a digest of what each block was imported as: a
+    change notice that changes nothing of the block (a new title, a
+    guest's answer) writes nothing, a moved event rewrites its block."""
+    first = plan([gevent("dentist1")])
+    (block,) = first.upserts
+    saved = first.status["dentist1"]
+    assert saved is not None and saved.digest == block_digest(block)
+    assert saved.kind is LinkKind.IMPORTED and saved.etag == '"dentist1-1"'
+    retitled = gevent("dentist1", summary="Dentist (moved room)", etag='"dentist1-2"')
+    only(plan([retitled], links=[replace(saved, booking_id="blk-1")]))
+    moved = gevent("dentist1", "2026-03-12T11:00:00+01:00", "2026-03-12T12:00:00+01:00")
+    again = plan([moved], links=[replace(saved, booking_id="blk-1")])
+    assert [b.span.start.hour for b in again.upserts] == [10]  # 11:00 Berlin, in UTC
+    new = again.status["dentist1"]
+    assert new is not None and new.booking_id == "blk-1"  # the same block, rewritten
+
+
+def test_an_own_event_whose_link_was_lost_is_recognised_and_its_link_made_again() -> None:
+    """A crash after Google took the insert and before the link was saved:
+    the sync meets our event without a link, sees our write and remembers
+    it, instead of writing it back as a conflict."""
+    b = booking()
+    event = as_google_returns(event_body(b, Details.FULL), etag='"after-crash"')
+    p = plan([event], own=own_of(b))
+    saved = p.status[GID]
+    assert saved is not None and saved.kind is LinkKind.PUSHED and saved.booking_id == b.id
+    assert saved.etag == '"after-crash"' and saved.digest == digest(event_body(b, Details.FULL))
+    assert repush(p) == [] and p.notes == []
+    # With that status a queued push of the unchanged booking writes nothing.
+    assert push_kind(push(b, saved, TWO_WAY)) == "nothing"
+
+
+def test_a_series_expansion_replaces_the_instances_imported_for_it() -> None:
+    master = {"id": "yoga", "etag": '"yoga-3"'}
+    links = {
+        "yoga": series_link("yoga", '"yoga-2"'),
+        "yoga_20260312": imported_link("yoga_20260312", series_id="yoga"),
+        "yoga_20260305": imported_link("yoga_20260305", series_id="yoga"),
+        "other_1": imported_link("other_1", series_id="other"),
+    }
+    instances = [
+        gevent("yoga_20260312", recurringEventId="yoga"),
+        gevent(
+            "yoga_20260319",
+            "2026-03-19T10:00:00+01:00",
+            "2026-03-19T11:00:00+01:00",
+            recurringEventId="yoga",
+        ),
+    ]
+    until = NOW + timedelta(days=180)
+    p = reconcile_series(RES, master, instances, ZONE, until, links)
+    assert [b.event_id for b in p.upserts] == ["yoga_20260312", "yoga_20260319"]
+    assert {b.series_id for b in p.upserts} == {"yoga"}
+    assert p.removals == ["yoga_20260305"]  # no longer an instance; other series untouched
+    series = p.status["yoga"]
+    assert series is not None and (series.etag, series.expanded_until) == ('"yoga-3"', until)
+    # Expanded again with nothing changed: only the series' status moves on.
+    again = reconcile_series(RES, master, instances, ZONE, until, with_status(links, p))
+    assert (again.upserts, again.removals, list(again.status)) == ([], [], ["yoga"])
