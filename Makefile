@@ -25,8 +25,10 @@ typecheck: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
+# One worker per core (tests/README.md: the suites that go through the store
+# run on SQLite and on PostgreSQL, twice the tests, in about the same time).
 unit: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto
 
 test: lint typecheck layers unit
 

@@ -14,12 +14,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from pydantic import ValidationError
+
 from gateway import __version__
 from gateway.admin import (
     StorageSecretMissing,
     build_booking_service,
     open_mirror_admin,
     open_repository,
+    storage_password,
 )
 from gateway.core.calendar_import import ImportReport, UnsplittableFile, counts_line, describe
 from gateway.core.errors import NotFound, StorageFull
@@ -32,10 +35,12 @@ from gateway.settings import (
     ResourceSettings,
     Settings,
     SettingsError,
+    StorageSettings,
     load_settings,
     new_token,
 )
 from gateway.store import SchemaError
+from gateway.store.copy import CopyFailed, CopyRefused, StoreAddress, copy_store
 from gateway.web.auth import hash_password
 from gateway.web.observability import configure_logging
 from google_bridge.tokens import TokenKeyMismatch, TokenVault, new_key
@@ -353,6 +358,44 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store_address(args: argparse.Namespace, side: str) -> StoreAddress:
+    """``--from``/``--to`` and their password options, checked as
+    storage.url, storage.password_env and storage.password_file are."""
+    try:
+        storage = StorageSettings.model_validate(
+            {
+                "url": getattr(args, side),
+                "password_env": getattr(args, f"{side}_password_env"),
+                "password_file": getattr(args, f"{side}_password_file"),
+            }
+        )
+        password = storage_password(storage)
+    except ValidationError as exc:
+        problem = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise _fail(f"--{side}: {problem}") from None
+    except StorageSecretMissing as exc:
+        raise _fail(f"--{side}: {exc}") from None
+    if storage.backend == "sqlite":
+        return StoreAddress("sqlite", str(storage.sqlite_path), storage.describe())
+    return StoreAddress("postgresql", storage.url, storage.describe(), password)
+
+
+def cmd_copy_store(args: argparse.Namespace) -> int:
+    """Exit 0 when everything was copied and verified, 2 when the copy was
+    refused before writing (non-empty target, versions, URLs, secrets), 1
+    when it failed part of the way and was rolled back."""
+    source, target = _store_address(args, "from"), _store_address(args, "to")
+    try:
+        report = asyncio.run(copy_store(source, target))
+    except (CopyRefused, SchemaError, StorageSecretMissing) as exc:
+        raise _fail(str(exc)) from None
+    except CopyFailed as exc:
+        print(f"calgateway: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(report.lines()))
+    return 0
+
+
 def _progress_printer() -> Callable[[int, int], None]:
     def show(done: int, total: int) -> None:
         end = "\n" if done == total else ""
@@ -446,6 +489,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.add_argument("--config", required=True, type=str, help="YAML settings file")
     migrate.set_defaults(run=cmd_migrate)
+
+    copy = sub.add_parser(
+        "copy-store",
+        help="copy a whole installation into an empty store (SQLite <-> PostgreSQL)",
+        description=(
+            "Copy every calendar object, revision, change log, outbox item, Google mirror "
+            "state and idempotency key from one store to another, empty one, in one "
+            "transaction, and verify row counts and a SHA-256 of every value before it "
+            "commits. Stop every server on the source first. URLs as in storage.url; a "
+            "PostgreSQL password comes from an environment variable or a file, never the URL."
+        ),
+    )
+    for side in ("from", "to"):
+        copy.add_argument(f"--{side}", required=True, metavar="URL", help=f"store to copy {side}")
+        secret = copy.add_mutually_exclusive_group()
+        secret.add_argument(
+            f"--{side}-password-env", metavar="VAR", help="environment variable with the password"
+        )
+        secret.add_argument(
+            f"--{side}-password-file", metavar="FILE", help="file holding the password"
+        )
+    copy.set_defaults(run=cmd_copy_store)
 
     importer = sub.add_parser(
         "import",

@@ -11,6 +11,16 @@ round. One resource's trouble never stops the others.
 A booking that needs a fresh look at Google (``gateway.core.freshness``)
 asks for ``sync_unless_fresh``: the same sync, run at once, unless one
 finished within the freshness meanwhile.
+
+Several replicas on one database: a sync runs only in the store's sync
+turn for the calendar (``MirrorRepository.sync_turn``: a PostgreSQL
+advisory lock), so one replica syncs a calendar at a time. A push
+notification reaches whichever replica the proxy picks; when another
+replica is syncing that calendar, the request is kept and tried again
+every ``BUSY_RETRY`` seconds until this replica gets the turn and syncs
+itself (the running sync may have listed Google before the change the
+notification announces). A due poll that finds the calendar busy just
+counts as done: the other replica is syncing it.
 """
 
 from __future__ import annotations
@@ -42,6 +52,9 @@ from .tokens import TokenKeyMismatch
 log = logging.getLogger("calgateway.google")
 
 _RECONNECT = "the Google calendar needs to be connected again (reconnect needed)"
+BUSY = "another replica is syncing this Google calendar now"
+# Seconds between tries for a requested sync another replica holds up.
+BUSY_RETRY = 0.25
 
 
 class SyncWorker:
@@ -66,6 +79,7 @@ class SyncWorker:
         self._clock = clock
         self._slots = asyncio.Semaphore(concurrency)
         self._requested: set[str] = set()
+        self._held_up: set[str] = set()  # requested, another replica syncing (logged)
         self._wake = asyncio.Event()
         self._last_try: dict[str, datetime] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -83,6 +97,8 @@ class SyncWorker:
         )
 
     async def _next_wait(self) -> float:
+        if self._requested:
+            return BUSY_RETRY  # requests held up by another replica's sync
         if not self._last_try:
             return self._poll.total_seconds()
         earliest = min(self._last_try.values()) + self._poll
@@ -105,7 +121,19 @@ class SyncWorker:
             last = self._last_try.get(connection.resource_id)
             if connection.resource_id in requested or last is None or now - last >= self._poll:
                 due.append(connection)
-        await asyncio.gather(*(self._one(c.resource_id) for c in due))
+        results = await asyncio.gather(*(self._turn(c.resource_id) for c in due))
+        for connection, result in zip(due, results, strict=True):
+            resource_id = connection.resource_id
+            if result == BUSY and resource_id in requested:
+                if resource_id not in self._held_up:
+                    log.info(
+                        "google sync held up: another replica is syncing this calendar",
+                        extra={"resource": resource_id},
+                    )
+                self._held_up.add(resource_id)
+                self._requested.add(resource_id)  # again after BUSY_RETRY
+            else:
+                self._held_up.discard(resource_id)
         return [c.resource_id for c in due]
 
     def finished(self, resource_id: str) -> int:
@@ -129,28 +157,46 @@ class SyncWorker:
         (a first import of thousands of events) must not hold it up; bookings
         of one resource share one call of this (``google_bridge.freshness``)."""
         async with self._lock(resource_id):
-            connection = await self._repo.get_connection(resource_id)
-            if connection is not None and connection.last_sync_at is not None:
-                age = self._clock() - connection.last_sync_at
-                if timedelta(0) <= age <= within:
-                    return Look(LookOutcome.SYNCED)
-            result = await self._attempt(resource_id, connection)
+            while True:
+                connection = await self._repo.get_connection(resource_id)
+                if connection is not None and connection.last_sync_at is not None:
+                    age = self._clock() - connection.last_sync_at
+                    if timedelta(0) <= age <= within:
+                        return Look(LookOutcome.SYNCED)
+                result = await self._attempt(resource_id)
+                if result != BUSY:
+                    break
+                # Another replica is syncing: its sync may well be the fresh
+                # look. The guard's deadline bounds this wait.
+                await asyncio.sleep(BUSY_RETRY)
         if isinstance(result, str):
             return Look(LookOutcome.FAILED, result)
         return Look(LookOutcome.SYNCED)
 
     async def _one(self, resource_id: str) -> SyncOutcome | None:
-        async with self._lock(resource_id), self._slots:
-            # Read again under the lock: a sync that just ran moved the token.
-            connection = await self._repo.get_connection(resource_id)
-            result = await self._attempt(resource_id, connection)
+        result = await self._turn(resource_id)
         return None if isinstance(result, str) else result
 
-    async def _attempt(self, resource_id: str, connection: Connection | None) -> SyncOutcome | str:
+    async def _turn(self, resource_id: str) -> SyncOutcome | str:
+        async with self._lock(resource_id), self._slots:
+            return await self._attempt(resource_id)
+
+    async def _attempt(self, resource_id: str) -> SyncOutcome | str:
         """One sync of a resource, under its lock: its outcome, or why there
-        was none (a sentence)."""
-        now = self._clock()
-        self._last_try[resource_id] = now
+        was none (a sentence; ``BUSY`` when another replica has the turn)."""
+        async with self._repo.sync_turn(resource_id) as mine:
+            now = self._clock()
+            self._last_try[resource_id] = now
+            if not mine:
+                return BUSY
+            # Read under the turn: a sync that just ran, here or in another
+            # replica, moved the sync token.
+            connection = await self._repo.get_connection(resource_id)
+            return await self._attempt_turn(resource_id, connection, now)
+
+    async def _attempt_turn(
+        self, resource_id: str, connection: Connection | None, now: datetime
+    ) -> SyncOutcome | str:
         if connection is None or not connection.connected:
             return "the Google calendar is not connected"
         if connection.warning is WarningReason.RECONNECT:

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from gateway.admin import domain_resources
+from gateway.admin import domain_resources, open_repository
 from gateway.core.model import BookingDraft
 from gateway.core.service import BookingService
 from gateway.ical import ICalCodec
 from gateway.settings import Settings
-from gateway.store import open_sqlite_repository
 
 # Far from "now", so that the bookings the tests make by API never collide.
 FIRST_SLOT = datetime(2031, 1, 6, 8, tzinfo=UTC)
@@ -22,7 +21,7 @@ async def fill_calendar(
 ) -> None:
     """``count`` one-hour bookings of ``resource_id``, back to back from
     ``first``, with no booker (nothing is queued for mail)."""
-    repository = await open_sqlite_repository(settings.storage.sqlite_path)
+    repository = await open_repository(settings)
     try:
         service = BookingService(
             repository,

@@ -1,10 +1,11 @@
 """Shared fixtures: the real app from ``create_app`` over a test YAML and a real
-SQLite file, served on loopback and called with aiohttp's HTTP client."""
+store (a SQLite file, or a PostgreSQL database where ``tests.backends`` runs
+a suite on both), served on loopback and called with aiohttp's HTTP client."""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,16 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from gateway.app import create_app
+from gateway.core.ports import MirrorRepository
 from gateway.settings import Settings, load_settings
-from gateway.store import SqliteRepository, open_sqlite_repository
 from gateway.web.auth import hash_password
+from tests import backends
+from tests.backends import Backend, Store, Stores, Template, make_template, open_stores, storage_url
 from tests.net import free_port
+from tests.pgserver import (
+    PostgresServer,
+    postgres_server,  # noqa: F401 - the fixture, for [postgres] runs
+)
 
 AppClient = TestClient[web.Request, web.Application]
 
@@ -42,9 +49,12 @@ _ADMIN_HASH = hash_password(ADMIN_PASSWORD)
 _READER_HASH = hash_password(READER_PASSWORD)
 
 
-def settings_yaml(db_path: Path, *, mail: bool = True, server: str = "", extra: str = "") -> str:
-    """The test settings. ``server``: more lines for the server section, each
-    indented by two spaces; ``extra``: more top-level sections."""
+def settings_yaml(
+    db_path: Store | Path | str, *, mail: bool = True, server: str = "", extra: str = ""
+) -> str:
+    """The test settings on ``db_path``: a store, a SQLite file or a URL.
+    ``server``: more lines for the server section, each indented by two
+    spaces; ``extra``: more top-level sections."""
     mail_section = MAIL_SECTION if mail else ""
     return f"""\
 server:
@@ -53,7 +63,7 @@ server:
   base_url: http://gateway.test
 {server}\
 storage:
-  url: sqlite:///{db_path}
+  url: {storage_url(db_path)}
 defaults:
   timezone: UTC
 users:
@@ -93,23 +103,62 @@ def basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    backends.configure(config)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    backends.parametrize(metafunc)
+
+
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """``sqlite``, or each backend in turn where ``tests.backends`` says so."""
+    chosen: Backend = getattr(request, "param", "sqlite")
+    return chosen
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: PostgresServer) -> Template:  # noqa: F811
+    """A migrated database, copied for each [postgres] test's store."""
+    return make_template(postgres_server)
+
+
+@pytest.fixture
+def stores(request: pytest.FixtureRequest, backend: Backend, tmp_path: Path) -> Iterator[Stores]:
+    """Fresh stores on this test's backend (``stores.new(name)``)."""
+    yield from open_stores(request, backend, tmp_path)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path, backend: Backend) -> Path:
+    """The SQLite file of ``store``, for tests that read it directly."""
+    if backend != "sqlite":
+        pytest.fail("this test reads the SQLite file: use `store` (tests.backends) or sqlite_only")
     return tmp_path / "gateway.sqlite3"
 
 
 @pytest.fixture
-async def repo(db_path: Path) -> AsyncIterator[SqliteRepository]:
-    """The real SQLite repository on ``db_path``, closed after the test."""
-    repository = await open_sqlite_repository(db_path)
+def store(request: pytest.FixtureRequest, stores: Stores) -> Store:
+    """The store of the test's gateway (``config_file``, ``client``, ``repo``):
+    on SQLite the file ``db_path`` names (a module may move it)."""
+    if stores.backend == "sqlite":
+        return Store.sqlite(request.getfixturevalue("db_path"))
+    return stores.new()
+
+
+@pytest.fixture
+async def repo(store: Store) -> AsyncIterator[MirrorRepository]:
+    """The real repository on ``store``, closed after the test."""
+    repository = await store.open()
     yield repository
     await repository.close()
 
 
 @pytest.fixture
-def config_file(tmp_path: Path, db_path: Path) -> Path:
+def config_file(tmp_path: Path, store: Store) -> Path:
     path = tmp_path / "gateway.yaml"
-    path.write_text(settings_yaml(db_path), encoding="utf-8")
+    path.write_text(settings_yaml(store.url), encoding="utf-8")
     return path
 
 
@@ -125,9 +174,11 @@ def app(settings: Settings) -> web.Application:
 
 @pytest.fixture
 async def client(
-    aiohttp_client: Callable[[web.Application], Awaitable[AppClient]],
     app: web.Application,
+    aiohttp_client: Callable[[web.Application], Awaitable[AppClient]],
 ) -> AppClient:
+    # ``app`` (and so the store) first: fixtures end in reverse order, so the
+    # client and its app stop before the store's database is dropped.
     return await aiohttp_client(app)
 
 
@@ -136,7 +187,9 @@ ClientWith = Callable[..., Awaitable[AppClient]]
 
 @pytest.fixture
 def client_with(
-    tmp_path: Path, aiohttp_client: Callable[[web.Application], Awaitable[AppClient]]
+    tmp_path: Path,
+    stores: Stores,
+    aiohttp_client: Callable[[web.Application], Awaitable[AppClient]],
 ) -> ClientWith:
     """``await client_with(server, extra=..., mail=...)``: a client of the app
     over the test settings with these more lines (``settings_yaml``), on a
@@ -147,9 +200,7 @@ def client_with(
         nonlocal made
         made += 1
         config = tmp_path / f"with-{made}.yaml"
-        yaml = settings_yaml(
-            tmp_path / f"with-{made}.sqlite3", mail=mail, server=server, extra=extra
-        )
+        yaml = settings_yaml(stores.new(f"with-{made}").url, mail=mail, server=server, extra=extra)
         config.write_text(yaml, encoding="utf-8")
         return await aiohttp_client(create_app(load_settings(config)))
 

@@ -30,7 +30,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,8 @@ INSTALL_HINT = (
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
 SERVER_USER = "postgres"
+# The tests' settings (see above); a bench comparing with SQLite passes its own.
+NO_DURABILITY = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
 
 
 def find_binaries() -> Path | None:
@@ -110,7 +112,7 @@ class PostgresServer:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _start(bin_dir: Path) -> PostgresServer:
+def _start(bin_dir: Path, *, durability: Sequence[str] = NO_DURABILITY) -> PostgresServer:
     run_as = None
     if os.geteuid() == 0:
         try:
@@ -154,9 +156,7 @@ def _start(bin_dir: Path) -> PostgresServer:
             f"-c port={server.port}",
             f"-c unix_socket_directories={root}",
             "-c max_connections=300",
-            "-c fsync=off",
-            "-c synchronous_commit=off",
-            "-c full_page_writes=off",
+            *(f"-c {setting}" for setting in durability),
         ]
     )
     start = server.run(

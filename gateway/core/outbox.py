@@ -265,8 +265,10 @@ class OutboxWorker:
         It starts by voiding the leases of items claimed before: they belong
         to this server's previous life (a crash, or a stop in the middle of
         a claim) and are due again now rather than when the lease runs out.
-        One server runs the outbox of a database (SQLite), so no live worker
-        loses an item this way."""
+        One server runs the outbox of a SQLite file, so no live worker loses
+        an item this way; on PostgreSQL, where replicas share the outbox,
+        only the leases of replicas that are gone are voided (the store
+        knows its live lease holders)."""
         try:
             released = await self._store.release_leases()
         except Exception:  # the database may be briefly unavailable

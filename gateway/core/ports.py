@@ -155,7 +155,8 @@ class Repository(ReadPort, Protocol):
         ...
 
     async def release_leases(self) -> int:
-        """Void the leases of claimed, undone items; returns how many."""
+        """Void the leases of claimed, undone items whose holder is gone
+        (every lease, where one process owns the store); returns how many."""
         ...
 
     async def complete_outbox(self, item_id: int, error: str | None = None) -> None:
@@ -250,6 +251,13 @@ class MirrorRepository(Repository, MirrorReads, Protocol):
     async def defer_outbox(self, item_id: int, next_attempt: datetime, reason: str) -> None:
         """Put an item back for later without counting a failed attempt (the
         effect is waiting for something: a reconnect, a quota pause)."""
+        ...
+
+    def sync_turn(self, resource_id: str) -> AbstractAsyncContextManager[bool]:
+        """The right to sync the resource's Google calendar, for the block:
+        True when this process has it, False when another process on the
+        same database is syncing that calendar now (sync later). A store
+        one process owns (SQLite) always says True."""
         ...
 
 

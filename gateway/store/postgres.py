@@ -17,9 +17,15 @@ both backends) and the same behaviour as ``sqlite``; what differs is how:
   of it keeps a process's waiting transactions off the pool: without it,
   transactions queueing for the database lock could hold every connection
   while the one holding the lock waits for a connection to read with.
-  (A lock per resource, exclusion constraints and SKIP LOCKED leases are
-  the next steps of issue 14; one lock keeps this step exactly SQLite's
+  (A lock per resource and exclusion constraints would let bookings of
+  different resources commit side by side; one lock keeps exactly SQLite's
   behaviour.)
+* Several replicas share the database. Outbox leases name their holder,
+  and a holder is alive while it holds its identity lock on a connection
+  of its own (``postgres_locks``): a killed replica's items are taken by
+  another at once, and a replica starting voids only dead holders' leases.
+  The same connection holds the Google sync lock of a calendar during a
+  sync (``sync_turn``), so one replica syncs it at a time.
 * Listings read in pages (``iter_entries`` and friends) run one SELECT
   through a server-side cursor in a read-only transaction: the cursor reads
   from the snapshot it was opened in, so the pages form one snapshot while
@@ -28,8 +34,10 @@ both backends) and the same behaviour as ``sqlite``; what differs is how:
   applied at open under an advisory lock; a database newer than the code
   is refused.
 
-Not here (issue 14, later steps): ``storage.url`` and ``create_app``
-wiring, replicas' leases and sync leaders, LISTEN/NOTIFY.
+No LISTEN/NOTIFY: what replicas cache (feed bodies, parsed objects) is
+keyed by the collection revision or the object's ETag, and every request
+reads the revision from the database, so another replica's write is seen
+by the next request without being told.
 """
 
 from __future__ import annotations
@@ -69,6 +77,7 @@ from gateway.core.ports import (
 )
 
 from .full import FULL_LOG, note_written
+from .postgres_locks import LIVE_WORKERS, ReplicaLocks, open_replica_locks
 from .postgres_mirror import PgMirrorReadsMixin, PgMirrorWritesMixin
 from .postgres_schema import LOCK_NAMESPACE, WRITE_LOCK, migrate
 from .rows import (
@@ -114,10 +123,15 @@ _HEAD_OF_BOOKING = (
     "SELECT 1 FROM outbox AS e WHERE e.done_at IS NULL AND e.resource_id = o.resource_id "
     "AND e.booking_id = o.booking_id AND e.kind = o.kind AND e.id < o.id))"
 )
-_DUE = (
-    "(o.next_attempt_at IS NULL OR o.next_attempt_at <= %(now)s) "
-    "AND (o.leased_until IS NULL OR o.leased_until <= %(now)s)"
+# A lease holds while it has not run out and its holder lives (holds its
+# identity lock, ``postgres_locks``): a dead replica's items are due at once.
+# Statements using these start with ``_WITH_LIVE``.
+_WITH_LIVE = f"WITH live AS MATERIALIZED ({LIVE_WORKERS}) "
+_LEASE_HOLDS = (
+    "(o.leased_until IS NOT NULL AND o.leased_until > %(now)s "
+    "AND o.leased_by IN (SELECT owner FROM live))"
 )
+_DUE = f"(o.next_attempt_at IS NULL OR o.next_attempt_at <= %(now)s) AND NOT {_LEASE_HOLDS}"
 
 _BUMP_REVISION = (
     "INSERT INTO collections AS c (resource_id, revision) VALUES (%s, 1) "
@@ -384,8 +398,16 @@ class _TransactionScope(AbstractAsyncContextManager[PostgresTransaction]):
 class PostgresRepository(_Reads):
     """The gateway's store on one PostgreSQL database. Use ``open_postgres_repository``."""
 
-    def __init__(self, pool: AsyncConnectionPool[Conn], *, listings: int, description: str) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Conn],
+        locks: ReplicaLocks,
+        *,
+        listings: int,
+        description: str,
+    ) -> None:
         self._pool = pool
+        self._locks = locks
         self.description = description  # the database, never its password
         self._lock = asyncio.Lock()
         self._listings = asyncio.Semaphore(listings)
@@ -533,21 +555,33 @@ class PostgresRepository(_Reads):
     ) -> list[OutboxItem]:
         if lease is None:
             rows = await self._query(
-                f"SELECT * FROM outbox AS o WHERE {_HEAD_OF_BOOKING} "  # noqa: S608
+                f"{_WITH_LIVE}SELECT * FROM outbox AS o WHERE {_HEAD_OF_BOOKING} "  # noqa: S608
                 f"AND {_DUE} ORDER BY id LIMIT %(limit)s",
                 {"now": utc_text(now), "limit": limit},
             )
         else:
-            # Leased under the write lock, as in sqlite: a second worker
-            # skips the items until the lease runs out.
+            # Leased under the write lock, as in sqlite: other replicas skip
+            # the items while the lease holds, that is until it runs out or
+            # this replica dies. (Not FOR UPDATE SKIP LOCKED: the claim is one
+            # short UPDATE, and under the one write lock it cannot interleave
+            # with the commit that queues an item or closes the one before
+            # it; a row lock would only make sense held for the whole effect,
+            # and the journal's commits of their own rule that out.)
+            owner = await self._locks.identity()
             async with self._transaction() as tx:
                 rows = await tx._query(
-                    "UPDATE outbox SET leased_until = %(until)s, "  # noqa: S608
+                    f"{_WITH_LIVE}UPDATE outbox SET leased_until = %(until)s, "  # noqa: S608
+                    "leased_by = %(owner)s, "
                     "resends = resends + (sending_since IS NOT NULL)::int WHERE id IN ("
                     f"SELECT id FROM outbox AS o WHERE {_HEAD_OF_BOOKING} "
                     f"AND {_DUE} ORDER BY id LIMIT %(limit)s) "
                     "RETURNING *",
-                    {"until": utc_text(now + lease), "now": utc_text(now), "limit": limit},
+                    {
+                        "until": utc_text(now + lease),
+                        "now": utc_text(now),
+                        "limit": limit,
+                        "owner": owner,
+                    },
                 )
             rows = sorted(rows, key=lambda row: int(row["id"]))
         return [decode_outbox_item(row) for row in rows]
@@ -593,18 +627,38 @@ class PostgresRepository(_Reads):
             (reason, utc_text(next_attempt), item_id),
         )
 
+    @asynccontextmanager
+    async def sync_turn(self, resource_id: str) -> AsyncIterator[bool]:
+        """The calendar's sync lock on this replica's lock connection
+        (``postgres_locks``), for the block; False when another replica
+        holds it. A replica that dies mid-sync lets go with its connection."""
+        taken = await self._locks.try_sync(resource_id)
+        try:
+            yield taken
+        finally:
+            if taken:
+                await self._locks.end_sync(resource_id)
+
     async def release_leases(self) -> int:
-        """Void every lease; returns how many."""
+        """Void the leases of holders that are gone (a replica that died);
+        returns how many. Live replicas' leases stay: several replicas
+        share this outbox, and a replica starting must not take the items
+        another one is running."""
         async with self._transaction() as tx:
             rows = await tx._query(
-                "UPDATE outbox SET leased_until = NULL "
-                "WHERE done_at IS NULL AND leased_until IS NOT NULL RETURNING id"
+                f"{_WITH_LIVE}UPDATE outbox AS o SET leased_until = NULL "  # noqa: S608
+                "WHERE o.done_at IS NULL AND o.leased_until IS NOT NULL "
+                "AND (o.leased_by IS NULL OR o.leased_by NOT IN (SELECT owner FROM live)) "
+                "RETURNING o.id"
             )
         return len(rows)
 
     async def next_outbox_due(self) -> datetime | None:
+        # A dead holder's lease does not delay the item.
         rows = await self._query(
-            "SELECT min(greatest(coalesce(next_attempt_at, ''), coalesce(leased_until, ''))) "  # noqa: S608
+            f"{_WITH_LIVE}SELECT min(greatest(coalesce(o.next_attempt_at, ''), "  # noqa: S608
+            "CASE WHEN o.leased_by IN (SELECT owner FROM live) "
+            "THEN coalesce(o.leased_until, '') ELSE '' END)) "
             f"AS due FROM outbox AS o WHERE {_HEAD_OF_BOOKING}"
         )
         value = rows[0]["due"]
@@ -654,6 +708,7 @@ class PostgresRepository(_Reads):
         self._closed = True
         async with self._lock:
             await self._pool.close()
+        await self._locks.close()
 
 
 async def _configure(conn: Conn) -> None:
@@ -724,8 +779,14 @@ async def open_postgres_repository(
         open=False,
         name="calgateway",
     )
-    await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
-    return PostgresRepository(pool, listings=listings, description=description)
+    locks = await open_replica_locks(url, int(CONNECT_TIMEOUT_S))
+    try:
+        await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+    except BaseException:
+        await locks.close()
+        raise
+    log.info("replica identity taken", extra={"database": description, "replica": locks.owner})
+    return PostgresRepository(pool, locks, listings=listings, description=description)
 
 
 def _describe(url: str) -> str:

@@ -45,6 +45,10 @@ PG_SUFFIX = ".pg.sql"
 LOCK_NAMESPACE = 0x63616C67
 MIGRATE_LOCK = 1
 WRITE_LOCK = 2
+# Session locks of one replica (``postgres_locks``): its identity as an
+# outbox lease holder ("calw"), and one per Google-synced calendar ("cals").
+WORKER_NAMESPACE = 0x63616C77
+SYNC_NAMESPACE = 0x63616C73
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncGenerator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -592,6 +592,12 @@ class SqliteRepository(_Reads):
             "sending_since = NULL WHERE id = ? AND done_at IS NULL",
             (reason, utc_text(next_attempt), item_id),
         )
+
+    @asynccontextmanager
+    async def sync_turn(self, resource_id: str) -> AsyncIterator[bool]:
+        """Always this process's turn: one server owns a SQLite file (its
+        sync worker keeps its own syncs of a calendar apart)."""
+        yield True
 
     async def release_leases(self) -> int:
         """Void every lease (see ``OutboxWorker.run``); returns how many."""

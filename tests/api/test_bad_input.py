@@ -5,12 +5,12 @@ clients (issue 12, items 2 and 11)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from tests.backends import Store
 from tests.caldav.dav import reports
 from tests.dbcheck import row_counts
 from tests.samples import SLOT
@@ -50,19 +50,19 @@ def field_errors(problem: Any) -> dict[str, str]:
 async def test_a_character_xml_cannot_carry_is_refused_naming_the_field(
     client: Client,
     api_headers: dict[str, str],
-    db_path: Path,
+    store: Store,
     char: str,
     field: str,
     body: dict[str, Any],
 ) -> None:
-    before = row_counts(db_path)
+    before = row_counts(store)
     filled = json.loads(json.dumps(body).replace("{}", json.dumps(char)[1:-1]))
     status, problem = await post(client, api_headers, {**SLOT, **filled})
     assert status == 422, problem
     message = field_errors(problem)[field]
     assert message.startswith(f"contains U+{ord(char):04X} at position ")
     assert "calendar clients cannot carry" in message
-    assert row_counts(db_path) == before
+    assert row_counts(store) == before
     # And so the calendar keeps answering every client.
     assert {name: a.status for name, a in (await reports(client)).items()} == {
         "propfind": 207,
@@ -177,14 +177,14 @@ async def test_hostile_json_is_a_400_naming_the_body(
 
 @pytest.mark.parametrize("email", ["jörg@example.com", "joerg@exämple.de", "zoe@例え.jp"])
 async def test_a_non_ascii_address_is_refused_naming_the_field(
-    client: Client, api_headers: dict[str, str], db_path: Path, email: str
+    client: Client, api_headers: dict[str, str], store: Store, email: str
 ) -> None:
     status, problem = await post(
         client, api_headers, {**SLOT, "booker": {"name": "Jörg", "email": email}}
     )
     assert status == 422
     assert "must be an ASCII address" in field_errors(problem)["booker.email"]
-    assert row_counts(db_path)["outbox"] == 0  # nothing left to retry for ever
+    assert row_counts(store)["outbox"] == 0  # nothing left to retry for ever
 
 
 async def test_an_international_domain_in_its_ascii_form_is_taken(

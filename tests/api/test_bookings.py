@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from tests.backends import Store
 from tests.dbcheck import outbox_rows, row_counts
 from tests.samples import SLOT
 
@@ -63,10 +63,10 @@ async def test_start_in_other_zone_is_shown_in_booking_zone(
 
 
 async def test_double_booking_is_refused_with_the_conflicting_span(
-    client: Client, api_headers: dict[str, str], db_path: Path
+    client: Client, api_headers: dict[str, str], store: Store
 ) -> None:
     assert (await create(client, api_headers))[0] == 201
-    before = row_counts(db_path)
+    before = row_counts(store)
     status, problem = await create(
         client, api_headers, start="2026-12-01T09:30:00+01:00", end="2026-12-01T11:00:00+01:00"
     )
@@ -75,7 +75,7 @@ async def test_double_booking_is_refused_with_the_conflicting_span(
         {"start": "2026-12-01T08:00:00Z", "end": "2026-12-01T09:00:00Z"}
     ]
     assert "Haircut" not in json.dumps(problem)  # other bookers' details do not leak
-    assert row_counts(db_path) == before
+    assert row_counts(store) == before
 
 
 async def test_touching_bookings_and_other_resources_do_not_conflict(
@@ -91,7 +91,7 @@ async def test_touching_bookings_and_other_resources_do_not_conflict(
 
 
 async def test_concurrent_overlapping_creates_yield_exactly_one_booking(
-    client: Client, api_headers: dict[str, str], db_path: Path
+    client: Client, api_headers: dict[str, str], store: Store
 ) -> None:
     attempts = [
         create(
@@ -106,29 +106,29 @@ async def test_concurrent_overlapping_creates_yield_exactly_one_booking(
     results = await asyncio.gather(*attempts)
     statuses = sorted(status for status, _ in results)
     assert statuses == [201] + [409] * 9
-    assert row_counts(db_path)["objects"] == 1
+    assert row_counts(store)["objects"] == 1
 
 
 async def test_idempotency_key_returns_the_first_booking(
-    client: Client, api_headers: dict[str, str], db_path: Path
+    client: Client, api_headers: dict[str, str], store: Store
 ) -> None:
     headers = {**api_headers, "Idempotency-Key": "order-42"}
     first = await client.post("/api/v1/bookings", json=SLOT, headers=headers)
     retry = await client.post("/api/v1/bookings", json=SLOT, headers=headers)
     assert first.status == 201 and retry.status == 201
     assert (await first.json())["id"] == (await retry.json())["id"]
-    assert row_counts(db_path)["objects"] == 1
+    assert row_counts(store)["objects"] == 1
 
     other = await client.post(
         "/api/v1/bookings", json={**SLOT, "title": "Something else"}, headers=headers
     )
     assert other.status == 422
     assert (await other.json())["errors"][0]["field"] == "Idempotency-Key"
-    assert row_counts(db_path)["objects"] == 1
+    assert row_counts(store)["objects"] == 1
 
 
 async def test_concurrent_retries_with_one_idempotency_key_create_one_booking(
-    client: Client, api_headers: dict[str, str], db_path: Path
+    client: Client, api_headers: dict[str, str], store: Store
 ) -> None:
     headers = {**api_headers, "Idempotency-Key": "retry-storm"}
     results = await asyncio.gather(
@@ -136,7 +136,7 @@ async def test_concurrent_retries_with_one_idempotency_key_create_one_booking(
     )
     assert {r.status for r in results} == {201}
     assert len({(await r.json())["id"] for r in results}) == 1
-    assert row_counts(db_path)["objects"] == 1
+    assert row_counts(store)["objects"] == 1
 
 
 BAD_BODIES = [
@@ -162,16 +162,16 @@ BAD_BODIES = [
 
 @pytest.mark.parametrize(("body", "field"), BAD_BODIES)
 async def test_bad_input_is_refused_naming_the_field_and_writes_nothing(
-    client: Client, api_headers: dict[str, str], db_path: Path, body: dict[str, Any], field: str
+    client: Client, api_headers: dict[str, str], store: Store, body: dict[str, Any], field: str
 ) -> None:
     await client.get("/healthz")  # the database exists before we count
-    before = row_counts(db_path)
+    before = row_counts(store)
     resp = await client.post("/api/v1/bookings", json=body, headers=api_headers)
     assert resp.status == 422
     assert resp.content_type == "application/problem+json"
     problem = await resp.json()
     assert field in [e["field"] for e in problem["errors"]], problem
-    assert row_counts(db_path) == before
+    assert row_counts(store) == before
 
 
 @pytest.mark.parametrize(
@@ -186,35 +186,35 @@ async def test_bad_input_is_refused_naming_the_field_and_writes_nothing(
 async def test_malformed_body_is_refused_and_writes_nothing(
     client: Client,
     api_headers: dict[str, str],
-    db_path: Path,
+    store: Store,
     data: bytes,
     content_type: str,
     status: int,
 ) -> None:
     await client.get("/healthz")
-    before = row_counts(db_path)
+    before = row_counts(store)
     resp = await client.post(
         "/api/v1/bookings", data=data, headers={**api_headers, "Content-Type": content_type}
     )
     assert resp.status == status
     problem = await resp.json()
     assert problem["status"] == status and problem["detail"]
-    assert row_counts(db_path) == before
+    assert row_counts(store) == before
 
 
 async def test_oversized_body_is_refused_with_413(
-    client: Client, api_headers: dict[str, str], db_path: Path
+    client: Client, api_headers: dict[str, str], store: Store
 ) -> None:
     await client.get("/healthz")
-    before = row_counts(db_path)
+    before = row_counts(store)
     body = {**SLOT, "description": "x" * 2_000_000}
     resp = await client.post("/api/v1/bookings", json=body, headers=api_headers)
     assert resp.status == 413
-    assert row_counts(db_path) == before
+    assert row_counts(store) == before
 
 
 async def test_reschedule_bumps_sequence_and_checks_conflicts(
-    client: Client, api_headers: dict[str, str], db_path: Path
+    client: Client, api_headers: dict[str, str], store: Store
 ) -> None:
     _, first = await create(client, api_headers)
     _, second = await create(
@@ -231,12 +231,12 @@ async def test_reschedule_bumps_sequence_and_checks_conflicts(
     body = await moved.json()
     assert body["sequence"] == 1 and body["start"] == "2026-12-01T13:00:00+01:00"
 
-    before = row_counts(db_path)
+    before = row_counts(store)
     clash = await client.patch(
         url, json={"start": "2026-12-01T11:30:00+01:00"}, headers=api_headers
     )
     assert clash.status == 409
-    assert row_counts(db_path) == before
+    assert row_counts(store) == before
     unchanged = await (await client.get(url, headers=api_headers)).json()
     assert unchanged["start"] == "2026-12-01T13:00:00+01:00" and unchanged["sequence"] == 1
 
@@ -259,18 +259,18 @@ async def test_reschedule_bumps_sequence_and_checks_conflicts(
     ],
 )
 async def test_bad_patch_is_refused_and_changes_nothing(
-    client: Client, api_headers: dict[str, str], db_path: Path, patch: dict[str, Any], field: str
+    client: Client, api_headers: dict[str, str], store: Store, patch: dict[str, Any], field: str
 ) -> None:
     _, booking = await create(client, api_headers)
-    before = row_counts(db_path)
+    before = row_counts(store)
     resp = await client.patch(f"/api/v1/bookings/{booking['id']}", json=patch, headers=api_headers)
     assert resp.status == 422
     assert field in [e["field"] for e in (await resp.json())["errors"]]
-    assert row_counts(db_path) == before
+    assert row_counts(store) == before
 
 
 async def test_cancel_frees_the_slot_and_is_kept_as_cancelled(
-    client: Client, api_headers: dict[str, str], db_path: Path
+    client: Client, api_headers: dict[str, str], store: Store
 ) -> None:
     _, booking = await create(client, api_headers)
     url = f"/api/v1/bookings/{booking['id']}"
@@ -307,13 +307,13 @@ async def test_unknown_booking_is_404(client: Client, api_headers: dict[str, str
 
 
 async def test_every_change_queues_one_invitation_for_the_booker(
-    client: Client, api_headers: dict[str, str], db_path: Path
+    client: Client, api_headers: dict[str, str], store: Store
 ) -> None:
     _, booking = await create(client, api_headers)
     url = f"/api/v1/bookings/{booking['id']}"
     await client.patch(url, json={"start": "2026-12-01T08:00:00+01:00"}, headers=api_headers)
     await client.delete(url, headers=api_headers)
-    rows = outbox_rows(db_path)
+    rows = outbox_rows(store)
     assert [(kind, bid) for kind, bid, _ in rows] == [("invitation", booking["id"])] * 3
     payloads = [json.loads(p) for _, _, p in rows]
     assert [(p["action"], p["sequence"]) for p in payloads] == [
@@ -324,7 +324,7 @@ async def test_every_change_queues_one_invitation_for_the_booker(
 
     status, _ = await create(client, api_headers, resource="bob", booker=None)
     assert status == 201
-    assert len(outbox_rows(db_path)) == 3  # nobody to invite
+    assert len(outbox_rows(store)) == 3  # nobody to invite
 
 
 async def test_availability_merges_and_clips_busy_time(

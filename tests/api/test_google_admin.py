@@ -9,7 +9,6 @@ without following it.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from aiohttp.test_utils import TestClient
 from gateway.app import create_app
 from gateway.settings import load_settings
 from google_bridge.tokens import new_key
+from tests.backends import Store
 from tests.conftest import basic, settings_yaml
 
 Client = TestClient[Any, Any]
@@ -32,11 +32,11 @@ CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens, nothing may 
 
 
 def google_yaml(
-    db_path: Path, *, mail: bool = False, smtp_port: int = 9, outbox_poll: float = 5.0
+    db: Path | str, *, mail: bool = False, smtp_port: int = 9, outbox_poll: float = 5.0
 ) -> str:
     """The shared test settings plus a google section (and, if asked, a
     mail section); the room's own google: turns its direction off."""
-    text = settings_yaml(db_path, mail=False).replace(
+    text = settings_yaml(db, mail=False).replace(
         "    email: room1@example.com\n",
         '    email: room1@example.com\n    google: {direction: "off"}\n',
     )
@@ -74,12 +74,12 @@ MakeClient = Callable[..., Awaitable[Client]]
 @pytest.fixture
 def google_client(
     tmp_path: Path,
-    db_path: Path,
+    store: Store,
     aiohttp_client: Callable[[web.Application], Awaitable[Client]],
 ) -> MakeClient:
     async def make(*, mail: bool = False) -> Client:
         path = tmp_path / "google.yaml"
-        path.write_text(google_yaml(db_path, mail=mail), encoding="utf-8")
+        path.write_text(google_yaml(store.url, mail=mail), encoding="utf-8")
         return await aiohttp_client(create_app(load_settings(path)))
 
     return make
@@ -153,16 +153,15 @@ async def test_each_invitation_is_a_new_one_time_link(
 
 
 async def test_invite_with_mail_queues_the_link_for_the_resource(
-    google_client: MakeClient, api_headers: dict[str, str], db_path: Path
+    google_client: MakeClient, api_headers: dict[str, str], store: Store
 ) -> None:
     client = await google_client(mail=True)
     status, body = await invite(client, "anna", api_headers)
     assert status == 201, body
     assert body["mailed"] is True
-    with sqlite3.connect(db_path) as conn:
-        rows = conn.execute("SELECT payload FROM outbox WHERE kind = 'mail'").fetchall()
+    rows = store.rows("SELECT payload FROM outbox WHERE kind = 'mail'")
     assert len(rows) == 1
-    mail = json.loads(rows[0][0])
+    mail = json.loads(rows[0]["payload"])
     assert mail["to"] == "anna@example.com"
     assert body["url"] in mail["text"]
 

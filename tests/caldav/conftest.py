@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 from aiohttp import ClientSession, web
@@ -29,11 +30,12 @@ def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadicaleServe
 
 @pytest.fixture
 async def gateway(
-    aiohttp_server: Callable[[web.Application], Awaitable[TestServer]],
     app: web.Application,
+    aiohttp_server: Callable[[web.Application], Awaitable[TestServer]],
 ) -> GatewayServer:
-    """The app of ``create_app`` (test YAML, fresh SQLite file) on a real
-    loopback port, served by this test's event loop."""
+    """The app of ``create_app`` (test YAML, a fresh store) on a real
+    loopback port, served by this test's event loop. ``app`` first: the
+    server stops before the store's database is dropped."""
     server = await aiohttp_server(app)
     return GatewayServer(str(server.make_url("/")).rstrip("/"))
 
@@ -55,6 +57,27 @@ def outcome_counts(pytestconfig: pytest.Config) -> Outcomes:
     """Named counters (label -> outcome -> n) a test can add to; they are
     printed in the terminal summary (for example the corpus outcomes)."""
     return pytestconfig.stash.setdefault(_OUTCOMES, {})
+
+
+# Under pytest-xdist (``make test`` runs ``-n auto``) the tests count in the
+# workers and the summary is printed by the controller: each worker hands
+# its counts over when it ends, and the controller adds them up.
+_WORKER_OUTPUT = "caldav_outcome_counts"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        outcomes = session.config.stash.get(_OUTCOMES, {})
+        workeroutput[_WORKER_OUTPUT] = {label: dict(c) for label, c in outcomes.items()}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    counted: dict[str, dict[str, int]] = getattr(node, "workeroutput", {}).get(_WORKER_OUTPUT, {})
+    outcomes = node.config.stash.setdefault(_OUTCOMES, {})
+    for label, counts in counted.items():
+        outcomes.setdefault(label, Counter()).update(counts)
 
 
 def pytest_terminal_summary(

@@ -86,6 +86,11 @@ def pieces(outcome_counts: dict[str, Counter[str]]) -> Counter[str]:
     return outcome_counts.setdefault("corpus over CalDAV, pieces by UID", Counter())
 
 
+# SQLite only: one server for the whole module (hundreds of files, each
+# PUT, read back and deleted), so no per-test backend; what the corpus tries
+# is the iCalendar handling, and the store's part of it (the text kept as
+# sent, read back by every report) runs on both backends in test_objects,
+# test_reports and test_feeds.
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def module_client(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[AppClient]:
     folder = tmp_path_factory.mktemp("corpus")

@@ -1,17 +1,16 @@
 """Calendar objects over CalDAV: PUT, GET/HEAD, DELETE (RFC 4791 5.3.2,
-RFC 9110 13.1), through the real app, checked against the SQLite file."""
+RFC 9110 13.1), through the real app, checked against the store's rows."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from pathlib import Path
 
 import pytest
 
+from tests.backends import Store
 from tests.caldav.dav import NS, event, propfind, put, request
 from tests.conftest import READER_PASSWORD, AppClient, basic
-from tests.dbcheck import row_counts
+from tests.dbcheck import row_counts, tuples
 
 ANNA = "/dav/calendars/anna/"
 READER = basic("reader", READER_PASSWORD)
@@ -33,17 +32,12 @@ RICH = (
 )
 
 
-def db_rows(db_path: Path, sql: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(db_path) as conn:
-        return conn.execute(sql).fetchall()
-
-
 async def ctag(client: AppClient, path: str = ANNA) -> str:
     answer = await propfind(client, path, "CS:getctag")
     return str(answer.props(path)["CS:getctag"].text)
 
 
-async def test_put_stores_the_object_exactly_as_sent(client: AppClient, db_path: Path) -> None:
+async def test_put_stores_the_object_exactly_as_sent(client: AppClient, store: Store) -> None:
     created = await put(client, ANNA + "rich.ics", RICH)
     assert created.status == 201
     etag = created.headers["ETag"]
@@ -54,7 +48,7 @@ async def test_put_stores_the_object_exactly_as_sent(client: AppClient, db_path:
     assert got.headers["Content-Type"] == "text/calendar; charset=utf-8"
     assert "Last-Modified" in got.headers
     # Read back as a booking: the parsed fields the gateway reasons with.
-    assert db_rows(db_path, "SELECT uid, title, timezone, origin, href FROM objects") == [
+    assert tuples(store, "SELECT uid, title, timezone, origin, href FROM objects") == [
         ("rich-1@example.com", "Färben 🎨", "Europe/Berlin", "caldav", "rich.ics")
     ]
 
@@ -74,7 +68,7 @@ async def test_conditional_get_answers_304(client: AppClient) -> None:
 
 
 async def test_update_replaces_and_changes_etag_ctag_and_sync_token(
-    client: AppClient, db_path: Path
+    client: AppClient, store: Store
 ) -> None:
     first = await put(client, ANNA + "a.ics", event("a"))
     before = await ctag(client)
@@ -87,17 +81,17 @@ async def test_update_replaces_and_changes_etag_ctag_and_sync_token(
     assert second.status == 204
     assert second.headers["ETag"] != first.headers["ETag"]
     assert await ctag(client) != before
-    assert db_rows(db_path, "SELECT revision, href, kind FROM changes ORDER BY revision") == [
+    assert tuples(store, "SELECT revision, href, kind FROM changes ORDER BY revision") == [
         (1, "a.ics", "put"),
         (2, "a.ics", "put"),
     ]
     # The same bytes again change nothing at all.
     again = await put(client, ANNA + "a.ics", event("a", summary="Moved"))
     assert again.status == 204 and again.headers["ETag"] == second.headers["ETag"]
-    assert row_counts(db_path)["changes"] == 2
+    assert row_counts(store)["changes"] == 2
 
 
-async def test_if_match_and_if_none_match_guard_writes(client: AppClient, db_path: Path) -> None:
+async def test_if_match_and_if_none_match_guard_writes(client: AppClient, store: Store) -> None:
     etag = (await put(client, ANNA + "a.ics", event("a"))).headers["ETag"]
     stale = await put(
         client, ANNA + "a.ics", event("a", summary="x"), headers={"If-Match": '"old"'}
@@ -114,7 +108,7 @@ async def test_if_match_and_if_none_match_guard_writes(client: AppClient, db_pat
         headers={"If-Match": "*"},
     )
     assert missing.status == 412
-    assert row_counts(db_path)["objects"] == 1
+    assert row_counts(store)["objects"] == 1
     ok = await put(
         client, ANNA + "a.ics", event("a", summary="x"), headers={"If-Match": f'"nope", {etag}'}
     )
@@ -131,7 +125,7 @@ async def test_if_match_and_if_none_match_guard_writes(client: AppClient, db_pat
 
 
 async def test_concurrent_creates_with_if_none_match_let_exactly_one_win(
-    client: AppClient, db_path: Path
+    client: AppClient, store: Store
 ) -> None:
     answers = await asyncio.gather(
         *(
@@ -145,10 +139,10 @@ async def test_concurrent_creates_with_if_none_match_let_exactly_one_win(
         )
     )
     assert sorted(a.status for a in answers) == [201] + [412] * 7
-    assert row_counts(db_path)["objects"] == 1
+    assert row_counts(store)["objects"] == 1
 
 
-async def test_delete_with_and_without_if_match(client: AppClient, db_path: Path) -> None:
+async def test_delete_with_and_without_if_match(client: AppClient, store: Store) -> None:
     etag = (await put(client, ANNA + "a.ics", event("a"))).headers["ETag"]
     refused = await request(client, "DELETE", ANNA + "a.ics", headers={"If-Match": '"other"'})
     assert refused.status == 412
@@ -156,7 +150,7 @@ async def test_delete_with_and_without_if_match(client: AppClient, db_path: Path
     assert deleted.status == 204
     assert (await request(client, "GET", ANNA + "a.ics")).status == 404
     assert (await request(client, "DELETE", ANNA + "a.ics")).status == 404
-    assert db_rows(db_path, "SELECT uid, href FROM tombstones") == [("a", "a.ics")]
+    assert tuples(store, "SELECT uid, href FROM tombstones") == [("a", "a.ics")]
 
 
 async def test_deleting_a_calendar_is_refused(client: AppClient) -> None:
@@ -166,7 +160,7 @@ async def test_deleting_a_calendar_is_refused(client: AppClient) -> None:
 
 
 async def test_double_booking_is_refused_unless_transparent(
-    client: AppClient, db_path: Path
+    client: AppClient, store: Store
 ) -> None:
     assert (await put(client, ANNA + "a.ics", event("a"))).status == 201
     clash = await put(client, ANNA + "b.ics", event("b", "20261201T093000Z", "20261201T103000Z"))
@@ -184,7 +178,7 @@ async def test_double_booking_is_refused_unless_transparent(
     assert after.status == 201
     # Other calendars are not affected.
     assert (await put(client, "/dav/calendars/room/a.ics", event("room-a"))).status == 201
-    assert row_counts(db_path)["objects"] == 4
+    assert row_counts(store)["objects"] == 4
 
 
 async def test_api_bookings_and_caldav_objects_block_each_other(
@@ -240,7 +234,7 @@ async def test_recurring_object_is_checked_occurrence_by_occurrence(client: AppC
 
 
 async def test_invalid_objects_get_a_precondition_and_nothing_is_written(
-    client: AppClient, db_path: Path
+    client: AppClient, store: Store
 ) -> None:
     cases = {
         "valid-calendar-data": "this is not iCalendar",
@@ -273,7 +267,7 @@ async def test_invalid_objects_get_a_precondition_and_nothing_is_written(
     )
     assert latin1.status == 403
     assert "valid-calendar-data" in latin1.error()
-    assert row_counts(db_path)["objects"] == 0
+    assert row_counts(store)["objects"] == 0
 
 
 @pytest.mark.parametrize(
@@ -285,7 +279,7 @@ async def test_invalid_objects_get_a_precondition_and_nothing_is_written(
     ],
 )
 async def test_a_rule_with_a_part_rfc_5545_does_not_name_is_refused(
-    client: AppClient, db_path: Path, caplog: pytest.LogCaptureFixture, rule: str, words: str
+    client: AppClient, store: Store, caplog: pytest.LogCaptureFixture, rule: str, words: str
 ) -> None:
     """Issue 13 item 2: a misspelt part (UNTL=) used to be stored with its
     recurrence silently dropped, so its later weeks never blocked a double
@@ -295,7 +289,7 @@ async def test_a_rule_with_a_part_rfc_5545_does_not_name_is_refused(
     assert "valid-calendar-data" in answer.error()
     assert f"RRULE:{rule}" in answer.message()
     assert words in answer.message()
-    assert row_counts(db_path)["objects"] == 0
+    assert row_counts(store)["objects"] == 0
     assert not [r for r in caplog.records if r.exc_info]
 
 
@@ -314,7 +308,7 @@ async def test_one_uid_per_calendar(client: AppClient) -> None:
     assert elsewhere.xml().findtext(".//D:href", namespaces=NS) == ANNA + "a.ics"
 
 
-async def test_reader_may_read_but_not_write(client: AppClient, db_path: Path) -> None:
+async def test_reader_may_read_but_not_write(client: AppClient, store: Store) -> None:
     await put(client, ANNA + "a.ics", event("a"))
     assert (await request(client, "GET", ANNA + "a.ics", auth=READER)).status == 200
     for method, body in (("PUT", event("b").encode()), ("DELETE", None)):
@@ -330,7 +324,7 @@ async def test_reader_may_read_but_not_write(client: AppClient, db_path: Path) -
         assert "need-privileges" in answer.error()
     hidden = await request(client, "GET", "/dav/calendars/bob/a.ics", auth=READER)
     assert hidden.status == 404
-    assert row_counts(db_path)["objects"] == 1
+    assert row_counts(store)["objects"] == 1
 
 
 async def test_names_are_clients_own_and_percent_encoded(client: AppClient) -> None:
@@ -341,7 +335,7 @@ async def test_names_are_clients_own_and_percent_encoded(client: AppClient) -> N
     assert (await request(client, "GET", path)).status == 200
 
 
-async def test_path_tricks_are_refused(client: AppClient, db_path: Path) -> None:
+async def test_path_tricks_are_refused(client: AppClient, store: Store) -> None:
     for path in (
         ANNA + "..%2F..%2Fetc.ics",
         ANNA + "a%2Fb.ics",
@@ -352,7 +346,7 @@ async def test_path_tricks_are_refused(client: AppClient, db_path: Path) -> None
     ):
         answer = await put(client, path, event("p"))
         assert 400 <= answer.status < 500, path
-    assert row_counts(db_path)["objects"] == 0
+    assert row_counts(store)["objects"] == 0
 
 
 async def test_put_on_a_collection_is_not_allowed(client: AppClient) -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.store import open_sqlite_repository
 from gateway.web.keys import REPOSITORY
+from tests.backends import Store
 from tests.caldav.dav import ADMIN, NS, Answer, C, event, put, request, time_range_query
 from tests.conftest import AppClient, settings_yaml
 from tests.recurrence import (
@@ -297,13 +297,14 @@ async def test_sync_collection_with_expand_answers_507_for_that_object_only(
     assert data.startswith("BEGIN:VCALENDAR")
 
 
-async def test_healthz_answers_while_a_stored_series_is_expanded(tmp_path: Path) -> None:
+async def test_healthz_answers_while_a_stored_series_is_expanded(
+    tmp_path: Path, store: Store
+) -> None:
     """A real server: a 100-year expand of a SECONDLY series stored in 2090
     answers 507 for it within its budget, and /healthz never waits on it."""
-    db_path = tmp_path / "gateway.sqlite3"
     config = tmp_path / "gateway.yaml"
-    config.write_text(settings_yaml(db_path, mail=False), encoding="utf-8")
-    repository = await open_sqlite_repository(db_path)
+    config.write_text(settings_yaml(store.url, mail=False), encoding="utf-8")
+    repository = await store.open()
     try:
         await store_legacy(repository, secondly_2090())
     finally:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from tests.backends import Store
 from tests.caldav.dav import event, propfind_body, put, request
 from tests.conftest import AppClient
 from tests.dbcheck import row_counts
@@ -42,9 +41,9 @@ async def test_malformed_xml_gets_400_naming_the_problem(client: AppClient) -> N
 
 
 async def test_oversized_body_is_refused_and_nothing_is_written(
-    client: AppClient, db_path: Path
+    client: AppClient, store: Store
 ) -> None:
     huge = event("big") + " " * 2_000_000  # over server.max_body_bytes (1 MiB)
     answer = await put(client, ANNA + "big.ics", huge)
     assert answer.status == 413
-    assert row_counts(db_path)["objects"] == 0
+    assert row_counts(store)["objects"] == 0

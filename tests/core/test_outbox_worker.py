@@ -1,25 +1,26 @@
-"""The outbox worker over the real SQLite repository, with a clock the test
-moves: retries and backoff, deferral, permanent failures, per-booking order,
-concurrency, leases between workers, crashes, ``settle`` and ``run``."""
+"""The outbox worker over the real repository, SQLite and PostgreSQL, with a
+clock the test moves: retries and backoff, deferral, permanent failures,
+per-booking order, concurrency, leases between workers, crashes, ``settle``
+and ``run``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import random
-import sqlite3
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gateway.core.model import OutboxEffect, OutboxItem
 from gateway.core.outbox import Backoff, Deferred, OutboxWorker, PermanentFailure
-from gateway.store import SqliteRepository, open_sqlite_repository
+from gateway.core.ports import Repository
 from gateway.web.background import BackgroundLoops
+from tests.backends import Store
+from tests.dbcheck import outbox_row
 
 T0 = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
@@ -49,27 +50,19 @@ def effect(booking: str, n: int = 0, kind: str = "push", resource: str = "anna")
     return OutboxEffect(kind, resource, booking, {"n": n})
 
 
-async def enqueue(repo: SqliteRepository, *effects: OutboxEffect) -> None:
+async def enqueue(repo: Repository, *effects: OutboxEffect) -> None:
     async with repo.transaction() as tx:
         for e in effects:
             await tx.enqueue(e)
 
 
 def make_worker(
-    repo: SqliteRepository, handlers: dict[str, Handler], clock: Clock, **options: Any
+    repo: Repository, handlers: dict[str, Handler], clock: Clock, **options: Any
 ) -> OutboxWorker:
     options.setdefault("backoff", BACKOFF)
     options.setdefault("poll_interval", 3600.0)
     options.setdefault("lease", LEASE)
     return OutboxWorker(repo, handlers, clock=clock, **options)
-
-
-def row(db_path: Path, item_id: int) -> sqlite3.Row:
-    with sqlite3.connect(db_path) as conn:
-        conn.row_factory = sqlite3.Row
-        found = conn.execute("SELECT * FROM outbox WHERE id = ?", (item_id,)).fetchone()
-    assert found is not None
-    return found
 
 
 def seconds(delta: timedelta) -> float:
@@ -79,9 +72,7 @@ def seconds(delta: timedelta) -> float:
 # -- one item ------------------------------------------------------------------------
 
 
-async def test_success_completes_the_item(
-    repo: SqliteRepository, db_path: Path, clock: Clock
-) -> None:
+async def test_success_completes_the_item(repo: Repository, store: Store, clock: Clock) -> None:
     seen: list[OutboxItem] = []
 
     async def handler(item: OutboxItem) -> None:
@@ -95,7 +86,7 @@ async def test_success_completes_the_item(
     ]
     assert await repo.pending_outbox() == 0
     assert await repo.next_outbox_due() is None
-    assert row(db_path, seen[0].id)["done_at"] is not None
+    assert outbox_row(store, seen[0].id)["done_at"] is not None
     assert (worker.processed, worker.failures) == (1, 0)
     # Done means done: later passes do not run it again.
     clock.advance(timedelta(days=1))
@@ -104,7 +95,7 @@ async def test_success_completes_the_item(
 
 
 async def test_failure_is_retried_with_growing_jittered_backoff(
-    repo: SqliteRepository, db_path: Path, clock: Clock
+    repo: Repository, store: Store, clock: Clock
 ) -> None:
     calls: list[int] = []
 
@@ -121,7 +112,7 @@ async def test_failure_is_retried_with_growing_jittered_backoff(
         ceiling = min(BACKOFF.maximum, BACKOFF.initial * 2**attempt)
         # Equal jitter: at least half the capped delay, at most all of it.
         assert ceiling / 2 <= seconds(due - clock.now) <= ceiling
-        stored = row(db_path, 1)
+        stored = outbox_row(store, 1)
         assert stored["attempts"] == attempt + 1
         assert stored["last_error"] == "ConnectionError: smtp.example.com refused"
         assert stored["done_at"] is None
@@ -165,7 +156,7 @@ def test_backoff_jitter_spreads_items_failing_together() -> None:
 
 
 async def test_deferred_requeues_without_counting_an_attempt(
-    repo: SqliteRepository, db_path: Path, clock: Clock
+    repo: Repository, store: Store, clock: Clock
 ) -> None:
     runs: list[int] = []
     later = T0 + timedelta(hours=2)
@@ -178,7 +169,7 @@ async def test_deferred_requeues_without_counting_an_attempt(
     await enqueue(repo, effect("b1"))
     worker = make_worker(repo, {"push": handler}, clock)
     assert await worker.run_once() == 1
-    stored = row(db_path, 1)
+    stored = outbox_row(store, 1)
     assert stored["attempts"] == 0
     assert stored["last_error"] == "waiting for the resource to reconnect Google"
     assert stored["done_at"] is None
@@ -194,7 +185,7 @@ async def test_deferred_requeues_without_counting_an_attempt(
 
 
 async def test_permanent_failure_closes_the_item_with_its_reason(
-    repo: SqliteRepository, db_path: Path, clock: Clock
+    repo: Repository, store: Store, clock: Clock
 ) -> None:
     runs = 0
 
@@ -206,7 +197,7 @@ async def test_permanent_failure_closes_the_item_with_its_reason(
     await enqueue(repo, effect("b1", kind="mail"))
     worker = make_worker(repo, {"mail": handler}, clock)
     assert await worker.run_once() == 1
-    stored = row(db_path, 1)
+    stored = outbox_row(store, 1)
     assert stored["done_at"] is not None
     assert "550 5.1.1 mailbox unavailable" in stored["last_error"]
     assert await repo.pending_outbox() == 0
@@ -217,7 +208,7 @@ async def test_permanent_failure_closes_the_item_with_its_reason(
 
 
 async def test_unknown_kind_is_retried_never_dropped(
-    repo: SqliteRepository, db_path: Path, clock: Clock
+    repo: Repository, store: Store, clock: Clock
 ) -> None:
     async def push(item: OutboxItem) -> None:
         raise AssertionError("not a push")
@@ -226,7 +217,7 @@ async def test_unknown_kind_is_retried_never_dropped(
     old = make_worker(repo, {"push": push}, clock)
     for attempt in range(1, 6):
         assert await old.run_once() == 1
-        stored = row(db_path, 1)
+        stored = outbox_row(store, 1)
         assert stored["attempts"] == attempt
         assert "fax" in stored["last_error"]
         assert stored["done_at"] is None
@@ -249,7 +240,7 @@ async def test_unknown_kind_is_retried_never_dropped(
 
 
 async def test_items_of_one_booking_run_in_order_and_never_overlap(
-    repo: SqliteRepository, clock: Clock
+    repo: Repository, clock: Clock
 ) -> None:
     active: Counter[str] = Counter()
     overlaps: list[str] = []
@@ -284,7 +275,7 @@ async def test_items_of_one_booking_run_in_order_and_never_overlap(
     assert await repo.pending_outbox() == 0
 
 
-async def test_order_holds_across_batches(repo: SqliteRepository, clock: Clock) -> None:
+async def test_order_holds_across_batches(repo: Repository, clock: Clock) -> None:
     order: list[int] = []
 
     async def handler(item: OutboxItem) -> None:
@@ -297,7 +288,7 @@ async def test_order_holds_across_batches(repo: SqliteRepository, clock: Clock) 
 
 
 async def test_a_failed_item_holds_back_later_items_of_its_booking(
-    repo: SqliteRepository, clock: Clock
+    repo: Repository, clock: Clock
 ) -> None:
     # E.g. the invitation for a booking fails, the cancellation after it goes
     # out, then the retried invitation arrives last: the booker believes the
@@ -321,7 +312,7 @@ async def test_a_failed_item_holds_back_later_items_of_its_booking(
 
 
 async def test_different_bookings_overlap_up_to_the_concurrency_limit(
-    repo: SqliteRepository, clock: Clock
+    repo: Repository, clock: Clock
 ) -> None:
     active = 0
     peak = 0
@@ -356,7 +347,7 @@ async def test_different_bookings_overlap_up_to_the_concurrency_limit(
 
 
 async def test_lease_keeps_a_second_worker_from_claimed_items(
-    db_path: Path, repo: SqliteRepository, clock: Clock
+    store: Store, repo: Repository, clock: Clock
 ) -> None:
     started, release = asyncio.Event(), asyncio.Event()
     first_runs: list[int] = []
@@ -372,7 +363,7 @@ async def test_lease_keeps_a_second_worker_from_claimed_items(
 
     await enqueue(repo, effect("b1"), effect("b2"))
     # Another process: its own repository on the same file, its own clock.
-    other_repo = await open_sqlite_repository(db_path)
+    other_repo = await store.open()
     try:
         other_clock = Clock(T0 + LEASE - timedelta(seconds=1))
         first = make_worker(repo, {"push": slow}, clock)
@@ -393,14 +384,18 @@ async def test_lease_keeps_a_second_worker_from_claimed_items(
 
 
 async def test_a_crashed_worker_hands_its_items_on_after_the_lease(
-    db_path: Path, repo: SqliteRepository, clock: Clock
+    store: Store, repo: Repository, clock: Clock
 ) -> None:
+    """At the latest when its lease runs out. A SQLite file cannot tell a
+    dead worker from a slow one, so it waits that long; PostgreSQL can (the
+    holder's identity lock ended with its connection, ``postgres_locks``)
+    and hands the item on at once."""
     await enqueue(repo, effect("b1", 7))
     # A worker claims the item and the process dies before it runs any more
     # code (no graceful stop): only the lease is left behind.
     (claimed,) = await repo.claim_outbox(T0, 10, LEASE)
     await repo.close()
-    stored = row(db_path, claimed.id)
+    stored = outbox_row(store, claimed.id)
     assert (stored["done_at"], stored["attempts"]) == (None, 0)
 
     ran: list[tuple[int, int]] = []
@@ -408,12 +403,13 @@ async def test_a_crashed_worker_hands_its_items_on_after_the_lease(
     async def handler(item: OutboxItem) -> None:
         ran.append((item.effect.payload["n"], item.attempts))
 
-    restarted_repo = await open_sqlite_repository(db_path)
+    restarted_repo = await store.open()
     try:
         restarted = make_worker(restarted_repo, {"push": handler}, Clock(T0 + LEASE / 2))
-        assert await restarted.run_once() == 0  # still leased to the dead worker
-        later = make_worker(restarted_repo, {"push": handler}, Clock(T0 + LEASE))
-        assert await later.run_once() == 1
+        if store.backend == "sqlite":
+            assert await restarted.run_once() == 0  # still leased to the dead worker
+            restarted = make_worker(restarted_repo, {"push": handler}, Clock(T0 + LEASE))
+        assert await restarted.run_once() == 1
         assert ran == [(7, 0)]
         assert await restarted_repo.pending_outbox() == 0
     finally:
@@ -421,7 +417,7 @@ async def test_a_crashed_worker_hands_its_items_on_after_the_lease(
 
 
 async def test_a_stopped_worker_gives_its_item_back_at_once(
-    repo: SqliteRepository, db_path: Path, clock: Clock
+    repo: Repository, store: Store, clock: Clock
 ) -> None:
     started = asyncio.Event()
     calls = 0
@@ -441,7 +437,7 @@ async def test_a_stopped_worker_gives_its_item_back_at_once(
     task.cancel()  # what the app's shutdown does to its workers
     with pytest.raises(asyncio.CancelledError):
         await task
-    stored = row(db_path, 1)
+    stored = outbox_row(store, 1)
     assert (stored["done_at"], stored["attempts"]) == (None, 0)
     assert stored["last_error"] == "interrupted by shutdown"
     assert worker.failures == 0
@@ -454,7 +450,7 @@ async def test_a_stopped_worker_gives_its_item_back_at_once(
 # -- settle and run -------------------------------------------------------------------
 
 
-async def test_settle_returns_once_nothing_is_due(repo: SqliteRepository, clock: Clock) -> None:
+async def test_settle_returns_once_nothing_is_due(repo: Repository, clock: Clock) -> None:
     ran: list[str] = []
 
     async def push(item: OutboxItem) -> None:
@@ -483,7 +479,7 @@ async def test_settle_returns_once_nothing_is_due(repo: SqliteRepository, clock:
 
 
 async def test_settle_runs_items_that_fall_due_as_the_clock_moves(
-    repo: SqliteRepository, clock: Clock
+    repo: Repository, clock: Clock
 ) -> None:
     attempts: list[int] = []
 
@@ -508,7 +504,7 @@ class Watched:
     """The real repository, telling the test each time the worker has looked
     for the next due item: the end of a pass, just before it sleeps."""
 
-    def __init__(self, repo: SqliteRepository) -> None:
+    def __init__(self, repo: Repository) -> None:
         self._repo = repo
         self.looks = 0
         self._changed = asyncio.Condition()
@@ -528,7 +524,7 @@ class Watched:
             await self._changed.wait_for(lambda: self.looks > mark)
 
 
-async def test_run_wakes_on_wake(repo: SqliteRepository, clock: Clock) -> None:
+async def test_run_wakes_on_wake(repo: Repository, clock: Clock) -> None:
     calls: list[str] = []
 
     async def handler(item: OutboxItem) -> None:
@@ -558,7 +554,7 @@ async def test_run_wakes_on_wake(repo: SqliteRepository, clock: Clock) -> None:
             await task
 
 
-async def test_run_survives_failing_handlers(repo: SqliteRepository, clock: Clock) -> None:
+async def test_run_survives_failing_handlers(repo: Repository, clock: Clock) -> None:
     seen: list[str] = []
     store = Watched(repo)
 
@@ -590,16 +586,18 @@ async def test_run_survives_failing_handlers(repo: SqliteRepository, clock: Cloc
 
 
 async def test_a_restarted_server_runs_what_its_previous_life_had_claimed(
-    repo: SqliteRepository, clock: Clock
+    store: Store, repo: Repository, clock: Clock
 ) -> None:
     await enqueue(repo, effect("b1"))
     await repo.claim_outbox(clock.now, 10, LEASE)  # claimed, then the process died
+    await repo.close()
     ran = asyncio.Event()
 
     async def handler(item: OutboxItem) -> None:
         ran.set()
 
-    worker = make_worker(repo, {"push": handler}, clock)
+    restarted = await store.open()
+    worker = make_worker(restarted, {"push": handler}, clock)
     task = asyncio.create_task(worker.run())
     try:
         async with asyncio.timeout(LIMIT):
@@ -608,11 +606,12 @@ async def test_a_restarted_server_runs_what_its_previous_life_had_claimed(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await restarted.close()
     assert clock.now < T0 + LEASE
 
 
 async def _stopping_mid_item(
-    repo: SqliteRepository, clock: Clock, *, finishes: bool
+    repo: Repository, clock: Clock, *, finishes: bool
 ) -> tuple[OutboxWorker, int]:
     """A worker running under BackgroundLoops (as the app runs it) is stopped
     while its one item is in flight; the item ends on its own shortly after
@@ -644,21 +643,21 @@ async def _stopping_mid_item(
 
 
 async def test_a_stop_lets_the_item_in_flight_end_instead_of_cutting_it_off(
-    repo: SqliteRepository, db_path: Path, clock: Clock
+    repo: Repository, store: Store, clock: Clock
 ) -> None:
     """Shutdown or a settings reload while a mail is being sent: cut off, it
     could only be sent again (a duplicate); it gets to finish instead."""
     worker, calls = await _stopping_mid_item(repo, clock, finishes=True)
-    assert row(db_path, 1)["done_at"] is not None
+    assert outbox_row(store, 1)["done_at"] is not None
     assert (calls, worker.processed) == (1, 1)
     assert await repo.pending_outbox() == 0
 
 
 async def test_an_item_that_does_not_end_in_time_is_given_back_as_before(
-    repo: SqliteRepository, db_path: Path, clock: Clock
+    repo: Repository, store: Store, clock: Clock
 ) -> None:
     _, calls = await _stopping_mid_item(repo, clock, finishes=False)
-    stored = row(db_path, 1)
+    stored = outbox_row(store, 1)
     assert (calls, stored["done_at"], stored["last_error"]) == (
         1,
         None,

@@ -183,6 +183,13 @@ class FakeGoogle:
         self.requests: list[RecordedRequest] = []
         self.batch_count = 0
         self._writes: Counter[str] = Counter()
+        # Successful inserts (insert and import) per (calendar, event id): a
+        # retried insert that meets its own event (409) does not count.
+        self.inserts: Counter[tuple[str, str]] = Counter()
+        # events.list calls per calendar: made, open right now, most open at once.
+        self.lists: Counter[str] = Counter()
+        self.lists_open: Counter[str] = Counter()
+        self.most_lists_open: Counter[str] = Counter()
         self._snapshots: dict[str, _Snapshot] = {}
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -204,9 +211,20 @@ class FakeGoogle:
         async def latency(
             request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
         ) -> web.StreamResponse:
-            if self.latency > 0:
-                await asyncio.sleep(self.latency)  # injected latency, the feature itself
-            return await handler(request)
+            listed = _listed_calendar(request)
+            if listed is not None:
+                self.lists[listed] += 1
+                self.lists_open[listed] += 1
+                self.most_lists_open[listed] = max(
+                    self.most_lists_open[listed], self.lists_open[listed]
+                )
+            try:
+                if self.latency > 0:
+                    await asyncio.sleep(self.latency)  # injected latency, the feature itself
+                return await handler(request)
+            finally:
+                if listed is not None:
+                    self.lists_open[listed] -= 1
 
         app = web.Application(middlewares=[latency], client_max_size=16 * 1024 * 1024)
         app.router.add_get("/o/oauth2/auth", self.oauth.authorize)
@@ -374,11 +392,13 @@ class FakeGoogle:
         if len(rest) == 1 and method == "POST":
             _check_write_params(query)
             event = self.store.insert(calendar, parse_json_body(body), grant.email)
+            self.inserts[(calendar.id, str(event["id"]))] += 1
             return 200, event, calendar.id
         if rest[1:] == ["import"] and method == "POST":
             _check_write_params(query)
             body_json = parse_json_body(body)
             event = self.store.insert(calendar, body_json, grant.email, import_mode=True)
+            self.inserts[(calendar.id, str(event["id"]))] += 1
             return 200, event, calendar.id
         if rest[1:] == ["watch"] and method == "POST":
             resource_uri = f"{self.api_endpoint}calendars/{quote(segs[1], safe='')}/events?alt=json"
@@ -705,6 +725,18 @@ class FakeGoogle:
     def write_count(self, calendar_id: str) -> int:
         """Successful API writes (insert, import, update, patch, delete) on a calendar."""
         return self._writes[calendar_id]
+
+
+def _listed_calendar(request: web.Request) -> str | None:
+    """The calendar id of an events.list call (GET .../calendars/{id}/events)."""
+    if request.method != "GET":
+        return None
+    segments = [unquote(s) for s in request.rel_url.raw_path.split("?", 1)[0].split("/") if s]
+    if segments[:2] == ["calendar", "v3"]:
+        segments = segments[2:]
+    if len(segments) == 3 and segments[0] == "calendars" and segments[2] == "events":
+        return segments[1]
+    return None
 
 
 def _check_write_params(query: dict[str, list[str]]) -> None:

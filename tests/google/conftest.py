@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.backends import Store
 from tests.fakes.google_calendar import FakeGoogle
 from tests.google.harness import Gateway, running_gateway
 from tests.smtp import Recorder, smtp_server
@@ -29,7 +30,7 @@ def mail() -> Iterator[tuple[Recorder, int]]:
 
 @pytest.fixture
 async def gateway(
-    tmp_path: Path, fake: FakeGoogle, mail: tuple[Recorder, int]
+    tmp_path: Path, store: Store, fake: FakeGoogle, mail: tuple[Recorder, int]
 ) -> AsyncIterator[Gateway]:
-    async with running_gateway(tmp_path, fake, mail) as gw:
+    async with running_gateway(tmp_path, store, fake, mail) as gw:
         yield gw

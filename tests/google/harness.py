@@ -1,11 +1,12 @@
 """The gateway with Google configured, against the fake Google on loopback.
 
-Everything is real: ``create_app`` over a YAML file, the server on a
-loopback port (so Google's push notifications reach it), the real
-google-api-python-client talking to ``tests.fakes`` over HTTP, a real SMTP
-server for the e-mails, and a browser-like client (cookies, redirects) for
-the consent flow. Background workers run as in production; tests call
-``settle()`` to wait (bounded) until the outbox and a sync have run.
+Everything is real: ``create_app`` over a YAML file and a store (SQLite or
+PostgreSQL, ``tests.backends``), the server on a loopback port (so Google's
+push notifications reach it), the real google-api-python-client talking to
+``tests.fakes`` over HTTP, a real SMTP server for the e-mails, and a
+browser-like client (cookies, redirects) for the consent flow. Background
+workers run as in production; tests call ``settle()`` to wait (bounded)
+until the outbox and a sync have run.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from gateway.settings import Settings, load_settings
 from gateway.web.keys import BOOKINGS, MIRROR_ADMIN, OUTBOX, REPOSITORY
 from google_bridge import GOOGLE_BRIDGE
 from google_bridge.tokens import new_key
+from tests.backends import Store, storage_url
 from tests.conftest import _ADMIN_HASH, API_TOKEN
 from tests.fakes.google_calendar import FakeGoogle
 from tests.net import LOOPBACK, free_port
@@ -83,7 +85,7 @@ RESOURCES = """\
 
 
 def settings_yaml(
-    db_path: Path,
+    store: Store | Path | str,
     port: int,
     fake: FakeGoogle,
     smtp_port: int,
@@ -101,7 +103,7 @@ server:
   port: {port}
   base_url: http://{LOOPBACK}:{port}
 {server}storage:
-  url: sqlite:///{db_path}
+  url: {storage_url(store)}
 defaults:
   timezone: Europe/Berlin
 users:
@@ -142,6 +144,7 @@ class Gateway:
 
     fake: FakeGoogle
     mail: Recorder
+    store: Store
     config: Path
     port: int
     settings: Settings
@@ -275,6 +278,7 @@ class Gateway:
 @asynccontextmanager
 async def running_gateway(
     tmp_path: Path,
+    store: Store,
     fake: FakeGoogle,
     mail: tuple[Recorder, int],
     *,
@@ -285,15 +289,15 @@ async def running_gateway(
     google: str = "",
     server: str = "",
 ) -> AsyncIterator[Gateway]:
-    """Start the gateway; a second call with the same ``tmp_path`` (and key)
-    starts it again on the same database, like a restart after a crash."""
+    """Start the gateway on ``store``; a second call with the same store
+    (and key) starts it again on the same data, like a restart after a crash."""
     recorder, smtp_port = mail
     port = port or free_port()
     key = key or new_key()
     config = tmp_path / "gateway.yaml"
     config.write_text(
         settings_yaml(
-            tmp_path / "gateway.sqlite3",
+            store,
             port,
             fake,
             smtp_port,
@@ -311,7 +315,7 @@ async def running_gateway(
     jar = aiohttp.CookieJar(unsafe=True)  # cookies for 127.0.0.1, like a browser
     http = aiohttp.ClientSession(cookie_jar=jar, timeout=aiohttp.ClientTimeout(total=30))
     try:
-        yield Gateway(fake, recorder, config, port, settings, served, http)
+        yield Gateway(fake, recorder, store, config, port, settings, served, http)
     finally:
         await http.close()
         await served.close()

@@ -31,6 +31,7 @@ from google_bridge.errors import (
     ReconnectNeeded,
 )
 from google_bridge.tokens import TokenKeyMismatch, new_key
+from tests.backends import Store
 from tests.fakes.google_calendar import FakeGoogle
 from tests.google.harness import Gateway, at, gtime, running_gateway
 from tests.google.test_mirror import ANNA
@@ -105,11 +106,11 @@ def test_refusal_backoff_doubles_from_a_day_to_a_week(refusals: int, wait: timed
 
 
 async def test_http_base_url_one_refusal_one_log_line_and_polling_carries_on(
-    tmp_path: Path, strict_fake: FakeGoogle, mail: tuple[Recorder, int]
+    tmp_path: Path, store: Store, strict_fake: FakeGoogle, mail: tuple[Recorder, int]
 ) -> None:
     fake = strict_fake
     key = new_key()
-    async with running_gateway(tmp_path, fake, mail, key=key) as gateway:
+    async with running_gateway(tmp_path, store, fake, mail, key=key) as gateway:
         await gateway.connect("anna", ANNA)
         assert await gateway.status("anna") is ConnectionStatus.SYNCED
         for _ in range(ROUNDS):
@@ -137,7 +138,7 @@ async def test_http_base_url_one_refusal_one_log_line_and_polling_carries_on(
 
     # A restart (or a reload after the settings were fixed) asks once more;
     # the same refusal again is not logged a second time by this process.
-    async with running_gateway(tmp_path, fake, mail, key=key) as gateway:
+    async with running_gateway(tmp_path, store, fake, mail, key=key) as gateway:
         gateway.calendars["anna"] = ANNA
         for _ in range(ROUNDS):
             await gateway.bridge.worker.sync_now("anna")
@@ -146,10 +147,10 @@ async def test_http_base_url_one_refusal_one_log_line_and_polling_carries_on(
 
 
 async def test_refused_channel_is_asked_again_after_the_backoff(
-    tmp_path: Path, strict_fake: FakeGoogle, mail: tuple[Recorder, int]
+    tmp_path: Path, store: Store, strict_fake: FakeGoogle, mail: tuple[Recorder, int]
 ) -> None:
     fake = strict_fake
-    async with running_gateway(tmp_path, fake, mail) as gateway:
+    async with running_gateway(tmp_path, store, fake, mail) as gateway:
         await gateway.connect("anna", ANNA)
         assert watch_calls(fake) == 1
         now = [datetime.now(UTC)]

@@ -3,9 +3,7 @@ PKCE and state, calendar choice, confirmation, takeover."""
 
 from __future__ import annotations
 
-import asyncio
 import re
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
@@ -26,6 +24,8 @@ from google_bridge.errors import (
 from google_bridge.oauth import CodeRefused, NoRefreshToken, TokenEndpointUnavailable
 from google_bridge.tokens import TokenKeyMismatch
 from google_bridge.web import Step, failure_of
+from tests.backends import Store
+from tests.dbcheck import write_directly
 from tests.fakes import google_oauth
 from tests.fakes.google_calendar import FakeGoogle
 from tests.google.harness import Gateway, running_gateway
@@ -106,7 +106,7 @@ def says(page: Page, status: int, *words: str) -> None:
 
 async def expire(gateway: Gateway, *, link: str = "", callback: str = "") -> None:
     """Let the invitation of a link (or of a consent under way) run out. The
-    store never changes an invitation's expiry, so the file is edited."""
+    store never changes an invitation's expiry, so its row is edited."""
     if link:
         invite = await gateway.repo.get_invite(hash_invite_token(link.rsplit("/", 1)[1]))
     else:
@@ -115,14 +115,11 @@ async def expire(gateway: Gateway, *, link: str = "", callback: str = "") -> Non
     assert invite is not None
     past = utc_text(datetime.now(UTC) - timedelta(minutes=1))
 
-    def edit() -> None:  # in a thread: the gateway's transactions need the loop to finish
-        with sqlite3.connect(gateway.config.parent / "gateway.sqlite3", timeout=10) as db:
-            db.execute(
-                "UPDATE google_invites SET expires_at = ? WHERE token_hash = ?",
-                (past, invite.token_hash),
-            )
-
-    await asyncio.to_thread(edit)
+    await write_directly(
+        gateway.store,
+        "UPDATE google_invites SET expires_at = ? WHERE token_hash = ?",
+        (past, invite.token_hash),
+    )
 
 
 FAILURES: list[tuple[BaseException, Step, int, str]] = [
@@ -276,11 +273,13 @@ async def test_choice_sent_twice(gateway: Gateway) -> None:
 
 
 async def test_google_unreachable_at_each_step(
-    tmp_path: Path, fake: FakeGoogle, mail: tuple[Recorder, int]
+    tmp_path: Path, store: Store, fake: FakeGoogle, mail: tuple[Recorder, int]
 ) -> None:
     """Google answers slower than google.request_timeout: at the code
     exchange, and when the choice is sent."""
-    async with running_gateway(tmp_path, fake, mail, google="  request_timeout: 0.3\n") as gw:
+    async with running_gateway(
+        tmp_path, store, fake, mail, google="  request_timeout: 0.3\n"
+    ) as gw:
         back = await to_callback(gw, "anna", ANNA)
         fake.latency = 1.0
         says(await fetch(gw, back), 503, "could not be reached", "invitation link again")

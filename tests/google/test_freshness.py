@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from gateway.core.mirror import LogKind
+from tests.backends import Store
 from tests.caldav.dav import put
 from tests.conftest import API_TOKEN
 from tests.dbcheck import row_counts
@@ -51,12 +52,13 @@ RESOURCES = """\
 
 @pytest.fixture
 async def gw(
-    tmp_path: Path, fake: FakeGoogle, mail: tuple[Recorder, int]
+    tmp_path: Path, store: Store, fake: FakeGoogle, mail: tuple[Recorder, int]
 ) -> AsyncIterator[Gateway]:
     """anna (two_way) accepts at risk, room (from_google) refuses; a deadline
     short enough for the fake's latency to pass it."""
     async with running_gateway(
         tmp_path,
+        store,
         fake,
         mail,
         resources=RESOURCES,
@@ -195,7 +197,7 @@ async def test_refuse_policy_answers_503_and_writes_nothing(gw: Gateway) -> None
     await gw.connect("room", ROOM)
     await age_last_sync(gw, "room")
     gw.fake.latency = 2.0
-    before = row_counts(gw.settings.storage.sqlite_path)
+    before = row_counts(gw.store)
 
     async with gw.http.post(
         f"{gw.url}/api/v1/bookings",
@@ -213,7 +215,7 @@ async def test_refuse_policy_answers_503_and_writes_nothing(gw: Gateway) -> None
     assert answer.headers["Retry-After"] == "2"  # type: ignore[attr-defined]
     assert "busy-time-current" in answer.error()  # type: ignore[attr-defined]
     assert "could not be asked" in answer.message()  # type: ignore[attr-defined]
-    assert row_counts(gw.settings.storage.sqlite_path) == before
+    assert row_counts(gw.store) == before
 
 
 async def test_a_retry_with_its_idempotency_key_gets_the_first_answer_not_a_503(
@@ -262,10 +264,10 @@ async def test_no_look_for_to_google_off_or_unconnected_resources(gw: Gateway) -
 
 
 async def test_freshness_zero_never_looks(
-    tmp_path: Path, fake: FakeGoogle, mail: tuple[Recorder, int]
+    tmp_path: Path, store: Store, fake: FakeGoogle, mail: tuple[Recorder, int]
 ) -> None:
     async with running_gateway(
-        tmp_path, fake, mail, resources=RESOURCES, google="  freshness_seconds: 0\n"
+        tmp_path, store, fake, mail, resources=RESOURCES, google="  freshness_seconds: 0\n"
     ) as gateway:
         await gateway.connect("room", ROOM)
         await age_last_sync(gateway, "room")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from gateway.core.mirror import google_event_id
 from gateway.web.keys import OUTBOX
+from tests.backends import Store
 from tests.conftest import API_TOKEN
 from tests.fakes.google_calendar import FakeGoogle
 from tests.google.harness import at, running_gateway
@@ -34,9 +35,9 @@ RESOURCES = """\
 
 
 async def test_guest_of_the_google_event_instead_of_an_email(
-    tmp_path: Path, fake: FakeGoogle, mail: tuple[Recorder, int]
+    tmp_path: Path, store: Store, fake: FakeGoogle, mail: tuple[Recorder, int]
 ) -> None:
-    async with running_gateway(tmp_path, fake, mail, resources=RESOURCES) as gateway:
+    async with running_gateway(tmp_path, store, fake, mail, resources=RESOURCES) as gateway:
         await gateway.connect("salon", SALON)
         booking = await gateway.book(
             "salon", at(3, 10), at(3, 11), "Cut", booker={"name": "Zoë", "email": ZOE}
@@ -68,9 +69,9 @@ async def test_guest_of_the_google_event_instead_of_an_email(
 
 
 async def test_a_copy_in_the_bookers_own_connected_calendar(
-    tmp_path: Path, fake: FakeGoogle, mail: tuple[Recorder, int]
+    tmp_path: Path, store: Store, fake: FakeGoogle, mail: tuple[Recorder, int]
 ) -> None:
-    async with running_gateway(tmp_path, fake, mail, resources=RESOURCES) as gateway:
+    async with running_gateway(tmp_path, store, fake, mail, resources=RESOURCES) as gateway:
         await gateway.connect("room", "room.calendar@example.com")
         await gateway.connect("anna", ANNA)
         booking = await gateway.book(
@@ -101,12 +102,12 @@ async def test_a_copy_in_the_bookers_own_connected_calendar(
 
 
 async def test_a_guests_answer_in_google_survives_a_later_gateway_write(
-    tmp_path: Path, fake: FakeGoogle, mail: tuple[Recorder, int]
+    tmp_path: Path, store: Store, fake: FakeGoogle, mail: tuple[Recorder, int]
 ) -> None:
     """Zoë accepts in Google; before the gateway syncs, the booking is moved.
     The write must not put back the answer the gateway held (Events: update
     replaces the whole event, so the gateway reads Google's copy first)."""
-    async with running_gateway(tmp_path, fake, mail, resources=RESOURCES) as gateway:
+    async with running_gateway(tmp_path, store, fake, mail, resources=RESOURCES) as gateway:
         await gateway.connect("salon", SALON)
         booking = await gateway.book(
             "salon", at(3, 10), at(3, 11), "Cut", booker={"name": "Zoë", "email": ZOE}
@@ -136,11 +137,11 @@ async def test_a_guests_answer_in_google_survives_a_later_gateway_write(
 
 
 async def test_the_gateway_never_writes_an_answer_it_did_not_learn_from_google(
-    tmp_path: Path, fake: FakeGoogle, mail: tuple[Recorder, int]
+    tmp_path: Path, store: Store, fake: FakeGoogle, mail: tuple[Recorder, int]
 ) -> None:
     """An answer that reached the gateway another way (an iTIP REPLY) is the
     booking's, not Google's: Google keeps what the guest told Google."""
-    async with running_gateway(tmp_path, fake, mail, resources=RESOURCES) as gateway:
+    async with running_gateway(tmp_path, store, fake, mail, resources=RESOURCES) as gateway:
         await gateway.connect("salon", SALON)
         booking = await gateway.book(
             "salon", at(4, 10), at(4, 11), "Cut", booker={"name": "Zoë", "email": ZOE}

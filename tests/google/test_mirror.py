@@ -12,6 +12,7 @@ import pytest
 from gateway.core.mirror import google_event_id
 from gateway.web.keys import OUTBOX
 from google_bridge.tokens import new_key
+from tests.backends import Store
 from tests.fakes.google_calendar import FakeGoogle
 from tests.google.harness import RESOURCES, Gateway, at, gtime, running_gateway
 from tests.smtp import Recorder
@@ -203,12 +204,12 @@ async def test_update_with_a_stale_etag_rereads_and_wins(gateway: Gateway) -> No
 
 @pytest.mark.parametrize("direction", ["from_google", "off"])
 async def test_a_direction_change_leaves_no_stale_event_in_google(
-    tmp_path: Path, fake: FakeGoogle, mail: tuple[Recorder, int], direction: str
+    tmp_path: Path, store: Store, fake: FakeGoogle, mail: tuple[Recorder, int], direction: str
 ) -> None:
     """A direction change applies to new bookings; the events already written
     to Google keep following their bookings (moved, cancelled) there."""
     key = new_key()
-    async with running_gateway(tmp_path, fake, mail, key=key) as first:
+    async with running_gateway(tmp_path, store, fake, mail, key=key) as first:
         await first.connect("anna", ANNA)
         made = [await first.book("anna", at(3 + n, 9), at(3 + n, 10), f"Cut {n}") for n in range(5)]
         await first.settle()
@@ -217,7 +218,7 @@ async def test_a_direction_change_leaves_no_stale_event_in_google(
         f"    timezone: Europe/Berlin\n    google: {{direction: {direction}}}\n    feed_tokens",
         1,
     )
-    async with running_gateway(tmp_path, fake, mail, key=key, resources=changed) as second:
+    async with running_gateway(tmp_path, store, fake, mail, key=key, resources=changed) as second:
         for n, booking in enumerate(made[:3]):
             await second.api(
                 "PATCH",

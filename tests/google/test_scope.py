@@ -9,6 +9,7 @@ from pathlib import Path
 from gateway.core.mirror import LinkKind, google_event_id
 from gateway.core.mirror_admin import MirrorDisabled
 from google_bridge.tokens import new_key
+from tests.backends import Store
 from tests.conftest import ADMIN_PASSWORD, basic
 from tests.fakes.google_calendar import FakeGoogle
 from tests.google.harness import BERLIN, RESOURCES, Gateway, at, gtime, running_gateway
@@ -179,10 +180,10 @@ async def test_caldav_bookings_are_mirrored_too(gateway: Gateway) -> None:
 
 
 async def test_a_settings_change_applies_to_future_events_only(
-    tmp_path: Path, fake: FakeGoogle, mail: tuple[Recorder, int]
+    tmp_path: Path, store: Store, fake: FakeGoogle, mail: tuple[Recorder, int]
 ) -> None:
     key = new_key()
-    async with running_gateway(tmp_path, fake, mail, key=key) as gateway:
+    async with running_gateway(tmp_path, store, fake, mail, key=key) as gateway:
         await gateway.connect("anna", ANNA)
         before = await gateway.book("anna", at(2, 9), at(2, 10), "Full details")
         await gateway.settle()
@@ -194,7 +195,7 @@ async def test_a_settings_change_applies_to_future_events_only(
         1,
     )
     async with running_gateway(
-        tmp_path, fake, mail, key=key, port=port, resources=anonymous
+        tmp_path, store, fake, mail, key=key, port=port, resources=anonymous
     ) as gateway:
         gateway.calendars["anna"] = ANNA
         after = await gateway.book("anna", at(3, 9), at(3, 10), "New secret")
@@ -210,23 +211,25 @@ async def test_a_settings_change_applies_to_future_events_only(
 
 
 async def test_token_keys_rotate_without_a_reconnect(
-    tmp_path: Path, fake: FakeGoogle, mail: tuple[Recorder, int]
+    tmp_path: Path, store: Store, fake: FakeGoogle, mail: tuple[Recorder, int]
 ) -> None:
     old, new = new_key(), new_key()
-    async with running_gateway(tmp_path, fake, mail, key=old) as gateway:
+    async with running_gateway(tmp_path, store, fake, mail, key=old) as gateway:
         await gateway.connect("anna", ANNA)
         port = gateway.port
         sealed = (await gateway.repo.get_connection("anna")).refresh_token
 
     # New key first, old one still listed: the command re-encrypts...
-    async with running_gateway(tmp_path, fake, mail, key=f"{new}, {old}", port=port) as gateway:
+    async with running_gateway(
+        tmp_path, store, fake, mail, key=f"{new}, {old}", port=port
+    ) as gateway:
         config = gateway.config
     result = run("google", "rotate-keys", "--config", str(config))
     assert result.returncode == 0, result.stderr
     assert "1 stored Google token" in result.stdout
 
     # ... so that the old key can go, and the mirror still works.
-    async with running_gateway(tmp_path, fake, mail, key=new, port=port) as gateway:
+    async with running_gateway(tmp_path, store, fake, mail, key=new, port=port) as gateway:
         gateway.calendars["anna"] = ANNA
         connection = await gateway.repo.get_connection("anna")
         assert connection.refresh_token != sealed

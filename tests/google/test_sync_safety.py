@@ -11,6 +11,7 @@ import pytest
 
 from gateway.core.mirror import LinkKind, google_event_id
 from gateway.core.service import BookingService
+from tests.backends import Store
 from tests.fakes.google_calendar import FakeGoogle
 from tests.fakes.google_errors import (
     BACKEND_500,
@@ -67,12 +68,16 @@ class Crash(Exception):
 
 
 async def test_crash_between_fetch_and_commit_repeats_safely(
-    tmp_path: Path, fake: FakeGoogle, mail: tuple[Recorder, int], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    store: Store,
+    fake: FakeGoogle,
+    mail: tuple[Recorder, int],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from google_bridge.tokens import new_key
 
     key = new_key()
-    async with running_gateway(tmp_path, fake, mail, key=key) as gateway:
+    async with running_gateway(tmp_path, store, fake, mail, key=key) as gateway:
         await gateway.connect("anna", ANNA)
         for n in range(1, 4):
             fake.user_insert(ANNA, (day(n, 9)))
@@ -92,7 +97,7 @@ async def test_crash_between_fetch_and_commit_repeats_safely(
         assert (await gateway.admin.status("anna")).connection.sync_token == token_before
 
     # The process starts again on the same database and key.
-    async with running_gateway(tmp_path, fake, mail, key=key) as gateway:
+    async with running_gateway(tmp_path, store, fake, mail, key=key) as gateway:
         gateway.calendars["anna"] = ANNA
         await gateway.settle()
         spans = await block_spans(gateway)
@@ -216,3 +221,26 @@ async def test_own_event_deleted_in_google_while_the_token_was_dead_is_restored(
     writes = fake.write_count(ANNA)
     await gateway.settle()
     assert fake.write_count(ANNA) == writes  # restored once, then quiet
+
+
+async def test_a_write_google_took_unrecorded_is_still_removed_with_its_booking(
+    gateway: Gateway,
+) -> None:
+    """Google took the insert, the gateway died before it saved the link:
+    the event exists and no link knows it. Cancelling the booking must still
+    remove it (its id is the booking's), or Google shows a cancelled
+    appointment as busy forever. Found by tests/google/test_reconcile_machine.py."""
+    fake = gateway.fake
+    await gateway.connect("anna", ANNA)
+    booking = await gateway.book("anna", at(4, 9), at(4, 10), "Balayage")
+    await gateway.settle()
+    event_id = google_event_id(booking["id"])
+    assert fake.event(ANNA, event_id)["status"] == "confirmed"
+    async with gateway.repo.transaction() as tx:  # the link the crash lost
+        await tx.delete_link("anna", event_id)
+
+    await gateway.api("DELETE", f"/bookings/{booking['id']}", expect=200)
+    await gateway.settle()
+
+    assert fake.event(ANNA, event_id)["status"] == "cancelled"
+    assert await gateway.repo.get_link("anna", event_id) is None

@@ -116,7 +116,9 @@ def test_rotating_a_token_no_key_opens_is_a_token_key_mismatch() -> None:
 GOOGLE_ID = re.compile(r"[a-v0-9]{5,1024}")
 
 BOOKING_IDS = [
-    uuid.uuid4().hex,
+    # A fresh one each run, under a fixed test id: pytest-xdist's workers
+    # must collect the same names.
+    pytest.param(uuid.uuid4().hex, id="uuid4"),
     uuid.UUID("00000000-0000-4000-8000-000000000000").hex,
     "ffffffffffffffffffffffffffffffff",
     "id-anna-u1",

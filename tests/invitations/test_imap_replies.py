@@ -14,6 +14,7 @@ import pytest
 
 from gateway.app import REPLY_INBOX
 from gateway.web.keys import REPOSITORY
+from tests.backends import Store
 from tests.fakes.imap_server import FakeImapServer
 from tests.invitations.test_imip_e2e import ORGANIZER, ZOE, Gateway, at, calendar_parts, running
 from tests.net import LOOPBACK, free_port
@@ -30,13 +31,13 @@ async def imap() -> AsyncIterator[FakeImapServer]:
 
 @pytest.fixture
 async def gateway(
-    tmp_path: Path, mail: tuple[Recorder, int], imap: FakeImapServer
+    tmp_path: Path, store: Store, mail: tuple[Recorder, int], imap: FakeImapServer
 ) -> AsyncIterator[Gateway]:
     settings = (
         f"  imap: {{host: {LOOPBACK}, port: {imap.port}, security: none, "
         f"username: {ORGANIZER}, password: {PASSWORD}, poll_interval: 3600}}\n"
     )
-    async with running(tmp_path, mail, free_port(), imap=settings) as gw:
+    async with running(tmp_path, store, mail, free_port(), imap=settings) as gw:
         yield gw
 
 

@@ -23,6 +23,7 @@ from aiohttp.test_utils import TestServer
 from gateway.app import create_app
 from gateway.settings import load_settings
 from gateway.web.keys import OUTBOX, REPOSITORY
+from tests.backends import Store
 from tests.conftest import API_TOKEN
 from tests.net import LOOPBACK, free_port
 from tests.smtp import Recorder
@@ -38,10 +39,10 @@ def at(day: int, hour: int) -> datetime:
     return base + timedelta(days=day)
 
 
-def config(db: Path, port: int, smtp_port: int, imap: str = "") -> str:
+def config(store: Store, port: int, smtp_port: int, imap: str = "") -> str:
     return f"""\
 server: {{host: {LOOPBACK}, port: {port}, base_url: "http://{LOOPBACK}:{port}"}}
-storage: {{url: "sqlite:///{db}"}}
+storage: {{url: "{store.url}"}}
 api_tokens: [{{name: frontend, token: {API_TOKEN}}}]
 outbox: {{initial_retry_delay: 0.01, max_retry_delay: 0.05}}
 mail:
@@ -106,11 +107,11 @@ class Gateway:
 
 @asynccontextmanager
 async def running(
-    tmp_path: Path, mail: tuple[Recorder, int], port: int, imap: str = ""
+    tmp_path: Path, store: Store, mail: tuple[Recorder, int], port: int, imap: str = ""
 ) -> AsyncIterator[Gateway]:
     recorder, smtp_port = mail
     path = tmp_path / "gateway.yaml"
-    path.write_text(config(tmp_path / "gw.sqlite3", port, smtp_port, imap), encoding="utf-8")
+    path.write_text(config(store, port, smtp_port, imap), encoding="utf-8")
     server = TestServer(create_app(load_settings(path)), host=LOOPBACK, port=port)
     await server.start_server()
     http = aiohttp.ClientSession()
@@ -122,8 +123,10 @@ async def running(
 
 
 @pytest.fixture
-async def gateway(tmp_path: Path, mail: tuple[Recorder, int]) -> AsyncIterator[Gateway]:
-    async with running(tmp_path, mail, free_port()) as gw:
+async def gateway(
+    tmp_path: Path, store: Store, mail: tuple[Recorder, int]
+) -> AsyncIterator[Gateway]:
+    async with running(tmp_path, store, mail, free_port()) as gw:
         yield gw
 
 
@@ -231,22 +234,22 @@ async def test_an_smtp_outage_during_creation_still_delivers_exactly_one(
 
 
 async def test_a_restart_loses_no_pending_invitation_and_sends_none_twice(
-    tmp_path: Path, mail: tuple[Recorder, int]
+    tmp_path: Path, store: Store, mail: tuple[Recorder, int]
 ) -> None:
     port = free_port()
     recorder = mail[0]
     recorder.down = True
-    async with running(tmp_path, mail, port) as gateway:
+    async with running(tmp_path, store, mail, port) as gateway:
         first = await gateway.book(at(6, 9), at(6, 10))
         await gateway.settle()
         second = await gateway.book(at(6, 11), at(6, 12))
         # Stopped before the second was even tried.
     recorder.down = False
-    async with running(tmp_path, mail, port) as gateway:
+    async with running(tmp_path, store, mail, port) as gateway:
         await gateway.retry_now()
         uids = sorted(str(check_itip(m, "REQUEST", 0, m_uid(m))["UID"]) for m in recorder.to(ZOE))
         assert uids == sorted([first["uid"], second["uid"]])
-    async with running(tmp_path, mail, port) as gateway:
+    async with running(tmp_path, store, mail, port) as gateway:
         await gateway.retry_now()
     assert len(recorder.to(ZOE)) == 2
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.backends import Store
 from tests.dbcheck import row_counts
 from tests.invitations import (
     ORGANIZER,
@@ -26,9 +27,9 @@ MESSAGE = {"Content-Type": "message/rfc822"}
 
 
 @pytest.fixture
-def config_file(tmp_path: Path, db_path: Path) -> Path:
+def config_file(tmp_path: Path, store: Store) -> Path:
     path = tmp_path / "gateway.yaml"
-    path.write_text(invitation_yaml(db_path), encoding="utf-8")
+    path.write_text(invitation_yaml(store.url), encoding="utf-8")
     return path
 
 
@@ -152,9 +153,9 @@ async def test_a_stale_reply_is_not_applied_and_says_why(
 
 
 async def test_a_reply_for_an_unknown_uid_is_dropped_not_an_error(
-    client: Client, api_headers: dict[str, str], db_path: Path
+    client: Client, api_headers: dict[str, str], store: Store
 ) -> None:
-    before = row_counts(db_path)
+    before = row_counts(store)
     status, result = await post_itip(client, reply("nobody@elsewhere"), api_headers, CALENDAR)
     assert status == 200
     assert only(result) == {
@@ -164,18 +165,18 @@ async def test_a_reply_for_an_unknown_uid_is_dropped_not_an_error(
         "applied": False,
         "reason": "no booking has UID 'nobody@elsewhere'",
     }
-    assert row_counts(db_path) == before
+    assert row_counts(store) == before
 
 
 async def test_readers_may_not_answer_and_hidden_bookings_look_unknown(
     client: Client,
     api_headers: dict[str, str],
     reader_headers: dict[str, str],
-    db_path: Path,
+    store: Store,
 ) -> None:
     on_anna = await book(client, api_headers)  # the reader token may read anna
     on_room = await book(client, api_headers, resource="room")  # and not see room
-    before = row_counts(db_path)
+    before = row_counts(store)
     status, problem = await post_itip(client, reply(on_anna["uid"]), reader_headers, CALENDAR)
     assert status == 403
     assert "read-only access to resource 'anna'" in problem["detail"]
@@ -183,7 +184,7 @@ async def test_readers_may_not_answer_and_hidden_bookings_look_unknown(
     both = e_mail(reply(on_room["uid"]), reply(on_anna["uid"]))
     status, _ = await post_itip(client, both, reader_headers, MESSAGE)
     assert status == 403
-    assert row_counts(db_path) == before
+    assert row_counts(store) == before
     assert await partstat_of(client, api_headers, on_anna["id"]) == "NEEDS-ACTION"
 
     status, result = await post_itip(client, reply(on_room["uid"]), reader_headers, CALENDAR)

@@ -15,9 +15,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
-import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +30,9 @@ from gateway.core.invitations import ItipReply
 from gateway.core.model import PartStat
 from gateway.web.auth import hash_password
 from gateway.web.keys import BOOKINGS
+from tests.backends import Store
 from tests.conftest import ADMIN_PASSWORD, basic
+from tests.dbcheck import row_counts, write_directly
 from tests.invitations import (
     ORGANIZER,
     Client,
@@ -41,7 +43,7 @@ from tests.invitations import (
     reply,
     rsvp_path,
 )
-from tests.legacy import insert_legacy_copy, write_directly
+from tests.legacy import insert_legacy_copy
 
 MALLORY_PASSWORD = "mallory-secret-pw"
 CALENDAR = {"Content-Type": "text/calendar; charset=utf-8"}
@@ -53,9 +55,9 @@ def mallory_hash() -> str:
 
 
 @pytest.fixture
-def config_file(tmp_path: Path, db_path: Path, mallory_hash: str) -> Path:
+def config_file(tmp_path: Path, store: Store, mallory_hash: str) -> Path:
     """The invitation settings plus mallory, who may write bob's calendar only."""
-    text = invitation_yaml(db_path).replace(
+    text = invitation_yaml(store.url).replace(
         "users:\n",
         f'users:\n  - name: mallory\n    password_hash: "{mallory_hash}"\n'
         "    access: {bob: read-write}\n",
@@ -94,7 +96,7 @@ def now() -> datetime:
 
 
 async def test_a_put_may_not_reuse_another_calendars_uid(
-    client: Client, api_headers: dict[str, str], db_path: Path
+    client: Client, api_headers: dict[str, str], store: Store
 ) -> None:
     anna = await book(client, api_headers)
     mallory = basic("mallory", MALLORY_PASSWORD)
@@ -115,11 +117,7 @@ async def test_a_put_may_not_reuse_another_calendars_uid(
     assert resp.status == 409
     assert re.search(r"<D:href>/dav/calendars/anna/[^<]+\.ics</D:href>", await resp.text())
     assert (await client.get("/dav/calendars/bob/copy.ics", headers=admin)).status == 404
-    conn = sqlite3.connect(db_path)
-    try:
-        assert conn.execute("SELECT count(*) FROM objects").fetchone() == (1,)
-    finally:
-        conn.close()
+    assert row_counts(store)["objects"] == 1
 
     # Nor the UID a Google event of any calendar will get as a busy block.
     resp = await client.put(
@@ -160,11 +158,11 @@ async def test_an_api_booking_may_not_take_a_uid_another_calendar_holds(
 
 
 async def test_a_link_answers_the_booking_it_was_sent_for(
-    client: Client, api_headers: dict[str, str], db_path: Path
+    client: Client, api_headers: dict[str, str], store: Store
 ) -> None:
     bob = await book(client, api_headers, resource="bob")
     # Anna's calendar holds a copy with the same UID, stored earlier.
-    await insert_legacy_copy(db_path, bob["id"], "anna", "copy")
+    await insert_legacy_copy(store, bob["id"], "anna", "copy")
     resp = await client.post(rsvp_path(bob, PartStat.ACCEPTED))
     assert resp.status == 200, await resp.text()
     assert await partstat_of(client, api_headers, bob["id"]) == "ACCEPTED"
@@ -172,10 +170,10 @@ async def test_a_link_answers_the_booking_it_was_sent_for(
 
 
 async def test_a_reply_to_a_shared_uid_is_routed_by_organizer_or_refused(
-    client: Client, api_headers: dict[str, str], db_path: Path, caplog: pytest.LogCaptureFixture
+    client: Client, api_headers: dict[str, str], store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     bob = await book(client, api_headers, resource="bob")
-    await insert_legacy_copy(db_path, bob["id"], "anna", "copy")
+    await insert_legacy_copy(store, bob["id"], "anna", "copy")
 
     # The ORGANIZER names bob's address: bob's booking, not anna's copy.
     status, result = await post_reply(
@@ -316,16 +314,18 @@ async def test_a_reschedule_asks_again_and_earlier_answer_times_do_not_count(
 
 
 async def test_the_page_says_when_an_answer_was_superseded(
-    client: Client, api_headers: dict[str, str], db_path: Path
+    client: Client, api_headers: dict[str, str], store: Store
 ) -> None:
     booking = await book(client, api_headers)
     assert (await client.post(rsvp_path(booking, PartStat.ACCEPTED))).status == 200
     # Another server on the same database, whose clock is ahead, recorded it.
+    (row,) = store.rows("SELECT attendees FROM objects WHERE booking_id = ?", (booking["id"],))
+    attendees = json.loads(row["attendees"])
+    attendees[0]["answered_at"] = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     await write_directly(
-        db_path,
-        "UPDATE objects SET attendees = json_set(attendees, '$[0].answered_at', ?) "
-        "WHERE booking_id = ?",
-        ((datetime.now(UTC) + timedelta(hours=1)).isoformat(), booking["id"]),
+        store,
+        "UPDATE objects SET attendees = ? WHERE booking_id = ?",
+        (json.dumps(attendees), booking["id"]),
     )
     path = rsvp_path(booking, PartStat.DECLINED)
     shown = await (await client.get(path)).text()

@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.backends import Store
 from tests.conftest import API_TOKEN, settings_yaml
 from tests.samples import SLOT
 from tests.serving import serving
@@ -33,7 +34,7 @@ def mail() -> Iterator[tuple[Recorder, int]]:
         yield server
 
 
-def config(tmp_path: Path, smtp_port: int) -> Path:
+def config(tmp_path: Path, store: Store, smtp_port: int) -> Path:
     extra = f"""\
 outbox: {{initial_retry_delay: 0.05, max_retry_delay: 0.2, poll_interval: 0.2}}
 mail:
@@ -43,9 +44,7 @@ mail:
   from_address: bookings@gateway.test
 """
     path = tmp_path / "gateway.yaml"
-    path.write_text(
-        settings_yaml(tmp_path / "gateway.sqlite3", mail=False, extra=extra), encoding="utf-8"
-    )
+    path.write_text(settings_yaml(store.url, mail=False, extra=extra), encoding="utf-8")
     return path
 
 
@@ -74,10 +73,10 @@ async def health(url: str) -> Any:
 
 
 async def test_kill_9_while_sending_resends_only_what_may_be_lost(
-    tmp_path: Path, mail: tuple[Recorder, int]
+    tmp_path: Path, store: Store, mail: tuple[Recorder, int]
 ) -> None:
     recorder, port = mail
-    path = config(tmp_path, port)
+    path = config(tmp_path, store, port)
 
     recorder.hold_quit_for = A
     async with serving(path) as server:

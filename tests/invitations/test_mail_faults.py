@@ -1,5 +1,5 @@
 """Mail faults an operator meets (issue 12, items 10 and 11), through the
-real app, its outbox worker, its SQLite file and a real SMTP server on
+real app, its outbox worker, its store (each backend) and a real SMTP server on
 loopback: a slow final acknowledgement is one message, not two; a message
 whose acknowledgement never came is sent again with the SAME Message-ID; a
 permanent refusal (550, an address e-mail cannot carry) is never retried,
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -22,6 +22,7 @@ from gateway.core.mirror import MAIL
 from gateway.core.model import OutboxEffect
 from gateway.settings import load_settings
 from gateway.web.keys import OUTBOX, REPOSITORY
+from tests.backends import Store
 from tests.conftest import AppClient, settings_yaml
 from tests.samples import SLOT
 from tests.smtp import Recorder, smtp_server
@@ -33,7 +34,7 @@ ZOE = "zoe@example.com"
 class Mailing:
     client: AppClient
     mail: Recorder
-    db: Path
+    store: Store
 
     @property
     def app(self) -> web.Application:
@@ -67,10 +68,8 @@ class Mailing:
 
         await asyncio.wait_for(look(), within)
 
-    def outbox(self) -> list[sqlite3.Row]:
-        with sqlite3.connect(self.db) as conn:
-            conn.row_factory = sqlite3.Row
-            return conn.execute("SELECT * FROM outbox ORDER BY id").fetchall()
+    def outbox(self) -> list[dict[str, Any]]:
+        return self.store.rows("SELECT * FROM outbox ORDER BY id")
 
 
 MakeMailing = Callable[..., Awaitable[Mailing]]
@@ -85,13 +84,13 @@ def recorder() -> Iterator[tuple[Recorder, int]]:
 @pytest.fixture
 async def mailing(
     tmp_path: Path,
+    store: Store,
     recorder: tuple[Recorder, int],
     aiohttp_client: Callable[[web.Application], Awaitable[AppClient]],
 ) -> AsyncIterator[MakeMailing]:
     mail, port = recorder
 
     async def make(smtp_timeout: float = 5.0, data_timeout: float = 60.0) -> Mailing:
-        db = tmp_path / "gateway.sqlite3"
         extra = f"""\
 outbox: {{initial_retry_delay: 0.01, max_retry_delay: 0.05, poll_interval: 0.05}}
 mail:
@@ -103,9 +102,9 @@ mail:
   data_timeout: {data_timeout}
 """
         config = tmp_path / "gateway.yaml"
-        config.write_text(settings_yaml(db, mail=False, extra=extra), encoding="utf-8")
+        config.write_text(settings_yaml(store.url, mail=False, extra=extra), encoding="utf-8")
         client = await aiohttp_client(create_app(load_settings(config)))
-        return Mailing(client, mail, db)
+        return Mailing(client, mail, store)
 
     yield make
 

@@ -17,6 +17,7 @@ from aiohttp import web
 from gateway.app import create_app
 from gateway.core.model import PartStat
 from gateway.settings import load_settings
+from tests.backends import Store, Stores
 from tests.conftest import ADMIN_PASSWORD, basic, settings_yaml
 from tests.dbcheck import row_counts
 from tests.invitations import (
@@ -36,15 +37,15 @@ MakeClient = Callable[[web.Application], Awaitable[Client]]
 
 
 @pytest.fixture
-def config_file(tmp_path: Path, db_path: Path) -> Path:
+def config_file(tmp_path: Path, store: Store) -> Path:
     path = tmp_path / "gateway.yaml"
-    path.write_text(invitation_yaml(db_path), encoding="utf-8")
+    path.write_text(invitation_yaml(store.url), encoding="utf-8")
     return path
 
 
-def written(db_path: Path) -> dict[str, int]:
+def written(store: Store) -> dict[str, int]:
     """What any change of a calendar bumps: objects, change log, revisions."""
-    counts = row_counts(db_path)
+    counts = row_counts(store)
     return {k: counts[k] for k in ("objects", "changes", "revision")}
 
 
@@ -70,10 +71,10 @@ async def caldav_partstat(client: Client, booking: dict[str, Any]) -> str:
 
 
 async def test_get_shows_the_booking_and_the_answers_and_changes_nothing(
-    client: Client, api_headers: dict[str, str], db_path: Path
+    client: Client, api_headers: dict[str, str], store: Store
 ) -> None:
     booking = await book(client, api_headers)
-    before = written(db_path)
+    before = written(store)
     for _ in range(2):  # a mail scanner, then the booker
         resp = await client.get(rsvp_path(booking, PartStat.ACCEPTED))
         assert resp.status == 200
@@ -90,7 +91,7 @@ async def test_get_shows_the_booking_and_the_answers_and_changes_nothing(
         assert page.count("<form") == 3
     head = await client.head(rsvp_path(booking, PartStat.ACCEPTED))
     assert head.status == 200
-    assert written(db_path) == before
+    assert written(store) == before
     assert await partstat_of(client, api_headers, booking["id"]) == "NEEDS-ACTION"
     assert await caldav_partstat(client, booking) == "NEEDS-ACTION"
 
@@ -136,7 +137,7 @@ async def test_everything_on_the_page_is_escaped(
 
 
 async def test_post_accepts_and_a_second_post_says_it_is_recorded(
-    client: Client, api_headers: dict[str, str], db_path: Path
+    client: Client, api_headers: dict[str, str], store: Store
 ) -> None:
     booking = await book(client, api_headers)
     path = rsvp_path(booking, PartStat.ACCEPTED)
@@ -154,11 +155,11 @@ async def test_post_accepts_and_a_second_post_says_it_is_recorded(
     assert after["sequence"] == booking["sequence"]  # an answer is no reschedule
     assert await caldav_partstat(client, booking) == "ACCEPTED"
 
-    changes = written(db_path)
+    changes = written(store)
     again = await client.post(path)
     assert again.status == 200
     assert "Your answer is already recorded: accepted." in await again.text()
-    assert written(db_path) == changes
+    assert written(store) == changes
 
     shown = await (await client.get(path)).text()
     assert "already recorded" in shown
@@ -182,7 +183,7 @@ async def test_decline_works_and_may_follow_an_accept(
 
 
 async def test_tampered_and_foreign_tokens_are_404(
-    client: Client, api_headers: dict[str, str], db_path: Path
+    client: Client, api_headers: dict[str, str], store: Store
 ) -> None:
     booking = await book(client, api_headers)
     path = rsvp_path(booking, PartStat.ACCEPTED)
@@ -190,7 +191,7 @@ async def test_tampered_and_foreign_tokens_are_404(
     flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
     other_key = rsvp_path(booking, PartStat.ACCEPTED, key="another-link-key-0123456789abcdefghij")
     declined_body = rsvp_path(booking, PartStat.DECLINED).rsplit("/", 1)[1].split(".")[0]
-    before = written(db_path)
+    before = written(store)
     for bad in (
         f"/rsvp/{body}.{flipped}",
         f"/rsvp/{declined_body}.{signature}",  # another answer under this signature
@@ -203,12 +204,12 @@ async def test_tampered_and_foreign_tokens_are_404(
             assert resp.status == 404, (method, bad)
             assert_page_headers(resp)
             assert "This link is not valid" in await resp.text()
-    assert written(db_path) == before
+    assert written(store) == before
     assert await partstat_of(client, api_headers, booking["id"]) == "NEEDS-ACTION"
 
 
 async def test_a_link_from_before_a_reschedule_is_stale_and_changes_nothing(
-    client: Client, api_headers: dict[str, str], db_path: Path
+    client: Client, api_headers: dict[str, str], store: Store
 ) -> None:
     booking = await book(client, api_headers)
     old_link = rsvp_path(booking, PartStat.ACCEPTED)
@@ -220,7 +221,7 @@ async def test_a_link_from_before_a_reschedule_is_stale_and_changes_nothing(
     moved = await resp.json()
     assert moved["sequence"] == booking["sequence"] + 1
 
-    before = written(db_path)
+    before = written(store)
     shown = await client.get(old_link)
     assert shown.status == 200
     page = await shown.text()
@@ -230,7 +231,7 @@ async def test_a_link_from_before_a_reschedule_is_stale_and_changes_nothing(
     answered = await client.post(old_link)
     assert answered.status == 409
     assert "has changed since this link was sent" in await answered.text()
-    assert written(db_path) == before
+    assert written(store) == before
     assert await partstat_of(client, api_headers, booking["id"]) == "NEEDS-ACTION"
 
     # The link of the new invitation works.
@@ -269,11 +270,11 @@ async def test_a_link_for_someone_not_invited_shows_no_details(
 
 
 async def test_cross_site_posts_are_refused(
-    client: Client, api_headers: dict[str, str], db_path: Path
+    client: Client, api_headers: dict[str, str], store: Store
 ) -> None:
     booking = await book(client, api_headers)
     path = rsvp_path(booking, PartStat.ACCEPTED)
-    before = written(db_path)
+    before = written(store)
     for origin in (
         "https://evil.example",
         "null",  # sandboxed frames, cross-site redirects
@@ -285,7 +286,7 @@ async def test_cross_site_posts_are_refused(
         assert resp.status == 403, origin
         assert_page_headers(resp)
         assert "another web site" in await resp.text()
-    assert written(db_path) == before
+    assert written(store) == before
     assert await partstat_of(client, api_headers, booking["id"]) == "NEEDS-ACTION"
 
     # The page's own form: the origin of server.public_url (default port spelt out).
@@ -309,10 +310,10 @@ async def test_a_deleted_booking_is_404(client: Client, api_headers: dict[str, s
 
 
 async def test_without_a_link_key_no_link_is_valid(
-    aiohttp_client: MakeClient, tmp_path: Path, api_headers: dict[str, str]
+    stores: Stores, aiohttp_client: MakeClient, tmp_path: Path, api_headers: dict[str, str]
 ) -> None:
     config = tmp_path / "no-key.yaml"
-    config.write_text(invitation_yaml(tmp_path / "no-key.sqlite3", link_key=None), "utf-8")
+    config.write_text(invitation_yaml(stores.new("no-key").url, link_key=None), "utf-8")
     client = await aiohttp_client(create_app(load_settings(config)))
     booking = await book(client, api_headers)
     assert booking["links"] is None
@@ -361,11 +362,11 @@ async def test_api_booking_answers_carry_the_calendar_links(
 
 
 async def test_without_a_link_key_answers_say_links_null(
-    api_headers: dict[str, str], aiohttp_client: MakeClient, tmp_path: Path
+    stores: Stores, api_headers: dict[str, str], aiohttp_client: MakeClient, tmp_path: Path
 ) -> None:
     # The shared test YAML, which has no invitations section at all.
     config = tmp_path / "plain.yaml"
-    config.write_text(settings_yaml(tmp_path / "plain.sqlite3"), "utf-8")
+    config.write_text(settings_yaml(stores.new("plain").url), "utf-8")
     plain = await aiohttp_client(create_app(load_settings(config)))
     assert (await book(plain, api_headers))["links"] is None
 
