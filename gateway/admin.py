@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from gateway.core.clock import Clock, utc_now
 from gateway.core.mirror import Details, Direction, InvitePath, MirrorPolicy
 from gateway.core.mirror_admin import MirrorAdmin
 from gateway.core.model import Resource
@@ -67,6 +68,7 @@ def build_booking_service(
     *,
     resources: Mapping[str, Resource] | None = None,
     policies: Mapping[str, MirrorPolicy] | None = None,
+    clock: Clock = utc_now,
 ) -> BookingService:
     """The booking service of the server, and of ``calgateway import``
     beside it: the same checks and the same Google policy either way."""
@@ -77,6 +79,7 @@ def build_booking_service(
         uid_domain=urlsplit(settings.server.public_url).hostname or "calgateway",
         mirror=mirror_policies(settings) if policies is None else policies,
         invitations=settings.mail is not None,
+        clock=clock,
     )
 
 
@@ -86,6 +89,7 @@ def build_mirror_admin(
     *,
     resources: Mapping[str, Resource] | None = None,
     policies: Mapping[str, MirrorPolicy] | None = None,
+    clock: Clock = utc_now,
 ) -> MirrorAdmin:
     """``resources`` and ``policies`` may be passed by a caller that already
     made them (the server shares them with the BookingService)."""
@@ -98,6 +102,7 @@ def build_mirror_admin(
         invite_ttl=timedelta(hours=google.invite_ttl_hours) if google else _FALLBACK_INVITE_TTL,
         mail_enabled=settings.mail is not None,
         enabled=google is not None,
+        clock=clock,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -26,6 +26,7 @@ from gateway.admin import (
     recurrence_limits,
 )
 from gateway.api import create_api_app
+from gateway.core.clock import Clock, utc_now
 from gateway.core.freshness import BusyTimeFreshness, FreshnessGuard, FreshnessRules, WhenStale
 from gateway.core.mirror import MAIL
 from gateway.core.outbox import Backoff, Handler, OutboxWorker
@@ -49,6 +50,7 @@ from gateway.web.keys import (
     AUTHENTICATOR,
     BOOKINGS,
     CALENDAR_QUERIES,
+    CLOCK,
     LINKS,
     METRICS,
     MIRROR_ADMIN,
@@ -69,7 +71,10 @@ log = logging.getLogger("calgateway")
 REPLY_INBOX = web.AppKey("reply_inbox", ReplyInbox)
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application:
+    """The server for ``settings``. ``clock``: the one notion of now every
+    part of it uses (``gateway.core.clock``; tests run the server at other
+    dates with it)."""
     metrics = Metrics()
     proxies = parse_networks(settings.server.trusted_proxies)
     app = web.Application(
@@ -83,6 +88,7 @@ def create_app(settings: Settings) -> web.Application:
         ],
     )
     app[SETTINGS] = settings
+    app[CLOCK] = clock
     app[METRICS] = metrics
     app[AUTHENTICATOR] = Authenticator.from_settings(settings)
     app[ADMISSION] = AdmissionGate.from_settings(settings.server, metrics)
@@ -115,15 +121,15 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     repository = await open_repository(settings)
     resources = domain_resources(settings)
     app[REPOSITORY] = repository
-    app[CALENDAR_QUERIES] = ICalQueryEngine(limits=recurrence_limits(settings))
+    app[CALENDAR_QUERIES] = ICalQueryEngine(limits=recurrence_limits(settings), clock=app[CLOCK])
     policies = mirror_policies(settings)
     app[BOOKINGS] = build_booking_service(
-        settings, repository, resources=resources, policies=policies
+        settings, repository, resources=resources, policies=policies, clock=app[CLOCK]
     )
     if settings.mail is None:
         log.info("no mail section: bookers are not sent invitations")
     app[MIRROR_ADMIN] = build_mirror_admin(
-        settings, repository, resources=resources, policies=policies
+        settings, repository, resources=resources, policies=policies, clock=app[CLOCK]
     )
     app[FEED_SOURCE] = repository
     app[FEED_RESOURCES] = {
@@ -162,6 +168,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
                 session=session,
                 resource_names={r.id: r.name for r in settings.resources},
                 organizer_address=settings.mail.from_address if settings.mail else "",
+                clock=app[CLOCK],
             )
             app[GOOGLE_BRIDGE] = bridge
             handlers.update(bridge.outbox_handlers())
@@ -176,6 +183,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             backoff=Backoff(settings.outbox.initial_retry_delay, settings.outbox.max_retry_delay),
             poll_interval=settings.outbox.poll_interval,
             batch_size=settings.outbox.batch_size,
+            clock=app[CLOCK],
         )
         app[OUTBOX] = outbox
         inbox = _reply_inbox(settings, app[BOOKINGS])
@@ -214,9 +222,7 @@ def _freshness_guard(app: web.Application, source: BusyTimeFreshness) -> Freshne
         default=WhenStale(google.when_stale),
     )
     bookings = app[BOOKINGS]
-    return FreshnessGuard(
-        app[REPOSITORY], source, rules, bookings.mirror_policy, lambda: datetime.now(UTC)
-    )
+    return FreshnessGuard(app[REPOSITORY], source, rules, bookings.mirror_policy, app[CLOCK])
 
 
 def smtp_config(settings: Settings) -> SmtpConfig | None:
@@ -282,6 +288,7 @@ def _mail_handlers(app: web.Application, google_path: GooglePath | None) -> dict
         links=link_signer(settings),
         google_path=google_path,
         journal=app[REPOSITORY],
+        clock=app[CLOCK],
     )
     if invitations.links_missing:
         log.warning(
@@ -310,7 +317,7 @@ async def _metrics(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
     metrics.outbox_pending.set(await request.app[REPOSITORY].pending_outbox())
     if request.app[SETTINGS].google is not None:
-        now = datetime.now(UTC)
+        now = request.app[CLOCK]()
         metrics.google_sync_age.clear()  # disconnected calendars have no age
         for connection in await request.app[REPOSITORY].connections():
             if connection.connected and connection.last_sync_at is not None:

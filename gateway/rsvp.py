@@ -29,7 +29,7 @@ import hashlib
 import html
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -53,7 +53,7 @@ from gateway.mail.rsvp import (
     verify_rsvp,
 )
 from gateway.mail.signed_links import LinkSigner
-from gateway.web.keys import BOOKINGS, LINKS, REPOSITORY, SETTINGS
+from gateway.web.keys import BOOKINGS, CLOCK, LINKS, REPOSITORY, SETTINGS
 
 log = logging.getLogger("calgateway.rsvp")
 
@@ -136,7 +136,7 @@ async def show_answer(request: web.Request) -> web.Response:
     claim, booking, resource = await _claimed(request)
     wording = _WORDING[claim.partstat]
     attendee = _attendee(booking, claim)
-    now = _now()
+    now = _now(request)
     applies, why = reply_applies(booking, claim.as_reply(booking.uid, now))
     if not applies or attendee is None or not supersedes(attendee, now):
         body = _details(booking, resource, attendee) + _p(_why_not(claim, booking, why, now))
@@ -157,7 +157,7 @@ async def give_answer(request: web.Request) -> web.Response:
     claim, booking, resource = await _claimed(request)
     wording = _WORDING[claim.partstat]
     before = _attendee(booking, claim)
-    now = _now()
+    now = _now(request)
     # Routed by the booking id the link names, never by UID: another
     # calendar may hold a copy with the same UID (gateway.core.answers).
     outcome = await request.config_dict[BOOKINGS].apply_reply(
@@ -341,7 +341,7 @@ async def download_invite(request: web.Request) -> web.Response:
     # sends mail, else the resource's (RFC 5546 3.2.3 replies go to ORGANIZER).
     organizer = mail.from_address if mail is not None else resource.email
     kind = invitation_kind(obj.booking)
-    text = render_itip(obj, resource, kind, organizer, _now())
+    text = render_itip(obj, resource, kind, organizer, _now(request))
     return web.Response(
         body=text.encode("utf-8"),
         headers={
@@ -437,5 +437,5 @@ def _e(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def _now(request: web.Request) -> datetime:
+    return request.config_dict[CLOCK]()

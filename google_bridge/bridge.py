@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import aiohttp
 
+from gateway.core.clock import utc_now as _utc_now
 from gateway.core.mirror import GOOGLE_PUSH, GOOGLE_REMOVE, GOOGLE_STOP_CHANNEL
 from gateway.core.mirror_admin import MirrorAdmin
 from gateway.core.outbox import Handler
@@ -26,10 +27,6 @@ from .worker import SyncWorker
 
 NOTIFY_PATH = "/google/notify"
 CALLBACK_PATH = "/google/callback"
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -23,6 +23,7 @@ from aiohttp import web
 
 from gateway.core.mirror import LogKind
 from gateway.core.mirror_admin import InviteInvalid
+from gateway.web.keys import CLOCK
 
 from . import pages
 from .bridge import GoogleBridge
@@ -378,7 +379,7 @@ async def choose(request: web.Request) -> web.Response:
         return _failed(failure_of(exc, Step.CHOOSE))
     resource_id = invite.resource_id
     past = timedelta(days=bridge.settings.import_past_days)
-    await bridge.bookings.push_all(resource_id, since=datetime.now(UTC) - past)
+    await bridge.bookings.push_all(resource_id, since=request.config_dict[CLOCK]() - past)
     bridge.worker.request_sync(resource_id)
     text = (
         f"Your calendar {name!r} is connected. Your existing appointments are being imported "

@@ -21,7 +21,7 @@ from gateway.mail.inbound import itip_parts
 from gateway.web.admission import heavy_work
 from gateway.web.auth import Principal
 from gateway.web.json_body import JsonRefused, parse_json
-from gateway.web.keys import BOOKINGS, LINKS, METRICS, MIRROR_ADMIN, SETTINGS
+from gateway.web.keys import BOOKINGS, CLOCK, LINKS, METRICS, MIRROR_ADMIN, SETTINGS
 from gateway.web.responses import releasing_json
 
 from .problems import ApiProblem, from_validation_error, invalid
@@ -153,7 +153,7 @@ def _query_int(request: web.Request, name: str, low: int, high: int) -> int | No
 
 
 def _query_window(request: web.Request, *, required: bool) -> TimeSpan:
-    now = datetime.now(UTC)
+    now = request.config_dict[CLOCK]()
     start = _query_time(request, "start", None if required else now)
     end = _query_time(request, "end", None if required else start + DEFAULT_LIST_WINDOW)
     if end <= start:
@@ -297,7 +297,7 @@ async def google_disconnect(request: web.Request) -> web.Response:
 async def sync_status(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
     states = await request.config_dict[MIRROR_ADMIN].statuses()
-    now = datetime.now(UTC)
+    now = request.config_dict[CLOCK]()
     return _json(
         SyncStatusList(
             resources=[

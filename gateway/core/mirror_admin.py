@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import assert_never
 
+from .clock import utc_now as _utc_now
 from .errors import GatewayError, NotFound
 from .mirror import (
     GOOGLE_REMOVE,
@@ -124,10 +125,6 @@ class Takeover:
 
 def hash_invite_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class MirrorAdmin:

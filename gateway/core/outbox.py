@@ -45,9 +45,10 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from .clock import utc_now as _utc_now
 from .model import OutboxItem
 from .rounds import run_rounds
 
@@ -109,10 +110,6 @@ class Backoff:
     def delay(self, attempts: int, rng: random.Random) -> timedelta:
         ceiling = min(self.maximum, self.initial * 2 ** min(attempts, 32))
         return timedelta(seconds=ceiling / 2 + rng.uniform(0, ceiling / 2))
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 async def _keep(write: Coroutine[Any, Any, None]) -> None:

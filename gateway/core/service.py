@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .answers import (
@@ -34,6 +34,7 @@ from .calendar_import import (
     import_href,
     outcome_of,
 )
+from .clock import utc_now as _utc_now
 from .errors import (
     AmbiguousReply,
     BookingConflict,
@@ -93,10 +94,6 @@ CONFLICT_HORIZON = timedelta(days=2 * 366)
 # Objects of an import written per transaction: large enough that commits
 # cost little, small enough that the write lock is never held for long.
 IMPORT_BATCH = 200
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _new_id() -> str:

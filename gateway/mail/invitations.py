@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 
+from gateway.core.clock import utc_now as _utc_now
 from gateway.core.invitations import invitation_kind, same_address
 from gateway.core.model import Attendee, Booking, OutboxItem, PartStat, Resource
 from gateway.core.outbox import OutboxJournal
@@ -38,10 +39,6 @@ GooglePath = Callable[[Booking, Attendee], Awaitable[bool]]
 
 async def _never(booking: Booking, attendee: Attendee) -> bool:
     return False
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class InvitationMailer:

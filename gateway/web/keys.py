@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.core.clock import Clock
 from gateway.core.mirror_admin import MirrorAdmin
 from gateway.core.outbox import OutboxWorker
 from gateway.core.ports import CalendarQuerying, MirrorRepository
@@ -19,6 +20,8 @@ from .auth import Authenticator
 from .observability import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
+# The one notion of now of the whole server (``gateway.core.clock``).
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
 METRICS = web.AppKey("metrics", Metrics)
 REPOSITORY = web.AppKey("repository", MirrorRepository)
