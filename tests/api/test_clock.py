@@ -32,6 +32,22 @@ def day_there(days: int, hour: int) -> datetime:
     return moment.replace(hour=hour, minute=0, second=0, microsecond=0)
 
 
+async def book(client: Client, headers: dict[str, str], start: datetime) -> Any:
+    made = await client.post(
+        "/api/v1/bookings",
+        json={
+            "resource": "anna",
+            "start": start.isoformat(),
+            "end": (start + timedelta(hours=1)).isoformat(),
+            "title": "Check-up",
+            "booker": {"email": "zoe@example.com", "name": "Zoë"},
+        },
+        headers=headers,
+    )
+    assert made.status == 201, await made.text()
+    return await made.json()
+
+
 @pytest.fixture
 async def later(
     settings: Settings, aiohttp_client: Callable[[web.Application], Awaitable[Client]]
@@ -42,20 +58,7 @@ async def later(
 async def test_the_api_stamps_and_lists_at_the_servers_date(
     later: Client, api_headers: dict[str, str]
 ) -> None:
-    start = day_there(3, 9)
-    made = await later.post(
-        "/api/v1/bookings",
-        json={
-            "resource": "anna",
-            "start": start.isoformat(),
-            "end": (start + timedelta(hours=1)).isoformat(),
-            "title": "Check-up",
-            "booker": {"email": "zoe@example.com", "name": "Zoë"},
-        },
-        headers=api_headers,
-    )
-    assert made.status == 201, await made.text()
-    booking = await made.json()
+    booking = await book(later, api_headers, day_there(3, 9))
     assert datetime.fromisoformat(booking["created"]).year == six_years_on().year
     # No window given: the next 30 days from the server's now.
     listed = await later.get("/api/v1/bookings", params={"resource": "anna"}, headers=api_headers)
@@ -68,19 +71,7 @@ async def test_a_series_is_checked_for_double_bookings_around_the_servers_now(
     """A recurring object is checked within a window around now (it may
     never end): around the server's now, so a daily series over a booking
     six years from today is refused when the server lives then."""
-    start = day_there(10, 10)
-    made = await later.post(
-        "/api/v1/bookings",
-        json={
-            "resource": "anna",
-            "start": start.isoformat(),
-            "end": (start + timedelta(hours=1)).isoformat(),
-            "title": "Check-up",
-            "booker": {"email": "zoe@example.com", "name": "Zoë"},
-        },
-        headers=api_headers,
-    )
-    assert made.status == 201, await made.text()
+    await book(later, api_headers, day_there(10, 10))
     first = day_there(1, 10).strftime("%Y%m%dT%H%M%SZ")
     until = day_there(1, 11).strftime("%Y%m%dT%H%M%SZ")
     series = event("daily-standup", first, until, extra="RRULE:FREQ=DAILY\r\n")

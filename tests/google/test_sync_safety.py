@@ -194,6 +194,17 @@ async def test_thirty_percent_faults_still_converge(gateway: Gateway) -> None:
     assert len(fake.faults.injected) >= 5  # the faults really happened (seeded)
 
 
+async def mirrored_booking(gateway: Gateway) -> tuple[Any, str]:
+    """Anna connected, one booking written to her Google calendar: the
+    booking and its event id."""
+    await gateway.connect("anna", ANNA)
+    booking = await gateway.book("anna", at(4, 9), at(4, 10), "Balayage")
+    await gateway.settle()
+    event_id = google_event_id(booking["id"])
+    assert gateway.fake.event(ANNA, event_id)["status"] == "confirmed"
+    return booking, event_id
+
+
 async def test_own_event_deleted_in_google_while_the_token_was_dead_is_restored(
     gateway: Gateway,
 ) -> None:
@@ -201,11 +212,7 @@ async def test_own_event_deleted_in_google_while_the_token_was_dead_is_restored(
     own event missing from it was deleted in Google, and the gateway's
     booking wins there exactly as when an incremental sync reports it."""
     fake = gateway.fake
-    await gateway.connect("anna", ANNA)
-    booking = await gateway.book("anna", at(4, 9), at(4, 10), "Balayage")
-    await gateway.settle()
-    event_id = google_event_id(booking["id"])
-    assert fake.event(ANNA, event_id)["status"] == "confirmed"
+    booking, event_id = await mirrored_booking(gateway)
 
     fake.expire_sync_tokens(ANNA)
     fake.drop_notifications = True
@@ -231,11 +238,7 @@ async def test_a_write_google_took_unrecorded_is_still_removed_with_its_booking(
     remove it (its id is the booking's), or Google shows a cancelled
     appointment as busy forever. Found by tests/google/test_reconcile_machine.py."""
     fake = gateway.fake
-    await gateway.connect("anna", ANNA)
-    booking = await gateway.book("anna", at(4, 9), at(4, 10), "Balayage")
-    await gateway.settle()
-    event_id = google_event_id(booking["id"])
-    assert fake.event(ANNA, event_id)["status"] == "confirmed"
+    booking, event_id = await mirrored_booking(gateway)
     async with gateway.repo.transaction() as tx:  # the link the crash lost
         await tx.delete_link("anna", event_id)
 
