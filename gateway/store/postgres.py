@@ -560,29 +560,29 @@ class PostgresRepository(_Reads):
                 {"now": utc_text(now), "limit": limit},
             )
         else:
-            # Leased under the write lock, as in sqlite: other replicas skip
-            # the items while the lease holds, that is until it runs out or
-            # this replica dies. (Not FOR UPDATE SKIP LOCKED: the claim is one
-            # short UPDATE, and under the one write lock it cannot interleave
-            # with the commit that queues an item or closes the one before
-            # it; a row lock would only make sense held for the whole effect,
-            # and the journal's commits of their own rule that out.)
+            # One statement, outside the write lock (claims never queue
+            # behind bookings): the items are picked FOR UPDATE SKIP LOCKED,
+            # so two replicas claiming at once never take the same item (one
+            # skips what the other is leasing), and leased in the same
+            # statement. Other replicas skip them while the lease holds, that
+            # is until it runs out or this replica dies (``_LEASE_HOLDS``).
+            # The head-of-booking test reads committed rows: an item whose
+            # predecessor is being closed right now waits for the next claim.
             owner = await self._locks.identity()
-            async with self._transaction() as tx:
-                rows = await tx._query(
-                    f"{_WITH_LIVE}UPDATE outbox SET leased_until = %(until)s, "  # noqa: S608
-                    "leased_by = %(owner)s, "
-                    "resends = resends + (sending_since IS NOT NULL)::int WHERE id IN ("
-                    f"SELECT id FROM outbox AS o WHERE {_HEAD_OF_BOOKING} "
-                    f"AND {_DUE} ORDER BY id LIMIT %(limit)s) "
-                    "RETURNING *",
-                    {
-                        "until": utc_text(now + lease),
-                        "now": utc_text(now),
-                        "limit": limit,
-                        "owner": owner,
-                    },
-                )
+            rows = await self._query(
+                f"{_WITH_LIVE}UPDATE outbox SET leased_until = %(until)s, "  # noqa: S608
+                "leased_by = %(owner)s, "
+                "resends = resends + (sending_since IS NOT NULL)::int WHERE id IN ("
+                f"SELECT id FROM outbox AS o WHERE {_HEAD_OF_BOOKING} "
+                f"AND {_DUE} ORDER BY id LIMIT %(limit)s FOR UPDATE OF o SKIP LOCKED) "
+                "RETURNING *",
+                {
+                    "until": utc_text(now + lease),
+                    "now": utc_text(now),
+                    "limit": limit,
+                    "owner": owner,
+                },
+            )
             rows = sorted(rows, key=lambda row: int(row["id"]))
         return [decode_outbox_item(row) for row in rows]
 

@@ -10,6 +10,7 @@ free when that replica lets go or dies.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -109,3 +110,23 @@ async def test_one_replica_at_a_time_has_a_calendars_sync_turn(
             return taken
 
     await eventually(turn_free, "free sync turn")
+
+
+async def test_replicas_claiming_at_once_never_take_the_same_item(
+    replicas: list[PostgresRepository],
+) -> None:
+    """Claims pick their items FOR UPDATE SKIP LOCKED, outside the write
+    lock: many claims racing from two replicas hand each item out once."""
+    async with replicas[0].transaction() as tx:
+        for n in range(60):
+            await tx.enqueue(effect(n))
+    now = datetime.now(UTC)
+    rounds = await asyncio.gather(
+        *(repo.claim_outbox(now, 4, LEASE) for _ in range(10) for repo in replicas)
+    )
+    claimed = [item.id for batch in rounds for item in batch]
+    assert len(claimed) == len(set(claimed))  # nothing handed out twice
+    # A claim skips what another is leasing right then: the rest is there after.
+    while rest := await replicas[0].claim_outbox(now, 60, LEASE):
+        claimed += [item.id for item in rest]
+    assert len(claimed) == len(set(claimed)) == 60
