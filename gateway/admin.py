@@ -19,7 +19,7 @@ from gateway.core.clock import Clock, utc_now
 from gateway.core.mirror import Details, Direction, InvitePath, MirrorPolicy
 from gateway.core.mirror_admin import MirrorAdmin
 from gateway.core.model import Resource
-from gateway.core.ports import MirrorRepository
+from gateway.core.ports import MirrorRepository, MirrorStore
 from gateway.core.service import BookingService
 from gateway.ical import ICalCodec
 from gateway.ical.limits import RecurrenceLimits
@@ -85,7 +85,7 @@ def build_booking_service(
 
 def build_mirror_admin(
     settings: Settings,
-    repository: MirrorRepository,
+    repository: MirrorStore,
     *,
     resources: Mapping[str, Resource] | None = None,
     policies: Mapping[str, MirrorPolicy] | None = None,

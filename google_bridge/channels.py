@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from gateway.core.mirror import Channel, Connection, stop_channel_effect
-from gateway.core.ports import MirrorRepository
+from gateway.core.ports import MirrorStore
 
 from .client import GoogleCalendar
 from .errors import CalendarGone, GoogleRequestError, QuotaExceeded, ReconnectNeeded
@@ -117,7 +117,7 @@ def refusal_advice(reason: str, address: str) -> str:
 class ChannelKeeper:
     def __init__(
         self,
-        repository: MirrorRepository,
+        repository: MirrorStore,
         google: GoogleCalendar,
         vault: TokenVault,
         *,

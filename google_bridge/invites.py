@@ -8,11 +8,11 @@ from __future__ import annotations
 from gateway.core.mirror import InvitePath
 from gateway.core.mirror_admin import MirrorAdmin
 from gateway.core.model import Attendee, Booking
-from gateway.core.ports import MirrorRepository
+from gateway.core.ports import MirrorReads
 
 
 class GoogleInvitePath:
-    def __init__(self, repository: MirrorRepository, admin: MirrorAdmin) -> None:
+    def __init__(self, repository: MirrorReads, admin: MirrorAdmin) -> None:
         self._repo = repository
         self._admin = admin
 

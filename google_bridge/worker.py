@@ -13,7 +13,7 @@ asks for ``sync_unless_fresh``: the same sync, run at once, unless one
 finished within the freshness meanwhile.
 
 Several replicas on one database: a sync runs only in the store's sync
-turn for the calendar (``MirrorRepository.sync_turn``: a PostgreSQL
+turn for the calendar (``MirrorStore.sync_turn``: a PostgreSQL
 advisory lock), so one replica syncs a calendar at a time. A push
 notification reaches whichever replica the proxy picks; when another
 replica is syncing that calendar, the request is kept and tried again
@@ -34,7 +34,7 @@ from gateway.core.freshness import Look, LookOutcome
 from gateway.core.imports import StaleImport
 from gateway.core.mirror import Connection, ConnectionStatus, Direction, LogKind, WarningReason
 from gateway.core.mirror_admin import MirrorAdmin
-from gateway.core.ports import MirrorRepository
+from gateway.core.ports import MirrorStore
 from gateway.core.rounds import run_rounds
 
 from .channels import ChannelKeeper, WatchVerdict, refusal_advice, watch_verdict
@@ -60,7 +60,7 @@ BUSY_RETRY = 0.25
 class SyncWorker:
     def __init__(
         self,
-        repository: MirrorRepository,
+        repository: MirrorStore,
         admin: MirrorAdmin,
         sync: CalendarSync,
         channels: ChannelKeeper | None,

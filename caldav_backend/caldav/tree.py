@@ -21,7 +21,7 @@ from caldav_backend.dav.sync import SyncRequest, SyncResult, invalid_token
 from caldav_backend.dav.xml import Element, dav, element
 from gateway.core.errors import ExpansionLimit
 from gateway.core.model import CalendarObject, ChangeKind, ObjectEntry, Resource
-from gateway.core.ports import CalendarQuerying, Repository
+from gateway.core.ports import CalendarQuerying, CalendarStore
 from gateway.core.query import DataRequest
 from gateway.core.service import BookingService
 from gateway.web.auth import Principal
@@ -71,7 +71,7 @@ class DavContext:
     """What a request's handlers work with: who asks, and the services."""
 
     principal: Principal
-    repository: Repository
+    repository: CalendarStore
     bookings: BookingService
     queries: CalendarQuerying
     max_resource_size: int

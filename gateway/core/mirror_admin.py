@@ -32,7 +32,7 @@ from .mirror import (
     stop_channel_effect,
 )
 from .model import OutboxEffect, Resource
-from .ports import MirrorRepository, MirrorTransaction
+from .ports import MirrorStore, MirrorTransaction
 
 
 class InviteInvalid(GatewayError):
@@ -130,7 +130,7 @@ def hash_invite_token(token: str) -> str:
 class MirrorAdmin:
     def __init__(
         self,
-        repository: MirrorRepository,
+        repository: MirrorStore,
         resources: Mapping[str, Resource],
         policies: Mapping[str, MirrorPolicy],
         *,

@@ -16,7 +16,8 @@ one at a time and in order, retries included: a failed invitation is not
 overtaken by the cancellation queued after it.
 
 Effects that cannot be taken back and must not happen twice unnoticed (an
-e-mail) go through ``OutboxJournal``: the handler marks the item "sending"
+e-mail) go through ``OutboxJournal`` (``gateway.core.ports``, as is the
+``OutboxStore`` the worker drains): the handler marks the item "sending"
 in a commit of its own right before it starts, and marks it done in a commit
 of its own right after the other side acknowledged (before hanging up). A
 crash (kill -9, power loss) between the two leaves the item marked: the
@@ -46,10 +47,11 @@ import random
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from .clock import utc_now as _utc_now
 from .model import OutboxItem
+from .ports import OutboxStore
 from .rounds import run_rounds
 
 log = logging.getLogger("calgateway.outbox")
@@ -69,33 +71,6 @@ class Deferred(Exception):
 class PermanentFailure(Exception):
     """Raised by a handler when retrying cannot help (a recipient address the
     mail server refuses). The item is closed as failed with the reason kept."""
-
-
-class OutboxJournal(Protocol):
-    """What a handler of an effect that must not happen twice unnoticed
-    records, each in a commit of its own (see the module docstring)."""
-
-    async def mark_outbox_sending(self, item_id: int) -> None: ...
-
-    async def complete_outbox(self, item_id: int, error: str | None = None) -> None: ...
-
-
-class OutboxStore(Protocol):
-    async def claim_outbox(
-        self, now: datetime, limit: int, lease: timedelta | None = None
-    ) -> list[OutboxItem]: ...
-
-    async def complete_outbox(self, item_id: int, error: str | None = None) -> None: ...
-
-    async def fail_outbox(self, item_id: int, reason: str) -> None: ...
-
-    async def retry_outbox(self, item_id: int, error: str, next_attempt: datetime) -> None: ...
-
-    async def defer_outbox(self, item_id: int, next_attempt: datetime, reason: str) -> None: ...
-
-    async def next_outbox_due(self) -> datetime | None: ...
-
-    async def release_leases(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)

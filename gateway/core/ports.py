@@ -2,6 +2,15 @@
 
 The store (``gateway.store``) and the codec (``gateway.ical``) implement these;
 the core never imports them.
+
+The store's ports are cut by job, each as narrow as its callers: object
+reads (``ReadPort``), calendar collections, write transactions, the outbox
+(``OutboxStore``, of which a mail handler sees ``OutboxJournal``), the
+outbox report, the store's health, and the Google mirror's state. A caller
+is typed against the port it uses, so a second backend, or a fake in a
+test, implements only what that caller needs. ``Repository`` and
+``MirrorRepository`` are the unions the composition root opens: both
+backends implement all of it.
 """
 
 from __future__ import annotations
@@ -38,7 +47,8 @@ class IdempotencyRecord:
 
 
 class ReadPort(Protocol):
-    """Reads that may run inside or outside a write transaction."""
+    """Object reads, inside or outside a write transaction: the booking
+    service, CalDAV GET and free-busy, invitation mail, the RSVP page."""
 
     async def get_by_id(self, booking_id: str) -> CalendarObject | None: ...
 
@@ -91,8 +101,11 @@ class WriteTransaction(ReadPort, Protocol):
     async def remember_idempotency(self, key: str, record: IdempotencyRecord) -> None: ...
 
 
-class Repository(ReadPort, Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[WriteTransaction]: ...
+class CalendarCollections(Protocol):
+    """Calendar collections as CalDAV and the ICS feeds read them: listings
+    (whole, or in pages from one snapshot), objects by name, the properties
+    clients set, the revision behind ETags, ctags and sync tokens, and the
+    change log behind sync-collection."""
 
     async def list_objects(self, resource_id: str) -> list[CalendarObject]: ...
 
@@ -143,11 +156,59 @@ class Repository(ReadPort, Protocol):
         not one this collection has had."""
         ...
 
+
+class CalendarStore(ReadPort, CalendarCollections, Protocol):
+    """What CalDAV reads (``caldav_backend``): objects and their collections.
+    Its object writes go through the booking service, not through this."""
+
+
+class Transactions(Protocol):
+    """Opening write transactions: every change to a calendar is made in one
+    (by the booking service)."""
+
+    def transaction(self) -> AbstractAsyncContextManager[WriteTransaction]: ...
+
+
+class OutboxJournal(Protocol):
+    """What the handler of an effect that must not happen twice unnoticed (an
+    e-mail: ``gateway.mail``) records, each in a commit of its own (see
+    ``gateway.core.outbox``)."""
+
+    async def mark_outbox_sending(self, item_id: int) -> None:
+        """Record, committed, that the item's effect starts now (a restart
+        tells "maybe done" from "not done")."""
+        ...
+
+    async def complete_outbox(self, item_id: int, error: str | None = None) -> None:
+        """Mark the item done (``error``: it failed for good, and why)."""
+        ...
+
+
+class OutboxStore(OutboxJournal, Protocol):
+    """The outbox as its worker (``gateway.core.outbox.OutboxWorker``) drains
+    it: claims under a lease, and each item's end (done, retried, deferred,
+    failed for good). Items are queued by ``WriteTransaction.enqueue``, in the
+    transaction of the change that causes them."""
+
     async def claim_outbox(
         self, now: datetime, limit: int, lease: timedelta | None = None
     ) -> list[OutboxItem]:
         """Due, undone outbox items, oldest first. With ``lease`` they are
         also marked not due until ``now + lease`` (claimed by this worker)."""
+        ...
+
+    async def fail_outbox(self, item_id: int, reason: str) -> None:
+        """Close the item as failed for good: never run again, ``reason`` kept."""
+        ...
+
+    async def retry_outbox(self, item_id: int, error: str, next_attempt: datetime) -> None:
+        """Count a failed attempt, keep ``error``, and make the item due again
+        at ``next_attempt`` (its lease and sending mark cleared)."""
+        ...
+
+    async def defer_outbox(self, item_id: int, next_attempt: datetime, reason: str) -> None:
+        """Put an item back for later without counting a failed attempt (the
+        effect is waiting for something: a reconnect, a quota pause)."""
         ...
 
     async def next_outbox_due(self) -> datetime | None:
@@ -159,41 +220,53 @@ class Repository(ReadPort, Protocol):
         (every lease, where one process owns the store); returns how many."""
         ...
 
-    async def complete_outbox(self, item_id: int, error: str | None = None) -> None:
-        """Mark the item done (``error``: it failed for good, and why)."""
-        ...
 
-    async def fail_outbox(self, item_id: int, reason: str) -> None:
-        """Close the item as failed for good: never run again, ``reason`` kept."""
-        ...
-
-    async def mark_outbox_sending(self, item_id: int) -> None:
-        """Record, committed, that the item's effect starts now (see
-        ``gateway.core.outbox``: a restart tells "maybe done" from "not done")."""
-        ...
+class OutboxReport(Protocol):
+    """The outbox as the admin sees it: ``/healthz``, ``/metrics`` and
+    ``calgateway outbox failed``."""
 
     async def outbox_counts(self) -> dict[str, int]:
         """``pending``, ``sending`` (of those, marked sending) and ``failed``."""
         ...
+
+    async def pending_outbox(self) -> int:
+        """How many items are not done yet."""
+        ...
+
+    async def failed_outbox(self, limit: int) -> list[FailedOutboxItem]:
+        """Outbox items closed for good, newest first (``calgateway outbox failed``)."""
+        ...
+
+
+class StoreHealth(Protocol):
+    """The store itself: ``/healthz``'s write check, and closing at shutdown."""
 
     async def check_writable(self) -> None:
         """Prove with a small committed write that the storage takes writes;
         raises ``StorageFull`` when it is full."""
         ...
 
-    async def retry_outbox(self, item_id: int, error: str, next_attempt: datetime) -> None: ...
-
-    async def pending_outbox(self) -> int: ...
-
-    async def failed_outbox(self, limit: int) -> list[FailedOutboxItem]:
-        """Outbox items closed for good, newest first (``calgateway outbox failed``)."""
-        ...
-
     async def close(self) -> None: ...
 
 
+class Repository(
+    ReadPort,
+    CalendarCollections,
+    Transactions,
+    OutboxStore,
+    OutboxReport,
+    StoreHealth,
+    Protocol,
+):
+    """A whole calendar store: exactly the union of the job ports above, and
+    nothing of its own (``tests/store/test_ports.py`` holds it to that). The
+    composition root opens one and hands each caller the narrowest port it
+    uses."""
+
+
 class MirrorReads(Protocol):
-    """Reads of the Google mirror's state (inside or outside a transaction)."""
+    """Reads of the Google mirror's state, inside or outside a transaction:
+    the freshness guard, the Google invitation path, ``MirrorStore``."""
 
     async def get_connection(self, resource_id: str) -> Connection | None: ...
 
@@ -245,13 +318,11 @@ class MirrorTransaction(WriteTransaction, MirrorReads, Protocol):
         ...
 
 
-class MirrorRepository(Repository, MirrorReads, Protocol):
-    def transaction(self) -> AbstractAsyncContextManager[MirrorTransaction]: ...
+class MirrorStore(MirrorReads, Protocol):
+    """The Google mirror's state (``google_bridge``, ``MirrorAdmin``): its
+    reads, transactions that also hold it, and the right to sync a calendar."""
 
-    async def defer_outbox(self, item_id: int, next_attempt: datetime, reason: str) -> None:
-        """Put an item back for later without counting a failed attempt (the
-        effect is waiting for something: a reconnect, a quota pause)."""
-        ...
+    def transaction(self) -> AbstractAsyncContextManager[MirrorTransaction]: ...
 
     def sync_turn(self, resource_id: str) -> AbstractAsyncContextManager[bool]:
         """The right to sync the resource's Google calendar, for the block:
@@ -259,6 +330,11 @@ class MirrorRepository(Repository, MirrorReads, Protocol):
         same database is syncing that calendar now (sync later). A store
         one process owns (SQLite) always says True."""
         ...
+
+
+class MirrorRepository(MirrorStore, Repository, Protocol):
+    """A calendar store that also keeps the Google mirror (both backends
+    are): the union of ``Repository`` and ``MirrorStore``, nothing of its own."""
 
 
 class CalendarCodec(Protocol):

@@ -21,8 +21,7 @@ from datetime import datetime
 from gateway.core.clock import utc_now as _utc_now
 from gateway.core.invitations import invitation_kind, same_address
 from gateway.core.model import Attendee, Booking, OutboxItem, PartStat, Resource
-from gateway.core.outbox import OutboxJournal
-from gateway.core.ports import ReadPort
+from gateway.core.ports import OutboxJournal, ReadPort
 from gateway.ical import render_itip
 
 from .imip import build_invitation

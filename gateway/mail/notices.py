@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 
 from gateway.core.model import OutboxItem
-from gateway.core.outbox import OutboxJournal, PermanentFailure
+from gateway.core.outbox import PermanentFailure
+from gateway.core.ports import OutboxJournal
 
 from .imip import build_plain_mail
 from .sender import MailDeliveryError, SmtpSender, classify

@@ -27,7 +27,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway.core.errors import StorageFull
-from gateway.core.ports import MirrorRepository
+from gateway.core.ports import StoreHealth
 
 from .keys import REPOSITORY
 
@@ -47,7 +47,7 @@ class WriteCheck:
     def __init__(self) -> None:
         self._running: asyncio.Future[str] | None = None
 
-    async def storage(self, repository: MirrorRepository) -> str:
+    async def storage(self, repository: StoreHealth) -> str:
         """ "ok", or why the write was not checked; raises ``StorageFull``."""
         running = self._running
         if running is None:
@@ -62,7 +62,7 @@ class WriteCheck:
             finished.exception()  # retrieved: its callers may all be gone
 
     @staticmethod
-    async def _probe(repository: MirrorRepository) -> str:
+    async def _probe(repository: StoreHealth) -> str:
         try:
             await asyncio.wait_for(repository.check_writable(), WRITE_CHECK_TIMEOUT_S)
         except TimeoutError:
