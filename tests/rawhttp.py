@@ -37,7 +37,7 @@ class Conn:
                     name, value = line.split(":", 1)
                     headers[name.strip().lower()] = value.strip()
             body = await self.reader.readexactly(int(headers.get("content-length", "0")))
-            return Answer(status, headers, body, time.monotonic())
+            return Answer(status, headers, body, time.monotonic(), head.split(b"\r\n", 1)[0])
 
         return await asyncio.wait_for(read(), within)
 
@@ -68,6 +68,7 @@ class Answer:
     headers: dict[str, str]
     body: bytes
     at: float  # time.monotonic() when it was read
+    status_line: bytes = b""  # as sent, without CRLF
 
 
 async def connect(port: int, *, source: str = LOOPBACK) -> Conn:

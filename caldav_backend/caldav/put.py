@@ -17,6 +17,7 @@ from gateway.core.errors import (
     UidConflict,
 )
 from gateway.core.text import UnknownCharset, UnreadableText, calendar_text_problem, decode
+from gateway.web.responses import UID_CONFLICT_REASON, conflict_reason
 
 from .names import cal, gw, object_href
 from .tree import DavContext, Target
@@ -88,10 +89,18 @@ async def put_object(request: web.Request, ctx: DavContext, target: Target) -> w
         raise DavError(412, error.message) from None
     except UidConflict as error:
         raise DavError(
-            409, str(error), cal("no-uid-conflict"), hrefs=_conflict_hrefs(ctx, resource.id, error)
+            409,
+            str(error),
+            cal("no-uid-conflict"),
+            hrefs=_conflict_hrefs(ctx, resource.id, error),
+            reason=UID_CONFLICT_REASON,
         ) from None
     except BookingConflict as error:
-        raise DavError(409, _conflict_message(error), gw("no-double-booking")) from None
+        # The first conflicting span in the reason phrase too (RFC 9110 15.1
+        # lets it be free text): some clients show only the status line.
+        raise DavError(
+            409, _conflict_message(error), gw("no-double-booking"), reason=conflict_reason(error)
+        ) from None
     except BusyTimeUnverified as error:
         # Not a rule the object breaks: the busy time it must be checked
         # against could not be brought up to date from Google now (the

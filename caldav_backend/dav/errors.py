@@ -10,6 +10,7 @@ from lxml import etree
 
 from gateway.core.errors import StorageFull
 from gateway.core.text import xml_safe
+from gateway.web.responses import reason_phrase
 
 _DAV_ERROR = "{DAV:}error"
 _DAV_HREF = "{DAV:}href"
@@ -23,7 +24,10 @@ class DavError(Exception):
 
     ``condition`` is the Clark name of the pre/postcondition element (for
     example ``{urn:ietf:params:xml:ns:caldav}valid-calendar-data``); ``hrefs``
-    go inside it where the rule names resources (``no-uid-conflict``)."""
+    go inside it where the rule names resources (``no-uid-conflict``).
+    ``reason`` replaces the status line's standard reason phrase for clients
+    that show nothing else (``gateway.web.responses``); it must be built
+    from nothing the client sent, and is cut to one short ASCII line."""
 
     def __init__(
         self,
@@ -33,6 +37,7 @@ class DavError(Exception):
         *,
         hrefs: tuple[str, ...] = (),
         headers: Mapping[str, str] | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -40,6 +45,7 @@ class DavError(Exception):
         self.condition = condition
         self.hrefs = hrefs
         self.headers = dict(headers or {})
+        self.reason = reason
 
     def response(self) -> web.Response:
         root = etree.Element(_DAV_ERROR, nsmap={"D": "DAV:", "G": "urn:calgateway:"})
@@ -51,6 +57,7 @@ class DavError(Exception):
         etree.SubElement(root, MESSAGE).text = xml_safe(self.message)
         return web.Response(
             status=self.status,
+            reason=None if self.reason is None else reason_phrase(self.reason),
             body=etree.tostring(root, xml_declaration=True, encoding="utf-8"),
             content_type="application/xml",
             charset="utf-8",

@@ -22,6 +22,7 @@ from gateway.core.errors import (
 )
 from gateway.core.mirror_admin import MirrorDisabled
 from gateway.web.keys import METRICS
+from gateway.web.responses import UID_CONFLICT_REASON, conflict_reason
 
 from .schemas import FieldError, Problem, SpanOut
 
@@ -83,10 +84,13 @@ def _message(err: Any) -> str:
     return str(err.get("msg", "is invalid"))
 
 
-def _respond(problem: Problem, headers: dict[str, str] | None = None) -> web.Response:
+def _respond(
+    problem: Problem, headers: dict[str, str] | None = None, reason: str | None = None
+) -> web.Response:
     return web.json_response(
         problem.model_dump(mode="json", exclude_defaults=False),
         status=problem.status,
+        reason=reason,
         content_type=PROBLEM_JSON,
         headers=headers,
     )
@@ -111,7 +115,9 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
                 status=409,
                 detail=str(exc),
                 conflicts=[SpanOut.of(s) for s in exc.conflicts],
-            )
+            ),
+            # As CalDAV's 409: the first span in the status line as well.
+            reason=conflict_reason(exc),
         )
     except IdempotencyKeyReused as exc:
         return _respond(
@@ -125,7 +131,9 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except UidConflict as exc:
         # UIDs are unique across the gateway; the message names no object of
         # a calendar the caller may not see.
-        return _respond(Problem(title="UID conflict", status=409, detail=str(exc)))
+        return _respond(
+            Problem(title="UID conflict", status=409, detail=str(exc)), reason=UID_CONFLICT_REASON
+        )
     except StorageFull as exc:
         # 503, not 507: the API is no WebDAV, and the condition passes once
         # space is freed (RFC 9110 15.6.4: Retry-After says when to come back).

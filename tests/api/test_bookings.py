@@ -78,6 +78,24 @@ async def test_double_booking_is_refused_with_the_conflicting_span(
     assert row_counts(store) == before
 
 
+async def test_a_double_booking_409_names_the_span_in_its_status_line(
+    client: Client, api_headers: dict[str, str]
+) -> None:
+    """As CalDAV's: a client that logs only the status line learns what is
+    in the way (in UTC), and the problem document keeps every span."""
+    assert (await create(client, api_headers))[0] == 201
+    resp = await client.post(
+        "/api/v1/bookings",
+        json={**SLOT, "start": "2026-12-01T09:30:00+01:00", "end": "2026-12-01T11:00:00+01:00"},
+        headers=api_headers,
+    )
+    assert resp.status == 409
+    assert resp.reason == "Conflict: busy 2026-12-01 08:00-09:00 UTC"
+    assert (await resp.json())["conflicts"] == [
+        {"start": "2026-12-01T08:00:00Z", "end": "2026-12-01T09:00:00Z"}
+    ]
+
+
 async def test_touching_bookings_and_other_resources_do_not_conflict(
     client: Client, api_headers: dict[str, str]
 ) -> None:

@@ -38,6 +38,7 @@ class Answer:
     status: int
     headers: Any
     body: bytes
+    reason: str = ""  # the status line's reason phrase
 
     def xml(self) -> Any:
         return etree.fromstring(self.body)
@@ -85,7 +86,7 @@ class Answer:
 
 
 async def answer(response: ClientResponse) -> Answer:
-    return Answer(response.status, response.headers, await response.read())
+    return Answer(response.status, response.headers, await response.read(), response.reason or "")
 
 
 async def request(

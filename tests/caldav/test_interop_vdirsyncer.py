@@ -42,7 +42,7 @@ class Vdirsyncer:
     config: Path
     home: Path
 
-    async def run(self, *args: str) -> str:
+    async def run(self, *args: str, succeeds: bool = True) -> str:
         process = await asyncio.create_subprocess_exec(
             str(VDIRSYNCER),
             "--config",
@@ -60,7 +60,10 @@ class Vdirsyncer:
             await process.wait()
             raise
         text = out.decode(errors="replace")
-        assert process.returncode == 0, f"vdirsyncer {' '.join(args)} failed:\n{text}"
+        if succeeds:
+            assert process.returncode == 0, f"vdirsyncer {' '.join(args)} failed:\n{text}"
+        else:
+            assert process.returncode != 0, f"vdirsyncer {' '.join(args)} succeeded:\n{text}"
         return text
 
     async def sync(self) -> str:
@@ -226,6 +229,22 @@ async def test_two_way_round_trip(synced: tuple[Vdirsyncer, Path], room: DavEndp
     assert (await room.delete(name, headers={"If-Match": etag})).status == 204
     await vdir.sync()
     assert set(local_items(local)) == set(await server_items(room)) == {STAY}
+
+
+async def test_a_double_booking_shows_the_busy_span_in_what_vdirsyncer_prints(
+    synced: tuple[Vdirsyncer, Path], room: DavEndpoint
+) -> None:
+    """vdirsyncer reports a refused upload by its status line only (no
+    body): the reason phrase is what its user gets to read."""
+    vdir, local = synced
+    booked = event(STAY, "20261201T090000Z", "20261201T100000Z", summary="Stay")
+    assert (await room.put("stay.ics", booked)).status == 201
+    clash = event("clash@example.com", "20261201T093000Z", "20261201T103000Z", summary="Clash")
+    write_local(local, "clash.ics", clash)
+    await vdir.run("discover")
+    printed = await vdir.run("sync", succeeds=False)
+    assert "409, message='Conflict: busy 2026-12-01 09:00-10:00 UTC'" in printed
+    assert set(await server_items(room)) == {STAY}
 
 
 async def test_second_sync_without_changes_is_a_no_op(

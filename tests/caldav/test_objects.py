@@ -8,9 +8,10 @@ import asyncio
 import pytest
 
 from tests.backends import Store
-from tests.caldav.dav import NS, event, propfind, put, request
+from tests.caldav.dav import ADMIN, NS, event, propfind, put, request
 from tests.conftest import READER_PASSWORD, AppClient, basic
 from tests.dbcheck import row_counts, tuples
+from tests.rawhttp import connect, request_head
 
 ANNA = "/dav/calendars/anna/"
 READER = basic("reader", READER_PASSWORD)
@@ -181,6 +182,65 @@ async def test_double_booking_is_refused_unless_transparent(
     assert row_counts(store)["objects"] == 4
 
 
+async def test_a_double_booking_names_the_first_conflicting_span_in_the_status_line(
+    client: AppClient,
+) -> None:
+    """vdirsyncer and others print only "409, message='<reason phrase>'":
+    the reason phrase says what is in the way, in UTC (RFC 9110 15.1)."""
+    assert (await put(client, ANNA + "a.ics", event("a"))).status == 201
+    berlin = event(
+        "b",
+        "20261201T093000Z",
+        "20261201T103000Z",
+    ).replace("DTSTART:20261201T093000Z", "DTSTART;TZID=Europe/Berlin:20261201T103000")
+    clash = await put(client, ANNA + "b.ics", berlin)
+    assert clash.status == 409
+    assert clash.reason == "Conflict: busy 2026-12-01 09:00-10:00 UTC"
+    # The body still names every span, with the precondition.
+    assert "no-double-booking" in clash.error()
+    assert "2026-12-01T09:00:00Z/2026-12-01T10:00:00Z" in clash.message()
+    # Several spans: the first, and how many more; across midnight, both days.
+    night = event("n", "20261201T233000Z", "20261202T003015Z")
+    assert (await put(client, ANNA + "n.ics", night)).status == 201
+    day = await put(client, ANNA + "d.ics", event("d", "20261201T000000Z", "20261203T000000Z"))
+    assert day.status == 409
+    assert day.reason == "Conflict: busy 2026-12-01 09:00-10:00 UTC and 1 more"
+    late = await put(client, ANNA + "l.ics", event("l", "20261202T000000Z", "20261202T010000Z"))
+    assert late.reason == "Conflict: busy 2026-12-01 23:30 to 2026-12-02 00:30:15 UTC"
+
+
+async def test_the_conflict_reason_phrase_is_one_short_ascii_line_of_times_only(
+    client: AppClient,
+) -> None:
+    """Nothing the client sent reaches the status line: a hostile UID and
+    SUMMARY (escaped CR LF, a header to inject, non-ASCII, great length) on
+    both the stored booking and the clashing one. Read from the raw socket,
+    as sent (RFC 9112 4: reason-phrase is HTAB / SP / VCHAR / obs-text)."""
+    hostile = "Evil\\r\\nX-Injected: yes\\n\u00fc\u202e" + "x" * 500
+    stored = event("\u00e9vil-X-Injected: 1" + "u" * 200, summary=hostile)
+    assert (await put(client, ANNA + "a.ics", stored)).status == 201
+    body = event(
+        "cl\u00e4sh-X-Injected: 2", "20261201T093000Z", "20261201T094500Z", summary=hostile
+    )
+    data = body.encode("utf-8")
+    head = {
+        **ADMIN,
+        "Content-Type": "text/calendar; charset=utf-8",
+        "Content-Length": str(len(data)),
+    }
+    assert client.server.port is not None
+    conn = await connect(client.server.port)
+    try:
+        await conn.send(request_head("PUT", ANNA + "clash.ics", head).encode() + data)
+        answer = await conn.answer()
+    finally:
+        await conn.close()
+    assert answer.status == 409
+    assert answer.status_line == b"HTTP/1.1 409 Conflict: busy 2026-12-01 09:00-10:00 UTC"
+    assert "x-injected" not in answer.headers
+    assert b"no-double-booking" in answer.body
+
+
 async def test_api_bookings_and_caldav_objects_block_each_other(
     client: AppClient, api_headers: dict[str, str]
 ) -> None:
@@ -298,6 +358,8 @@ async def test_one_uid_per_calendar(client: AppClient) -> None:
     again = await put(client, ANNA + "b.ics", event("same-uid"))
     assert again.status == 409
     assert "no-uid-conflict" in again.error()
+    # For clients that show only the status line; the UID stays in the body.
+    assert again.reason == "Conflict: UID already used"
     assert again.xml().findtext(".//D:href", namespaces=NS) == ANNA + "a.ics"
     changed = await put(client, ANNA + "a.ics", event("other-uid"))
     assert changed.status == 409
