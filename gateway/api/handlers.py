@@ -201,12 +201,17 @@ async def availability(request: web.Request) -> web.Response:
 
 
 async def list_bookings(request: web.Request) -> web.Response:
+    """The bookings of one resource (``resource``), or without it of every
+    resource the caller may see, in the window, by start."""
     resource_id = request.query.get("resource")
-    if not resource_id:
-        raise invalid("resource", "is required", status=400)
-    _readable_resource(request, resource_id, field="resource", status=400)
+    if resource_id is not None:
+        resource_ids = [_readable_resource(request, resource_id, field="resource", status=400)]
+    else:
+        principal = request[PRINCIPAL]
+        resource_ids = [r for r in _service(request).resources if principal.can_read(r)]
     window = _query_window(request, required=False)
-    bookings = await _service(request).in_window(resource_id, window)
+    bookings = [b for r in resource_ids for b in await _service(request).in_window(r, window)]
+    bookings.sort(key=lambda b: (b.start, b.resource_id, b.id))
     return _json(BookingList(bookings=[BookingOut.of(b, _links(request)) for b in bookings]))
 
 

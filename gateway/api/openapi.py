@@ -266,9 +266,15 @@ def build_openapi() -> dict[str, Any]:
         },
         "/bookings": {
             "get": {
-                "summary": "Bookings of a resource overlapping a window (default: next 30 days)",
+                "summary": "Bookings overlapping a window (default: next 30 days)",
                 "parameters": [
-                    _param("resource", "query", "Resource id", schema=_RESOURCE_ID_SCHEMA),
+                    _param(
+                        "resource",
+                        "query",
+                        "Resource id; without it, every resource the caller may see",
+                        required=False,
+                        schema=_RESOURCE_ID_SCHEMA,
+                    ),
                     *[{**p, "required": False} for p in window],
                 ],
                 "responses": {

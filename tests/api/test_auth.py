@@ -73,3 +73,23 @@ async def test_read_only_token_cannot_book(
     )
     bob_url = f"/api/v1/bookings/{(await bob.json())['id']}"
     assert (await client.get(bob_url, headers=reader_headers)).status == 404
+
+
+async def test_bookings_without_a_resource_are_those_of_every_resource_the_caller_sees(
+    client: Client, reader_headers: dict[str, str], api_headers: dict[str, str]
+) -> None:
+    """GET /api/v1/bookings without ``resource``: the API token sees Anna's
+    and Bob's, the reader (Anna only) only Anna's; by start."""
+    window = {"start": "2026-12-01T00:00:00Z", "end": "2026-12-02T00:00:00Z"}
+    early = {**SLOT, "resource": "bob", "start": "2026-12-01T07:00:00+01:00"}
+    early["end"] = "2026-12-01T08:00:00+01:00"
+    bob = await (await client.post("/api/v1/bookings", json=early, headers=api_headers)).json()
+    anna = await (await client.post("/api/v1/bookings", json=SLOT, headers=api_headers)).json()
+
+    async def listed(headers: dict[str, str]) -> list[str]:
+        resp = await client.get("/api/v1/bookings", params=window, headers=headers)
+        assert resp.status == 200, await resp.text()
+        return [b["id"] for b in (await resp.json())["bookings"]]
+
+    assert await listed(api_headers) == [bob["id"], anna["id"]]
+    assert await listed(reader_headers) == [anna["id"]]
