@@ -114,7 +114,14 @@ class SyncWorker:
         now = self._clock()
         due: list[Connection] = []
         for connection in await self._repo.connections():
-            if not connection.connected or self._lock(connection.resource_id).locked():
+            if not connection.connected:
+                continue
+            if self._lock(connection.resource_id).locked():
+                # Syncing now, here: that sync may have listed Google before
+                # the change a notification announced, so the request is
+                # kept for when it ends (not dropped until the next poll).
+                if connection.resource_id in requested:
+                    self._requested.add(connection.resource_id)
                 continue
             if self._admin.policy(connection.resource_id).direction is Direction.OFF:
                 continue

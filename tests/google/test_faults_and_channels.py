@@ -88,6 +88,30 @@ async def test_push_notification_syncs_without_polling(gateway: Gateway) -> None
     assert [d.status for d in fake.deliveries if d.state == "exists"][-1] == 200
 
 
+async def test_a_notification_during_a_sync_of_that_calendar_is_kept(gateway: Gateway) -> None:
+    """A notification that arrives while this gateway is syncing that very
+    calendar (the running sync may have listed Google before the change) is
+    kept and synced when the running sync ends, not dropped until the next
+    poll (an hour here)."""
+    fake = gateway.fake
+    await gateway.connect("anna", ANNA)
+    await gateway.settle()
+    worker = gateway.bridge.worker
+    # Holding the worker's lock of Anna's calendar stands in for a sync of it
+    # under way: deterministic, where catching a real one mid-way is timing.
+    async with worker._lock("anna"):
+        fake.user_insert(ANNA, gtime(at(2, 9), at(2, 10)))
+        await fake.notifications_settled()
+        await worker.run_once()  # a round meanwhile: Anna's calendar is busy
+    async with asyncio.timeout(BOUND):
+        while True:
+            finished = worker.finished("anna")
+            if await gateway.busy_blocks("anna"):
+                break
+            await worker.wait_finished("anna", finished + 1)
+    assert len(await gateway.busy_blocks("anna")) == 1
+
+
 async def test_forged_and_unknown_notifications_are_ignored(gateway: Gateway) -> None:
     fake = gateway.fake
     await gateway.connect("anna", ANNA)
