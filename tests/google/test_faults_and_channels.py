@@ -64,6 +64,21 @@ async def test_quota_exceeded_pauses_the_resource_and_keeps_its_changes(gateway:
     assert (await gateway.admin.status("anna")).connection.warning is None
 
 
+async def synced_into_a_block(gateway: Gateway) -> None:
+    """Until a sync (one the test did not run itself) gives Anna a busy
+    block, within BOUND. Each pass waits for one more finished sync (a sync
+    started before Google's change may finish first and find nothing); the
+    count is read before the check, so a sync finishing in between ends the
+    wait."""
+    worker = gateway.bridge.worker
+    async with asyncio.timeout(BOUND):
+        while True:
+            finished = worker.finished("anna")
+            if await gateway.busy_blocks("anna"):
+                return
+            await worker.wait_finished("anna", finished + 1)
+
+
 async def test_push_notification_syncs_without_polling(gateway: Gateway) -> None:
     fake = gateway.fake
     await gateway.connect("anna", ANNA)
@@ -72,18 +87,9 @@ async def test_push_notification_syncs_without_polling(gateway: Gateway) -> None
 
     # No settle(): only the notification can make the gateway look (the
     # poll interval is an hour).
-    worker = gateway.bridge.worker
     fake.user_insert(ANNA, gtime(at(2, 9), at(2, 10)))
     await fake.notifications_settled()
-    async with asyncio.timeout(BOUND):
-        # Each pass waits for one more finished sync (a sync started before
-        # the insert may finish first and find nothing). The count is read
-        # before the check, so a sync finishing in between ends the wait.
-        while True:
-            finished = worker.finished("anna")
-            if await gateway.busy_blocks("anna"):
-                break
-            await worker.wait_finished("anna", finished + 1)
+    await synced_into_a_block(gateway)
     assert len(await gateway.busy_blocks("anna")) == 1
     assert [d.status for d in fake.deliveries if d.state == "exists"][-1] == 200
 
@@ -103,12 +109,7 @@ async def test_a_notification_during_a_sync_of_that_calendar_is_kept(gateway: Ga
         fake.user_insert(ANNA, gtime(at(2, 9), at(2, 10)))
         await fake.notifications_settled()
         await worker.run_once()  # a round meanwhile: Anna's calendar is busy
-    async with asyncio.timeout(BOUND):
-        while True:
-            finished = worker.finished("anna")
-            if await gateway.busy_blocks("anna"):
-                break
-            await worker.wait_finished("anna", finished + 1)
+    await synced_into_a_block(gateway)
     assert len(await gateway.busy_blocks("anna")) == 1
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from tests.pgserver import (  # noqa: F401 - fixtures
     require_postgres,
 )
 from tests.replicas.cluster import Cluster, eventually, replica_config, running_cluster
-from tests.smtp import Recorder, smtp_server
+from tests.smtp import Recorder
 
 require_postgres()
 
@@ -51,12 +51,6 @@ KILL_AFTER = 100  # answers before the kill
 HELD = "held@booker.test"
 ACCOUNT = "carl@gmail.test"
 DRAIN_TIMEOUT = 60.0
-
-
-@pytest.fixture
-def mail() -> Iterator[tuple[Recorder, int]]:
-    with smtp_server() as server:
-        yield server
 
 
 @pytest.fixture

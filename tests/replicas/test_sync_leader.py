@@ -15,7 +15,7 @@ of the calendar open at once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psycopg
@@ -33,19 +33,13 @@ from tests.pgserver import (  # noqa: F401 - fixtures
     require_postgres,
 )
 from tests.replicas.cluster import Cluster, eventually, replica_config, running_cluster
-from tests.smtp import Recorder, smtp_server
+from tests.smtp import Recorder
 
 require_postgres()
 
 API = {"Authorization": f"Bearer {API_TOKEN}"}
 ACCOUNT = "room@gmail.test"
 WAIT = 20.0
-
-
-@pytest.fixture
-def mail() -> Iterator[tuple[Recorder, int]]:
-    with smtp_server() as server:
-        yield server
 
 
 @pytest.fixture
