@@ -25,21 +25,22 @@ from gateway.admin import (
     open_repository,
     recurrence_limits,
 )
-from gateway.api import create_api_app
 from gateway.core.clock import Clock, utc_now
 from gateway.core.freshness import BusyTimeFreshness, FreshnessGuard, FreshnessRules, WhenStale
 from gateway.core.mirror import MAIL
 from gateway.core.outbox import Backoff, Handler, OutboxWorker
 from gateway.core.service import INVITATION, BookingService
-from gateway.feeds import FEED_RESOURCES, FEED_SOURCE, FeedResource, create_feeds_app
+from gateway.front.api import create_api_app
+from gateway.front.feeds import FEED_RESOURCES, FEED_SOURCE, FeedResource, create_feeds_app
+from gateway.front.rsvp import create_invites_app, create_rsvp_app
 from gateway.ical import ICalCodec, ICalQueryEngine
+from gateway.links.signer import LinkSigner
+from gateway.look import setup_look
 from gateway.mail.imap import ImapConfig, ImapInbox
 from gateway.mail.invitations import GooglePath, InvitationMailer
 from gateway.mail.notices import NoticeMailer
 from gateway.mail.replies import ReplyInbox
 from gateway.mail.sender import SmtpConfig, SmtpSender
-from gateway.mail.signed_links import LinkSigner
-from gateway.rsvp import create_invites_app, create_rsvp_app
 from gateway.settings import Settings
 from gateway.web.admission import ADMISSION, AdmissionGate
 from gateway.web.auth import Authenticator
@@ -100,6 +101,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     app.add_subapp("/api/v1/", create_api_app())
     app.add_subapp("/feeds/", create_feeds_app())
     app.add_subapp(DAV_ROOT, create_dav_app())
+    setup_look(app, settings, {})
     app.add_subapp("/rsvp/", create_rsvp_app())
     app.add_subapp("/invites/", create_invites_app())
     signer = link_signer(settings)

@@ -440,14 +440,42 @@ class AuthSettings(_Section):
     check_queue: Annotated[Int, Field(ge=1)] = 32
 
 
+# The languages the booker pages and invitation mails are written in: one
+# gettext catalog each under gateway/look/locales (English is the source).
+Language = Literal["en", "de"]
+
+
 class DefaultSettings(_Section):
     timezone: Timezone = "UTC"
+    # The language of every resource's booker pages and mails, unless the
+    # resource sets its own.
+    language: Language = "en"
 
 
 class UserSettings(_Section):
     name: PrincipalName
     password_hash: Annotated[str, AfterValidator(_check_password_hash)]
     access: Grants
+    # May sign in to the admin console at / (every resource, every action).
+    admin: bool = False
+
+
+_HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+def _check_colour(value: str) -> str:
+    if not _HEX_COLOUR.fullmatch(value):
+        raise ValueError(f"{value!r} is not a colour like #1a5fb4 (# and six hex digits)")
+    return value.lower()
+
+
+class BrandingSettings(_Section):
+    """How the pages a booker or a resource owner opens look: the business's
+    name, an optional logo and the accent colour of buttons and links."""
+
+    name: Annotated[str, AfterValidator(_check_not_blank)] = "Bookings"
+    logo_url: HttpUrl | None = None
+    accent_color: Annotated[str, AfterValidator(_check_colour)] = "#1a5fb4"
 
 
 class ApiTokenSettings(_Section):
@@ -646,6 +674,8 @@ class ResourceSettings(_Section):
     feed_tokens: tuple[Token, ...] = ()
     google: GoogleMirrorSettings | None = None
     invitations: ResourceInvitationSettings | None = None
+    # The language of this resource's booker pages and mails (else defaults.language).
+    language: Language | None = None
 
     @field_validator("feed_tokens", mode="before")
     @classmethod
@@ -667,6 +697,7 @@ class Settings(_Section):
     invitations: InvitationSettings = Field(default_factory=InvitationSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    branding: BrandingSettings = Field(default_factory=BrandingSettings)
 
     @model_validator(mode="before")
     @classmethod
@@ -685,6 +716,7 @@ class Settings(_Section):
             "invitations",
             "limits",
             "auth",
+            "branding",
         ):
             if section in data and data[section] is None:
                 del data[section]
@@ -756,6 +788,13 @@ class Settings(_Section):
             return "accept"
         own = resource.google.when_stale if resource.google is not None else None
         return own or self.google.when_stale
+
+    def language(self, resource_id: str | None) -> Language:
+        """The language of a resource's booker pages and mails: its own
+        choice, else defaults.language (also for no resource)."""
+        resource = self.resource(resource_id) if resource_id is not None else None
+        own = resource.language if resource is not None else None
+        return own or self.defaults.language
 
     def resource(self, resource_id: str) -> ResourceSettings | None:
         """The resource with this id, or None."""

@@ -15,7 +15,7 @@ import vobject
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway import feeds
+from gateway.front import feeds
 from gateway.web.keys import REPOSITORY
 from gateway.web.observability import ACCESS_LOGGER, AccessLogger
 from tests.backends import Store, sqlite_only
@@ -357,7 +357,7 @@ async def test_tokens_never_reach_the_logs(
     await client.get(feed_url(), params={"token": ANNA_TOKEN + "x"})
     await client.get(feed_url(), params={"token": ANNA_TOKEN, "view": "bad"})
     assert any(r.name == ACCESS_LOGGER.name for r in caplog.records)
-    assert any(r.name == "gateway.feeds" for r in caplog.records)
+    assert any(r.name == "gateway.front.feeds" for r in caplog.records)
     for record in caplog.records:
         text = record.getMessage() + repr(vars(record))
         for token in (ANNA_TOKEN, ANNA_OLD_TOKEN):

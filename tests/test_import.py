@@ -416,7 +416,7 @@ async def test_the_api_import_needs_write_access_a_calendar_and_a_structure(
 
 def test_the_server_knows_the_import_route_by_its_path() -> None:
     # gateway.web.connections may not import the API: the two must agree.
-    from gateway.api import create_api_app
+    from gateway.front.api import create_api_app
     from gateway.web.connections import IMPORT_PATH
 
     route = create_api_app().router["calendar-file"].canonical

@@ -23,11 +23,11 @@ from gateway.core.invitations import invitation_kind, same_address
 from gateway.core.model import Attendee, Booking, OutboxItem, PartStat, Resource
 from gateway.core.ports import OutboxJournal, ReadPort
 from gateway.ical import render_itip
+from gateway.links.signer import LinkSigner
 
 from .imip import build_invitation
 from .notices import deliver, written
 from .sender import SmtpSender
-from .signed_links import LinkSigner
 
 log = logging.getLogger("calgateway.mail")
 

@@ -79,7 +79,7 @@ def weigh(method: str, path: str, depth: str | None) -> Weight:
     Light: everything else, including PROPFIND Depth 1 of the home or a
     principal (a handful of entries) and the ICS feed request: a feed is
     served from its cache or answered 304 cheaply, and only its render is
-    heavy, admitted by ``gateway.feeds`` itself."""
+    heavy, admitted by ``gateway.front.feeds`` itself."""
     if not path.startswith(DAV_PREFIX):
         return Weight.LIGHT
     verb = method.upper()

@@ -161,7 +161,7 @@ def connection_cap(max_connections: int, file_limit: int) -> int:
     return max(1, min(max_connections, file_limit - FILES_RESERVED))
 
 
-# The import API's route (``gateway.api``, which this layer may not import;
+# The import API's route (``gateway.front.api``, which this layer may not import;
 # a test checks that they agree).
 IMPORT_PATH = re.compile(r"/api/v1/resources/[^/]+/import")
 

@@ -13,7 +13,7 @@ from gateway.core.mirror_admin import MirrorAdmin
 from gateway.core.outbox import OutboxWorker
 from gateway.core.ports import CalendarQuerying, MirrorRepository
 from gateway.core.service import BookingService
-from gateway.mail.signed_links import LinkSigner
+from gateway.links.signer import LinkSigner
 from gateway.settings import Settings
 
 from .auth import Authenticator

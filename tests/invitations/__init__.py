@@ -16,7 +16,7 @@ import icalendar
 from aiohttp.test_utils import TestClient
 
 from gateway.core.model import PartStat
-from gateway.mail.rsvp import rsvp_url, sign_rsvp
+from gateway.links.tokens import rsvp_url, sign_rsvp
 from tests.conftest import settings_yaml
 from tests.net import free_port
 from tests.samples import SLOT

@@ -18,7 +18,8 @@ import vobject
 from gateway.core.invitations import CalendarLinks, InvitationKind
 from gateway.core.model import Attendee, Booking, BookingStatus
 from gateway.ical import render_itip
-from gateway.mail import build_invitation, build_plain_mail, calendar_links
+from gateway.links.add_to_calendar import calendar_links
+from gateway.mail import build_invitation, build_plain_mail
 from gateway.mail.imip import invitation_message_id
 from tests.mail import ANNA, BERLIN, ORGANIZER, ZOE, make_booking, moved, stored
 

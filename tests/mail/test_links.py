@@ -12,7 +12,7 @@ import pytest
 
 from gateway.core.invitations import CalendarLinks, is_all_day, local_dates
 from gateway.core.model import Booking
-from gateway.mail.links import (
+from gateway.links.add_to_calendar import (
     ELLIPSIS,
     GOOGLE_URL,
     MAX_URL_LENGTH,

@@ -12,8 +12,8 @@ import pytest
 
 from gateway.core.invitations import reply_applies
 from gateway.core.model import PartStat
-from gateway.mail import rsvp
-from gateway.mail.rsvp import InvalidRsvpToken, RsvpClaim, rsvp_url, sign_rsvp, verify_rsvp
+from gateway.links import tokens as rsvp
+from gateway.links.tokens import InvalidRsvpToken, RsvpClaim, rsvp_url, sign_rsvp, verify_rsvp
 from tests.mail import make_booking
 
 KEY = b"k" * 32

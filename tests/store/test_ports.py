@@ -35,7 +35,7 @@ from gateway.core.ports import (
     Transactions,
     WriteTransaction,
 )
-from gateway.feeds import FeedSource
+from gateway.front.feeds import FeedSource
 from gateway.store.postgres import PostgresRepository, PostgresTransaction
 from gateway.store.sqlite import SqliteRepository, SqliteTransaction
 
@@ -111,7 +111,7 @@ def test_narrow_ports_are_made_of_job_ports(part: type) -> None:
 
 
 def test_the_feeds_read_only_calendar_collections() -> None:
-    # gateway.feeds keeps its own, narrower port; a store that does the
+    # gateway.front.feeds keeps its own, narrower port; a store that does the
     # collections job serves the feeds.
     assert members(FeedSource) <= members(CalendarCollections)
 

@@ -1,7 +1,7 @@
 """Pages for bookers without a calendar client: accept/decline links and the
 .ics download (signed links from the invitation e-mails and API answers).
 
-No login: the signed token in the URL is the credential (``gateway.mail.rsvp``).
+No login: the signed token in the URL is the credential (``gateway.links.tokens``).
 Two sub-applications, mounted by ``gateway.app``:
 
 * ``create_rsvp_app`` at ``/rsvp/``: ``GET /rsvp/{token}`` shows the booking,
@@ -44,18 +44,18 @@ from gateway.core.invitations import (
 )
 from gateway.core.model import Attendee, Booking, BookingStatus, PartStat, Resource
 from gateway.ical import render_itip
-from gateway.mail.imip import when_text
-from gateway.mail.rsvp import (
+from gateway.links.signer import LinkSigner
+from gateway.links.tokens import (
     InvalidRsvpToken,
     RsvpClaim,
     sign_rsvp,
     verify_download,
     verify_rsvp,
 )
-from gateway.mail.signed_links import LinkSigner
+from gateway.mail.imip import when_text
 from gateway.web.keys import BOOKINGS, CLOCK, LINKS, REPOSITORY, SETTINGS
 
-log = logging.getLogger("calgateway.rsvp")
+log = logging.getLogger("calgateway.front.rsvp")
 
 ICS_FILENAME = "invite.ics"
 

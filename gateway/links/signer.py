@@ -7,9 +7,8 @@ from dataclasses import dataclass
 
 from gateway.core.invitations import CalendarLinks
 from gateway.core.model import Attendee, Booking, PartStat
-
-from .links import calendar_links
-from .rsvp import download_url, rsvp_url, sign_download, sign_rsvp
+from gateway.links.add_to_calendar import calendar_links
+from gateway.links.tokens import download_url, rsvp_url, sign_download, sign_rsvp
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,38 @@
+"""Languages: one gettext catalog per language under ``locales/``
+(``locales/<language>/LC_MESSAGES/messages.po``), English being the source.
+
+The ``.po`` files are the only form kept in the repository; they are
+compiled in memory when first asked for (Babel), so there is no build step
+and no binary ``.mo`` to fall out of step with its source.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import cache
+from pathlib import Path
+from typing import get_args
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import NullTranslations, Translations
+
+from gateway.settings import Language
+
+LOCALES = Path(__file__).resolve().parent / "locales"
+LANGUAGES: tuple[Language, ...] = get_args(Language)
+DOMAIN = "messages"
+
+
+@cache
+def translations(language: Language) -> NullTranslations:
+    """The catalog of ``language``; English (the source) translates nothing."""
+    po = LOCALES / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+    if language == "en" or not po.is_file():
+        return NullTranslations()
+    with po.open("rb") as source:
+        catalog = read_po(source, locale=language, domain=DOMAIN)
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return Translations(compiled, domain=DOMAIN)
