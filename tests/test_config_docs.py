@@ -1,69 +1,113 @@
-"""config/README.md states the defaults the settings models really have.
+"""config/README.md's key tables are what the settings models say.
 
-The key tables are read from the README (the first table after a section's
-heading, or after a line naming a sub-table) and each row's Default cell is
-compared with the pydantic field: its first `code` value must be the
-model's default, and "**required**" must mean the field has none. Once the
-README said ``google.api_endpoint`` defaulted to ``https://www.googleapis.com/``
-while the code used ``.../calendar/v3/`` (googleapiclient's ``api_endpoint``
-replaces rootUrl and servicePath, so the shorter one would not work).
+The tables are generated (``make docs``, gateway/settings/docs.py) from the
+models' fields, types, constraints and defaults, with the meanings from
+gateway/settings/meanings.py; this test fails when the README was not
+regenerated after a change to either. Once, when the tables were kept by
+hand, the README said ``google.api_endpoint`` defaulted to
+``https://www.googleapis.com/`` while the code used ``.../calendar/v3/``
+(googleapiclient's ``api_endpoint`` replaces rootUrl and servicePath, so the
+shorter one would not work).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
+from typing import Annotated, Literal
 
 import pytest
-from pydantic import BaseModel
-from pydantic_core import PydanticUndefined
+from pydantic import BaseModel, Field
 
-from gateway.settings import GoogleSettings, RetrySettings
+from gateway.settings import GoogleSettings
+from gateway.settings.docs import (
+    README,
+    TABLES,
+    Table,
+    default_cell,
+    documented,
+    problems,
+    rewrite,
+    table_lines,
+    type_cell,
+)
+from gateway.settings.fields import Float, HttpUrl, Int, Timezone, Token
 
-README = Path(__file__).resolve().parent.parent / "config" / "README.md"
-_ROW = re.compile(r"^\| `([a-z_]+)` \| [^|]* \| ([^|]*) \|")
-
-
-def documented_defaults(after: str) -> dict[str, str]:
-    """Key -> Default cell of the first table following the line ``after``."""
-    lines = README.read_text(encoding="utf-8").splitlines()
-    start = lines.index(after)
-    rows: dict[str, str] = {}
-    for line in lines[start + 1 :]:
-        if rows and not line.startswith("|"):
-            break
-        match = _ROW.match(line)
-        if match:
-            rows[match[1]] = match[2].strip()
-    assert rows, f"no key table after {after!r} in {README}"
-    return rows
+RUN = "config/README.md is out of step with the settings models: run `make docs`"
 
 
-def shown(value: object) -> str:
-    """A default as YAML would write it, the way the README shows it."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+def test_the_readme_is_where_the_tables_are_generated() -> None:
+    assert Path(__file__).resolve().parent.parent / "config" / "README.md" == README
+
+
+@pytest.mark.parametrize("table", TABLES, ids=lambda table: table.title)
+def test_readme_table_is_what_the_models_generate(table: Table) -> None:
+    text = README.read_text(encoding="utf-8")
+    assert documented(text, table) == table_lines(table), f"{table.title}: {RUN}"
+
+
+def test_every_key_has_a_meaning_and_every_section_a_table() -> None:
+    assert problems() == []
+
+
+def test_rewriting_keeps_the_prose_and_changes_nothing_twice() -> None:
+    server = next(table for table in TABLES if table.path == "server")
+    others = "\n".join(table.marker for table in TABLES if table is not server)
+    text = (
+        f"# Title\n\n{server.marker}\n\nProse before.\n\n"
+        "| Key | Type | Default | Meaning |\n| --- | --- | --- | --- |\n| `stale` | x | y | z |\n"
+        "\nProse after, with | a bar.\n\n```yaml\nserver: {}\n```\n\n"
+        f"## Next\n\n{others}\n"
+    )
+    new = rewrite(text)
+    assert rewrite(new) == new
+    assert "`stale`" not in new
+    assert "\n".join(table_lines(server)) in new
+    for prose in ("Prose before.\n\n| Key", "|\n\nProse after, with | a bar.\n\n```yaml\n"):
+        assert prose in new
+
+
+class _Example(BaseModel):
+    port: Annotated[Int, Field(ge=0, le=65535)] = 8080
+    size: Annotated[Int, Field(ge=1024)] = 1_048_576
+    wait: Annotated[Float, Field(gt=0)] = 10.0
+    deadline: Annotated[Float, Field(gt=0, le=60)] = 2.0
+    mode: Literal["off", "token", "public"] = "off"
+    level: Literal["full", "anonymous"] | None = None
+    push: bool = True
+    zone: Timezone = "UTC"
+    token: Token | None = None
+    tokens: tuple[Token, ...] = ()
+    endpoint: HttpUrl = "https://example.com/v3/"
+    grants: dict[str, Literal["read", "read-write"]] = Field(
+        default_factory=lambda: {"*": "read-write"}
+    )
+    keys: Annotated[tuple[str, ...], Field(min_length=1)]
+    google: GoogleSettings | None = None
 
 
 @pytest.mark.parametrize(
-    ("heading", "model"),
-    [("## `google`", GoogleSettings), ("`retry`:", RetrySettings)],
+    ("name", "type_shown", "default_shown"),
+    [
+        ("port", "integer 0-65535", "`8080`"),
+        ("size", "integer >= 1024", "`1048576`"),
+        ("wait", "number > 0", "`10.0`"),
+        ("deadline", "number > 0 and <= 60", "`2.0`"),
+        ("mode", "`off`, `token` or `public`", "`off`"),
+        ("level", "`full`, `anonymous` or null", "null"),
+        ("push", "boolean", "`true`"),
+        ("zone", "IANA timezone name", "`UTC`"),
+        ("token", "secret token or null", "null"),
+        ("tokens", "list of secret tokens", "`[]`"),
+        ("endpoint", "http(s) URL", "`https://example.com/v3/`"),
+        ("grants", "mapping of strings to `read` or `read-write`", '`{"*": read-write}`'),
+        ("keys", "list of strings", "**required**, at least one"),
+        ("google", "mapping or absent", "absent"),
+    ],
 )
-def test_documented_defaults_are_the_code_defaults(heading: str, model: type[BaseModel]) -> None:
-    documented = documented_defaults(heading)
-    assert set(documented) == set(model.model_fields), "keys documented vs keys in the model"
-    for key, cell in documented.items():
-        field = model.model_fields[key]
-        if "**required**" in cell:
-            assert field.is_required(), f"{key} is documented as required but has a default"
-            continue
-        if field.default is PydanticUndefined:  # a default_factory: a nested section
-            assert field.default_factory is not None, key
-            continue
-        code = re.search(r"`([^`]*)`", cell)
-        assert code is not None, f"{key}: no `default` in {cell!r}"
-        assert code[1] == shown(field.default), f"{key}: README says {code[1]}"
+def test_type_and_default_in_words(name: str, type_shown: str, default_shown: str) -> None:
+    field = _Example.model_fields[name]
+    assert type_cell(field) == type_shown
+    assert default_cell(Table("## x", _Example, "example"), name, field) == default_shown
 
 
 def test_api_endpoint_default_is_what_googleapiclient_needs() -> None:
