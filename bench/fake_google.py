@@ -14,7 +14,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from tests.fakes.google_calendar import FakeGoogle
+from fake_google.calendar import FakeGoogle
 
 BERLIN = ZoneInfo("Europe/Berlin")
 SERIES_EVERY = 20  # one event in 20 is a weekly series of 4

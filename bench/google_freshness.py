@@ -8,7 +8,7 @@ calendar when the last sync is older than ``google.freshness_seconds``
 (``gateway.core.freshness``). This bench books a ``from_google`` resource
 through the API (``POST /api/v1/bookings``, one client, then 16 clients at
 once) and reports p50/p99 of each booking's round trip, with the fake
-Google (``tests/fakes``) answering every call after 50 ms and after 500 ms
+Google (``fake_google``) answering every call after 50 ms and after 500 ms
 (``fake.latency``), for three settings:
 
 * ``off``: ``freshness_seconds: 0``, never looks (the baseline);
@@ -40,12 +40,12 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from fake_google.calendar import FakeGoogle
 from gateway.app import create_app
 from gateway.settings import parse_settings
 from gateway.web.keys import MIRROR_ADMIN, REPOSITORY
 from google_bridge import GOOGLE_BRIDGE
 from google_bridge.tokens import new_key
-from tests.fakes.google_calendar import FakeGoogle
 from tests.net import free_port
 
 ACCOUNT = "bench.room@example.com"

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+from gateway.core.admin_actions import AdminActions, AdminStore
 from gateway.core.clock import Clock, utc_now
 from gateway.core.mirror import Details, Direction, InvitePath, MirrorPolicy
 from gateway.core.mirror_admin import MirrorAdmin
@@ -106,6 +107,22 @@ def build_mirror_admin(
     )
 
 
+def build_admin_actions(
+    settings: Settings,
+    repository: AdminStore,
+    *,
+    resources: Mapping[str, Resource] | None = None,
+    clock: Clock = utc_now,
+) -> AdminActions:
+    """The admin's actions of the server (console, API) and of the CLI."""
+    return AdminActions(
+        repository,
+        domain_resources(settings) if resources is None else resources,
+        invitations=settings.mail is not None,
+        clock=clock,
+    )
+
+
 class StorageSecretMissing(Exception):
     """storage.password_env or storage.password_file names nothing usable."""
 
@@ -145,6 +162,18 @@ async def open_repository(settings: Settings) -> MirrorRepository:
     from gateway.store.postgres import open_postgres_repository
 
     return await open_postgres_repository(storage.url, password=storage_password(storage))
+
+
+@asynccontextmanager
+async def open_admin_actions(settings: Settings) -> AsyncIterator[AdminActions]:
+    """AdminActions over its own connection to the settings' database,
+    closed on exit (for ``calgateway outbox`` and ``bookings``). An item it
+    makes due is run by the server's outbox worker at its next poll."""
+    repository = await open_repository(settings)
+    try:
+        yield build_admin_actions(settings, repository)
+    finally:
+        await repository.close()
 
 
 @asynccontextmanager

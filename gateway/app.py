@@ -8,16 +8,20 @@ order, on shutdown, whatever way the server stops.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jinja2
 from aiohttp import web
 
 from caldav_backend import DAV_ROOT, create_dav_app, server_root_to_dav, well_known_caldav
 from gateway.admin import (
+    build_admin_actions,
     build_booking_service,
     build_mirror_admin,
     domain_resources,
@@ -31,6 +35,8 @@ from gateway.core.mirror import MAIL
 from gateway.core.outbox import Backoff, Handler, OutboxWorker
 from gateway.core.service import INVITATION, BookingService
 from gateway.front.api import create_api_app
+from gateway.front.console import TEMPLATES as CONSOLE_TEMPLATES
+from gateway.front.console import mount_console
 from gateway.front.feeds import FEED_RESOURCES, FEED_SOURCE, FeedResource, create_feeds_app
 from gateway.front.rsvp import create_invites_app, create_rsvp_app
 from gateway.ical import ICalCodec, ICalQueryEngine
@@ -48,6 +54,7 @@ from gateway.web.background import BACKGROUND, BackgroundLoops
 from gateway.web.forwarded import forwarded_middleware, parse_networks
 from gateway.web.health import WRITE_CHECK, WriteCheck, healthz, storage_full_middleware
 from gateway.web.keys import (
+    ADMIN_ACTIONS,
     AUTHENTICATOR,
     BOOKINGS,
     CALENDAR_QUERIES,
@@ -101,7 +108,14 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     app.add_subapp("/api/v1/", create_api_app())
     app.add_subapp("/feeds/", create_feeds_app())
     app.add_subapp(DAV_ROOT, create_dav_app())
-    setup_look(app, settings, {})
+    templates: dict[str, jinja2.BaseLoader] = {
+        "rsvp": jinja2.PackageLoader("gateway.front", "templates/rsvp"),
+        # Found, not imported (PackageLoader would): see the Google import below.
+        "google": jinja2.FileSystemLoader(_package_dir("google_bridge") / "templates"),
+        **CONSOLE_TEMPLATES,
+    }
+    setup_look(app, settings, templates)
+    mount_console(app)  # /admin/, and the landing page at /
     app.add_subapp("/rsvp/", create_rsvp_app())
     app.add_subapp("/invites/", create_invites_app())
     signer = link_signer(settings)
@@ -132,6 +146,9 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
         log.info("no mail section: bookers are not sent invitations")
     app[MIRROR_ADMIN] = build_mirror_admin(
         settings, repository, resources=resources, policies=policies, clock=app[CLOCK]
+    )
+    app[ADMIN_ACTIONS] = build_admin_actions(
+        settings, repository, resources=resources, clock=app[CLOCK]
     )
     app[FEED_SOURCE] = repository
     app[FEED_RESOURCES] = {
@@ -194,6 +211,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
             loops.append(inbox.run)
         app[BOOKINGS].on_change(outbox.wake)
         app[MIRROR_ADMIN].on_queued(outbox.wake)
+        app[ADMIN_ACTIONS].on_queued(outbox.wake)
         loops.append(outbox.run)
         # Held when a settings reload starts this app beside the running one
         # (gateway.web.background says why); stopped before storage closes.
@@ -261,6 +279,14 @@ def _reply_inbox(settings: Settings, bookings: BookingService) -> ReplyInbox | N
     return ReplyInbox(ImapInbox(config), bookings.apply_reply, poll_interval=imap.poll_interval)
 
 
+def _package_dir(name: str) -> Path:
+    """The directory of package ``name``, without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(f"package {name} is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def link_signer(settings: Settings) -> LinkSigner | None:
     """Signed accept/decline and .ics links, when a key is configured."""
     key = settings.invitations.link_key
@@ -279,6 +305,7 @@ def _mail_handlers(app: web.Application, google_path: GooglePath | None) -> dict
         sender,
         from_address=config.from_address,
         from_name=config.from_name,
+        language=settings.language,
         journal=app[REPOSITORY],
     )
     invitations = InvitationMailer(
@@ -287,6 +314,7 @@ def _mail_handlers(app: web.Application, google_path: GooglePath | None) -> dict
         sender,
         organizer_address=config.from_address,
         organizer_name=config.from_name,
+        language=settings.language,
         links=link_signer(settings),
         google_path=google_path,
         journal=app[REPOSITORY],

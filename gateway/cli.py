@@ -16,14 +16,16 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
-from gateway import __version__
+from gateway import __version__, demo, healthcheck
 from gateway.admin import (
     StorageSecretMissing,
     build_booking_service,
+    open_admin_actions,
     open_mirror_admin,
     open_repository,
     storage_password,
 )
+from gateway.core.admin_actions import ActionRefused, AdminActions, OutboxEntry
 from gateway.core.calendar_import import ImportReport, UnsplittableFile, counts_line, describe
 from gateway.core.errors import NotFound, StorageFull
 from gateway.core.mirror import ConnectionStatus, Direction
@@ -52,7 +54,9 @@ log = logging.getLogger("calgateway")
 
 def _load(path: str) -> Settings:
     try:
-        return load_settings(path)
+        settings = load_settings(path)
+        demo.check(path, settings)  # refused like a bad file: before anything starts
+        return settings
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         raise SystemExit(2) from None
@@ -65,6 +69,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         asyncio.run(serve(args.config, settings))
     except CannotListen as exc:
         log.error(str(exc))
+        return 1
+    return 0
+
+
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    # Exit 0 or 1 only: Docker reserves a health check's exit code 2.
+    try:
+        settings = load_settings(args.config)
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    problem = healthcheck.check(settings)
+    if problem is not None:
+        print(f"calgateway: unhealthy: {problem}", file=sys.stderr)
         return 1
     return 0
 
@@ -288,6 +306,99 @@ def cmd_outbox_failed(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- the admin's outbox and invitation actions ----------------------------------
+# The same service as the console and the API (AdminActions). An item these
+# commands make due is run by the running server's outbox worker at its next
+# poll: outbox.poll_interval seconds at most.
+
+
+def _cli_actor() -> str:
+    """Who acts, for the log and a given-up item's reason: the login name."""
+    try:
+        return f"{getpass.getuser()} (command line)"
+    except (OSError, KeyError):  # no login name in a bare container
+        return "command line"
+
+
+def _with_actions(settings: Settings, work: Callable[[AdminActions], Awaitable[T]]) -> T:
+    async def run() -> T:
+        async with open_admin_actions(settings) as actions:
+            return await work(actions)
+
+    try:
+        return asyncio.run(run())
+    except (ActionRefused, NotFound) as exc:
+        raise _fail(str(exc)) from None
+
+
+def _outbox_rows(entries: Sequence[OutboxEntry]) -> str:
+    rows = [("ID", "STATE", "ATTEMPTS", "NEXT/FAILED", "RESOURCE", "WHAT", "LAST ERROR")]
+    rows += [
+        (
+            str(e.id),
+            e.state,
+            str(e.attempts),
+            _when(e.failed_at) if e.state == "failed" else _when(e.next_attempt, "now"),
+            e.resource_id,
+            e.description,
+            e.last_error or "",
+        )
+        for e in entries
+    ]
+    return _table(rows)
+
+
+def cmd_outbox_list(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    entries = _with_actions(settings, lambda actions: actions.outbox(args.state, args.limit))
+    if not entries:
+        print(f"No outbox item is {args.state or 'pending or failed'}.")
+        return 0
+    print(_outbox_rows(entries))
+    return 0
+
+
+def cmd_outbox_retry(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    entry = _with_actions(
+        settings, lambda actions: actions.retry_outbox_now(args.item, _cli_actor())
+    )
+    print(f"Outbox item {entry.id} is due now: {entry.description}.")
+    print(f"The running server runs it at its next look for new items (at most {_poll(settings)}).")
+    return 0
+
+
+def cmd_outbox_give_up(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    entry = _with_actions(settings, lambda actions: actions.give_up_outbox(args.item, _cli_actor()))
+    print(f"Outbox item {entry.id} given up, it will not run: {entry.description}.")
+    return 0
+
+
+def cmd_bookings_resend_invitation(args: argparse.Namespace) -> int:
+    settings = _load(args.config)
+    attendees = _with_actions(
+        settings, lambda actions: actions.resend_invitation(args.booking, _cli_actor())
+    )
+    print(f"Invitation of booking {args.booking} queued again to {', '.join(attendees)}:")
+    print(f"{_outbox_note(settings)}.")
+    return 0
+
+
+def _poll(settings: Settings) -> str:
+    return f"{settings.outbox.poll_interval:g} s"
+
+
+def _item_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an outbox item id: {text!r}") from None
+    if not 1 <= value < 2**62:
+        raise argparse.ArgumentTypeError(f"not an outbox item id: {text!r}")
+    return value
+
+
 # -- importing a calendar file ----------------------------------------------------
 
 
@@ -458,6 +569,35 @@ def _add_admin_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "--limit", type=_log_limit, default=50, help=f"items to show (1-{LOG_LIMIT_MAX})"
     )
     failed.set_defaults(run=cmd_outbox_failed)
+    listing = outbox_sub.add_parser(
+        "list", help="items not done (oldest first) and failed ones (newest first), in words"
+    )
+    listing.add_argument("--config", required=True, type=str, help="YAML settings file")
+    listing.add_argument("--state", choices=("pending", "failed"), help="only these items")
+    listing.add_argument(
+        "--limit", type=_log_limit, default=100, help=f"items to show (1-{LOG_LIMIT_MAX})"
+    )
+    listing.set_defaults(run=cmd_outbox_list)
+    retry = outbox_sub.add_parser(
+        "retry", help="run an item now (a failed one is reopened); the server runs it"
+    )
+    retry.add_argument("item", type=_item_id, help="outbox item id (outbox list)")
+    retry.add_argument("--config", required=True, type=str, help="YAML settings file")
+    retry.set_defaults(run=cmd_outbox_retry)
+    give_up = outbox_sub.add_parser("give-up", help="close a pending item as failed: it never runs")
+    give_up.add_argument("item", type=_item_id, help="outbox item id (outbox list)")
+    give_up.add_argument("--config", required=True, type=str, help="YAML settings file")
+    give_up.set_defaults(run=cmd_outbox_give_up)
+
+    bookings = sub.add_parser("bookings", help="actions on one booking")
+    bookings_sub = bookings.add_subparsers(dest="bookings_command", required=True)
+    resend = bookings_sub.add_parser(
+        "resend-invitation",
+        help="queue the booking's invitation again to every attendee who has not declined",
+    )
+    resend.add_argument("booking", help="booking id")
+    resend.add_argument("--config", required=True, type=str, help="YAML settings file")
+    resend.set_defaults(run=cmd_bookings_resend_invitation)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -468,6 +608,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the server")
     serve.add_argument("--config", required=True, type=str, help="YAML settings file")
     serve.set_defaults(run=cmd_serve)
+
+    health = sub.add_parser(
+        "healthcheck", help="exit 0 if the server of a settings file answers /healthz, else 1"
+    )
+    health.add_argument("--config", required=True, type=str, help="YAML settings file")
+    health.set_defaults(run=cmd_healthcheck)
 
     check = sub.add_parser("check-config", help="validate a settings file, print every error")
     check.add_argument("file", type=str)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from gateway import demo
 from gateway.app import create_app
 from gateway.reload import changed_keys, restart_reasons
 from gateway.settings import ServerSettings, Settings, SettingsError, load_settings
@@ -169,7 +170,28 @@ class Generation:
 
 
 async def serve(config_path: str, settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT; reload the settings file on SIGHUP."""
+    """Run until SIGTERM or SIGINT; reload the settings file on SIGHUP. In demo
+    mode (gateway.demo) the fake Google runs as long as the server.
+
+    Raises SettingsError when the demo cannot run with these settings."""
+    try:
+        async with demo.fake_google(config_path, settings) as fake_url:
+            if fake_url is not None:
+                log.info(
+                    "demo mode",
+                    extra={
+                        "note": "a fake Google runs on loopback; never use this in production",
+                        "console": f"{settings.server.public_url}/",
+                        "fake_google": fake_url,
+                        "admins": [u.name for u in settings.users if u.admin],
+                    },
+                )
+            await _serve(config_path, settings)
+    except demo.FakeCannotListen as exc:
+        raise CannotListen(str(exc)) from exc
+
+
+async def _serve(config_path: str, settings: Settings) -> None:
     file_limit = raise_file_limit()
     table = ConnectionTable(_caps(settings.server, file_limit))
     listeners = open_listeners(settings.server.host, settings.server.port)
@@ -231,7 +253,9 @@ async def _reload(
         # The same "FILE:LINE: key.path: message" lines as check-config.
         log.error("reload refused", extra={"error": str(exc), "config": config_path})
         return current
-    reasons = restart_reasons(current.settings, settings)
+    reasons = restart_reasons(current.settings, settings) + demo.reload_problems(
+        current.settings, settings
+    )
     if reasons:
         log.error("reload refused", extra={"error": "; ".join(reasons), "config": config_path})
         return current

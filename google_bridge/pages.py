@@ -1,4 +1,6 @@
-"""The few HTML pages a person sees while connecting a Google calendar.
+"""The pages a person sees while connecting a Google calendar, in the look
+of every page (``gateway.look``: the business's name, logo and colours) and
+in the language of the resource being connected.
 
 Every way the connect flow can end badly is a ``Failure``: a status (4xx
 when the person must do something, 503 when Google is away for now), a
@@ -10,8 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from html import escape
 from typing import Any
+
+from aiohttp import web
+
+from gateway.look.i18n import translations
+from gateway.look.pages import message_page, render_page
+from gateway.settings import Language
+from gateway.web.keys import SETTINGS
+
+_LANGUAGE = web.RequestKey("google_page_language", str)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,53 +34,57 @@ class Failure:
     retry_after: int | None = None  # seconds, for 503
 
 
-_STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;"
-    "line-height:1.5}label{display:block;margin:.4rem 0}button{margin-top:1rem;"
-    "padding:.5rem 1.2rem}"
-)
+def speak_for(request: web.Request, resource_id: str) -> None:
+    """Write this request's pages in the language of ``resource_id``."""
+    request[_LANGUAGE] = request.config_dict[SETTINGS].language(resource_id)
 
 
-def page(title: str, body_html: str) -> str:
-    return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
-        f"<body><h1>{escape(title)}</h1>{body_html}</body></html>"
-    )
+def language_of(request: web.Request) -> Language:
+    """The resource's language once known (``speak_for``), else the default."""
+    known = request.get(_LANGUAGE)
+    return known if known is not None else request.config_dict[SETTINGS].language(None)
 
 
-def message(title: str, text: str) -> str:
-    return page(title, f"<p>{escape(text)}</p>")
+def message(request: web.Request, title: str, text: str, status: int = 200) -> web.Response:
+    """A page that says ``text``; both are looked up in the catalog of the
+    page's language (a text made with values is shown as it is)."""
+    language = language_of(request)
+    gettext = translations(language).gettext
+    return message_page(request, gettext(title), gettext(text), language=language, status=status)
 
 
 def choose_calendar(
+    request: web.Request,
     resource_name: str,
     account: str,
     state: str,
     calendars: Sequence[Mapping[str, Any]],
     action: str,
     notice: str = "",
-) -> str:
+    status: int = 200,
+) -> web.Response:
     """The calendar choice; ``notice`` says why the person chooses again."""
+    language = language_of(request)
     options = []
     for index, calendar in enumerate(calendars):
-        checked = " checked" if calendar.get("primary") or index == 0 else ""
-        label = str(calendar.get("summaryOverride") or calendar.get("summary") or calendar["id"])
-        if calendar.get("primary"):
-            label += " (main calendar)"
         options.append(
-            f'<label><input type="radio" name="calendar_id" value="{escape(str(calendar["id"]))}"'
-            f"{checked}> {escape(label)}</label>"
+            {
+                "id": f"calendar-{index}",
+                "value": str(calendar["id"]),
+                "label": str(
+                    calendar.get("summaryOverride") or calendar.get("summary") or calendar["id"]
+                ),
+                "primary": bool(calendar.get("primary")),
+                "checked": bool(calendar.get("primary")) or index == 0,
+            }
         )
-    body = (
-        (f'<p role="alert"><strong>{escape(notice)}</strong></p>' if notice else "")
-        + f"<p>Signed in as <strong>{escape(account)}</strong>. Which calendar should show the "
-        f"bookings of <strong>{escape(resource_name)}</strong>, and block new bookings when "
-        "you are busy?</p>"
-        f'<form method="post" action="{escape(action)}">'
-        f'<input type="hidden" name="state" value="{escape(state)}">'
-        + "".join(options)
-        + '<button type="submit">Connect this calendar</button></form>'
-    )
-    return page("Choose a calendar", body)
+    context = {
+        "title": translations(language).gettext("Choose a calendar"),
+        "resource_name": resource_name,
+        "account": account,
+        "state": state,
+        "calendars": options,
+        "action": action,
+        "notice": notice,
+    }
+    return render_page(request, "google/choose.html", context, language=language, status=status)

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from gateway.core.mirror import LogKind
 from gateway.core.mirror_admin import InviteInvalid
+from gateway.look.pages import error_pages
 from gateway.web.keys import CLOCK
 
 from . import pages
@@ -57,15 +58,12 @@ WRITABLE = frozenset({"owner", "writer"})
 READABLE = WRITABLE | {"reader"}
 
 
-def _html(text: str, status: int = 200) -> web.Response:
-    return web.Response(
-        text=text,
-        status=status,
-        content_type="text/html",
-        charset="utf-8",
-        # The pages carry one-time secrets (state) and must not be cached or framed.
-        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"},
-    )
+def _html(page: web.Response, status: int = 200) -> web.Response:
+    """``page`` (in the look, ``pages``) answered with ``status``; the look's
+    headers already keep it out of caches and frames (it carries one-time
+    secrets: the state)."""
+    page.set_status(status)
+    return page
 
 
 def _bridge(request: web.Request) -> GoogleBridge:
@@ -77,7 +75,7 @@ async def connect(request: web.Request) -> web.Response:
     try:
         invite = await bridge.admin.open_invite(request.match_info["invite"])
     except InviteInvalid as exc:
-        return _html(pages.message("Link not valid", str(exc)), status=410)
+        return _html(pages.message(request, "Link not valid or expired", str(exc)), status=410)
     pkce, state = new_pkce(), new_state()
     await bridge.admin.begin_consent(invite, state, pkce.verifier)
     resource = bridge.bookings.resource(invite.resource_id)
@@ -139,7 +137,7 @@ def failure_of(error: BaseException, step: Step) -> pages.Failure:
         else "go back to the calendar choice and send it again"
     )
     if isinstance(error, InviteInvalid):
-        return pages.Failure(400, "Link not valid", _sentence(str(error)))
+        return pages.Failure(400, "Link not valid or expired", _sentence(str(error)))
     if isinstance(error, CodeRefused):
         return pages.Failure(
             400,
@@ -191,8 +189,8 @@ def failure_of(error: BaseException, step: Step) -> pages.Failure:
     )
 
 
-def _failed(failure: pages.Failure) -> web.Response:
-    response = _html(pages.message(failure.title, failure.text), failure.status)
+def _failed(request: web.Request, failure: pages.Failure) -> web.Response:
+    response = _html(pages.message(request, failure.title, failure.text), failure.status)
     if failure.retry_after is not None:
         response.headers["Retry-After"] = str(failure.retry_after)
     return response
@@ -203,10 +201,11 @@ def _failed(failure: pages.Failure) -> web.Response:
 _PASSING_CONSENT_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
 
 
-def _consent_error_page(error: str) -> web.Response:
+def _consent_error_page(request: web.Request, error: str) -> web.Response:
     if error == "access_denied":
         return _html(
             pages.message(
+                request,
                 "Not connected",
                 "Google access was not granted, so nothing was connected. You can open the "
                 "invitation link again to retry.",
@@ -215,16 +214,18 @@ def _consent_error_page(error: str) -> web.Response:
         )
     if error in _PASSING_CONSENT_ERRORS:
         return _failed(
+            request,
             pages.Failure(
                 503,
                 "Google is not answering",
                 "Google could not complete the sign-in just now, so nothing was connected. "
                 "Please open the invitation link again in a few minutes.",
                 RETRY_AFTER_S,
-            )
+            ),
         )
     return _html(
         pages.message(
+            request,
             "Not connected",
             f"Google did not complete the sign-in ({error}), so nothing was connected. Open "
             "the invitation link again; if it happens again, tell the administrator.",
@@ -238,11 +239,13 @@ async def callback(request: web.Request) -> web.Response:
     state = request.query.get("state", "")
     try:
         invite = await bridge.admin.invite_for_state(state)
+        pages.speak_for(request, invite.resource_id)
     except InviteInvalid as exc:
-        return _failed(failure_of(exc, Step.CALLBACK))
+        return _failed(request, failure_of(exc, Step.CALLBACK))
     if not _same_browser(request, state):
         return _html(
             pages.message(
+                request,
                 "Start again",
                 "This sign-in was started in another browser; open the invitation link again.",
             ),
@@ -253,10 +256,12 @@ async def callback(request: web.Request) -> web.Response:
         await bridge.admin.note(
             invite.resource_id, LogKind.INFO, f"Google consent not given: {error}"
         )
-        return _consent_error_page(error)
+        return _consent_error_page(request, error)
     code = request.query.get("code", "")
     if not code or not invite.code_verifier:
-        return _html(pages.message("Start again", "Open the invitation link again."), status=400)
+        return _html(
+            pages.message(request, "Start again", "Open the invitation link again."), status=400
+        )
     try:
         refresh = await exchange_code(
             bridge.session,
@@ -271,11 +276,12 @@ async def callback(request: web.Request) -> web.Response:
         log.warning(
             "google consent failed", extra={"resource": invite.resource_id, "error": str(exc)}
         )
-        return _failed(failure_of(exc, Step.CALLBACK))
+        return _failed(request, failure_of(exc, Step.CALLBACK))
     account = next((str(c["id"]) for c in calendars if c.get("primary")), "")
     if not account:
         return _html(
             pages.message(
+                request,
                 "Not connected",
                 "This Google account has no main calendar. Open the invitation link again and "
                 "sign in with another Google account.",
@@ -285,12 +291,12 @@ async def callback(request: web.Request) -> web.Response:
     try:
         invite = await bridge.admin.consented(invite, account, bridge.vault.seal(refresh))
     except InviteInvalid as exc:
-        return _failed(failure_of(exc, Step.CALLBACK))
+        return _failed(request, failure_of(exc, Step.CALLBACK))
     usable = _usable_calendars(bridge, invite.resource_id, calendars)
     if not usable:
-        return _no_calendar(bridge, invite.resource_id, account)
+        return _no_calendar(request, bridge, invite.resource_id, account)
     resource = bridge.bookings.resource(invite.resource_id)
-    return _html(pages.choose_calendar(resource.name, account, state, usable, "/google/choose"))
+    return pages.choose_calendar(request, resource.name, account, state, usable, "/google/choose")
 
 
 def _usable_calendars(
@@ -301,7 +307,9 @@ def _usable_calendars(
     return [c for c in calendars if c.get("accessRole") in allowed]
 
 
-def _no_calendar(bridge: GoogleBridge, resource_id: str, account: str) -> web.Response:
+def _no_calendar(
+    request: web.Request, bridge: GoogleBridge, resource_id: str, account: str
+) -> web.Response:
     need = (
         "one you may make changes to"
         if bridge.admin.policy(resource_id).direction.pushes
@@ -309,6 +317,7 @@ def _no_calendar(bridge: GoogleBridge, resource_id: str, account: str) -> web.Re
     )
     return _html(
         pages.message(
+            request,
             "No calendar to connect",
             f"{account} has no calendar this booking system can use: it needs {need}. Create "
             "or share such a calendar in Google Calendar, or sign in with another account, then "
@@ -344,12 +353,13 @@ async def choose(request: web.Request) -> web.Response:
     calendar_id = str(form.get("calendar_id", ""))
     try:
         invite = await bridge.admin.invite_for_state(state)
+        pages.speak_for(request, invite.resource_id)
     except InviteInvalid as exc:
-        return _failed(failure_of(exc, Step.CHOOSE))
+        return _failed(request, failure_of(exc, Step.CHOOSE))
     if not _same_browser(request, state):
-        return _html(pages.message("Start again", "Open the invitation link again."), 400)
+        return _html(pages.message(request, "Start again", "Open the invitation link again."), 400)
     if not invite.refresh_token:
-        return _html(pages.message("Start again", "Open the invitation link again."), 400)
+        return _html(pages.message(request, "Start again", "Open the invitation link again."), 400)
     try:
         refresh = bridge.vault.open(invite.refresh_token)
         calendars = await bridge.google.calendars(refresh)
@@ -358,25 +368,31 @@ async def choose(request: web.Request) -> web.Response:
             "google calendar choice failed",
             extra={"resource": invite.resource_id, "error": str(exc)},
         )
-        return _failed(failure_of(exc, Step.CHOOSE))
+        return _failed(request, failure_of(exc, Step.CHOOSE))
     usable = _usable_calendars(bridge, invite.resource_id, calendars)
     chosen = next((c for c in usable if c["id"] == calendar_id), None)
     if chosen is None:
         # Deleted, unshared or made read-only since the list was shown (or a
         # forged id): the person chooses again from what is there now.
         if not usable:
-            return _no_calendar(bridge, invite.resource_id, invite.account)
+            return _no_calendar(request, bridge, invite.resource_id, invite.account)
         resource = bridge.bookings.resource(invite.resource_id)
         notice = _chosen_unusable(bridge, invite.resource_id, calendar_id, calendars)
-        page = pages.choose_calendar(
-            resource.name, invite.account, state, usable, "/google/choose", notice
+        return pages.choose_calendar(
+            request,
+            resource.name,
+            invite.account,
+            state,
+            usable,
+            "/google/choose",
+            notice,
+            status=409,
         )
-        return _html(page, status=409)
     name = str(chosen.get("summaryOverride") or chosen.get("summary") or calendar_id)
     try:
         takeover = await bridge.admin.connect(invite, calendar_id, name)
     except InviteInvalid as exc:  # sent twice, or the link ran out meanwhile
-        return _failed(failure_of(exc, Step.CHOOSE))
+        return _failed(request, failure_of(exc, Step.CHOOSE))
     resource_id = invite.resource_id
     past = timedelta(days=bridge.settings.import_past_days)
     await bridge.bookings.push_all(resource_id, since=request.config_dict[CLOCK]() - past)
@@ -390,7 +406,7 @@ async def choose(request: web.Request) -> web.Response:
             f" This Google account was connected to {takeover.previous_resource!r} before; "
             "that connection has ended (one Google account serves one calendar here)."
         )
-    response = _html(pages.message("Connected", text))
+    response = _html(pages.message(request, "Connected", text))
     response.del_cookie(STATE_COOKIE, path="/google/")
     return response
 
@@ -416,7 +432,8 @@ async def notify(request: web.Request) -> web.Response:
 
 
 def create_google_app() -> web.Application:
-    app = web.Application()
+    # An unknown path or method under /google/ is a page in the look too.
+    app = web.Application(middlewares=[error_pages(pages.language_of)])
     app.router.add_get("/connect/{invite}", connect, name="google-connect")
     app.router.add_get("/callback", callback, name="google-callback")
     app.router.add_post("/choose", choose, name="google-choose")

@@ -50,6 +50,7 @@ BACKENDS: tuple[Backend, ...] = ("sqlite", "postgres")
 BOTH_BACKENDS = (
     "api/",
     "caldav/",
+    "console/",
     "core/",
     "google/",
     "invitations/",

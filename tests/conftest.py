@@ -18,6 +18,7 @@ from gateway.settings import Settings, load_settings
 from gateway.web.auth import hash_password
 from tests import backends
 from tests.backends import Backend, Store, Stores, Template, make_template, open_stores, storage_url
+from tests.browser import screenshots
 from tests.net import free_port
 from tests.pgserver import (
     PostgresServer,
@@ -70,6 +71,7 @@ users:
   - name: admin
     password_hash: "{_ADMIN_HASH}"
     access: {{"*": read-write}}
+    admin: true
   - name: reader
     password_hash: "{_READER_HASH}"
     access: {{anna: read}}
@@ -105,6 +107,11 @@ def basic(user: str, password: str) -> dict[str, str]:
 
 def pytest_configure(config: pytest.Config) -> None:
     backends.configure(config)
+    screenshots.note_start(config)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    screenshots.summarize(terminalreporter)  # where tests/browser put them
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -18,7 +18,7 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,18 +93,24 @@ async def _collect(served: Served, stream: asyncio.StreamReader) -> None:
 
 @contextlib.asynccontextmanager
 async def serving(
-    config_file: Path, *, env: Mapping[str, str] | None = None, preexec: Any = None
+    config_file: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    preexec: Any = None,
+    command: Sequence[str] = COMMAND,
+    cwd: Path = REPO,
 ) -> AsyncIterator[Served]:
-    """Start ``calgateway serve --config config_file`` and wait until it listens."""
+    """Start ``calgateway serve --config config_file`` and wait until it listens
+    (``command`` is the ``calgateway`` to run: this checkout's by default)."""
     process = await asyncio.create_subprocess_exec(
-        *COMMAND,
+        *command,
         "serve",
         "--config",
         str(config_file),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
-        cwd=REPO,
+        cwd=cwd,
         env=dict(env) if env is not None else None,
         preexec_fn=preexec,
     )

@@ -24,7 +24,8 @@ HOLD_LIMIT_S = 30.0
 class Recorder:
     """Keeps every message; refuses recipients whose local part names an SMTP
     reply ("reject-550@..."), and can be told to refuse everything for a
-    while (``down``: a 451 on RCPT, like a server in trouble).
+    while (``down``: a 451 on RCPT, like a server in trouble; ``refuse``:
+    that reply, e.g. a 550, to every RCPT while set).
 
     Slow servers: ``data_delay`` seconds pass before the answer to the end
     of a message's data, for the first ``slow_answers`` messages (None:
@@ -36,6 +37,7 @@ class Recorder:
     def __init__(self) -> None:
         self.envelopes: list[Any] = []
         self.down = False
+        self.refuse: str | None = None
         self.data_delay = 0.0
         self.slow_answers: int | None = None
         self.hold_data_for: str | None = None
@@ -48,6 +50,8 @@ class Recorder:
     ) -> str:
         if self.down:
             return "451 4.3.0 try again later"
+        if self.refuse is not None:
+            return self.refuse
         if address.startswith("reject-"):
             code = address.split("@")[0].removeprefix("reject-")
             return f"{code} mailbox unavailable"

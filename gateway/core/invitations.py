@@ -77,10 +77,16 @@ class CalendarLinks:
 
 
 def same_address(a: str, b: str) -> bool:
-    """Whether two e-mail addresses name the same mailbox. The local part is
-    case-sensitive in theory (RFC 5321 2.4) but not in any mail system a
-    booker uses, and calendar clients change its case freely."""
-    return a.strip().casefold() == b.strip().casefold()
+    """Whether two e-mail addresses name the same mailbox."""
+    return mailbox(a) == mailbox(b)
+
+
+def mailbox(address: str) -> str:
+    """The spelling of an e-mail address that every spelling of the same
+    mailbox shares. The local part is case-sensitive in theory (RFC 5321
+    2.4) but not in any mail system a booker uses, and calendar clients
+    change its case freely."""
+    return address.strip().casefold()
 
 
 def reply_applies(booking: Booking, reply: ItipReply) -> tuple[bool, str]:
@@ -126,9 +132,15 @@ def is_all_day(booking: Booking) -> bool:
 
     Midnight is the day's first instant, so a day whose midnight the clocks
     skip (a DST change at 00:00) still counts."""
-    zone = ZoneInfo(booking.timezone)
-    return booking.end.astimezone(UTC) > booking.start.astimezone(UTC) and all(
-        _at_midnight(value, zone) for value in (booking.start, booking.end)
+    return spans_whole_days(booking.start, booking.end, ZoneInfo(booking.timezone))
+
+
+def spans_whole_days(start: datetime, end: datetime, zone: ZoneInfo) -> bool:
+    """Whether ``start`` to ``end`` is one or more whole days in ``zone``
+    (``is_all_day`` for any span and zone, e.g. a booking seen from the
+    booker's zone)."""
+    return end.astimezone(UTC) > start.astimezone(UTC) and all(
+        _at_midnight(value, zone) for value in (start, end)
     )
 
 

@@ -25,7 +25,18 @@ GOOGLE_REMOVE = "google_remove"
 resource took over (payload: calendar_id, event_id)."""
 
 MAIL = "mail"
-"""Outbox kind: send a plain notice e-mail (payload: to, subject, text, html)."""
+"""Outbox kind: send a plain notice e-mail (payload: to, to_name, and either
+``notice`` (a ``Notice``) with its ``values``, worded when sent in the
+resource's language, or ready ``subject`` and ``text``)."""
+
+
+class Notice(StrEnum):
+    """What a notice e-mail tells a resource's owner (``gateway.mail.notice_texts``
+    words it)."""
+
+    GOOGLE_INVITE = "google_invite"  # values: url, expires (ISO 8601), zone
+    GOOGLE_CONNECTED = "google_connected"  # values: calendar, account, taken_from
+    GOOGLE_TAKEN_OVER = "google_taken_over"  # values: account, taker, calendar, removed
 
 
 class Direction(StrEnum):

@@ -27,6 +27,7 @@ from .mirror import (
     LinkKind,
     LogKind,
     MirrorPolicy,
+    Notice,
     SyncLogEntry,
     WarningReason,
     stop_channel_effect,
@@ -228,7 +229,15 @@ class MirrorAdmin:
                 SyncLogEntry(resource_id, LogKind.INFO, "invitation to connect Google created", now)
             )
             if self._mail_enabled:
-                await tx.enqueue(_mail(resource, *_invite_text(resource, url, expires)))
+                await tx.enqueue(
+                    _mail(
+                        resource,
+                        Notice.GOOGLE_INVITE,
+                        url=url,
+                        expires=expires.isoformat(),
+                        zone=resource.timezone,
+                    )
+                )
         self._notify_queued()
         return IssuedInvite(resource_id, url, expires, self._mail_enabled)
 
@@ -312,8 +321,15 @@ class MirrorAdmin:
                 message += f" (taken over from resource {taken_from!r})"
             await tx.log(SyncLogEntry(resource.id, LogKind.INFO, message, now))
             if self._mail_enabled:
-                subject, text = _connected_text(resource, calendar_name, fresh.account, taken_from)
-                await tx.enqueue(_mail(resource, subject, text))
+                await tx.enqueue(
+                    _mail(
+                        resource,
+                        Notice.GOOGLE_CONNECTED,
+                        calendar=calendar_name,
+                        account=fresh.account,
+                        taken_from=taken_from or "",
+                    )
+                )
         self._notify_queued()
         return Takeover(connection, taken_from)
 
@@ -350,7 +366,16 @@ class MirrorAdmin:
             )
         )
         if self._mail_enabled:
-            await tx.enqueue(_mail(old, *_taken_over_text(old, taker, previous, removed)))
+            await tx.enqueue(
+                _mail(
+                    old,
+                    Notice.GOOGLE_TAKEN_OVER,
+                    account=previous.account,
+                    taker=f"{taker.name} ({taker.id})",
+                    calendar=calendar,
+                    removed=str(removed),
+                )
+            )
 
     async def _disable(self, tx: MirrorTransaction, connection: Connection, why: str) -> None:
         if connection.channel is not None:
@@ -472,58 +497,17 @@ async def _stop_channel_later(tx: MirrorTransaction, connection: Connection) -> 
     )
 
 
-def _mail(resource: Resource, subject: str, text: str) -> OutboxEffect:
+def _mail(resource: Resource, notice: Notice, **values: str) -> OutboxEffect:
+    """A notice to the resource's owner; ``gateway.mail`` words it, in the
+    resource's language, when it is sent."""
     return OutboxEffect(
         kind=MAIL,
         resource_id=resource.id,
         booking_id="",
-        payload={"to": resource.email, "to_name": resource.name, "subject": subject, "text": text},
+        payload={
+            "to": resource.email,
+            "to_name": resource.name,
+            "notice": notice.value,
+            "values": values,
+        },
     )
-
-
-def _invite_text(resource: Resource, url: str, expires: datetime) -> tuple[str, str]:
-    subject = "Connect your Google Calendar"
-    text = (
-        f"Hello {resource.name},\n\n"
-        "please connect your Google Calendar, so that your bookings show up there and "
-        "your other appointments are not double-booked:\n\n"
-        f"{url}\n\n"
-        "You will be asked to sign in with Google and to choose a calendar. "
-        f"The link works once, until {expires:%Y-%m-%d %H:%M} UTC.\n"
-    )
-    return subject, text
-
-
-def _taken_over_text(
-    resource: Resource, taker: Resource, previous: Connection, removed: int
-) -> tuple[str, str]:
-    calendar = previous.calendar_name or previous.calendar_id
-    subject = "Your bookings are no longer in Google Calendar"
-    text = (
-        f"Hello {resource.name},\n\n"
-        f"the Google account {previous.account} was connected to {taker.name} "
-        f"({taker.id!r}) in the booking gateway, and one Google account serves one "
-        f"calendar there. Your bookings are no longer synchronised with the Google "
-        f"calendar {calendar!r}: the {removed} events the gateway had written there for "
-        "you are being removed from it. Your bookings themselves are kept.\n\n"
-        "To see your bookings in Google Calendar again, ask for a new invitation and "
-        "connect another Google account.\n"
-    )
-    return subject, text
-
-
-def _connected_text(
-    resource: Resource, calendar: str, account: str, taken_from: str | None
-) -> tuple[str, str]:
-    subject = "Google Calendar connected"
-    text = (
-        f"Hello {resource.name},\n\n"
-        f"your bookings are now synchronised with the Google calendar {calendar!r} "
-        f"of {account}.\n"
-    )
-    if taken_from:
-        text += (
-            f"\nThis Google account was connected to {taken_from!r} before; that "
-            "connection has ended (one Google account serves one calendar here).\n"
-        )
-    return subject, text

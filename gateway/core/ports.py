@@ -15,7 +15,7 @@ backends implement all of it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -198,7 +198,8 @@ class OutboxStore(OutboxJournal, Protocol):
         ...
 
     async def fail_outbox(self, item_id: int, reason: str) -> None:
-        """Close the item as failed for good: never run again, ``reason`` kept."""
+        """Close the item as failed for good after an attempt (counted): never
+        run again, ``reason`` kept."""
         ...
 
     async def retry_outbox(self, item_id: int, error: str, next_attempt: datetime) -> None:
@@ -238,6 +239,57 @@ class OutboxReport(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    """An outbox item as stored, for the admin (``OutboxAdmin``)."""
+
+    id: int
+    effect: OutboxEffect
+    attempts: int
+    created: datetime
+    next_attempt: datetime | None  # None: due now (when not leased)
+    last_error: str | None
+    sending: bool  # marked sending: its effect started and has not reported back
+    done: bool  # done, or closed as failed (then ``failed_at`` is set)
+    failed_at: datetime | None
+
+
+class OutboxAdmin(Protocol):
+    """The outbox as an admin acts on it (``gateway.core.admin_actions``), and
+    the server's secrets. Each write is one atomic conditional update, so an
+    admin and a worker acting on the same item at once cannot both win."""
+
+    async def outbox_records(
+        self, state: str | None, limit: int, resource_ids: Collection[str] | None = None
+    ) -> list[OutboxRecord]:
+        """``pending``: undone items, oldest first; ``failed``: items closed as
+        failed, newest first; None: the undone ones, then the failed ones.
+        ``resource_ids``: only the items of these resources."""
+        ...
+
+    async def outbox_record(self, item_id: int) -> OutboxRecord | None:
+        """The item, done or not; None when there is no such item."""
+        ...
+
+    async def reopen_outbox(self, item_id: int, now: datetime) -> OutboxRecord | None:
+        """Make an undone item due at ``now`` (a lease held on it is kept), or
+        reopen a failed one (undone, due at ``now``, attempts and last error
+        kept); returns the item after. None when it does not exist or is done
+        without having failed."""
+        ...
+
+    async def give_up_outbox(self, item_id: int, reason: str) -> OutboxRecord | None:
+        """Close an undone item that is not marked sending as failed for good
+        with ``reason``; returns the item after. None when the item is not in
+        that state (any more)."""
+        ...
+
+    async def server_secret(self, name: str) -> bytes:
+        """The 32 random bytes kept under ``name``, created at the first call
+        (on any replica: concurrent first calls all get the same bytes)."""
+        ...
+
+
 class StoreHealth(Protocol):
     """The store itself: ``/healthz``'s write check, and closing at shutdown."""
 
@@ -255,6 +307,7 @@ class Repository(
     Transactions,
     OutboxStore,
     OutboxReport,
+    OutboxAdmin,
     StoreHealth,
     Protocol,
 ):

@@ -2,11 +2,26 @@
 
 A token names the booking, the attendee, the booking's SEQUENCE when the
 invitation was sent and the answer the link gives; an HMAC-SHA256 over those
-proves the gateway made it. Nothing secret is inside (the attendee reads their
-own address and booking id in it), and the SEQUENCE makes a link from an older
+proves the gateway made it. The SEQUENCE makes a link from an older
 invitation stale exactly like an iTIP REPLY to an older SEQUENCE (RFC 5546
 2.1.5), so tokens need no expiry of their own. Served at
 ``{base_url}/rsvp/{token}``.
+
+The attendee is named opaquely (version 2): by a keyed hash of their address
+(``attendee_tag``: HMAC-SHA256 with the link key, truncated to 128 bits),
+never by the address itself. A URL ends up in browser histories, proxy and
+server logs and referrers; this one tells none of them who the booker is.
+The page finds the attendee by recomputing the tag over the booking's
+attendees (``attendee_of``); without the key nobody can test a guessed
+address against a token.
+
+Version 1 tokens (in invitations sent before version 2) carried the address
+in readable base64 JSON. They are still accepted and read as if they named
+the attendee by tag: refusing them would break every answer link in mails
+already in inboxes for upcoming bookings, while accepting them reveals
+nothing new (the address is in that URL whether we answer it or not). No new
+version 1 token is made, and each one stops working on its own like any
+other: at the booking's next SEQUENCE, or when it is cancelled or gone.
 
 The booking is named by its id, never by its UID: an answer through a link
 goes to exactly the booking the invitation was about, even where another
@@ -27,23 +42,29 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.core.invitations import ItipReply
-from gateway.core.model import PartStat
+from gateway.core.invitations import ItipReply, mailbox
+from gateway.core.model import Attendee, PartStat
 
 # The answers a link can give; NEEDS-ACTION and DELEGATED are not answers a
 # click can express.
 ANSWERS = frozenset({PartStat.ACCEPTED, PartStat.DECLINED, PartStat.TENTATIVE})
 
 MIN_KEY_BYTES = 32
+# 128 bits: no two attendees of one booking share a tag by chance, and
+# guessing one without the key is hopeless.
+TAG_BYTES = 16
 
 # Binds the MAC to this use, so a key shared with another signer cannot be
 # made to vouch for an RSVP.
 _CONTEXT = b"calgateway rsvp v1\x00"
 _DOWNLOAD_CONTEXT = b"calgateway download v1\x00"
-_VERSION = 1
+_ATTENDEE_CONTEXT = b"calgateway attendee v1\x00"
+_VERSION = 2
+_LEGACY_VERSION = 1  # carried the address: read, never written (module doc)
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
@@ -53,29 +74,49 @@ class InvalidRsvpToken(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class RsvpClaim:
-    """What a valid token says."""
+    """What a valid token says. ``attendee_tag`` names the attendee
+    (``attendee_tag()``); only ``attendee_of`` turns it into one."""
 
     booking_id: str
-    attendee_email: str
+    attendee_tag: bytes
     sequence: int
     partstat: PartStat
 
-    def as_reply(self, uid: str, now: datetime) -> ItipReply:
-        """The claim as the iTIP REPLY it stands for, so that one rule
+    def as_reply(self, uid: str, attendee_email: str, now: datetime) -> ItipReply:
+        """The claim, answered for the attendee it names, as the iTIP REPLY
+        it stands for, so that one rule
         (``gateway.core.invitations.reply_applies``) judges both."""
         return ItipReply(
             uid=uid,
-            attendee_email=self.attendee_email,
+            attendee_email=attendee_email,
             partstat=self.partstat,
             sequence=self.sequence,
             dtstamp=now,
         )
 
 
+def attendee_tag(key: bytes, attendee_email: str) -> bytes:
+    """The keyed hash that names an attendee in a token: the same for every
+    spelling of one mailbox (``gateway.core.invitations.mailbox``)."""
+    _check_key(key)
+    message = _ATTENDEE_CONTEXT + mailbox(attendee_email).encode("utf-8")
+    return hmac.new(key, message, hashlib.sha256).digest()[:TAG_BYTES]
+
+
+def attendee_of(key: bytes, claim: RsvpClaim, attendees: Iterable[Attendee]) -> Attendee | None:
+    """The attendee the claim names, or None when no attendee of the
+    booking has that tag (no longer invited)."""
+    for attendee in attendees:
+        if hmac.compare_digest(attendee_tag(key, attendee.email), claim.attendee_tag):
+            return attendee
+    return None
+
+
 def sign_rsvp(
     key: bytes, booking_id: str, attendee_email: str, sequence: int, partstat: PartStat
 ) -> str:
-    """A URL-safe token for one answer of one attendee to one SEQUENCE."""
+    """A URL-safe token for one answer of one attendee to one SEQUENCE; the
+    address is not in it (module doc)."""
     _check_key(key)
     if partstat not in ANSWERS:
         raise ValueError(f"an RSVP link cannot answer {partstat.value}")
@@ -84,7 +125,7 @@ def sign_rsvp(
     claim = {
         "v": _VERSION,
         "b": booking_id,
-        "a": attendee_email,
+        "t": _b64(attendee_tag(key, attendee_email)),
         "s": sequence,
         "p": partstat.value,
     }
@@ -108,11 +149,17 @@ def verify_rsvp(key: bytes, token: str) -> RsvpClaim:
         raise InvalidRsvpToken("the RSVP token's signature does not match")
     try:
         claim = json.loads(_unb64(body).decode("utf-8"))
-        if claim["v"] != _VERSION:
+        if claim["v"] == _VERSION:
+            tag = _unb64(_str(claim["t"]))
+            if len(tag) != TAG_BYTES:
+                raise ValueError("attendee tag of the wrong length")
+        elif claim["v"] == _LEGACY_VERSION:
+            tag = attendee_tag(key, _str(claim["a"]))
+        else:
             raise InvalidRsvpToken(f"unsupported RSVP token version {claim['v']!r}")
         result = RsvpClaim(
             booking_id=_str(claim["b"]),
-            attendee_email=_str(claim["a"]),
+            attendee_tag=tag,
             sequence=_nonnegative(claim["s"]),
             partstat=PartStat(claim["p"]),
         )

@@ -7,7 +7,8 @@ render through ``render_page``; their templates extend ``look/base.html``.
 ``gateway.app`` calls ``setup_look`` once with each front end's templates.
 """
 
+from gateway.look.dates import format_when
 from gateway.look.i18n import LANGUAGES, translations
 from gateway.look.pages import render_page, setup_look
 
-__all__ = ["LANGUAGES", "render_page", "setup_look", "translations"]
+__all__ = ["LANGUAGES", "format_when", "render_page", "setup_look", "translations"]

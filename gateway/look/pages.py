@@ -10,7 +10,7 @@ requests in other languages run at the same time.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,9 @@ from urllib.parse import urlsplit
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
+from gateway.look.brand import brand_css, brand_digest
 from gateway.look.i18n import LANGUAGES, translations
 from gateway.settings import BrandingSettings, Language, Settings
 
@@ -31,6 +33,7 @@ _ENVIRONMENTS: dict[Language, web.AppKey[jinja2.Environment]] = {
 }
 _BRANDING = web.AppKey("look_branding", BrandingSettings)
 _CSP = web.AppKey("look_csp", str)
+BRAND_CSS = "brand.css"
 
 
 def setup_look(
@@ -55,6 +58,20 @@ def setup_look(
         env.globals["asset"] = asset_url
     app[_BRANDING] = settings.branding
     app[_CSP] = content_security_policy(settings.branding)
+    css = brand_css(settings.branding)
+    for env_key in _ENVIRONMENTS.values():
+        app[env_key].globals["brand_css_url"] = f"{STATIC_PREFIX}{BRAND_CSS}?v={brand_digest(css)}"
+
+    async def serve_brand_css(request: web.Request) -> web.Response:
+        return web.Response(
+            text=css,
+            content_type="text/css",
+            charset="utf-8",
+            headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
+        )
+
+    # Before the static route, which would otherwise claim the name.
+    app.router.add_get(f"{STATIC_PREFIX}{BRAND_CSS}", serve_brand_css, name="look-brand")
     app.router.add_static(STATIC_PREFIX, STATIC, name="look-static")
 
 
@@ -107,3 +124,55 @@ def render_page(
     )
     response.headers.update(page_headers(request))
     return response
+
+
+def message_page(
+    request: web.Request,
+    title: str,
+    message: str,
+    *,
+    language: Language = "en",
+    status: int = 200,
+) -> web.Response:
+    """A page that only says something (mostly an error): ``title`` and
+    ``message`` already in ``language``."""
+    return render_page(
+        request,
+        "look/message.html",
+        {"title": title, "message": message},
+        language=language,
+        status=status,
+    )
+
+
+def error_pages(language_of: Callable[[web.Request], Language]) -> Middleware:
+    """A middleware for a front end: aiohttp's own errors (an unknown path,
+    a method not allowed) become pages in the look, in the language
+    ``language_of`` finds for the request; a 3xx passes through."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            language = language_of(request)
+            title, message = _http_error_text(exc.status, language)
+            response = message_page(request, title, message, language=language, status=exc.status)
+            if "Allow" in exc.headers:
+                response.headers["Allow"] = exc.headers["Allow"]
+            return response
+
+    return middleware
+
+
+def _http_error_text(status: int, language: Language) -> tuple[str, str]:
+    _ = translations(language).gettext
+    if status == 404:
+        return _("Page not found"), _(
+            "There is no page at this address. Please check that you opened the whole link."
+        )
+    if status == 405:
+        return _("Not possible here"), _("This address cannot be used this way.")
+    return _("Request not understood"), _("This request could not be handled.")

@@ -4,6 +4,8 @@ calendar text arrives ready-made. The links a mail carries (signed RSVP
 tokens, "add to calendar") are made by ``gateway.links``.
 
 * ``imip``: the MIME message of an invitation, and plain notices;
+* ``notice_texts``: the words of the notices to a resource's owner;
+* both in the resource's language (``gateway.look``: catalogs, dates);
 * ``sender``: ``SmtpSender`` (aiosmtplib) and its retry classification.
 """
 

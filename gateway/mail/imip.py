@@ -15,6 +15,11 @@ the iCalendar text keeps its CRLFs and folded lines byte for byte, and no
 relay rewraps or re-encodes it. The message itself is written with
 ``email.policy.SMTP`` (CRLF line ends).
 
+The human-readable parts are written in the language of the resource the
+booking belongs to (``language``, from the settings): the words through the
+gettext catalog of ``gateway.look.i18n``, dates through ``gateway.look.dates``.
+The calendar parts are the same in every language.
+
 This module receives the calendar text from ``gateway.ical``; it never reads
 or writes iCalendar itself.
 """
@@ -24,35 +29,20 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
-from zoneinfo import ZoneInfo
 
-from gateway.core.invitations import CalendarLinks, InvitationKind, is_all_day, local_dates
+from gateway.core.invitations import CalendarLinks, InvitationKind
 from gateway.core.model import Attendee, Booking
+from gateway.look.dates import format_when
+from gateway.look.i18n import translations
+from gateway.settings import Language
 
 ATTACHMENT_NAME = "invite.ics"
 
-_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-_DASH = "\u2013"
-_RANGE = f" {_DASH} "
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 _METHOD_LINE = re.compile(r"^METHOD:(.*?)\r?$", re.MULTILINE | re.IGNORECASE)
 
@@ -72,6 +62,8 @@ def build_invitation(
     accept_url: str | None = None,
     decline_url: str | None = None,
     date: datetime | None = None,
+    language: Language,
+    resend: int | None = None,
 ) -> EmailMessage:
     """The iMIP message telling ``attendee`` about ``booking``.
 
@@ -79,21 +71,23 @@ def build_invitation(
     ``kind``; its METHOD must be ``kind`` (RFC 6047 2.4: the Content-Type's
     method parameter and the METHOD property must agree). ``links`` (add to a
     web calendar, download the .ics) and ``accept_url``/``decline_url`` (signed
-    RSVP links) are offered with a REQUEST only. ``date`` defaults to now."""
+    RSVP links) are offered with a REQUEST only. ``date`` defaults to now.
+    ``language``: that of the texts (the resource's, ``Settings.language``).
+    ``resend``: see ``invitation_message_id``."""
     method = _calendar_method(calendar)
     if method != kind.value:
         raise ValueError(f"the calendar says METHOD:{method}, the invitation is a {kind.value}")
     message = _headers(
         to=_address(attendee.email, attendee.name),
-        subject=invitation_subject(kind, booking),
+        subject=invitation_subject(kind, booking, language),
         sender=_address(organizer_address, organizer_name),
         date=date,
-        message_id=invitation_message_id(booking, attendee.email, kind, organizer_address),
+        message_id=invitation_message_id(booking, attendee.email, kind, organizer_address, resend),
     )
     # RFC 6047 3: replies (iTIP REPLY from a calendar client, or a person's
     # answer) go to the organizer the gateway acts as.
     message["Reply-To"] = _address(organizer_address, organizer_name)
-    texts = _InvitationText(kind, booking, organizer_name, links, accept_url, decline_url)
+    texts = _InvitationText(kind, booking, organizer_name, links, accept_url, decline_url, language)
     message.set_content(texts.plain())
     message.add_alternative(texts.html(), subtype="html")
     data = calendar.encode("utf-8")
@@ -114,32 +108,48 @@ def build_invitation(
         cte="base64",
         filename=ATTACHMENT_NAME,
     )
+    # The language of the texts (RFC 3282); set last, because adding parts
+    # moves a message's Content-* headers into its first part.
+    message["Content-Language"] = language
     return _tidy(message)
 
 
-def invitation_subject(kind: InvitationKind, booking: Booking) -> str:
-    title = _one_line(booking.title) or "Booking"
-    when = when_text(booking, short=True)
+def invitation_subject(kind: InvitationKind, booking: Booking, language: Language) -> str:
+    _ = translations(language).gettext
+    title = _one_line(booking.title) or _("Booking")
+    when = when_text(booking, language, short=True)
     if kind is InvitationKind.CANCEL:
-        return f"Cancelled: {title} @ {when}"
+        return _("Cancelled: %(title)s @ %(when)s") % {"title": title, "when": when}
     if booking.sequence > 0:
-        return f"Updated invitation: {title} @ {when}"
-    return f"Invitation: {title} @ {when}"
+        return _("Updated invitation: %(title)s @ %(when)s") % {"title": title, "when": when}
+    return _("Invitation: %(title)s @ %(when)s") % {"title": title, "when": when}
 
 
 def invitation_message_id(
-    booking: Booking, attendee_email: str, kind: InvitationKind, organizer_address: str
+    booking: Booking,
+    attendee_email: str,
+    kind: InvitationKind,
+    organizer_address: str,
+    resend: int | None = None,
 ) -> str:
     """A Message-ID (RFC 5322 3.6.4) that is the same for every retry of one
     invitation (booking, recipient, SEQUENCE, method) and differs otherwise,
     so that a resend after a lost acknowledgement is recognisably the same
     message. The booking id and address are hashed: they may hold characters a
-    msg-id may not."""
+    msg-id may not.
+
+    ``resend``: the outbox item of an admin's "send the invitation again". It
+    gets a Message-ID of its own (still the same for each retry of that
+    item): mail services such as Gmail silently drop a message whose
+    Message-ID they already hold, so a booker whose first copy went to spam
+    would never see the resend. The calendar part is the same invitation
+    (UID, SEQUENCE), which calendar clients fold into the one they have."""
     digest = hashlib.sha256(f"{booking.id}\x1f{attendee_email.casefold()}".encode()).hexdigest()[
         :32
     ]
     domain = _domain(organizer_address)
-    return f"<imip.{digest}.{booking.sequence}.{kind.value.lower()}@{domain}>"
+    again = f".resend{resend}" if resend is not None else ""
+    return f"<imip.{digest}.{booking.sequence}.{kind.value.lower()}{again}@{domain}>"
 
 
 class _InvitationText:
@@ -153,41 +163,47 @@ class _InvitationText:
         links: CalendarLinks | None,
         accept_url: str | None,
         decline_url: str | None,
+        language: Language,
     ) -> None:
+        _ = self._ = translations(language).gettext
+        self.language = language
         self.booking = booking
-        self.title = booking.title.strip() or "Booking"
+        self.title = booking.title.strip() or _("Booking")
         self.organizer = organizer_name
         is_request = kind is InvitationKind.REQUEST
         if not is_request:
-            self.lead = "This booking has been cancelled."
+            self.lead = _("This booking has been cancelled.")
         elif booking.sequence > 0:
-            self.lead = "This booking has changed. These details replace the earlier ones."
+            self.lead = _("This booking has changed. These details replace the earlier ones.")
+        elif organizer_name:
+            self.lead = _("You are booked with %(name)s.") % {"name": organizer_name}
         else:
-            self.lead = f"You are booked with {organizer_name}." if organizer_name else ""
+            self.lead = ""
         self.links: list[tuple[str, str]] = []
         if is_request and links is not None:
             self.links = [
-                ("Google Calendar", links.google),
-                ("Outlook.com", links.outlook),
-                ("Office 365", links.office365),
-                ("Yahoo Calendar", links.yahoo),
-                ("Download (.ics)", links.ics),
+                (_("Google Calendar"), links.google),
+                (_("Outlook.com"), links.outlook),
+                (_("Office 365"), links.office365),
+                (_("Yahoo Calendar"), links.yahoo),
+                (_("Download (.ics)"), links.ics),
             ]
             self.links = [(label, url) for label, url in self.links if url]
         self.answers: list[tuple[str, str]] = []
         if is_request:
             self.answers = [
                 (label, url)
-                for label, url in (("Accept", accept_url), ("Decline", decline_url))
+                for label, url in ((_("Accept"), accept_url), (_("Decline"), decline_url))
                 if url
             ]
 
     def _facts(self) -> list[tuple[str, str]]:
-        facts = [("When", when_text(self.booking))]
+        _ = self._
+        facts = [(_("When"), when_text(self.booking, self.language))]
         if self.booking.location:
-            facts.append(("Where", self.booking.location))
+            facts.append((_("Where"), self.booking.location))
         if self.organizer:
-            facts.append(("With", self.organizer))
+            facts.append((_("With"), self.organizer))
         return facts
 
     def plain(self) -> str:
@@ -198,16 +214,17 @@ class _InvitationText:
         if self.booking.description:
             lines += ["", self.booking.description]
         if self.answers:
-            lines += ["", "Will you come?"]
+            lines += ["", self._("Will you come?")]
             lines += [f"{label}: {url}" for label, url in self.answers]
         if self.links:
-            lines += ["", "Add it to your calendar:"]
+            lines += ["", self._("Add it to your calendar:")]
             lines += [f"{label}: {url}" for label, url in self.links]
         return "\n".join(lines) + "\n"
 
     def html(self) -> str:
         parts = [
-            '<!DOCTYPE html>\n<html><head><meta charset="utf-8"></head><body>',
+            f'<!DOCTYPE html>\n<html lang="{self.language}">',
+            '<head><meta charset="utf-8"></head><body>',
             f"<h1>{_h(self.title)}</h1>",
         ]
         if self.lead:
@@ -221,9 +238,10 @@ class _InvitationText:
         if self.booking.description:
             parts.append(f"<p>{_h(self.booking.description).replace(chr(10), '<br>')}</p>")
         if self.answers:
-            parts.append("<p>Will you come? " + " | ".join(_a(*a) for a in self.answers) + "</p>")
+            question = _h(self._("Will you come?"))
+            parts.append(f"<p>{question} " + " | ".join(_a(*a) for a in self.answers) + "</p>")
         if self.links:
-            parts.append("<p>Add it to your calendar:</p><ul>")
+            parts.append(f"<p>{_h(self._('Add it to your calendar:'))}</p><ul>")
             parts += [f"<li>{_a(label, url)}</li>" for label, url in self.links]
             parts.append("</ul>")
         parts.append("</body></html>")
@@ -329,29 +347,8 @@ def _calendar_method(calendar: str) -> str:
 # -- dates for people ------------------------------------------------------------------
 
 
-def when_text(booking: Booking, *, short: bool = False) -> str:
-    """The booking's time in its own zone, in English, e.g. "Tuesday, 1
-    December 2026, 09:00 to 10:00 (Europe/Berlin)" with an en dash; all-day
-    bookings show their days."""
-    if is_all_day(booking):
-        first, after_last = local_dates(booking)
-        last = after_last - timedelta(days=1)
-        days = [_day(first, short)] if last == first else [_day(first, short), _day(last, short)]
-        return f"{_RANGE.join(days)} (all day)"
-    zone = ZoneInfo(booking.timezone)
-    start, end = booking.start.astimezone(zone), booking.end.astimezone(zone)
-    if short:
-        return f"{_day(start.date(), True)} {start:%H:%M} ({booking.timezone})"
-    if start.date() == end.date():
-        span = f"{_day(start.date(), False)}, {start:%H:%M}{_DASH}{end:%H:%M}"
-    else:
-        begin = f"{_day(start.date(), False)}, {start:%H:%M}"
-        span = f"{begin}{_RANGE}{_day(end.date(), False)}, {end:%H:%M}"
-    return f"{span} ({booking.timezone})"
-
-
-def _day(day: date, short: bool) -> str:
-    weekday, month = _DAYS[day.weekday()], _MONTHS[day.month - 1]
-    if short:
-        return f"{weekday[:3]} {day.day} {month[:3]} {day.year}"
-    return f"{weekday}, {day.day} {month} {day.year}"
+def when_text(booking: Booking, language: Language = "en", *, short: bool = False) -> str:
+    """The booking's time in its own zone, in ``language``, e.g. "Tuesday, 1
+    December 2026, 09:00-10:00 (Central European Standard Time)"; all-day
+    bookings show their days (``gateway.look.dates.format_when``)."""
+    return format_when(booking.start, booking.end, booking.timezone, language, short=short)

@@ -18,12 +18,14 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
+from gateway.core.admin_actions import RESENT
 from gateway.core.clock import utc_now as _utc_now
 from gateway.core.invitations import invitation_kind, same_address
 from gateway.core.model import Attendee, Booking, OutboxItem, PartStat, Resource
 from gateway.core.ports import OutboxJournal, ReadPort
 from gateway.ical import render_itip
 from gateway.links.signer import LinkSigner
+from gateway.settings import Language
 
 from .imip import build_invitation
 from .notices import deliver, written
@@ -47,6 +49,7 @@ class InvitationMailer:
         resources: Mapping[str, Resource],
         sender: SmtpSender,
         *,
+        language: Callable[[str], Language],
         organizer_address: str,
         organizer_name: str,
         links: LinkSigner | None,
@@ -56,6 +59,8 @@ class InvitationMailer:
     ) -> None:
         self._store = store
         self._resources = dict(resources)
+        # resource id -> the language its bookers read (Settings.language)
+        self._language = language
         self._sender = sender
         self._organizer_address = organizer_address
         self._organizer_name = organizer_name
@@ -99,6 +104,8 @@ class InvitationMailer:
                 links=links.calendar_links(booking) if links else None,
                 accept_url=links.answer(booking, attendee, PartStat.ACCEPTED) if links else None,
                 decline_url=links.answer(booking, attendee, PartStat.DECLINED) if links else None,
+                language=self._language(resource.id),
+                resend=item.id if payload.get("action") == RESENT else None,
             )
         )
         await deliver(self._sender, message, item, self._journal)

@@ -1,18 +1,21 @@
 """The outbox handler for plain notices (``MAIL`` items): the Google-connect
-invitation and confirmation e-mails, for example; and ``deliver``, the one
-way every mail handler sends for an outbox item."""
+invitation and confirmation e-mails, for example, worded in the resource's
+language (``notice_texts``); and ``deliver``, the one way every mail handler
+sends for an outbox item."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from email.message import EmailMessage
 
 from gateway.core.model import OutboxItem
 from gateway.core.outbox import PermanentFailure
 from gateway.core.ports import OutboxJournal
+from gateway.settings import Language
 
 from .imip import build_plain_mail
+from .notice_texts import UnknownNotice, notice_text
 from .sender import MailDeliveryError, SmtpSender, classify
 
 log = logging.getLogger("calgateway.mail")
@@ -25,22 +28,26 @@ class NoticeMailer:
         *,
         from_address: str,
         from_name: str,
+        language: Callable[[str], Language],
         journal: OutboxJournal | None = None,
     ) -> None:
         self._sender = sender
         self._from_address = from_address
         self._from_name = from_name
+        # resource id -> the language its owner reads (Settings.language)
+        self._language = language
         self._journal = journal
 
     async def send(self, item: OutboxItem) -> None:
         payload = item.effect.payload
         domain = self._from_address.rpartition("@")[2] or "calgateway"
+        subject, text = self._words(item)
         message = written(
             lambda: build_plain_mail(
                 to=str(payload["to"]),
                 to_name=str(payload.get("to_name", "")),
-                subject=str(payload["subject"]),
-                text=str(payload["text"]),
+                subject=subject,
+                text=text,
                 from_address=self._from_address,
                 from_name=self._from_name,
                 # One id per outbox item: a message re-sent after a crash between
@@ -49,6 +56,25 @@ class NoticeMailer:
             )
         )
         await deliver(self._sender, message, item, self._journal)
+
+    def _words(self, item: OutboxItem) -> tuple[str, str]:
+        """(subject, text): a ``notice`` worded now, in the resource's
+        language; an item queued with its words (before notices were
+        worded when sent) as it is."""
+        payload = item.effect.payload
+        if "notice" not in payload:
+            return str(payload["subject"]), str(payload["text"])
+        values = payload.get("values")
+        try:
+            return notice_text(
+                str(payload["notice"]),
+                {str(k): str(v) for k, v in values.items()} if isinstance(values, Mapping) else {},
+                str(payload.get("to_name", "")),
+                self._language(item.effect.resource_id),
+            )
+        except (UnknownNotice, KeyError, ValueError) as exc:
+            # Queued by another version, or incomplete: no retry can word it.
+            raise PermanentFailure(f"this notice cannot be written: {exc}") from exc
 
 
 def written(build: Callable[[], EmailMessage]) -> EmailMessage:

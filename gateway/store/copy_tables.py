@@ -74,6 +74,8 @@ TABLES: tuple[Table, ...] = (
     Table("google_invites", ("token_hash",)),
     Table("google_events", ("resource_id", "event_id")),
     Table("sync_log", ("id",), counter="id"),
+    # The console's session key moves with the data: sessions stay valid.
+    Table("server_secrets", ("name",)),
 )
 
 NOT_COPIED: dict[str, str] = {

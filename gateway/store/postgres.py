@@ -44,7 +44,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+import secrets
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, aclosing, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -72,6 +73,7 @@ from gateway.core.ports import (
     IdempotencyRecord,
     MirrorRepository,
     MirrorTransaction,
+    OutboxRecord,
     Repository,
     WriteTransaction,
 )
@@ -88,6 +90,7 @@ from .rows import (
     decode_failed_outbox_item,
     decode_object,
     decode_outbox_item,
+    decode_outbox_record,
     encode_attendees,
     encode_object,
     encode_payload,
@@ -598,11 +601,13 @@ class PostgresRepository(_Reads):
         )
 
     async def fail_outbox(self, item_id: int, reason: str) -> None:
-        """Close the item for good without its effect (never run again)."""
+        """Close the item for good without its effect (never run again); the
+        attempt that ended this way counts, like a failed one that is retried."""
         now = utc_text(datetime.now(UTC))
         await self._write(
-            "UPDATE outbox SET done_at = %s, failed_at = %s, last_error = %s, "
-            "leased_until = NULL, sending_since = NULL WHERE id = %s AND done_at IS NULL",
+            "UPDATE outbox SET attempts = attempts + 1, done_at = %s, failed_at = %s, "
+            "last_error = %s, leased_until = NULL, sending_since = NULL "
+            "WHERE id = %s AND done_at IS NULL",
             (now, now, reason, item_id),
         )
 
@@ -687,6 +692,68 @@ class PostgresRepository(_Reads):
             (limit,),
         )
         return [decode_failed_outbox_item(row) for row in rows]
+
+    async def outbox_records(
+        self, state: str | None, limit: int, resource_ids: Collection[str] | None = None
+    ) -> list[OutboxRecord]:
+        mine = "" if resource_ids is None else "AND resource_id = ANY(%(mine)s) "
+        params: dict[str, Any] = {"mine": list(resource_ids or ())}
+        rows: list[DictRow] = []
+        if state in (None, "pending"):
+            rows += await self._query(
+                f"SELECT * FROM outbox WHERE done_at IS NULL {mine}"  # noqa: S608
+                "ORDER BY id LIMIT %(limit)s",
+                {**params, "limit": limit},
+            )
+        if state in (None, "failed") and len(rows) < limit:
+            rows += await self._query(
+                f"SELECT * FROM outbox WHERE failed_at IS NOT NULL {mine}"  # noqa: S608
+                "ORDER BY failed_at DESC, id DESC LIMIT %(limit)s",
+                {**params, "limit": limit - len(rows)},
+            )
+        return [decode_outbox_record(row) for row in rows]
+
+    async def outbox_record(self, item_id: int) -> OutboxRecord | None:
+        rows = await self._query("SELECT * FROM outbox WHERE id = %s", (item_id,))
+        return decode_outbox_record(rows[0]) if rows else None
+
+    async def reopen_outbox(self, item_id: int, now: datetime) -> OutboxRecord | None:
+        # As SQLite's: a failed item reopened whole, an undone one keeps the
+        # lease a live worker may hold on it.
+        async with self._transaction() as tx:
+            rows = await tx._query(
+                "UPDATE outbox SET next_attempt_at = %(now)s, done_at = NULL, failed_at = NULL "
+                "WHERE id = %(id)s AND (done_at IS NULL OR failed_at IS NOT NULL) RETURNING *",
+                {"now": utc_text(now), "id": item_id},
+            )
+        return decode_outbox_record(rows[0]) if rows else None
+
+    async def give_up_outbox(self, item_id: int, reason: str) -> OutboxRecord | None:
+        now = utc_text(datetime.now(UTC))
+        async with self._transaction() as tx:
+            rows = await tx._query(
+                "UPDATE outbox SET done_at = %s, failed_at = %s, last_error = %s, "
+                "leased_until = NULL, leased_by = NULL WHERE id = %s AND done_at IS NULL "
+                "AND sending_since IS NULL RETURNING *",
+                (now, now, reason, item_id),
+            )
+        return decode_outbox_record(rows[0]) if rows else None
+
+    async def server_secret(self, name: str) -> bytes:
+        rows = await self._query("SELECT secret FROM server_secrets WHERE name = %s", (name,))
+        if rows:
+            return bytes(rows[0]["secret"])
+        # Replicas starting together: the transactions serialise on the
+        # write lock, the first one's row stays (DO NOTHING) and every one
+        # reads that row back.
+        async with self._transaction() as tx:
+            await tx._query(
+                "INSERT INTO server_secrets (name, secret, created_at) VALUES (%s, %s, %s) "
+                "ON CONFLICT (name) DO NOTHING",
+                (name, secrets.token_bytes(32), utc_text(datetime.now(UTC))),
+            )
+            rows = await tx._query("SELECT secret FROM server_secrets WHERE name = %s", (name,))
+        return bytes(rows[0]["secret"])
 
     async def check_writable(self) -> None:
         """Commit a one-row heartbeat: a real write through the write lock

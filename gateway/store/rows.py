@@ -25,6 +25,7 @@ from gateway.core.model import (
     PartStat,
     TimeSpan,
 )
+from gateway.core.ports import OutboxRecord
 
 Params = tuple[Any, ...] | dict[str, Any]
 
@@ -239,6 +240,28 @@ def decode_outbox_item(row: Row) -> OutboxItem:
         attempts=row["attempts"],
         created=from_utc_text(row["created_at"]),
         maybe_done=row["sending_since"] is not None,
+    )
+
+
+def decode_outbox_record(row: Row) -> OutboxRecord:
+    """An outbox row, done or not, as the admin sees it (``OutboxAdmin``)."""
+    next_attempt = row["next_attempt_at"]
+    failed_at = row["failed_at"]
+    return OutboxRecord(
+        id=int(row["id"]),
+        effect=OutboxEffect(
+            kind=row["kind"],
+            resource_id=row["resource_id"],
+            booking_id=row["booking_id"],
+            payload=decode_payload(row["payload"]),
+        ),
+        attempts=int(row["attempts"]),
+        created=from_utc_text(row["created_at"]),
+        next_attempt=from_utc_text(next_attempt) if next_attempt else None,
+        last_error=row["last_error"],
+        sending=row["sending_since"] is not None,
+        done=row["done_at"] is not None,
+        failed_at=from_utc_text(failed_at) if failed_at else None,
     )
 
 

@@ -22,8 +22,9 @@ transaction's own uncommitted writes.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sqlite3
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,6 +48,7 @@ from gateway.core.ports import (
     IdempotencyRecord,
     MirrorRepository,
     MirrorTransaction,
+    OutboxRecord,
     Repository,
     WriteTransaction,
 )
@@ -61,6 +63,7 @@ from .rows import (
     decode_failed_outbox_item,
     decode_object,
     decode_outbox_item,
+    decode_outbox_record,
     encode_attendees,
     encode_object,
     encode_payload,
@@ -562,11 +565,13 @@ class SqliteRepository(_Reads):
         )
 
     async def fail_outbox(self, item_id: int, reason: str) -> None:
-        """Close the item for good without its effect (never run again)."""
+        """Close the item for good without its effect (never run again); the
+        attempt that ended this way counts, like a failed one that is retried."""
         now = utc_text(datetime.now(UTC))
         await self._write(
-            "UPDATE outbox SET done_at = ?, failed_at = ?, last_error = ?, "
-            "leased_until = NULL, sending_since = NULL WHERE id = ? AND done_at IS NULL",
+            "UPDATE outbox SET attempts = attempts + 1, done_at = ?, failed_at = ?, "
+            "last_error = ?, leased_until = NULL, sending_since = NULL "
+            "WHERE id = ? AND done_at IS NULL",
             (now, now, reason, item_id),
         )
 
@@ -642,6 +647,70 @@ class SqliteRepository(_Reads):
             (limit,),
         )
         return [decode_failed_outbox_item(row) for row in rows]
+
+    async def outbox_records(
+        self, state: str | None, limit: int, resource_ids: Collection[str] | None = None
+    ) -> list[OutboxRecord]:
+        mine = ""
+        params: list[Any] = []
+        if resource_ids is not None:
+            mine = f"AND resource_id IN ({', '.join('?' * len(resource_ids))}) "
+            params = list(resource_ids)
+        rows: list[sqlite3.Row] = []
+        if state in (None, "pending"):
+            rows += await self._query(
+                f"SELECT * FROM outbox WHERE done_at IS NULL {mine}"  # noqa: S608
+                "ORDER BY id LIMIT ?",
+                (*params, limit),
+            )
+        if state in (None, "failed") and len(rows) < limit:
+            rows += await self._query(
+                f"SELECT * FROM outbox WHERE failed_at IS NOT NULL {mine}"  # noqa: S608
+                "ORDER BY failed_at DESC, id DESC LIMIT ?",
+                (*params, limit - len(rows)),
+            )
+        return [decode_outbox_record(row) for row in rows]
+
+    async def outbox_record(self, item_id: int) -> OutboxRecord | None:
+        rows = await self._query("SELECT * FROM outbox WHERE id = ?", (item_id,))
+        return decode_outbox_record(rows[0]) if rows else None
+
+    async def reopen_outbox(self, item_id: int, now: datetime) -> OutboxRecord | None:
+        # A failed item is reopened whole (its lease and sending mark were
+        # cleared when it failed); an undone one keeps a lease a worker holds.
+        async with self._transaction() as tx:
+            rows = await tx._query(
+                "UPDATE outbox SET next_attempt_at = :now, done_at = NULL, failed_at = NULL "
+                "WHERE id = :id AND (done_at IS NULL OR failed_at IS NOT NULL) RETURNING *",
+                {"now": utc_text(now), "id": item_id},
+            )
+        return decode_outbox_record(rows[0]) if rows else None
+
+    async def give_up_outbox(self, item_id: int, reason: str) -> OutboxRecord | None:
+        now = utc_text(datetime.now(UTC))
+        async with self._transaction() as tx:
+            rows = await tx._query(
+                "UPDATE outbox SET done_at = ?, failed_at = ?, last_error = ?, "
+                "leased_until = NULL WHERE id = ? AND done_at IS NULL "
+                "AND sending_since IS NULL RETURNING *",
+                (now, now, reason, item_id),
+            )
+        return decode_outbox_record(rows[0]) if rows else None
+
+    async def server_secret(self, name: str) -> bytes:
+        rows = await self._query("SELECT secret FROM server_secrets WHERE name = ?", (name,))
+        if rows:
+            return bytes(rows[0][0])
+        # Written under the write lock; a second process that got here too
+        # keeps the first one's secret (DO NOTHING) and reads it back.
+        async with self._transaction() as tx:
+            await tx._query(
+                "INSERT INTO server_secrets (name, secret, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                (name, secrets.token_bytes(32), utc_text(datetime.now(UTC))),
+            )
+            rows = await tx._query("SELECT secret FROM server_secrets WHERE name = ?", (name,))
+        return bytes(rows[0][0])
 
     async def check_writable(self) -> None:
         """Prove that a booking would fit: allocate ``PROBE_BYTES`` of pages

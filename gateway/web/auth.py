@@ -218,6 +218,17 @@ class Authenticator:
         name, sep, password = decoded.partition(":")
         if not sep:
             return None
+        return await self._by_name(name, password, address)
+
+    async def sign_in(
+        self, name: str, password: str, *, address: str | None = None
+    ) -> Principal | None:
+        """A name and password from a sign-in form (the admin console), checked
+        like HTTP Basic credentials: the same backoff, queue and cache, the same
+        ``SignInRefused``."""
+        return await self._by_name(name, password, address_key(address))
+
+    async def _by_name(self, name: str, password: str, address: str) -> Principal | None:
         user = self._users.get(name)
         cache_key = hashlib.sha256(f"{name}\x00{password}".encode()).digest()
         now = self._clock()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.core.admin_actions import AdminActions
 from gateway.core.clock import Clock
 from gateway.core.mirror_admin import MirrorAdmin
 from gateway.core.outbox import OutboxWorker
@@ -28,6 +29,9 @@ REPOSITORY = web.AppKey("repository", MirrorRepository)
 BOOKINGS = web.AppKey("bookings", BookingService)
 CALENDAR_QUERIES = web.AppKey("calendar_queries", CalendarQuerying)
 MIRROR_ADMIN = web.AppKey("mirror_admin", MirrorAdmin)
+# The admin's actions (outbox, resend invitation, console session key):
+# one service for the console, the API and the CLI.
+ADMIN_ACTIONS = web.AppKey("admin_actions", AdminActions)
 # Set only when invitations.link_key is configured: read with .get().
 LINKS = web.AppKey("links", LinkSigner)
 OUTBOX = web.AppKey("outbox", OutboxWorker)

@@ -163,7 +163,8 @@ async def test_invite_with_mail_queues_the_link_for_the_resource(
     assert len(rows) == 1
     mail = json.loads(rows[0]["payload"])
     assert mail["to"] == "anna@example.com"
-    assert body["url"] in mail["text"]
+    # Worded when sent, in the resource's language (gateway.mail.notice_texts).
+    assert (mail["notice"], mail["values"]["url"]) == ("google_invite", body["url"])
 
 
 async def test_readers_may_not_invite_and_hidden_resources_are_not_found(

@@ -19,7 +19,7 @@ from google.auth.exceptions import RefreshError
 from google.oauth2.credentials import Credentials
 from googleapiclient.errors import HttpError
 
-from tests.fakes.google_calendar import ALL_FAULTS, RATE_LIMIT_429, FakeGoogle, Fault, Faults
+from fake_google.calendar import ALL_FAULTS, RATE_LIMIT_429, FakeGoogle, Fault, Faults
 
 ANNA = "anna@example.com"
 BOB = "bob@example.com"

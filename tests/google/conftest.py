@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from fake_google.calendar import FakeGoogle
 from tests.backends import Store
-from tests.fakes.google_calendar import FakeGoogle
 from tests.google.harness import Gateway, running_gateway
 from tests.smtp import Recorder, smtp_server
 

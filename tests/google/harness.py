@@ -3,7 +3,7 @@
 Everything is real: ``create_app`` over a YAML file and a store (SQLite or
 PostgreSQL, ``tests.backends``), the server on a loopback port (so Google's
 push notifications reach it), the real google-api-python-client talking to
-``tests.fakes`` over HTTP, a real SMTP server for the e-mails, and a
+``fake_google`` over HTTP, a real SMTP server for the e-mails, and a
 browser-like client (cookies, redirects) for the consent flow. Background
 workers run as in production; tests call ``settle()`` to wait (bounded)
 until the outbox and a sync have run.
@@ -25,6 +25,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from fake_google.calendar import FakeGoogle
 from gateway.app import create_app
 from gateway.core.mirror import ConnectionStatus
 from gateway.core.model import Origin
@@ -34,7 +35,6 @@ from google_bridge import GOOGLE_BRIDGE
 from google_bridge.tokens import new_key
 from tests.backends import Store, storage_url
 from tests.conftest import _ADMIN_HASH, API_TOKEN
-from tests.fakes.google_calendar import FakeGoogle
 from tests.net import LOOPBACK, free_port
 from tests.smtp import Recorder
 
@@ -110,6 +110,7 @@ users:
   - name: admin
     password_hash: "{_ADMIN_HASH}"
     access: {{"*": read-write}}
+    admin: true  # the console's admin (tests/browser)
 api_tokens:
   - name: frontend
     token: {API_TOKEN}

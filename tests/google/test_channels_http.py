@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from fake_google.calendar import FakeGoogle
 from gateway.core.mirror import ConnectionStatus, LogKind, WarningReason, google_event_id
 from google_bridge.channels import (
     FIRST_BACKOFF,
@@ -32,7 +33,6 @@ from google_bridge.errors import (
 )
 from google_bridge.tokens import TokenKeyMismatch, new_key
 from tests.backends import Store
-from tests.fakes.google_calendar import FakeGoogle
 from tests.google.harness import Gateway, at, gtime, running_gateway
 from tests.google.test_mirror import ANNA
 from tests.smtp import Recorder

@@ -11,6 +11,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from fake_google import oauth as fake_oauth
+from fake_google.calendar import FakeGoogle
 from gateway.core.mirror import ConnectionStatus
 from gateway.core.mirror_admin import InviteInvalid, hash_invite_token
 from gateway.store.rows import utc_text
@@ -26,8 +28,6 @@ from google_bridge.tokens import TokenKeyMismatch
 from google_bridge.web import Step, failure_of
 from tests.backends import Store
 from tests.dbcheck import write_directly
-from tests.fakes import google_oauth
-from tests.fakes.google_calendar import FakeGoogle
 from tests.google.harness import Gateway, running_gateway
 from tests.google.test_mirror import ANNA
 from tests.smtp import Recorder
@@ -202,7 +202,7 @@ async def test_code_refused_by_google(gateway: Gateway, monkeypatch: pytest.Monk
     """Google answers invalid_grant for a code older than its lifetime (the
     person left the consent page open): here every code is too old."""
     back = await to_callback(gateway, "anna", ANNA)
-    monkeypatch.setattr(google_oauth, "CODE_LIFETIME", -1)
+    monkeypatch.setattr(fake_oauth, "CODE_LIFETIME", -1)
     says(await fetch(gateway, back), 400, "Sign-in expired", "open the invitation link again")
     assert await gateway.status("anna") is ConnectionStatus.INVITED
 

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from fake_google.calendar import FakeGoogle
 from gateway.core.mirror import LogKind
 from tests.backends import Store
 from tests.caldav.dav import put
 from tests.conftest import API_TOKEN
 from tests.dbcheck import row_counts
-from tests.fakes.google_calendar import FakeGoogle
 from tests.google.harness import Gateway, at, gtime, running_gateway
 from tests.smtp import Recorder
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fake_google.calendar import FakeGoogle
 from gateway.core.mirror import google_event_id
 from gateway.web.keys import OUTBOX
 from tests.backends import Store
 from tests.conftest import API_TOKEN
-from tests.fakes.google_calendar import FakeGoogle
 from tests.google.harness import at, running_gateway
 from tests.invitations import reply
 from tests.smtp import Recorder

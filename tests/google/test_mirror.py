@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from fake_google.calendar import FakeGoogle
 from gateway.core.mirror import google_event_id
 from gateway.web.keys import OUTBOX
 from google_bridge.tokens import new_key
 from tests.backends import Store
-from tests.fakes.google_calendar import FakeGoogle
 from tests.google.harness import RESOURCES, Gateway, at, gtime, running_gateway
 from tests.smtp import Recorder
 

@@ -66,6 +66,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from fake_google.calendar import FakeGoogle
 from gateway.core.mirror import google_event_id, is_imported_uid
 from gateway.web.keys import OUTBOX
 from google_bridge.mapping import BOOKING_KEY, RESOURCE_KEY
@@ -74,7 +75,6 @@ from tests.backends import Store
 from tests.caldav.dav import event as ics_event
 from tests.caldav.dav import put, request
 from tests.conftest import API_TOKEN
-from tests.fakes.google_calendar import FakeGoogle
 from tests.google.harness import Gateway, at, gtime, running_gateway
 from tests.smtp import smtp_server
 

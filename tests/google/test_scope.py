@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from fake_google.calendar import FakeGoogle
 from gateway.core.mirror import LinkKind, google_event_id
 from gateway.core.mirror_admin import MirrorDisabled
 from google_bridge.tokens import new_key
 from tests.backends import Store
 from tests.conftest import ADMIN_PASSWORD, basic
-from tests.fakes.google_calendar import FakeGoogle
 from tests.google.harness import BERLIN, RESOURCES, Gateway, at, gtime, running_gateway
 from tests.google.test_mirror import ANNA
 from tests.smtp import Recorder

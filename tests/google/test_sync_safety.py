@@ -9,17 +9,17 @@ from typing import Any
 
 import pytest
 
-from gateway.core.mirror import LinkKind, google_event_id
-from gateway.core.service import BookingService
-from tests.backends import Store
-from tests.fakes.google_calendar import FakeGoogle
-from tests.fakes.google_errors import (
+from fake_google.calendar import FakeGoogle
+from fake_google.errors import (
     BACKEND_500,
     BACKEND_503,
     RATE_LIMIT_403,
     RATE_LIMIT_429,
     USER_RATE_LIMIT_403,
 )
+from gateway.core.mirror import LinkKind, google_event_id
+from gateway.core.service import BookingService
+from tests.backends import Store
 from tests.google.harness import BERLIN, Gateway, at, gtime, running_gateway
 from tests.google.test_mirror import ANNA
 from tests.smtp import Recorder

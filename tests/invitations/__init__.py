@@ -28,7 +28,7 @@ ORGANIZER = "bookings@gateway.test"
 PUBLIC_URL = "http://gateway.test"  # server.base_url of the shared test YAML
 
 
-def invitation_yaml(db_path: Path, *, link_key: str | None = LINK_KEY) -> str:
+def invitation_yaml(db_path: Path | str, *, link_key: str | None = LINK_KEY) -> str:
     extra = f"""\
 mail:
   smtp_host: 127.0.0.1

@@ -39,9 +39,13 @@ def at(day: int, hour: int) -> datetime:
     return base + timedelta(days=day)
 
 
-def config(store: Store, port: int, smtp_port: int, imap: str = "") -> str:
+def config(store: Store, port: int, smtp_port: int, imap: str = "", languages: str = "") -> str:
+    """``languages``: e.g. "de/en", the default language and Anna's own."""
+    default, _, anna = languages.partition("/")
+    defaults = f"defaults: {{language: {default}}}\n" if default else ""
+    own = f", language: {anna}" if anna else ""
     return f"""\
-server: {{host: {LOOPBACK}, port: {port}, base_url: "http://{LOOPBACK}:{port}"}}
+{defaults}server: {{host: {LOOPBACK}, port: {port}, base_url: "http://{LOOPBACK}:{port}"}}
 storage: {{url: "{store.url}"}}
 api_tokens: [{{name: frontend, token: {API_TOKEN}}}]
 outbox: {{initial_retry_delay: 0.01, max_retry_delay: 0.05}}
@@ -53,7 +57,7 @@ mail:
   from_name: Salon Bookings
 {imap}invitations: {{link_key: {LINK_KEY}}}
 resources:
-  - {{id: anna, name: Anna Schmidt, email: anna@example.com, timezone: Europe/Berlin}}
+  - {{id: anna, name: Anna Schmidt, email: anna@example.com, timezone: Europe/Berlin{own}}}
   - {{id: ben, name: Ben Miller, email: ben@example.com, timezone: America/New_York}}
 """
 
@@ -107,11 +111,16 @@ class Gateway:
 
 @asynccontextmanager
 async def running(
-    tmp_path: Path, store: Store, mail: tuple[Recorder, int], port: int, imap: str = ""
+    tmp_path: Path,
+    store: Store,
+    mail: tuple[Recorder, int],
+    port: int,
+    imap: str = "",
+    languages: str = "",
 ) -> AsyncIterator[Gateway]:
     recorder, smtp_port = mail
     path = tmp_path / "gateway.yaml"
-    path.write_text(config(store, port, smtp_port, imap), encoding="utf-8")
+    path.write_text(config(store, port, smtp_port, imap, languages), encoding="utf-8")
     server = TestServer(create_app(load_settings(path)), host=LOOPBACK, port=port)
     await server.start_server()
     http = aiohttp.ClientSession()
@@ -214,6 +223,43 @@ async def test_create_reschedule_cancel_each_send_one_imip_message(gateway: Gate
     assert len(gateway.mail.to(ZOE)) == 3
     # Each message has its own stable id.
     assert len({str(m["Message-ID"]) for m in gateway.mail.to(ZOE)}) == 3
+
+
+@pytest.mark.parametrize(
+    ("languages", "anna", "ben"),
+    [("", "en", "en"), ("de", "de", "de"), ("de/en", "en", "de"), ("en/de", "de", "en")],
+)
+async def test_invitations_are_written_in_the_resources_language(
+    tmp_path: Path,
+    store: Store,
+    mail: tuple[Recorder, int],
+    languages: str,
+    anna: str,
+    ben: str,
+) -> None:
+    words = {
+        "en": ("Invitation: ", "When: ", "Accept: ", "Cancelled: ", "(Central European"),
+        "de": ("Einladung: ", "Wann: ", "Zusagen: ", "Abgesagt: ", "(Mitteleuropäische"),
+    }
+    async with running(tmp_path, store, mail, free_port(), languages=languages) as gateway:
+        booking = await gateway.book(at(3, 10), at(3, 11))
+        await gateway.book(at(3, 10), at(3, 11), resource="ben", booker={"email": "bo@example.com"})
+        await gateway.settle()
+        await gateway.api("DELETE", f"/bookings/{booking['id']}")
+        await gateway.settle()
+    for address, language, zone in ((ZOE, anna, "Berlin"), ("bo@example.com", ben, "New York")):
+        invitation, *cancellation = gateway.mail.to(address)
+        subject, when, accept, cancelled, zone_name = words[language]
+        text = invitation.get_body(preferencelist=("plain",))
+        assert text is not None, zone
+        assert str(invitation["Subject"]).startswith(subject), zone
+        assert when in text.get_content() and accept in text.get_content(), zone
+        html = invitation.get_body(preferencelist=("html",))
+        assert html is not None and f'<html lang="{language}">' in html.get_content()
+        if address == ZOE:  # Berlin's zone, named in the reader's language
+            assert zone_name in str(invitation["Subject"])
+            (cancel,) = cancellation
+            assert str(cancel["Subject"]).startswith(cancelled)
 
 
 async def test_an_smtp_outage_during_creation_still_delivers_exactly_one(

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import lxml.html
 import pytest
 
 from gateway.core.invitations import ItipReply
@@ -344,23 +345,35 @@ async def test_the_page_shows_the_current_answer_and_offers_the_others(
     assert (await client.post(rsvp_path(booking, PartStat.DECLINED))).status == 200
     # The accept link of the same invitation, opened after declining.
     page = await (await client.get(rsvp_path(booking, PartStat.ACCEPTED))).text()
-    assert "<dt>Your answer</dt><dd>declined</dd>" in page
-    assert '<form method="post"><button type="submit">Yes, I accept</button></form>' in page
-    maybe = rsvp_path(booking, PartStat.TENTATIVE).rsplit("/", 1)[1]
-    assert (
-        f'<form method="post" action="{maybe}"><button type="submit">'
-        "Maybe, I might come</button></form>"
-    ) in page
-    assert "No, I decline" not in page  # that is the answer already given
-    assert page.index("Yes, I accept") < page.index("Maybe, I might come")
+    assert '<dd id="rsvp-current">declined</dd>' in page
+    # One form with every answer: the link's own chosen, the recorded one marked.
+    assert answer_choices(page) == {
+        "ACCEPTED": ("checked", ""),
+        "TENTATIVE": ("", ""),
+        "DECLINED": ("", "current"),
+    }
 
-    # The offered answer works: it is the same booker's own link.
-    resp = await client.post(f"/rsvp/{maybe}")
+    # Any answer can be sent from that link: maybe, through the accept link.
+    resp = await client.post(rsvp_path(booking, PartStat.ACCEPTED), data={"answer": "TENTATIVE"})
     assert resp.status == 200
     answered = await resp.text()
     assert "Thank you, you tentatively accepted" in answered
-    assert "<dt>Your answer</dt><dd>maybe</dd>" in answered
-    assert "Yes, I accept" in answered and "No, I decline" in answered
+    assert '<dd id="rsvp-current">maybe</dd>' in answered
+    assert answer_choices(answered)["TENTATIVE"] == ("checked", "current")
     assert (await booking_json(client, api_headers, booking["id"]))["booker"][
         "partstat"
     ] == "TENTATIVE"
+
+
+def answer_choices(page: str) -> dict[str, tuple[str, str]]:
+    """Each answer the page's form offers: (whether it is chosen, whether
+    it is marked as the answer recorded now)."""
+    form = lxml.html.fromstring(page).get_element_by_id("rsvp-form")
+    choices = {}
+    for radio in form.xpath(".//input[@name='answer']"):
+        label = form.xpath(f".//label[@for='{radio.get('id')}']")[0]
+        choices[radio.get("value")] = (
+            "checked" if radio.get("checked") is not None else "",
+            "current" if label.xpath(".//*[@class='current']") else "",
+        )
+    return choices

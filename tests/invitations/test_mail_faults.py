@@ -148,7 +148,7 @@ async def test_a_550_refusal_is_never_retried_and_shows_as_failed(
         await gateway.book("reject-550@example.com")
         await gateway.drained()
     [item] = gateway.outbox()
-    assert item["failed_at"] is not None and item["attempts"] == 0
+    assert item["failed_at"] is not None and item["attempts"] == 1  # tried once, never again
     assert "550" in item["last_error"]
     assert gateway.mail.envelopes == []
     said = [r.getMessage() for r in caplog.records]
@@ -171,7 +171,7 @@ async def test_an_address_email_cannot_carry_is_never_retried(mailing: MakeMaili
     gateway.app[OUTBOX].wake()
     await gateway.drained()
     [item] = gateway.outbox()
-    assert item["failed_at"] is not None and item["attempts"] == 0
+    assert item["failed_at"] is not None and item["attempts"] == 1  # tried once, never again
     assert "non-ASCII" in item["last_error"] or "not an e-mail address" in item["last_error"]
     health = await (await gateway.client.get("/healthz")).json()
     assert health["outbox_failed"] == 1

@@ -21,6 +21,7 @@ from gateway.ical import render_itip
 from gateway.links.add_to_calendar import calendar_links
 from gateway.mail import build_invitation, build_plain_mail
 from gateway.mail.imip import invitation_message_id
+from gateway.settings import Language
 from tests.mail import ANNA, BERLIN, ORGANIZER, ZOE, make_booking, moved, stored
 
 NOW = datetime(2026, 11, 5, 12, 0, tzinfo=UTC)
@@ -37,6 +38,7 @@ def invitation(
     links: CalendarLinks | None = None,
     answers: bool = True,
     date: datetime = NOW,
+    language: Language = "en",
 ) -> tuple[EmailMessage, str]:
     calendar = render_itip(stored(booking), ANNA, kind, ORGANIZER, NOW)
     message = build_invitation(
@@ -50,6 +52,7 @@ def invitation(
         accept_url=ACCEPT if answers else None,
         decline_url=DECLINE if answers else None,
         date=date,
+        language=language,
     )
     return message, calendar
 
@@ -154,7 +157,8 @@ def test_headers() -> None:
     assert parsed["To"].addresses[0].display_name == "Zoë Müller"
     assert parsed["Reply-To"].addresses[0].addr_spec == ORGANIZER
     assert str(parsed["Subject"]) == (
-        "Invitation: Beratung 💬 相談 <Haar> & Bart @ Tue 1 Dec 2026 09:00 (Europe/Berlin)"
+        "Invitation: Beratung 💬 相談 <Haar> & Bart @ Tue, 1 Dec 2026, 09:00 "
+        "(Central European Standard Time)"
     )
     assert parsedate_to_datetime(str(parsed["Date"])) == NOW
     assert re.fullmatch(r"<imip\.[0-9a-f]{32}\.0\.request@gateway\.example>", parsed["Message-ID"])
@@ -198,7 +202,9 @@ def test_text_parts() -> None:
     found = parts(reparse(message))
     plain = found["text/plain"].get_content()
     assert "Beratung 💬 相談 <Haar> & Bart" in plain
-    assert "When: Tuesday, 1 December 2026, 09:00\u201310:00 (Europe/Berlin)" in plain
+    assert (
+        "When: Tuesday, 1 December 2026, 09:00\u201310:00 (Central European Standard Time)" in plain
+    )
     assert "Where: Hauptstraße 1 — 東京 🗼" in plain
     links = calendar_links(BOOKING, ICS_URL)
     for url in (*links.as_dict().values(), ACCEPT, DECLINE):
@@ -238,8 +244,65 @@ def test_all_day_and_multi_day_times() -> None:
     plain = parts(reparse(invitation(overnight)[0]))["text/plain"].get_content()
     assert (
         "When: Tuesday, 1 December 2026, 22:00 \u2013 Wednesday, 2 December 2026, 01:30 "
-        "(Europe/Berlin)" in plain
+        "(Central European Standard Time)" in plain
     )
+
+
+def test_german_invitation() -> None:
+    message, calendar = invitation(BOOKING, language="de")
+    parsed = reparse(message)
+    assert str(parsed["Subject"]) == (
+        "Einladung: Beratung 💬 相談 <Haar> & Bart @ Di., 1. Dez. 2026, 09:00 "
+        "(Mitteleuropäische Normalzeit)"
+    )
+    found = parts(parsed)
+    plain = found["text/plain"].get_content()
+    assert "Sie haben einen Termin bei Anna Schmidt." in plain
+    assert (
+        "Wann: Dienstag, 1. Dezember 2026, 09:00\u201310:00 Uhr (Mitteleuropäische Normalzeit)"
+        in plain
+    )
+    assert "Wo: Hauptstraße 1 — 東京 🗼" in plain
+    assert "Mit: Anna Schmidt" in plain
+    assert f"Kommen Sie?\r\nZusagen: {ACCEPT}\r\nAbsagen: {DECLINE}" in plain
+    links = calendar_links(BOOKING, ICS_URL)
+    assert "In Ihren Kalender eintragen:" in plain
+    assert f"Google Kalender: {links.google}" in plain
+    assert f"Herunterladen (.ics): {links.ics}" in plain
+    html = found["text/html"].get_content()
+    assert '<html lang="de">' in html
+    assert parsed["Content-Language"] == "de"
+    assert f'<a href="{ACCEPT}">Zusagen</a>' in html
+    assert '<th align="left">Wann</th>' in html
+    # The calendar is the same in every language.
+    assert found["text/calendar"].get_payload(decode=True) == calendar.encode("utf-8")
+    english = parts(reparse(invitation(BOOKING)[0]))
+    assert '<html lang="en">' in english["text/html"].get_content()
+    assert english["text/calendar"].get_payload(decode=True) == calendar.encode("utf-8")
+
+
+def test_german_updates_and_cancellations() -> None:
+    updated = moved(
+        BOOKING, start=BOOKING.start + timedelta(days=1), end=BOOKING.end + timedelta(days=1)
+    )
+    parsed = reparse(invitation(updated, language="de")[0])
+    assert str(parsed["Subject"]).startswith("Aktualisierte Einladung: ")
+    plain = parts(parsed)["text/plain"].get_content()
+    assert "Dieser Termin hat sich geändert. Diese Angaben ersetzen die früheren." in plain
+    cancelled = moved(BOOKING, status=BookingStatus.CANCELLED)
+    parsed = reparse(invitation(cancelled, InvitationKind.CANCEL, language="de")[0])
+    assert str(parsed["Subject"]) == (
+        "Abgesagt: Beratung 💬 相談 <Haar> & Bart @ Di., 1. Dez. 2026, 09:00 "
+        "(Mitteleuropäische Normalzeit)"
+    )
+    plain = parts(parsed)["text/plain"].get_content()
+    assert "Dieser Termin wurde abgesagt." in plain
+    assert "Kommen Sie?" not in plain and "Zusagen" not in plain
+    all_day = make_booking(
+        start=datetime(2026, 12, 1, tzinfo=BERLIN), end=datetime(2026, 12, 2, tzinfo=BERLIN)
+    )
+    plain = parts(reparse(invitation(all_day, language="de")[0]))["text/plain"].get_content()
+    assert "Wann: Dienstag, 1. Dezember 2026 (ganztägig)" in plain
 
 
 def test_header_injection_is_defused() -> None:
@@ -269,6 +332,7 @@ def test_method_must_match_the_calendar() -> None:
             attendee=ZOE,
             organizer_address=ORGANIZER,
             organizer_name="Anna Schmidt",
+            language="en",
         )
 
 
@@ -281,6 +345,7 @@ def test_without_links_or_answers() -> None:
         attendee=ZOE,
         organizer_address=ORGANIZER,
         organizer_name="",
+        language="en",
     )
     parsed = reparse(message)
     plain = parts(parsed)["text/plain"].get_content()

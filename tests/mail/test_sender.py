@@ -58,6 +58,7 @@ def invitation(to: str = ZOE.email) -> Any:
         organizer_address=ORGANIZER,
         organizer_name="Anna Schmidt",
         date=NOW,
+        language="en",
     )
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.fakes.google_calendar import FakeGoogle
+from fake_google.calendar import FakeGoogle
 from tests.net import LOOPBACK, free_port
 from tests.serving import Served, serving
 

@@ -30,9 +30,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from fake_google.calendar import FakeGoogle
 from google_bridge.tokens import new_key
 from tests.conftest import API_TOKEN
-from tests.fakes.google_calendar import FakeGoogle
 from tests.google.harness import at, settings_yaml
 from tests.pgserver import (  # noqa: F401 - fixtures
     postgres_server,

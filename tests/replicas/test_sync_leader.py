@@ -21,11 +21,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from fake_google.calendar import FakeGoogle
 from gateway.store.postgres_locks import sync_lock_key
 from gateway.store.postgres_schema import SYNC_NAMESPACE
 from google_bridge.tokens import new_key
 from tests.conftest import API_TOKEN
-from tests.fakes.google_calendar import FakeGoogle
 from tests.google.harness import at, gtime, settings_yaml
 from tests.pgserver import (  # noqa: F401 - fixtures
     postgres_server,

@@ -784,6 +784,143 @@ class RepositoryContract:
         assert await repo.pending_outbox() == 0
         assert await repo.claim_outbox(later + timedelta(days=1), 10) == []
 
+    # -- outbox, as the admin acts on it (OutboxAdmin) ---------------------------
+
+    async def test_outbox_records_list_undone_oldest_first_and_failed_newest_first(
+        self, repo: Repository
+    ) -> None:
+        async with repo.transaction() as tx:
+            for n in range(5):
+                await tx.enqueue(effect(n))
+        ids = [r.id for r in await repo.outbox_records("pending", 10)]
+        assert len(ids) == 5 and ids == sorted(ids)
+        await repo.complete_outbox(ids[0])
+        await repo.fail_outbox(ids[1], "first failure")
+        await repo.fail_outbox(ids[2], "second failure")
+        assert [r.id for r in await repo.outbox_records("pending", 10)] == ids[3:]
+        failed = await repo.outbox_records("failed", 10)
+        assert [r.id for r in failed] == [ids[2], ids[1]]
+        assert [r.last_error for r in failed] == ["second failure", "first failure"]
+        assert all(r.done and r.failed_at is not None for r in failed)
+        both = await repo.outbox_records(None, 10)
+        assert [r.id for r in both] == [ids[3], ids[4], ids[2], ids[1]]
+        assert [r.id for r in await repo.outbox_records(None, 3)] == [ids[3], ids[4], ids[2]]
+        assert [r.id for r in await repo.outbox_records("pending", 1)] == [ids[3]]
+        done = await repo.outbox_record(ids[0])
+        assert done is not None and done.done and done.failed_at is None
+        async with repo.transaction() as tx:
+            await tx.enqueue(OutboxEffect("google_push", "bob", "b9", {}))
+        assert [r.effect.resource_id for r in await repo.outbox_records(None, 10, ["bob"])] == [
+            "bob"
+        ]
+        assert len(await repo.outbox_records(None, 10, ["anna", "bob"])) == 5
+        assert await repo.outbox_records(None, 10, []) == []
+        assert await repo.outbox_record(ids[-1] + 1000) is None
+
+    async def test_outbox_record_has_what_the_admin_reads(self, repo: Repository) -> None:
+        async with repo.transaction() as tx:
+            await tx.enqueue(effect(1, attendee="ana@example.com"))
+        (item,) = await repo.claim_outbox(datetime.now(UTC), 10)
+        later = datetime.now(UTC) + timedelta(hours=1)
+        await repo.retry_outbox(item.id, "smtp down", later)
+        record = await repo.outbox_record(item.id)
+        assert record is not None
+        assert record.effect == effect(1, attendee="ana@example.com")
+        assert (record.attempts, record.last_error, record.sending) == (1, "smtp down", False)
+        assert record.next_attempt == later
+        assert record.created == item.created
+        assert not record.done and record.failed_at is None
+        await repo.mark_outbox_sending(item.id)
+        record = await repo.outbox_record(item.id)
+        assert record is not None and record.sending
+
+    async def test_reopen_makes_an_item_due_now_and_brings_a_failed_one_back(
+        self, repo: Repository
+    ) -> None:
+        async with repo.transaction() as tx:
+            for n in range(3):
+                await tx.enqueue(effect(n))
+        now = datetime.now(UTC)
+        waiting, failed, done = await repo.claim_outbox(now, 10)
+        await repo.retry_outbox(waiting.id, "smtp down", now + timedelta(days=1))
+        await repo.fail_outbox(failed.id, "mailbox refused")
+        await repo.complete_outbox(done.id)
+        assert await repo.claim_outbox(now, 10) == []
+        closed = await repo.outbox_record(failed.id)
+        assert closed is not None and closed.attempts == 1  # the attempt that failed for good
+
+        reopened = await repo.reopen_outbox(waiting.id, now)
+        assert reopened is not None and reopened.next_attempt == now
+        back = await repo.reopen_outbox(failed.id, now)
+        assert back is not None
+        assert (back.done, back.failed_at, back.attempts) == (False, None, 1)
+        assert back.last_error == "mailbox refused"  # kept for the admin
+        assert [i.id for i in await repo.claim_outbox(now, 10)] == [waiting.id, failed.id]
+        assert await repo.reopen_outbox(done.id, now) is None
+        assert await repo.reopen_outbox(done.id + 1000, now) is None
+        assert await repo.pending_outbox() == 2
+
+    async def test_reopen_keeps_a_lease_a_worker_holds(self, repo: Repository) -> None:
+        async with repo.transaction() as tx:
+            await tx.enqueue(effect(1))
+        now = datetime.now(UTC)
+        assert len(await repo.claim_outbox(now, 10, lease=timedelta(minutes=5))) == 1
+        assert await repo.reopen_outbox((await repo.outbox_records("pending", 1))[0].id, now)
+        assert await repo.claim_outbox(now, 10) == []  # still the worker's
+
+    async def test_give_up_closes_an_undone_item_unless_it_is_sending(
+        self, repo: Repository
+    ) -> None:
+        async with repo.transaction() as tx:
+            for n in range(3):
+                await tx.enqueue(effect(n))
+        now = datetime.now(UTC)
+        waiting, sending, done = await repo.claim_outbox(now, 10)
+        await repo.mark_outbox_sending(sending.id)
+        await repo.complete_outbox(done.id)
+
+        closed = await repo.give_up_outbox(waiting.id, "given up by admin")
+        assert closed is not None and closed.done and closed.failed_at is not None
+        assert closed.last_error == "given up by admin"
+        assert await repo.give_up_outbox(waiting.id, "again") is None
+        assert await repo.give_up_outbox(sending.id, "given up by admin") is None
+        assert await repo.give_up_outbox(done.id, "given up by admin") is None
+        assert [i.id for i in await repo.claim_outbox(now, 10)] == [sending.id]
+        assert [f.id for f in await repo.failed_outbox(10)] == [waiting.id]
+        # A worker's late verdict does not undo the admin's.
+        await repo.complete_outbox(waiting.id)
+        record = await repo.outbox_record(waiting.id)
+        assert record is not None and record.failed_at is not None
+
+    # -- server secrets ----------------------------------------------------------
+
+    async def test_server_secret_is_made_once_and_kept(
+        self, repo: Repository, open_repo: OpenRepo
+    ) -> None:
+        first = await repo.server_secret("console-session")
+        assert isinstance(first, bytes) and len(first) == 32
+        assert await repo.server_secret("console-session") == first
+        other = await repo.server_secret("other")
+        assert len(other) == 32 and other != first
+        again = await open_repo()
+        try:
+            assert await again.server_secret("console-session") == first
+        finally:
+            await again.close()
+
+    async def test_concurrent_first_calls_get_the_same_secret(
+        self, repo: Repository, open_repo: OpenRepo
+    ) -> None:
+        # Two repositories on one database: two processes (replicas) starting.
+        second = await open_repo()
+        try:
+            got = await asyncio.gather(
+                *(r.server_secret("console-session") for r in (repo, second, repo, second))
+            )
+        finally:
+            await second.close()
+        assert len(set(got)) == 1
+
     # -- idempotency -----------------------------------------------------------
 
     async def test_idempotency_round_trip(self, repo: Repository) -> None:

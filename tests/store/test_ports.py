@@ -26,6 +26,7 @@ from gateway.core.ports import (
     MirrorRepository,
     MirrorStore,
     MirrorTransaction,
+    OutboxAdmin,
     OutboxJournal,
     OutboxReport,
     OutboxStore,
@@ -47,6 +48,7 @@ REPOSITORY_JOBS: tuple[type, ...] = (
     Transactions,
     OutboxStore,
     OutboxReport,
+    OutboxAdmin,
     StoreHealth,
 )
 MIRROR_JOBS: tuple[type, ...] = (MirrorStore,)

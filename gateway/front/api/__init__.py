@@ -1,6 +1,7 @@
 """JSON booking API, mounted at ``/api/v1/``: resources, bookings,
-availability, bookers' answers (iTIP REPLY), importing a calendar file, and
-the admin side of the Google mirror (invite, status, sync log, disconnect)."""
+availability, bookers' answers (iTIP REPLY), importing a calendar file, the
+admin side of the Google mirror (invite, status, sync log, disconnect), and
+the admin's outbox and invitation actions (list, retry, give up, resend)."""
 
 from __future__ import annotations
 
@@ -71,4 +72,10 @@ def create_api_app() -> web.Application:
     router.add_patch("/bookings/{booking_id}", handlers.patch_booking)
     router.add_delete("/bookings/{booking_id}", handlers.cancel_booking)
     router.add_post("/itip", handlers.itip_reply, name="itip")
+    router.add_get("/outbox", handlers.list_outbox, name="outbox")
+    router.add_post("/outbox/{item_id}/retry", handlers.retry_outbox, name="outbox-retry")
+    router.add_post("/outbox/{item_id}/give-up", handlers.give_up_outbox, name="outbox-give-up")
+    router.add_post(
+        "/bookings/{booking_id}/invitation", handlers.resend_invitation, name="invitation"
+    )
     return api

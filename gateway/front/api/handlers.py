@@ -19,9 +19,17 @@ from gateway.core.text import UnknownCharset, UnreadableText, calendar_text_prob
 from gateway.ical import parse_reply
 from gateway.mail.inbound import itip_parts
 from gateway.web.admission import heavy_work
-from gateway.web.auth import Principal
+from gateway.web.auth import ALL_RESOURCES, Principal
 from gateway.web.json_body import JsonRefused, parse_json
-from gateway.web.keys import BOOKINGS, CLOCK, LINKS, METRICS, MIRROR_ADMIN, SETTINGS
+from gateway.web.keys import (
+    ADMIN_ACTIONS,
+    BOOKINGS,
+    CLOCK,
+    LINKS,
+    METRICS,
+    MIRROR_ADMIN,
+    SETTINGS,
+)
 from gateway.web.responses import releasing_json
 
 from .problems import ApiProblem, from_validation_error, invalid
@@ -33,6 +41,9 @@ from .schemas import (
     BookingPatch,
     GoogleInviteOut,
     ImportReportOut,
+    InvitationResent,
+    OutboxEntryOut,
+    OutboxList,
     ReplyResult,
     ReplyResults,
     ResourceList,
@@ -50,6 +61,9 @@ MAX_IDEMPOTENCY_KEY = 255
 DEFAULT_LOG_LIMIT = 100
 MAX_LOG_LIMIT = 500
 MAX_LOG_ID = 2**62  # sync log ids are SQLite integers; larger values are typos
+DEFAULT_OUTBOX_LIMIT = 100
+MAX_OUTBOX_LIMIT = 500
+MAX_OUTBOX_ID = 2**62  # outbox ids are database integers; larger values are typos
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -324,6 +338,74 @@ async def sync_log(request: web.Request) -> web.Response:
     page = entries[:limit]
     next_before = page[-1].id if len(entries) > limit else None
     return _json(SyncLog(entries=[SyncLogEntryOut.of(e) for e in page], next_before=next_before))
+
+
+# -- the outbox and invitations, as the admin acts on them ------------------------
+# The same actions as the console and `calgateway outbox` (AdminActions). A
+# caller acts on the items of the resources it has read-write access to; an
+# item of a resource it may not see is "not found", like a booking.
+
+
+def _actor(principal: Principal) -> str:
+    """Who did it, for the log and a given-up item's reason."""
+    return principal.name if principal.kind == "user" else f"API token {principal.name}"
+
+
+def _writable(request: web.Request) -> list[str] | None:
+    """The resources whose items the caller may act on (None: every one,
+    also those no longer in the settings)."""
+    principal = request[PRINCIPAL]
+    if principal.access.get(ALL_RESOURCES) == "read-write":
+        return None
+    return [r for r in _service(request).resources if principal.can_write(r)]
+
+
+async def list_outbox(request: web.Request) -> web.Response:
+    state = request.query.get("state")
+    if state is not None and state not in ("pending", "failed"):
+        raise invalid("state", f"must be pending or failed, not {state!r}", status=400)
+    limit = _query_int(request, "limit", 1, MAX_OUTBOX_LIMIT) or DEFAULT_OUTBOX_LIMIT
+    entries = await request.config_dict[ADMIN_ACTIONS].outbox(
+        "pending" if state == "pending" else "failed" if state == "failed" else None,
+        limit,
+        resource_ids=_writable(request),
+    )
+    return _json(OutboxList(entries=[OutboxEntryOut.of(e) for e in entries]))
+
+
+async def _outbox_item(request: web.Request) -> int:
+    """The item id of the URL, if the caller may act on the item."""
+    raw = request.match_info["item_id"]
+    item_id = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else 0
+    if not 0 < item_id <= MAX_OUTBOX_ID:
+        raise ApiProblem(404, "Not found", f"outbox item {raw!r} not found")
+    resource_id = await request.config_dict[ADMIN_ACTIONS].outbox_resource(item_id)
+    if not request[PRINCIPAL].can_read(resource_id):
+        raise ApiProblem(404, "Not found", f"outbox item {raw!r} not found")
+    _require_write(request, resource_id)
+    return item_id
+
+
+async def retry_outbox(request: web.Request) -> web.Response:
+    item_id = await _outbox_item(request)
+    actions = request.config_dict[ADMIN_ACTIONS]
+    entry = await actions.retry_outbox_now(item_id, _actor(request[PRINCIPAL]))
+    return _json(OutboxEntryOut.of(entry))
+
+
+async def give_up_outbox(request: web.Request) -> web.Response:
+    item_id = await _outbox_item(request)
+    actions = request.config_dict[ADMIN_ACTIONS]
+    entry = await actions.give_up_outbox(item_id, _actor(request[PRINCIPAL]))
+    return _json(OutboxEntryOut.of(entry))
+
+
+async def resend_invitation(request: web.Request) -> web.Response:
+    booking = await _visible_booking(request)
+    _require_write(request, booking.resource_id)
+    actions = request.config_dict[ADMIN_ACTIONS]
+    attendees = await actions.resend_invitation(booking.id, _actor(request[PRINCIPAL]))
+    return _json(InvitationResent(attendees=list(attendees)), status=202)
 
 
 # -- importing a calendar file -------------------------------------------------

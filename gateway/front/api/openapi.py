@@ -11,7 +11,14 @@ from gateway import __version__
 from gateway.core.instants import EARLIEST, LATEST
 from gateway.web.json_body import MAX_DEPTH, MAX_NUMBER_LENGTH
 
-from .handlers import CALENDAR_MEDIA_TYPE, DEFAULT_LOG_LIMIT, MAX_LOG_LIMIT, MESSAGE_MEDIA_TYPE
+from .handlers import (
+    CALENDAR_MEDIA_TYPE,
+    DEFAULT_LOG_LIMIT,
+    DEFAULT_OUTBOX_LIMIT,
+    MAX_LOG_LIMIT,
+    MAX_OUTBOX_LIMIT,
+    MESSAGE_MEDIA_TYPE,
+)
 from .schemas import (
     Availability,
     BookingCreate,
@@ -20,6 +27,9 @@ from .schemas import (
     BookingPatch,
     GoogleInviteOut,
     ImportReportOut,
+    InvitationResent,
+    OutboxEntryOut,
+    OutboxList,
     Problem,
     ReplyResults,
     ResourceList,
@@ -36,6 +46,9 @@ _MODELS: list[type[BaseModel]] = [
     BookingPatch,
     GoogleInviteOut,
     ImportReportOut,
+    InvitationResent,
+    OutboxEntryOut,
+    OutboxList,
     Problem,
     ReplyResults,
     ResourceList,
@@ -87,6 +100,7 @@ _WINDOW_PROBLEM = (
 )
 _BOOKING_ID = _param("booking_id", "path", "Booking id")
 _RESOURCE_ID = _param("resource_id", "path", "Resource id", schema=_RESOURCE_ID_SCHEMA)
+_OUTBOX_ID = _param("item_id", "path", "Outbox item id", schema={"type": "integer", "minimum": 1})
 _COMMON_ERRORS = {"401": _problem("No or wrong credentials")}
 # gateway.core.freshness: a resource whose when_stale is refuse.
 _STALE_BUSY_TIME = (
@@ -377,6 +391,90 @@ def build_openapi() -> dict[str, Any]:
                     "413": _problem("Body larger than server.max_body_bytes"),
                     "415": _problem(
                         f"Body is neither {CALENDAR_MEDIA_TYPE} nor {MESSAGE_MEDIA_TYPE}"
+                    ),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/outbox": {
+            "get": {
+                "summary": "Queued side effects (e-mails, Google writes) of the caller's resources",
+                "description": "Items not done yet (oldest first) and items closed as failed "
+                "(newest first), of the resources the caller has read-write access to.",
+                "parameters": [
+                    _param(
+                        "state",
+                        "query",
+                        "pending: not done yet; failed: closed as failed; both when absent",
+                        required=False,
+                        schema={"type": "string", "enum": ["pending", "failed"]},
+                    ),
+                    _param(
+                        "limit",
+                        "query",
+                        "Most items to list",
+                        required=False,
+                        schema={
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_OUTBOX_LIMIT,
+                            "default": DEFAULT_OUTBOX_LIMIT,
+                        },
+                    ),
+                ],
+                "responses": {
+                    "200": _answer("The items", OutboxList),
+                    "400": _problem("state is not pending or failed, or limit out of range"),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/outbox/{item_id}/retry": {
+            "post": {
+                "summary": "Run an outbox item now",
+                "description": "A pending item is made due now; a failed one is reopened "
+                "and due now (its attempts and last error kept). The server's outbox "
+                "worker runs it at once. No body.",
+                "parameters": [_OUTBOX_ID],
+                "responses": {
+                    "200": _answer("The item after the change", OutboxEntryOut),
+                    "403": _problem("Read-only access to the item's resource"),
+                    "404": _problem("No such item (or of a resource the caller may not see)"),
+                    "409": _problem("The item is done already"),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/outbox/{item_id}/give-up": {
+            "post": {
+                "summary": "Close a pending outbox item as failed, without its effect",
+                "description": "The item never runs; its reason says who gave it up. No body.",
+                "parameters": [_OUTBOX_ID],
+                "responses": {
+                    "200": _answer("The item after the change", OutboxEntryOut),
+                    "403": _problem("Read-only access to the item's resource"),
+                    "404": _problem("No such item (or of a resource the caller may not see)"),
+                    "409": _problem(
+                        "The item is done or failed already, or its effect has started "
+                        "(it may have happened)"
+                    ),
+                    **_COMMON_ERRORS,
+                },
+            }
+        },
+        "/bookings/{booking_id}/invitation": {
+            "post": {
+                "summary": "Send the booking's invitation again",
+                "description": "Queues the invitation (current SEQUENCE) to every attendee "
+                "who has not declined. No body.",
+                "parameters": [_BOOKING_ID],
+                "responses": {
+                    "202": _answer("Queued", InvitationResent),
+                    "403": _problem("Read-only access to the booking's resource"),
+                    "404": _problem("Unknown booking"),
+                    "409": _problem(
+                        "Invitations are off (no mail settings), the booking is cancelled, "
+                        "or it has no attendee left to invite"
                     ),
                     **_COMMON_ERRORS,
                 },

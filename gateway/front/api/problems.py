@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
+from gateway.core.admin_actions import ActionRefused
 from gateway.core.errors import (
     BookingConflict,
     BusyTimeUnverified,
@@ -157,6 +158,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         # The busy block mirrors a Google event: it changes there, or the next
         # sync would undo the change (403: understood, not allowed here).
         return _respond(Problem(title="Imported from Google", status=403, detail=str(exc)))
+    except ActionRefused as exc:
+        # The item or booking is not in a state the action applies to (an
+        # item done already, a cancelled booking, mail switched off).
+        return _respond(Problem(title="Not possible now", status=409, detail=exc.message))
     except MirrorDisabled as exc:
         # A state of the settings, not of the request: 409, with the reason
         # (no google section, or the resource's direction is off).

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
+from gateway.core.admin_actions import OutboxEntry
 from gateway.core.calendar_import import ImportOutcome, ImportReport, ImportStatus
 from gateway.core.instants import EARLIEST, LATEST, instant_problem
 from gateway.core.invitations import CalendarLinks, ItipReply, ReplyOutcome
@@ -371,6 +372,55 @@ class SyncLog(BaseModel):
     entries: list[SyncLogEntryOut] = Field(description="Newest first")
     next_before: int | None = Field(
         description="Pass as ?before= for the next (older) page; null on the last page"
+    )
+
+
+# -- the outbox, as the admin acts on it -----------------------------------------
+
+
+class OutboxEntryOut(BaseModel):
+    id: int
+    kind: str = Field(description="The effect kind as stored (invitation, google_push, ...)")
+    description: str = Field(description="What the item is, in words")
+    resource_id: str
+    booking_id: str | None
+    state: Literal["pending", "sending", "failed"] = Field(
+        description="sending: its effect started and has not reported back"
+    )
+    attempts: int = Field(description="Failed attempts so far")
+    last_error: str | None
+    created: datetime
+    next_attempt: datetime | None = Field(
+        description="When it runs next (pending items; null: as soon as a worker is free)"
+    )
+    failed_at: datetime | None = Field(description="When it was closed as failed (failed items)")
+
+    @classmethod
+    def of(cls, entry: OutboxEntry) -> OutboxEntryOut:
+        return cls(
+            id=entry.id,
+            kind=entry.kind,
+            description=entry.description,
+            resource_id=entry.resource_id,
+            booking_id=entry.booking_id,
+            state=entry.state,
+            attempts=entry.attempts,
+            last_error=entry.last_error,
+            created=entry.created.astimezone(UTC),
+            next_attempt=entry.next_attempt.astimezone(UTC) if entry.next_attempt else None,
+            failed_at=entry.failed_at.astimezone(UTC) if entry.failed_at else None,
+        )
+
+
+class OutboxList(BaseModel):
+    entries: list[OutboxEntryOut] = Field(
+        description="Undone items oldest first, then failed items newest first"
+    )
+
+
+class InvitationResent(BaseModel):
+    attendees: list[str] = Field(
+        description="The addresses the invitation is queued to again (those not declined)"
     )
 
 

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from multidict import CIMultiDict
 
-from tests.fakes.google_errors import GoogleApiError
+from fake_google.errors import GoogleApiError
 
 MAX_PARTS = 1000  # "You're limited to 1000 calls in a single batch request."
 

@@ -21,13 +21,13 @@ from urllib.parse import unquote_plus, urlencode, urlsplit
 
 from aiohttp import web
 
-from tests.fakes.google_errors import (
+from fake_google.errors import (
     Faults,
     insufficient_scopes,
     invalid_credentials,
     login_required,
 )
-from tests.fakes.google_store import Store
+from fake_google.store import Store
 
 SCOPE_PREFIX = "https://www.googleapis.com/auth/"
 CALENDAR = SCOPE_PREFIX + "calendar"

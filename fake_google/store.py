@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from tests.fakes.google_errors import (
+from fake_google.errors import (
     condition_not_met,
     deleted,
     duplicate,
@@ -29,7 +29,7 @@ from tests.fakes.google_errors import (
     not_found,
     required,
 )
-from tests.fakes.google_events import (
+from fake_google.events import (
     EVENT_ID_RE,
     PRESERVED_FIELDS,
     WRITABLE_FIELDS,

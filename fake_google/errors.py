@@ -275,12 +275,12 @@ class Faults:
         self.rate = 0.0
         self.token_rate = 0.0
         self.kinds: list[Fault] = list(ALL_FAULTS)
-        self._rng = random.Random(seed)
+        self._rng = random.Random(seed)  # noqa: S311 - reproducible faults, not secrets
         self._queued: deque[_Queued] = deque()
         self.injected: list[Fault] = []
 
     def reseed(self, seed: int) -> None:
-        self._rng = random.Random(seed)
+        self._rng = random.Random(seed)  # noqa: S311 - reproducible faults, not secrets
 
     def queue(
         self,

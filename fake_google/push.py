@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from tests.fakes.google_errors import GoogleApiError, invalid, required
+from fake_google.errors import GoogleApiError, invalid, required
 
 DEFAULT_TTL = 604800  # seconds; the default and maximum lifetime the fake grants
 DELIVERY_TIMEOUT = 5.0

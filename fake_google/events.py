@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil import rrule  # type: ignore[import-untyped]
 
-from tests.fakes.google_errors import (
+from fake_google.errors import (
     bad_request,
     invalid,
     parse_error,

@@ -22,10 +22,10 @@ parameters are ignored; calendarList ``syncToken`` returns the whole list;
 events.move/quickAdd and the calendars/acl/settings write methods answer 501
 ``notImplemented``; series expand to at most 730 instances.
 
-Module layout: google_errors (error bodies, faults), google_events (event fields,
-times, recurrence, query parameters), google_store (state and semantics),
-google_oauth (consent/token/revoke), google_push (channels, deliveries),
-google_batch (multipart batch). This module is the HTTP surface and test controls.
+Module layout: errors (error bodies, faults), events (event fields, times,
+recurrence, query parameters), store (state and semantics), oauth
+(consent/token/revoke), push (channels, deliveries), batch (multipart batch).
+This module is the HTTP surface and test controls.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ from urllib.parse import quote, unquote
 
 from aiohttp import web
 
-from tests.fakes.google_batch import parse_batch, render_batch, response_content_id
-from tests.fakes.google_errors import (
+from fake_google.batch import parse_batch, render_batch, response_content_id
+from fake_google.errors import (
     ALL_FAULTS,
     BACKEND_500,
     BACKEND_503,
@@ -63,7 +63,7 @@ from tests.fakes.google_errors import (
     not_implemented,
     writer_access_required,
 )
-from tests.fakes.google_events import (
+from fake_google.events import (
     Json,
     ListParams,
     apply_fields,
@@ -72,7 +72,7 @@ from tests.fakes.google_events import (
     query_max_results,
     query_one,
 )
-from tests.fakes.google_oauth import (
+from fake_google.oauth import (
     ANY_CALENDAR,
     CALENDAR,
     CALENDAR_READONLY,
@@ -85,8 +85,8 @@ from tests.fakes.google_oauth import (
     AccessGrant,
     OAuthProvider,
 )
-from tests.fakes.google_push import Channel, Delivery, Notifier, now_ms
-from tests.fakes.google_store import ACCESS_ROLES, WRITE_ROLES, Account, Calendar, Store
+from fake_google.push import Channel, Delivery, Notifier, now_ms
+from fake_google.store import ACCESS_ROLES, WRITE_ROLES, Account, Calendar, Store
 
 __all__ = [
     "ALL_FAULTS",
@@ -111,7 +111,7 @@ __all__ = [
 ]
 
 DEFAULT_CLIENT_ID = "fake-client-id.apps.googleusercontent.com"
-DEFAULT_CLIENT_SECRET = "fake-client-secret"
+DEFAULT_CLIENT_SECRET = "fake-client-secret"  # noqa: S105 - the fake's, public
 # Query parameters that do not change a list's result (for page-token checks).
 _PAGING_NEUTRAL = frozenset(
     {"pageToken", "maxResults", "alt", "fields", "prettyPrint", "quotaUser"}
@@ -162,11 +162,13 @@ class FakeGoogle:
         redirect_uris: Iterable[str] | None = None,
         seed: int = 0,
         host: str = "127.0.0.1",
+        port: int = 0,
         allow_http_webhooks: bool = False,
     ) -> None:
         self.client_id = client_id
         self.client_secret = client_secret
         self.host = host
+        self._listen_port = port  # 0: the kernel picks one (tests); fixed for the demo
         self.store = Store()
         self.store.on_change = self._on_change
         self.faults = Faults(seed)
@@ -192,7 +194,7 @@ class FakeGoogle:
         self.most_lists_open: Counter[str] = Counter()
         self._snapshots: dict[str, _Snapshot] = {}
         self._runner: web.AppRunner | None = None
-        self.port = 0
+        self.port = port
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -240,7 +242,7 @@ class FakeGoogle:
         app.router.add_post("/channels/stop", self._handle_api)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0)
+        site = web.TCPSite(self._runner, self.host, self._listen_port)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         await self.notifier.start()
