@@ -6,17 +6,22 @@ Every way the connect flow can end badly is a ``Failure``: a status (4xx
 when the person must do something, 503 when Google is away for now), a
 title and a text that says what happened and what to do. ``web`` decides
 which one applies; this module only renders.
+
+Titles and texts are the catalogs' English source texts (marked with
+``N_`` where they are chosen), whole sentences with named placeholders;
+they are translated here, and only then filled with their values, so that a
+text with a calendar's name in it is found in the catalog all the same.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from gateway.look.i18n import translations
+from gateway.look.i18n import N_, translate
 from gateway.look.pages import message_page, render_page
 from gateway.settings import Language
 from gateway.web.keys import SETTINGS
@@ -30,8 +35,9 @@ class Failure:
 
     status: int
     title: str
-    text: str
+    text: str  # may name placeholders, filled from ``values`` once translated
     retry_after: int | None = None  # seconds, for 503
+    values: Mapping[str, str] = field(default_factory=dict)
 
 
 def speak_for(request: web.Request, resource_id: str) -> None:
@@ -45,12 +51,31 @@ def language_of(request: web.Request) -> Language:
     return known if known is not None else request.config_dict[SETTINGS].language(None)
 
 
-def message(request: web.Request, title: str, text: str, status: int = 200) -> web.Response:
-    """A page that says ``text``; both are looked up in the catalog of the
-    page's language (a text made with values is shown as it is)."""
+def message(
+    request: web.Request,
+    title: str,
+    text: str,
+    status: int = 200,
+    values: Mapping[str, str] | None = None,
+) -> web.Response:
+    """A page that says ``text`` under ``title``, both in the page's
+    language; ``text``'s placeholders are filled from ``values``."""
     language = language_of(request)
-    gettext = translations(language).gettext
-    return message_page(request, gettext(title), gettext(text), language=language, status=status)
+    return message_page(
+        request,
+        translate(language, title),
+        translate(language, text, values),
+        language=language,
+        status=status,
+    )
+
+
+def failed(request: web.Request, failure: Failure) -> web.Response:
+    """The page of ``failure``, with Retry-After when it says when to try."""
+    response = message(request, failure.title, failure.text, failure.status, failure.values)
+    if failure.retry_after is not None:
+        response.headers["Retry-After"] = str(failure.retry_after)
+    return response
 
 
 def choose_calendar(
@@ -62,8 +87,10 @@ def choose_calendar(
     action: str,
     notice: str = "",
     status: int = 200,
+    notice_values: Mapping[str, str] | None = None,
 ) -> web.Response:
-    """The calendar choice; ``notice`` says why the person chooses again."""
+    """The calendar choice; ``notice`` (a source text, its placeholders
+    filled from ``notice_values``) says why the person chooses again."""
     language = language_of(request)
     options = []
     for index, calendar in enumerate(calendars):
@@ -79,12 +106,12 @@ def choose_calendar(
             }
         )
     context = {
-        "title": translations(language).gettext("Choose a calendar"),
+        "title": translate(language, N_("Choose a calendar")),
         "resource_name": resource_name,
         "account": account,
         "state": state,
         "calendars": options,
         "action": action,
-        "notice": notice,
+        "notice": translate(language, notice, notice_values) if notice else "",
     }
     return render_page(request, "google/choose.html", context, language=language, status=status)

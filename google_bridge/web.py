@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Mapping
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
@@ -22,7 +23,8 @@ from typing import Any
 from aiohttp import web
 
 from gateway.core.mirror import LogKind
-from gateway.core.mirror_admin import InviteInvalid
+from gateway.core.mirror_admin import InviteInvalid, InviteProblem
+from gateway.look.i18n import N_
 from gateway.look.pages import error_pages
 from gateway.web.keys import CLOCK
 
@@ -75,7 +77,8 @@ async def connect(request: web.Request) -> web.Response:
     try:
         invite = await bridge.admin.open_invite(request.match_info["invite"])
     except InviteInvalid as exc:
-        return _html(pages.message(request, "Link not valid or expired", str(exc)), status=410)
+        # 410: the link was one of ours and will not work again.
+        return _failed(request, _speaking(request, exc, Step.CALLBACK), status=410)
     pkce, state = new_pkce(), new_state()
     await bridge.admin.begin_consent(invite, state, pkce.verifier)
     resource = bridge.bookings.resource(invite.resource_id)
@@ -119,10 +122,54 @@ RETRY_AFTER_S = 60
 QUOTA_RETRY_AFTER_S = 3600
 
 
-def _sentence(text: str) -> str:
-    text = text.strip()
-    text = text[:1].upper() + text[1:]
-    return text if text.endswith((".", "!", "?")) else text + "."
+# What each unusable invitation link is told; the same whatever step found it.
+_INVITE_TEXTS: dict[InviteProblem, str] = {
+    InviteProblem.UNKNOWN: N_("This link is not valid; ask for a new invitation."),
+    InviteProblem.USED: N_("This link was already used; ask for a new invitation."),
+    InviteProblem.EXPIRED: N_("This link has expired; ask for a new invitation."),
+    InviteProblem.RESOURCE_GONE: N_(
+        "The calendar this link was for no longer exists in this booking system; ask for "
+        "a new invitation."
+    ),
+    InviteProblem.UNFINISHED: N_(
+        "The sign-in with Google is not finished yet; open the invitation link again."
+    ),
+}
+
+# Texts that tell how to try again, which depends on the step (``Step``):
+# whole sentences each, so that a translation can order its words freely.
+_QUOTA_TEXTS = {
+    Step.CALLBACK: N_(
+        "Google's request quota of this booking system is used up for now, so nothing was "
+        "connected. Please open the invitation link again in an hour; if it keeps happening, "
+        "tell the administrator."
+    ),
+    Step.CHOOSE: N_(
+        "Google's request quota of this booking system is used up for now, so nothing was "
+        "connected. Please go back to the calendar choice and send it again in an hour; if it "
+        "keeps happening, tell the administrator."
+    ),
+}
+_UNREACHABLE_TEXTS = {
+    Step.CALLBACK: N_(
+        "Google could not be reached just now, so nothing was connected. Please open the "
+        "invitation link again in a few minutes."
+    ),
+    Step.CHOOSE: N_(
+        "Google could not be reached just now, so nothing was connected. Please go back to "
+        "the calendar choice and send it again in a few minutes."
+    ),
+}
+_UNEXPECTED_TEXTS = {
+    Step.CALLBACK: N_(
+        "Google did not answer as expected, so nothing was connected. Please open the "
+        "invitation link again; if it happens again, tell the administrator."
+    ),
+    Step.CHOOSE: N_(
+        "Google did not answer as expected, so nothing was connected. Please go back to the "
+        "calendar choice and send it again; if it happens again, tell the administrator."
+    ),
+}
 
 
 def failure_of(error: BaseException, step: Step) -> pages.Failure:
@@ -130,70 +177,75 @@ def failure_of(error: BaseException, step: Step) -> pages.Failure:
 
     4xx when the person has to do something (start again, grant access),
     503 with Retry-After when Google cannot be reached or is out of quota,
-    never a 500: nothing the person or Google does is a bug here."""
-    again = (
-        "open the invitation link again"
-        if step is Step.CALLBACK
-        else "go back to the calendar choice and send it again"
-    )
+    never a 500: nothing the person or Google does is a bug here. Title and
+    text are the English source texts; ``pages`` translates them."""
     if isinstance(error, InviteInvalid):
-        return pages.Failure(400, "Link not valid or expired", _sentence(str(error)))
+        return pages.Failure(400, N_("Link not valid or expired"), _INVITE_TEXTS[error.problem])
     if isinstance(error, CodeRefused):
         return pages.Failure(
             400,
-            "Sign-in expired",
-            "Google no longer accepts this sign-in: it was used already (a reloaded page) "
-            "or took too long. Nothing was connected; open the invitation link again.",
+            N_("Sign-in expired"),
+            N_(
+                "Google no longer accepts this sign-in: it was used already (a reloaded page) "
+                "or took too long. Nothing was connected; open the invitation link again."
+            ),
         )
     if isinstance(error, NoRefreshToken):
-        return pages.Failure(400, "Not connected", _sentence(str(error)))
-    if isinstance(error, QuotaExceeded):
         return pages.Failure(
-            503,
-            "Google is busy",
-            "Google's request quota of this booking system is used up for now, so nothing "
-            f"was connected. Please {again} in an hour; if it keeps happening, tell the "
-            "administrator.",
-            QUOTA_RETRY_AFTER_S,
+            400,
+            N_("Not connected"),
+            N_(
+                "Google sent no lasting access for this booking system. Remove this booking "
+                "system's access in your Google account settings (Security, Third-party "
+                "access), then open the invitation link again."
+            ),
         )
+    if isinstance(error, QuotaExceeded):
+        return pages.Failure(503, N_("Google is busy"), _QUOTA_TEXTS[step], QUOTA_RETRY_AFTER_S)
     if isinstance(error, (TokenEndpointUnavailable, GoogleUnavailable)):
         return pages.Failure(
-            503,
-            "Google is not answering",
-            f"Google could not be reached just now, so nothing was connected. Please {again} "
-            "in a few minutes.",
-            RETRY_AFTER_S,
+            503, N_("Google is not answering"), _UNREACHABLE_TEXTS[step], RETRY_AFTER_S
         )
     if isinstance(error, ScopesMissing) or (
         isinstance(error, GoogleRequestError) and error.reason == "insufficientPermissions"
     ):
         return pages.Failure(
             400,
-            "Calendar access not granted",
-            "Google did not give access to your calendars: on Google's page, allow every "
-            "calendar permission this booking system asks for. Open the invitation link again.",
+            N_("Calendar access not granted"),
+            N_(
+                "Google did not give access to your calendars: on Google's page, allow every "
+                "calendar permission this booking system asks for. Open the invitation link "
+                "again."
+            ),
         )
     if isinstance(error, (ReconnectNeeded, TokenKeyMismatch)):
         return pages.Failure(
             400,
-            "Start again",
-            "The access Google granted can no longer be used: it was withdrawn meanwhile, or "
-            "this system's keys changed. Nothing was connected; open the invitation link again.",
+            N_("Start again"),
+            N_(
+                "The access Google granted can no longer be used: it was withdrawn meanwhile, "
+                "or this system's keys changed. Nothing was connected; open the invitation "
+                "link again."
+            ),
         )
-    return pages.Failure(
-        503,
-        "Not connected",
-        f"Google did not answer as expected, so nothing was connected. Please {again}; if it "
-        "happens again, tell the administrator.",
-        RETRY_AFTER_S,
-    )
+    return pages.Failure(503, N_("Not connected"), _UNEXPECTED_TEXTS[step], RETRY_AFTER_S)
 
 
-def _failed(request: web.Request, failure: pages.Failure) -> web.Response:
-    response = _html(pages.message(request, failure.title, failure.text), failure.status)
-    if failure.retry_after is not None:
-        response.headers["Retry-After"] = str(failure.retry_after)
-    return response
+def _failed(
+    request: web.Request, failure: pages.Failure, status: int | None = None
+) -> web.Response:
+    """The page of ``failure`` in the resource's language, if the link named
+    one, else in the default language."""
+    return _html(pages.failed(request, failure), status or failure.status)
+
+
+def _speaking(request: web.Request, error: InviteInvalid, step: Step) -> pages.Failure:
+    """``failure_of(error, step)``, its page in the language of the link's
+    resource when the link was one of ours (an expired link of a German
+    resource reads German), else in the default language."""
+    if error.resource_id is not None:
+        pages.speak_for(request, error.resource_id)
+    return failure_of(error, step)
 
 
 # What the person's browser may bring back from Google instead of a code
@@ -201,37 +253,40 @@ def _failed(request: web.Request, failure: pages.Failure) -> web.Response:
 _PASSING_CONSENT_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
 
 
-def _consent_error_page(request: web.Request, error: str) -> web.Response:
+def consent_error_failure(error: str) -> pages.Failure:
+    """The page for Google's ``error`` instead of a code (pure)."""
     if error == "access_denied":
-        return _html(
-            pages.message(
-                request,
-                "Not connected",
+        return pages.Failure(
+            400,
+            N_("Not connected"),
+            N_(
                 "Google access was not granted, so nothing was connected. You can open the "
-                "invitation link again to retry.",
+                "invitation link again to retry."
             ),
-            status=400,
         )
     if error in _PASSING_CONSENT_ERRORS:
-        return _failed(
-            request,
-            pages.Failure(
-                503,
-                "Google is not answering",
+        return pages.Failure(
+            503,
+            N_("Google is not answering"),
+            N_(
                 "Google could not complete the sign-in just now, so nothing was connected. "
-                "Please open the invitation link again in a few minutes.",
-                RETRY_AFTER_S,
+                "Please open the invitation link again in a few minutes."
             ),
+            RETRY_AFTER_S,
         )
-    return _html(
-        pages.message(
-            request,
-            "Not connected",
-            f"Google did not complete the sign-in ({error}), so nothing was connected. Open "
-            "the invitation link again; if it happens again, tell the administrator.",
+    return pages.Failure(
+        400,
+        N_("Not connected"),
+        N_(
+            "Google did not complete the sign-in (%(error)s), so nothing was connected. Open "
+            "the invitation link again; if it happens again, tell the administrator."
         ),
-        status=400,
+        values={"error": error},
     )
+
+
+# Whatever went wrong with a sign-in this browser did not start or finish.
+_START_AGAIN = pages.Failure(400, N_("Start again"), N_("Open the invitation link again."))
 
 
 async def callback(request: web.Request) -> web.Response:
@@ -241,27 +296,25 @@ async def callback(request: web.Request) -> web.Response:
         invite = await bridge.admin.invite_for_state(state)
         pages.speak_for(request, invite.resource_id)
     except InviteInvalid as exc:
-        return _failed(request, failure_of(exc, Step.CALLBACK))
+        return _failed(request, _speaking(request, exc, Step.CALLBACK))
     if not _same_browser(request, state):
-        return _html(
-            pages.message(
-                request,
-                "Start again",
-                "This sign-in was started in another browser; open the invitation link again.",
+        return _failed(
+            request,
+            pages.Failure(
+                400,
+                N_("Start again"),
+                N_("This sign-in was started in another browser; open the invitation link again."),
             ),
-            status=400,
         )
     if "error" in request.query:
         error = request.query.get("error", "")
         await bridge.admin.note(
             invite.resource_id, LogKind.INFO, f"Google consent not given: {error}"
         )
-        return _consent_error_page(request, error)
+        return _failed(request, consent_error_failure(error))
     code = request.query.get("code", "")
     if not code or not invite.code_verifier:
-        return _html(
-            pages.message(request, "Start again", "Open the invitation link again."), status=400
-        )
+        return _failed(request, _START_AGAIN)
     try:
         refresh = await exchange_code(
             bridge.session,
@@ -279,14 +332,16 @@ async def callback(request: web.Request) -> web.Response:
         return _failed(request, failure_of(exc, Step.CALLBACK))
     account = next((str(c["id"]) for c in calendars if c.get("primary")), "")
     if not account:
-        return _html(
-            pages.message(
-                request,
-                "Not connected",
-                "This Google account has no main calendar. Open the invitation link again and "
-                "sign in with another Google account.",
+        return _failed(
+            request,
+            pages.Failure(
+                400,
+                N_("Not connected"),
+                N_(
+                    "This Google account has no main calendar. Open the invitation link again "
+                    "and sign in with another Google account."
+                ),
             ),
-            400,
         )
     try:
         invite = await bridge.admin.consented(invite, account, bridge.vault.seal(refresh))
@@ -310,40 +365,48 @@ def _usable_calendars(
 def _no_calendar(
     request: web.Request, bridge: GoogleBridge, resource_id: str, account: str
 ) -> web.Response:
-    need = (
-        "one you may make changes to"
+    text = (
+        N_(
+            "%(account)s has no calendar this booking system can use: it needs one you may "
+            "make changes to. Create or share such a calendar in Google Calendar, or sign in "
+            "with another account, then open the invitation link again."
+        )
         if bridge.admin.policy(resource_id).direction.pushes
-        else "one whose events you may see"
+        else N_(
+            "%(account)s has no calendar this booking system can use: it needs one whose "
+            "events you may see. Create or share such a calendar in Google Calendar, or sign "
+            "in with another account, then open the invitation link again."
+        )
     )
-    return _html(
-        pages.message(
-            request,
-            "No calendar to connect",
-            f"{account} has no calendar this booking system can use: it needs {need}. Create "
-            "or share such a calendar in Google Calendar, or sign in with another account, then "
-            "open the invitation link again.",
-        ),
-        status=400,
-    )
+    failure = pages.Failure(400, N_("No calendar to connect"), text, values={"account": account})
+    return _failed(request, failure)
 
 
 def _chosen_unusable(
     bridge: GoogleBridge, resource_id: str, calendar_id: str, calendars: list[dict[str, Any]]
-) -> str:
-    """Why the chosen calendar cannot be connected, in words."""
+) -> tuple[str, dict[str, str]]:
+    """Why the chosen calendar cannot be connected: the source text and the
+    values of its placeholders."""
     listed = next((c for c in calendars if c.get("id") == calendar_id), None)
     if listed is None:
-        return (
+        return N_(
             "The calendar you chose is no longer in your Google account: it was deleted or is "
             "no longer shared with you. Choose another one."
-        )
-    name = str(listed.get("summaryOverride") or listed.get("summary") or calendar_id)
+        ), {}
+    name = {"calendar": _calendar_name(listed, calendar_id)}
     if bridge.admin.policy(resource_id).direction.pushes:
-        return (
-            f"You may no longer make changes to events in {name!r}, and bookings are written "
-            "to the calendar. Choose another one, or ask its owner for that permission."
-        )
-    return f"You may no longer see the events in {name!r}. Choose another one."
+        return N_(
+            "You may no longer make changes to events in \u201c%(calendar)s\u201d, and "
+            "bookings are written to the calendar. Choose another one, or ask its owner for "
+            "that permission."
+        ), name
+    return N_(
+        "You may no longer see the events in \u201c%(calendar)s\u201d. Choose another one."
+    ), name
+
+
+def _calendar_name(calendar: Mapping[str, Any], calendar_id: str) -> str:
+    return str(calendar.get("summaryOverride") or calendar.get("summary") or calendar_id)
 
 
 async def choose(request: web.Request) -> web.Response:
@@ -355,11 +418,9 @@ async def choose(request: web.Request) -> web.Response:
         invite = await bridge.admin.invite_for_state(state)
         pages.speak_for(request, invite.resource_id)
     except InviteInvalid as exc:
-        return _failed(request, failure_of(exc, Step.CHOOSE))
-    if not _same_browser(request, state):
-        return _html(pages.message(request, "Start again", "Open the invitation link again."), 400)
-    if not invite.refresh_token:
-        return _html(pages.message(request, "Start again", "Open the invitation link again."), 400)
+        return _failed(request, _speaking(request, exc, Step.CHOOSE))
+    if not _same_browser(request, state) or not invite.refresh_token:
+        return _failed(request, _START_AGAIN)
     try:
         refresh = bridge.vault.open(invite.refresh_token)
         calendars = await bridge.google.calendars(refresh)
@@ -377,7 +438,7 @@ async def choose(request: web.Request) -> web.Response:
         if not usable:
             return _no_calendar(request, bridge, invite.resource_id, invite.account)
         resource = bridge.bookings.resource(invite.resource_id)
-        notice = _chosen_unusable(bridge, invite.resource_id, calendar_id, calendars)
+        notice, values = _chosen_unusable(bridge, invite.resource_id, calendar_id, calendars)
         return pages.choose_calendar(
             request,
             resource.name,
@@ -387,8 +448,9 @@ async def choose(request: web.Request) -> web.Response:
             "/google/choose",
             notice,
             status=409,
+            notice_values=values,
         )
-    name = str(chosen.get("summaryOverride") or chosen.get("summary") or calendar_id)
+    name = _calendar_name(chosen, calendar_id)
     try:
         takeover = await bridge.admin.connect(invite, calendar_id, name)
     except InviteInvalid as exc:  # sent twice, or the link ran out meanwhile
@@ -397,16 +459,20 @@ async def choose(request: web.Request) -> web.Response:
     past = timedelta(days=bridge.settings.import_past_days)
     await bridge.bookings.push_all(resource_id, since=request.config_dict[CLOCK]() - past)
     bridge.worker.request_sync(resource_id)
-    text = (
-        f"Your calendar {name!r} is connected. Your existing appointments are being imported "
-        "now; bookings will appear in it shortly."
-    )
     if takeover.previous_resource:
-        text += (
-            f" This Google account was connected to {takeover.previous_resource!r} before; "
-            "that connection has ended (one Google account serves one calendar here)."
+        text = N_(
+            "Your calendar \u201c%(calendar)s\u201d is connected. Your existing appointments "
+            "are being imported now; bookings will appear in it shortly. This Google account "
+            "was connected to \u201c%(previous)s\u201d before; that connection has ended (one "
+            "Google account serves one calendar here)."
         )
-    response = _html(pages.message(request, "Connected", text))
+    else:
+        text = N_(
+            "Your calendar \u201c%(calendar)s\u201d is connected. Your existing appointments "
+            "are being imported now; bookings will appear in it shortly."
+        )
+    values = {"calendar": name, "previous": takeover.previous_resource or ""}
+    response = pages.message(request, N_("Connected"), text, values=values)
     response.del_cookie(STATE_COOKIE, path="/google/")
     return response
 

@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import assert_never
 
 from .clock import utc_now as _utc_now
@@ -36,8 +37,32 @@ from .model import OutboxEffect, Resource
 from .ports import MirrorStore, MirrorTransaction
 
 
+class InviteProblem(StrEnum):
+    """Why an invitation link cannot be used: what the connect pages word
+    (``google_bridge.web``), in the resource's language."""
+
+    UNKNOWN = "unknown"
+    USED = "used"
+    EXPIRED = "expired"
+    RESOURCE_GONE = "resource_gone"
+    UNFINISHED = "unfinished"  # the calendar was chosen before Google's consent
+
+
 class InviteInvalid(GatewayError):
-    """An invitation link that cannot be used (unknown, expired, used)."""
+    """An invitation link that cannot be used (unknown, expired, used).
+
+    ``problem`` says which; ``resource_id`` names the invitation's resource
+    when the link was one of ours (its pages speak the resource's language)."""
+
+    def __init__(
+        self,
+        message: str,
+        problem: InviteProblem = InviteProblem.UNKNOWN,
+        resource_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.problem = problem
+        self.resource_id = resource_id
 
 
 class MirrorDisabled(GatewayError):
@@ -249,11 +274,21 @@ class MirrorAdmin:
         if invite is None:
             raise InviteInvalid("this link is not valid; ask for a new invitation")
         if invite.used is not None:
-            raise InviteInvalid("this link was already used; ask for a new invitation")
+            raise InviteInvalid(
+                "this link was already used; ask for a new invitation",
+                InviteProblem.USED,
+                invite.resource_id,
+            )
         if invite.expires <= self._clock():
-            raise InviteInvalid("this link has expired; ask for a new invitation")
+            raise InviteInvalid(
+                "this link has expired; ask for a new invitation",
+                InviteProblem.EXPIRED,
+                invite.resource_id,
+            )
         if invite.resource_id not in self._resources:
-            raise InviteInvalid("the resource of this link no longer exists")
+            raise InviteInvalid(
+                "the resource of this link no longer exists", InviteProblem.RESOURCE_GONE
+            )
         return invite
 
     async def begin_consent(self, invite: Invite, state: str, code_verifier: str) -> None:
@@ -283,7 +318,11 @@ class MirrorAdmin:
         async with self._repo.transaction() as tx:
             fresh = self._usable(await tx.get_invite(invite.token_hash))
             if not fresh.account or not fresh.refresh_token:
-                raise InviteInvalid("consent is not finished; open the invitation link again")
+                raise InviteInvalid(
+                    "consent is not finished; open the invitation link again",
+                    InviteProblem.UNFINISHED,
+                    fresh.resource_id,
+                )
             previous = await tx.connection_by_account(fresh.account)
             taken_from = None
             if previous is not None and previous.resource_id != resource.id:

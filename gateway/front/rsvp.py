@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,7 +53,7 @@ from gateway.links.tokens import (
     verify_rsvp,
 )
 from gateway.look.dates import format_when
-from gateway.look.i18n import translations
+from gateway.look.i18n import N_, translator
 from gateway.look.pages import error_pages, message_page, render_page
 from gateway.settings import Language
 from gateway.web.keys import BOOKINGS, CLOCK, LINKS, REPOSITORY, SETTINGS
@@ -66,6 +65,12 @@ ICS_FILENAME = "invite.ics"
 
 # The order the answers are offered in, and their form values.
 ANSWER_ORDER = (PartStat.ACCEPTED, PartStat.TENTATIVE, PartStat.DECLINED)
+# When an answer does not apply for a reason the booker cannot act on
+# (``_why_not`` words the ones they can).
+_NOT_RECORDED = N_(
+    "This answer could not be recorded for the booking as it is now. Please answer with "
+    "the link in the latest e-mail about it."
+)
 _LANGUAGE = web.RequestKey("rsvp_language", str)  # the page's, once the booking is known
 
 
@@ -146,8 +151,8 @@ async def give_answer(request: web.Request) -> web.Response:
     if not outcome.applied:
         # 409: the answer conflicts with the booking as it now is (RFC 9110
         # 15.5.10); the page says what changed.
-        notice = _why_not(claim, current, attendee, now, language) or _t(language)(
-            "This answer could not be recorded."
+        notice = _why_not(claim, current, attendee, now, language) or translator(language)(
+            _NOT_RECORDED
         )
         return _answer_page(request, current, resource, attendee, claim, notice, status=409)
     if before.partstat is claim.partstat:
@@ -174,7 +179,7 @@ async def _chosen_answer(request: web.Request, claim: RsvpClaim, language: Langu
         return claim.partstat
     chosen = next((p for p in ANSWER_ORDER if p.value == value), None)
     if chosen is None:
-        _ = _t(language)
+        _ = translator(language)
         raise _Page(400, _("Answer not understood"), _("Please choose one of the answers."))
     return chosen
 
@@ -192,7 +197,7 @@ def _answer_page(
     status: int = 200,
 ) -> web.Response:
     language = _language_of(request)
-    _ = _t(language)
+    _ = translator(language)
     context: dict[str, Any] = {
         "title": booking.title,
         "notice": notice,
@@ -208,7 +213,7 @@ def _answer_page(
 def _booking_view(
     booking: Booking, resource: Resource, attendee: Attendee, language: Language
 ) -> dict[str, Any]:
-    _ = _t(language)
+    _ = translator(language)
     when = format_when(booking.start, booking.end, booking.timezone, language)
     if booking.recurring:
         when = _("%(when)s, the first of a series", when=when)
@@ -232,7 +237,7 @@ def _answer_choices(
     claim: RsvpClaim, attendee: Attendee, language: Language
 ) -> list[dict[str, Any]]:
     """All three answers; the link's own chosen, the recorded one marked."""
-    _ = _t(language)
+    _ = translator(language)
     labels = {
         PartStat.ACCEPTED: _("Yes, I accept"),
         PartStat.TENTATIVE: _("Maybe, I might come"),
@@ -255,8 +260,10 @@ def _calendar_links(request: web.Request, booking: Booking) -> list[tuple[str, s
     if signer is None:
         return None
     links = signer.calendar_links(booking)
+    _ = translator(_language_of(request))
     return [
-        ("link-ics", "Calendar file (.ics)", links.ics),
+        ("link-ics", _("Calendar file (.ics)"), links.ics),
+        # Brand names, the same in every language:
         ("link-google", "Google Calendar", links.google),
         ("link-outlook", "Outlook.com", links.outlook),
         ("link-office365", "Office 365", links.office365),
@@ -310,7 +317,7 @@ def _refuse_cross_site(request: web.Request) -> None:
     no browser form, and whoever sends it holds the token anyway."""
     own = request.config_dict[SETTINGS].server.public_url
     if not same_origin(request.headers.get("Origin"), [own]):
-        _ = _t(_language_of(request))
+        _ = translator(_language_of(request))
         raise _Page(
             403,
             _("Answer refused"),
@@ -325,7 +332,7 @@ def _why_not(
     claim: RsvpClaim, booking: Booking, attendee: Attendee | None, now: datetime, language: Language
 ) -> str | None:
     """Why the answer does not apply, in the booker's words; None when it does."""
-    _ = _t(language)
+    _ = translator(language)
     if booking.status is BookingStatus.CANCELLED:
         return _("This booking has been cancelled: there is nothing left to answer.")
     if claim.sequence < booking.sequence:
@@ -343,12 +350,16 @@ def _why_not(
         )
     applies, reason = reply_applies(booking, claim.as_reply(booking.uid, attendee.email, now))
     if not applies:
-        return _("This answer cannot be recorded (%(reason)s).", reason=reason)
+        # The core's reason is for the sync log (English, with UIDs and
+        # SEQUENCE numbers); the reasons a booker can meet are worded above,
+        # and what is left (a link the booking never sent) gets one sentence.
+        log.info("answer by link does not apply", extra={"booking": booking.id, "reason": reason})
+        return _(_NOT_RECORDED)
     return None
 
 
 def _state(partstat: PartStat, language: Language) -> str:
-    _ = _t(language)
+    _ = translator(language)
     if partstat is PartStat.ACCEPTED:
         return _("accepted")
     if partstat is PartStat.DECLINED:
@@ -359,12 +370,12 @@ def _state(partstat: PartStat, language: Language) -> str:
 
 
 def _already(partstat: PartStat, language: Language) -> str:
-    _ = _t(language)
+    _ = translator(language)
     return _("Your answer is already recorded: %(answer)s.", answer=_state(partstat, language))
 
 
 def _thanks(partstat: PartStat, title: str, language: Language) -> str:
-    _ = _t(language)
+    _ = translator(language)
     if partstat is PartStat.ACCEPTED:
         return _("Thank you, you accepted \u201c%(title)s\u201d.", title=title)
     if partstat is PartStat.DECLINED:
@@ -373,7 +384,7 @@ def _thanks(partstat: PartStat, title: str, language: Language) -> str:
 
 
 def _not_valid(language: Language) -> _Page:
-    _ = _t(language)
+    _ = translator(language)
     return _Page(
         404,
         _("Link not valid or expired"),
@@ -385,7 +396,7 @@ def _not_valid(language: Language) -> _Page:
 
 
 def _gone(language: Language) -> _Page:
-    _ = _t(language)
+    _ = translator(language)
     return _Page(404, _("Booking not found"), _("This booking no longer exists."))
 
 
@@ -450,18 +461,6 @@ def _language_of(request: web.Request) -> Language:
     known = request.get(_LANGUAGE)
     settings = request.config_dict[SETTINGS]
     return known if known is not None else settings.language(None)
-
-
-def _t(language: Language) -> Callable[..., str]:
-    """gettext of ``language`` with named placeholders, like the templates'
-    ``_()``: ``_("Hello %(name)s", name=...)``."""
-    gettext = translations(language).gettext
-
-    def translate(message: str, **values: object) -> str:
-        text = gettext(message)
-        return text % values if values else text
-
-    return translate
 
 
 def _iso_utc(value: datetime) -> str:

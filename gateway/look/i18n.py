@@ -9,6 +9,7 @@ and no binary ``.mo`` to fall out of step with its source.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import get_args
@@ -45,3 +46,21 @@ def translations(language: Language) -> NullTranslations:
     write_mo(compiled, catalog)
     compiled.seek(0)
     return Translations(compiled, domain=DOMAIN)
+
+
+def translate(language: Language, message: str, values: Mapping[str, object] | None = None) -> str:
+    """``message`` in ``language``, its named placeholders filled from
+    ``values`` after the lookup (the catalog holds the text with
+    ``%(name)s``, never a text already filled in)."""
+    text = translations(language).gettext(message)
+    return text % values if values else text
+
+
+def translator(language: Language) -> Callable[..., str]:
+    """``translate`` bound to ``language``, called like the templates' ``_()``:
+    ``_("Hello %(name)s", name=...)``."""
+
+    def _(message: str, **values: object) -> str:
+        return translate(language, message, values)
+
+    return _

@@ -48,12 +48,27 @@ async def test_a_console_address_that_does_not_exist(browser: Browser, site: Sit
     assert BUSINESS in text
 
 
-async def test_google_said_no(browser: Browser, site: Site) -> None:
-    """The owner refuses Google's consent: a page that says nothing was
-    connected and how to retry."""
-    link = await site.gateway.invite_url("anna")
+@pytest.mark.parametrize(
+    ("resource", "language", "heading", "says"),
+    [
+        ("anna", "en", "Not connected", "open the invitation link again"),
+        ("jonas", "de", "Nicht verbunden", "den Einladungslink erneut öffnen"),
+    ],
+    ids=["en", "de"],
+)
+async def test_google_said_no(
+    browser: Browser,
+    site: Site,
+    resource: str,
+    language: str,
+    heading: str,
+    says: str,
+) -> None:
+    """The owner refuses Google's consent: a page in the resource's language
+    that says nothing was connected and how to retry."""
+    link = await site.gateway.invite_url(resource)
     site.gateway.fake.consent_as(None)  # the person clicks "Cancel" at Google
     await browser.open(link)
-    text = await browser.look("google-refused", language="en")
-    assert await browser.heading() == "Not connected"
-    assert "open the invitation link again" in text
+    text = await browser.look("google-refused", language=language)
+    assert await browser.heading() == heading
+    assert says in text

@@ -14,7 +14,7 @@ import pytest
 from fake_google import oauth as fake_oauth
 from fake_google.calendar import FakeGoogle
 from gateway.core.mirror import ConnectionStatus
-from gateway.core.mirror_admin import InviteInvalid, hash_invite_token
+from gateway.core.mirror_admin import InviteInvalid, InviteProblem, hash_invite_token
 from gateway.store.rows import utc_text
 from google_bridge.client import EventMissing
 from google_bridge.errors import (
@@ -124,7 +124,7 @@ async def expire(gateway: Gateway, *, link: str = "", callback: str = "") -> Non
 
 FAILURES: list[tuple[BaseException, Step, int, str]] = [
     (
-        InviteInvalid("this link has expired; ask for a new invitation"),
+        InviteInvalid("expired", InviteProblem.EXPIRED, "anna"),
         Step.CALLBACK,
         400,
         "This link has expired; ask for a new invitation.",
@@ -135,7 +135,7 @@ FAILURES: list[tuple[BaseException, Step, int, str]] = [
         400,
         "open the invitation link again",
     ),
-    (NoRefreshToken("Google sent no refresh token; remove ..."), Step.CALLBACK, 400, "remove"),
+    (NoRefreshToken("Google sent no refresh token; remove ..."), Step.CALLBACK, 400, "Remove"),
     (TokenEndpointUnavailable("timed out"), Step.CALLBACK, 503, "open the invitation link again"),
     (GoogleUnavailable("calendarList.list: 503"), Step.CALLBACK, 503, "in a few minutes"),
     (GoogleUnavailable("calendarList.list: 503"), Step.CHOOSE, 503, "calendar choice"),

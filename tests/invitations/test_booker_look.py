@@ -151,19 +151,59 @@ async def test_errors_are_pages_in_the_look(
         assert "GET" in resp.headers["Allow"]
 
 
-async def test_pages_speak_the_resource_language(
-    stores: Stores, aiohttp_client: MakeClient, tmp_path: Path, api_headers: dict[str, str]
-) -> None:
+@pytest.fixture
+async def german(stores: Stores, aiohttp_client: MakeClient, tmp_path: Path) -> Client:
+    """The app with German as the language of every resource."""
     yaml = invitation_yaml(stores.new("de").url).replace(
         "defaults:\n  timezone: UTC\n", "defaults:\n  timezone: UTC\n  language: de\n"
     )
     assert "language: de" in yaml
     config = tmp_path / "de.yaml"
     config.write_text(yaml, encoding="utf-8")
-    client = await aiohttp_client(create_app(load_settings(config)))
+    return await aiohttp_client(create_app(load_settings(config)))
+
+
+async def test_pages_speak_the_resource_language(
+    german: Client, api_headers: dict[str, str]
+) -> None:
+    client = german
     booking = await book(client, api_headers)
     page = await (await client.get(rsvp_path(booking, PartStat.ACCEPTED))).text()
     assert '<html lang="de">' in page
     assert "Dienstag, 1. Dezember 2026" in page
     missing = await client.get("/rsvp/not-a-token")
     assert missing.status == 404 and '<html lang="de">' in await missing.text()
+
+
+async def test_german_pages_say_why_an_answer_does_not_apply(
+    german: Client, api_headers: dict[str, str]
+) -> None:
+    booking = await book(german, api_headers)
+    old_link = rsvp_path(booking, PartStat.ACCEPTED)
+    moved = await (
+        await german.patch(
+            f"/api/v1/bookings/{booking['id']}",
+            json={"start": "2026-12-01T11:00:00+01:00", "end": "2026-12-01T12:00:00+01:00"},
+            headers=api_headers,
+        )
+    ).json()
+    stale = await german.post(old_link)
+    assert stale.status == 409
+    assert "Dieser Termin hat sich geändert, seit dieser Link verschickt wurde" in (
+        await stale.text()
+    )
+
+    # Accepted through the new link: the add-to-calendar links, the file's
+    # name in German, the brands as they are.
+    accepted = await (await german.post(rsvp_path(moved, PartStat.ACCEPTED))).text()
+    assert "Vielen Dank, Sie haben \u201eHaircut\u201c zugesagt." in accepted
+    names = dict(re.findall(r'<a id="(link-[a-z0-9]+)" href="[^"]+"[^>]*>([^<]+)</a>', accepted))
+    assert names["link-ics"] == "Kalenderdatei (.ics)"
+    assert names["link-google"] == "Google Calendar"
+    assert names["link-office365"] == "Office 365"
+
+    await german.delete(f"/api/v1/bookings/{booking['id']}", headers=api_headers)
+    cancelled = await german.get(rsvp_path(moved, PartStat.DECLINED))
+    page = await cancelled.text()
+    assert "Dieser Termin wurde abgesagt: Es gibt nichts mehr zu beantworten." in page
+    assert "cancelled" not in page and "<form" not in page
