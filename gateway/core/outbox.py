@@ -44,7 +44,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -133,14 +133,29 @@ class OutboxWorker:
         """Run every item due now (in batches); returns how many were handled."""
         handled = 0
         while not self._closing:
-            items = await self._store.claim_outbox(self._clock(), self._batch_size, self._lease)
-            if not items:
-                return handled
-            # At most one item per booking comes back (the store keeps their
-            # order), so the items of a batch may all run at once.
-            await asyncio.gather(*(self._run_counted(item) for item in items))
+            # In flight from before the claim: once claimed (leased), an item
+            # is not due for anyone else, so a ``settle`` looking between the
+            # claim and the start of the item would take it for done.
+            async with self._counted():
+                items = await self._store.claim_outbox(self._clock(), self._batch_size, self._lease)
+                if not items:
+                    return handled
+                # At most one item per booking comes back (the store keeps
+                # their order), so the items of a batch may all run at once.
+                await asyncio.gather(*(self._run_slotted(item) for item in items))
             handled += len(items)
         return handled
+
+    @contextlib.asynccontextmanager
+    async def _counted(self) -> AsyncIterator[None]:
+        async with self._quiet:
+            self._inflight += 1
+        try:
+            yield
+        finally:
+            async with self._quiet:
+                self._inflight -= 1
+                self._quiet.notify_all()
 
     async def finish_in_flight(self, within: float) -> None:
         """Before a stop (shutdown, settings reload): claim nothing more and
@@ -153,16 +168,9 @@ class OutboxWorker:
             async with asyncio.timeout(within), self._quiet:
                 await self._quiet.wait_for(lambda: self._inflight == 0)
 
-    async def _run_counted(self, item: OutboxItem) -> None:
-        async with self._quiet:
-            self._inflight += 1
-        try:
-            async with self._slots:
-                await self._run(item)
-        finally:
-            async with self._quiet:
-                self._inflight -= 1
-                self._quiet.notify_all()
+    async def _run_slotted(self, item: OutboxItem) -> None:
+        async with self._slots:
+            await self._run(item)
 
     async def settle(self) -> None:
         """Run until nothing is due now and nothing is in flight (items

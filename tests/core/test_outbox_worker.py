@@ -500,6 +500,56 @@ async def test_settle_runs_items_that_fall_due_as_the_clock_moves(
     assert await repo.pending_outbox() == 0
 
 
+class HeldAfterClaim:
+    """The real repository, whose first claim that finds items is held after
+    it commits (the items leased) until another claim has come back empty:
+    a worker caught between its claim and the start of its items while
+    ``settle`` looks."""
+
+    def __init__(self, repo: Repository) -> None:
+        self._repo = repo
+        self.claimed = asyncio.Event()
+        self._go_on = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._repo, name)
+
+    async def claim_outbox(
+        self, now: datetime, limit: int, lease: timedelta | None = None
+    ) -> list[OutboxItem]:
+        items = await self._repo.claim_outbox(now, limit, lease)
+        if items and not self.claimed.is_set():
+            self.claimed.set()
+            await self._go_on.wait()
+        elif not items:
+            self._go_on.set()
+        return items
+
+
+async def test_settle_waits_for_an_item_the_running_loop_has_just_claimed(
+    repo: Repository, clock: Clock
+) -> None:
+    """The server's loop has claimed the item (leased: due for nobody else)
+    and not started it yet when ``settle`` looks: ``settle`` must wait for
+    it, not return as if nothing were left (seen on PostgreSQL under load: a
+    test read Google before the push it had settled for)."""
+    done: list[str] = []
+
+    async def push(item: OutboxItem) -> None:
+        done.append(item.effect.booking_id)
+
+    store = HeldAfterClaim(repo)
+    worker = make_worker(store, {"push": push}, clock)  # type: ignore[arg-type]
+    await enqueue(repo, effect("b1"))
+    loop = asyncio.create_task(worker.run_once())
+    async with asyncio.timeout(LIMIT):
+        await store.claimed.wait()
+        await worker.settle()
+        assert done == ["b1"]
+        assert await repo.pending_outbox() == 0
+        await loop
+
+
 class Watched:
     """The real repository, telling the test each time the worker has looked
     for the next due item: the end of a pass, just before it sleeps."""
