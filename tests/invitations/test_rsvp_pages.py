@@ -113,20 +113,6 @@ async def test_get_shows_the_booking_and_the_answers_and_changes_nothing(
     assert "Yes, I accept" in decline and "Maybe, I might come" in decline
 
 
-async def test_the_time_is_shown_in_the_booking_zone(
-    client: Client, api_headers: dict[str, str]
-) -> None:
-    booking = await book(
-        client,
-        api_headers,
-        start="2026-12-01T23:30:00Z",
-        end="2026-12-02T01:00:00Z",
-        timezone="Asia/Tokyo",
-    )
-    page = await (await client.get(rsvp_path(booking, PartStat.ACCEPTED))).text()
-    assert "Wednesday, 2 December 2026, 08:30\u201310:00 (Japan Standard Time)" in page
-
-
 async def test_everything_on_the_page_is_escaped(
     client: Client, api_headers: dict[str, str]
 ) -> None:

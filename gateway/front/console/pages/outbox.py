@@ -4,9 +4,11 @@ each is, its attempts and last error; "retry now" and "give up" are
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
-from gateway.core.admin_actions import ActionRefused, OutboxEntry
+from gateway.core.admin_actions import ActionRefused, AdminActions, OutboxEntry
 from gateway.core.errors import NotFound
 from gateway.web.keys import ADMIN_ACTIONS, CLOCK, SETTINGS
 
@@ -60,36 +62,36 @@ def _item_id(request: web.Request) -> int | None:
 
 
 async def retry(request: web.Request) -> web.StreamResponse:
-    item_id = _item_id(request)
-    if item_id is None:
-        return not_found(request, "such outbox item")
-    by = guard.session_of(request).user
-    try:
-        entry = await request.config_dict[ADMIN_ACTIONS].retry_outbox_now(item_id, by=by)
-    except NotFound:
-        return not_found(request, f"outbox item {item_id}")
-    except ActionRefused as refused:
-        return await done(request, OUTBOX_PATH, Flash("error", refused.message))
-    return await done(
+    return await _act(
         request,
-        OUTBOX_PATH,
-        Flash("done", f"Item {entry.id} ({entry.description}) will be tried again now."),
+        lambda actions, item_id, by: actions.retry_outbox_now(item_id, by=by),
+        "Item %(id)s (%(what)s) will be tried again now.",
     )
 
 
 async def give_up(request: web.Request) -> web.StreamResponse:
+    return await _act(
+        request,
+        lambda actions, item_id, by: actions.give_up_outbox(item_id, by=by),
+        "Item %(id)s (%(what)s) was given up; it will not run.",
+    )
+
+
+async def _act(
+    request: web.Request,
+    action: Callable[[AdminActions, int, str], Awaitable[OutboxEntry]],
+    said: str,
+) -> web.StreamResponse:
+    """One action on one item, then back to the outbox with what happened."""
     item_id = _item_id(request)
     if item_id is None:
         return not_found(request, "such outbox item")
     by = guard.session_of(request).user
     try:
-        entry = await request.config_dict[ADMIN_ACTIONS].give_up_outbox(item_id, by=by)
+        entry = await action(request.config_dict[ADMIN_ACTIONS], item_id, by)
     except NotFound:
         return not_found(request, f"outbox item {item_id}")
     except ActionRefused as refused:
         return await done(request, OUTBOX_PATH, Flash("error", refused.message))
-    return await done(
-        request,
-        OUTBOX_PATH,
-        Flash("done", f"Item {entry.id} ({entry.description}) was given up; it will not run."),
-    )
+    message = said % {"id": entry.id, "what": entry.description}
+    return await done(request, OUTBOX_PATH, Flash("done", message))
