@@ -25,6 +25,7 @@ from .caldav.names import DAV_ROOT
 from .caldav.options import ALLOW, options
 from .caldav.put import put_object
 from .caldav.report import report
+from .caldav.schedule_outbox import schedule_post
 from .caldav.tree import (
     CalendarNode,
     DavContext,
@@ -33,6 +34,8 @@ from .caldav.tree import (
     PrincipalNode,
     PrincipalsNode,
     RootNode,
+    ScheduleInboxNode,
+    ScheduleOutboxNode,
     Target,
     resolve,
 )
@@ -58,6 +61,12 @@ async def load_node(ctx: DavContext, target: Target) -> DavNode:
             return PrincipalNode(ctx)
         case "home":
             return HomeNode(ctx)
+        case "outbox":
+            return ScheduleOutboxNode(ctx)
+        case "inbox":
+            return ScheduleInboxNode(ctx)
+        case "foreign-outbox":
+            raise DavError(404, "nothing here")
     assert target.resource is not None
     if target.kind == "calendar":
         return await CalendarNode.load(ctx, target.resource)
@@ -88,6 +97,7 @@ METHODS: dict[str, Method] = {
     "PROPFIND": _propfind,
     "PROPPATCH": _proppatch,
     "REPORT": _report,
+    "POST": schedule_post,
 }
 
 

@@ -80,6 +80,8 @@ def build_booking_service(
         uid_domain=urlsplit(settings.server.public_url).hostname or "calgateway",
         mirror=mirror_policies(settings) if policies is None else policies,
         invitations=settings.mail is not None,
+        implicit_scheduling={r.id: settings.implicit_scheduling(r.id) for r in settings.resources},
+        organizer_address=settings.mail.from_address if settings.mail is not None else None,
         clock=clock,
     )
 

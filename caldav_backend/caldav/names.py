@@ -20,6 +20,9 @@ GATEWAY_NS = "urn:calgateway:"
 DAV_ROOT = "/dav/"
 PRINCIPALS = "principals"
 CALENDARS = "calendars"
+# RFC 6638 2.1, 2.2: a principal's scheduling collections, inside it.
+SCHEDULE_OUTBOX = "outbox"
+SCHEDULE_INBOX = "inbox"
 
 
 def cal(name: str) -> str:
@@ -52,6 +55,14 @@ def principals_href() -> str:
 
 def principal_href(user: str) -> str:
     return f"{principals_href()}{segment(user)}/"
+
+
+def outbox_href(user: str) -> str:
+    return f"{principal_href(user)}{SCHEDULE_OUTBOX}/"
+
+
+def inbox_href(user: str) -> str:
+    return f"{principal_href(user)}{SCHEDULE_INBOX}/"
 
 
 def home_href() -> str:

@@ -7,7 +7,7 @@ from aiohttp import web
 # Class 1 and 3 WebDAV (no locking: class 2 would promise LOCK), CalDAV and
 # WebDAV sync; "access-control" is left out as ACL changes are not offered.
 DAV_HEADER = "1, 3, calendar-access"
-ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, REPORT, MKCALENDAR, MKCOL"
+ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, REPORT, MKCALENDAR, MKCOL, POST"
 
 
 async def options(request: web.Request) -> web.Response:

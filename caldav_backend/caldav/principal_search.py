@@ -4,8 +4,9 @@
 A caller sees one principal here, its own (``tree.PrincipalNode``): the
 search runs over that, and answers a multistatus of the principals that
 match (none is a 207 with no response, as Radicale answers). The one
-searchable property is DAV:displayname; principals here have no
-CALDAV:calendar-user-address-set (they are sign-in names, not attendees).
+searchable property is DAV:displayname; a principal's
+CALDAV:calendar-user-address-set is its own URL (users have no e-mail
+address in the config), so there is no address to search for.
 A property-search on a property that cannot be searched matches nothing.
 
 Matching is the caseless substring match RFC 3744 9.4 asks for;

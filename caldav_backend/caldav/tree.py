@@ -38,11 +38,15 @@ from .names import (
     GETETAG,
     PRINCIPALS,
     RESOURCETYPE,
+    SCHEDULE_INBOX,
+    SCHEDULE_OUTBOX,
     cal,
     calendar_href,
     cs,
     home_href,
+    inbox_href,
     object_href,
+    outbox_href,
     principal_href,
     principals_href,
 )
@@ -197,11 +201,81 @@ class PrincipalNode(CalDavNode):
             DISPLAYNAME: LiveProperty(lambda n: n.ctx.principal.name),
             dav("principal-URL"): LiveProperty(lambda n: _href(n.href)),
             cal("calendar-home-set"): LiveProperty(lambda n: _href(home_href())),
+            # RFC 6638 2.1, 2.2, 2.4: where a scheduling client asks for
+            # free-busy time. Users have no e-mail address in the config, so
+            # the principal's own URL is its calendar user address (2.4.1
+            # allows it); the outbox's answer depends on the user's grants only.
+            cal("schedule-outbox-URL"): LiveProperty(
+                lambda n: _href(outbox_href(n.ctx.principal.name)), in_allprop=False
+            ),
+            cal("schedule-inbox-URL"): LiveProperty(
+                lambda n: _href(inbox_href(n.ctx.principal.name)), in_allprop=False
+            ),
+            cal("calendar-user-address-set"): LiveProperty(
+                lambda n: _href(n.href), in_allprop=False
+            ),
+            cal("calendar-user-type"): LiveProperty(lambda n: "INDIVIDUAL", in_allprop=False),
         }
     )
 
     def __init__(self, ctx: DavContext) -> None:
         super().__init__(principal_href(ctx.principal.name), ctx)
+
+    async def members(self) -> list[DavNode]:
+        return [ScheduleOutboxNode(self.ctx), ScheduleInboxNode(self.ctx)]
+
+
+# RFC 6638 6.1.1: the outbox grants sending free-busy requests (schedule-send
+# aggregates schedule-send-freebusy); invitations go out by implicit scheduling.
+_OUTBOX_PRIVILEGES = (
+    dav("read"),
+    dav("read-current-user-privilege-set"),
+    cal("schedule-send"),
+    cal("schedule-send-freebusy"),
+)
+
+
+class ScheduleOutboxNode(CalDavNode):
+    """The caller's schedule outbox (RFC 6638 2.1): empty; a POST of a
+    VFREEBUSY request to it asks for busy time (``schedule_outbox``)."""
+
+    PROPERTIES = {
+        **_with_common(
+            {
+                RESOURCETYPE: LiveProperty(
+                    lambda n: _resourcetype(dav("collection"), cal("schedule-outbox"))
+                ),
+                DISPLAYNAME: LiveProperty(lambda n: "Outbox"),
+            }
+        ),
+        dav("current-user-privilege-set"): LiveProperty(
+            lambda n: [
+                element(dav("privilege"), children=[element(p)]) for p in _OUTBOX_PRIVILEGES
+            ],
+            in_allprop=False,
+        ),
+    }
+
+    def __init__(self, ctx: DavContext) -> None:
+        super().__init__(outbox_href(ctx.principal.name), ctx)
+
+
+class ScheduleInboxNode(CalDavNode):
+    """The caller's schedule inbox (RFC 6638 2.2), always empty: the gateway
+    delivers no scheduling messages to users; clients that look for an inbox
+    before scheduling find one."""
+
+    PROPERTIES = _with_common(
+        {
+            RESOURCETYPE: LiveProperty(
+                lambda n: _resourcetype(dav("collection"), cal("schedule-inbox"))
+            ),
+            DISPLAYNAME: LiveProperty(lambda n: "Inbox"),
+        }
+    )
+
+    def __init__(self, ctx: DavContext) -> None:
+        super().__init__(inbox_href(ctx.principal.name), ctx)
 
 
 class HomeNode(CalDavNode):
@@ -442,8 +516,10 @@ class ObjectNode(CalDavNode):
 @dataclass(frozen=True, slots=True)
 class Target:
     """What a request path names. ``kind`` is one of root, principals,
-    principal, home, calendar, object; ``resource`` and ``name`` are set for
-    calendars and objects (the object may not exist yet: PUT creates it)."""
+    principal, outbox, inbox, home, calendar, object; ``resource`` and
+    ``name`` are set for calendars and objects (the object may not exist yet:
+    PUT creates it). ``foreign-outbox`` is the outbox path of any other
+    principal name, existing or not: 404 to read, 403 to POST to."""
 
     kind: str
     resource: Resource | None = None
@@ -483,6 +559,13 @@ def resolve(ctx: DavContext, raw_path: str) -> Target:
             return Target("principals")
         if len(parts) == 2 and parts[1] == ctx.principal.name:
             return Target("principal")
+        if len(parts) == 3 and parts[1] == ctx.principal.name:
+            if parts[2] == SCHEDULE_OUTBOX:
+                return Target("outbox")
+            if parts[2] == SCHEDULE_INBOX:
+                return Target("inbox")
+        if len(parts) == 3 and parts[2] == SCHEDULE_OUTBOX:
+            return Target("foreign-outbox")
         raise not_found
     if parts[0] == CALENDARS:
         if len(parts) == 1:

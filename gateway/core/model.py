@@ -231,6 +231,17 @@ def etag_for(ics: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Scheduling:
+    """Who sends an object's iTIP messages, as its text says (RFC 6638 7.1):
+    ``organizer`` is the ORGANIZER's address ("" when none), ``by_client``
+    the attendees marked SCHEDULE-AGENT=CLIENT or NONE (the client, or
+    nobody, tells those; the server tells the rest)."""
+
+    organizer: str = ""
+    by_client: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedObject:
     """What the gateway reads out of a calendar object a client sends (CalDAV PUT).
 
@@ -252,6 +263,7 @@ class ParsedObject:
     transparent: bool = False
     sequence: int = 0
     recurring: bool = False
+    scheduling: Scheduling = Scheduling()
 
     def booking(
         self,

@@ -35,6 +35,7 @@ from .model import (
     TimeSpan,
 )
 from .query import CompFilter, DataRequest
+from .schedule_freebusy import FreeBusyRequest
 
 if TYPE_CHECKING:  # it reads ports itself (its dry run is a WriteTransaction)
     from .calendar_import import CalendarFile
@@ -438,6 +439,19 @@ class CalendarQuerying(Protocol):
         """A VCALENDAR with one VFREEBUSY for ``window`` (RFC 4791 7.10): the
         merged busy periods of the objects' occurrences, FBTYPE=BUSY or
         BUSY-TENTATIVE; cancelled and transparent objects left out."""
+        ...
+
+    def freebusy_request(self, text: str) -> FreeBusyRequest:
+        """The free-busy request a scheduling client POSTs to its outbox
+        (RFC 6638 5, RFC 5546 3.3.2); ``InvalidCalendarData`` naming the
+        RFC 6638 precondition it fails."""
+        ...
+
+    def freebusy_reply(
+        self, objects: Sequence[CalendarObject], request: FreeBusyRequest, attendee: str
+    ) -> str:
+        """The iTIP REPLY (METHOD:REPLY, one VFREEBUSY) for ``attendee``: the
+        busy periods of ``objects`` in the request's span, as ``freebusy``."""
         ...
 
     def timezone_calendar(self, timezone: str) -> str:

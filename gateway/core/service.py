@@ -35,6 +35,7 @@ from .calendar_import import (
     outcome_of,
 )
 from .clock import utc_now as _utc_now
+from .effects import INVITATION, Change, ChangeOrigin, EffectPolicy, GooglePush, effects_of
 from .errors import (
     AmbiguousReply,
     BookingConflict,
@@ -60,7 +61,6 @@ from .mirror import (
     SyncLogEntry,
     google_event_id,
     is_imported_uid,
-    pushes_booking,
 )
 from .model import (
     FAR_FUTURE,
@@ -75,6 +75,7 @@ from .model import (
     PartStat,
     Precondition,
     Resource,
+    Scheduling,
     TimeSpan,
     merge_spans,
 )
@@ -83,8 +84,7 @@ from .text import calendar_text_problem
 
 _log = logging.getLogger("calgateway.replies")
 
-INVITATION = "invitation"
-"""Outbox kind: tell the booker (created / rescheduled / cancelled)."""
+__all__ = ["INVITATION", "BookingService"]  # INVITATION: gateway.core.effects, named here too
 
 MAX_BOOKING_LENGTH = timedelta(days=31)
 MAX_QUERY_WINDOW = timedelta(days=366)
@@ -110,6 +110,8 @@ class BookingService:
         uid_domain: str,
         mirror: Mapping[str, MirrorPolicy] | None = None,
         invitations: bool = True,
+        implicit_scheduling: Mapping[str, bool] | None = None,
+        organizer_address: str | None = None,
         clock: Callable[[], datetime] = _utc_now,
         new_id: Callable[[], str] = _new_id,
     ) -> None:
@@ -120,6 +122,12 @@ class BookingService:
         self._mirror = dict(mirror or {})
         # False when no mail is configured: nothing would ever send them.
         self._invitations = invitations
+        # resource id -> whether CalDAV writes invite attendees (RFC 6638),
+        # on unless turned off.
+        self._implicit = dict(implicit_scheduling or {})
+        # The address invitations name as ORGANIZER (mail.from_address): an
+        # object organized by it is the gateway's too.
+        self._organizer_address = organizer_address
         self._clock = clock
         self._new_id = new_id
         self._changed: list[Callable[[], None]] = []
@@ -243,8 +251,7 @@ class BookingService:
                 await tx.remember_idempotency(
                     idempotency_key, IdempotencyRecord(fingerprint, booking_id)
                 )
-            await self._notify(tx, booking, "created")
-            await self._push(tx, booking)
+            await self._queue(tx, Change(None, booking, ChangeOrigin.API))
             if risk is not None:
                 await tx.log(risk.log_entry(booking.id, now))
         self._committed()
@@ -300,8 +307,7 @@ class BookingService:
             updated = replace(updated, sequence=old.sequence + 1, updated=self._clock())
             updated = carry_answer_times(old, updated)  # a new SEQUENCE asks again
             await self._save(tx, updated, resource, previous=previous)
-            await self._notify(tx, updated, "rescheduled" if changes.moves_time else "updated")
-            await self._push(tx, updated)
+            await self._queue(tx, Change(old, updated, ChangeOrigin.API))
             if risk is not None:
                 await tx.log(risk.log_entry(updated.id, updated.updated))
         self._committed()
@@ -325,8 +331,7 @@ class BookingService:
                 updated=self._clock(),
             )
             await self._save(tx, cancelled, self.resource(old.resource_id), previous=previous)
-            await self._notify(tx, cancelled, "cancelled")
-            await self._push(tx, cancelled)
+            await self._queue(tx, Change(old, cancelled, ChangeOrigin.API))
         self._committed()
         return cancelled
 
@@ -373,7 +378,7 @@ class BookingService:
         previous: CalendarObject | None,
         *,
         origin: Origin = Origin.CALDAV,
-        push: bool = True,
+        over: bool = False,
     ) -> tuple[CalendarObject, bool]:
         """The checks and the write of a calendar object stored as sent (a
         CalDAV PUT, one object of an import): ``previous`` is what ``href``
@@ -415,14 +420,25 @@ class BookingService:
         obj = CalendarObject(booking=booking, ics=ics, span=parsed.span, href=href)
         await self._refuse_double_booking(tx, obj, previous)
         await tx.save(obj)
-        if push:
-            await self._push(tx, booking)
+        await self._queue(
+            tx,
+            Change(
+                previous.booking if previous else None,
+                booking,
+                ChangeOrigin.IMPORT if origin is Origin.IMPORT else ChangeOrigin.CALDAV,
+                scheduling=parsed.scheduling,
+                over=over,
+            ),
+        )
         return obj, True
 
     async def delete_object(self, resource_id: str, href: str, condition: Precondition) -> None:
         """Remove a calendar object (CalDAV DELETE); raises ``NotFound`` and
         ``PreconditionFailed``."""
-        self.resource(resource_id)
+        resource = self.resource(resource_id)
+        # Read before the transaction: parsing must not hold the write lock.
+        seen = await self._repo.get_by_href(resource_id, href)
+        scheduling = await asyncio.to_thread(self._scheduling_of, seen, resource)
         async with self._repo.transaction() as tx:
             previous = await tx.get_by_href(resource_id, href)
             if previous is None:
@@ -430,8 +446,17 @@ class BookingService:
             if not condition.holds(previous.etag):
                 raise PreconditionFailed(_precondition_message(href, previous))
             _refuse_imported(previous)
+            if seen is None or seen.ics != previous.ics:  # changed in between
+                scheduling = self._scheduling_of(previous, resource)
             await tx.delete(resource_id, previous.uid)
-            await self._push(tx, previous.booking)
+            change = Change(
+                previous.booking,
+                None,
+                ChangeOrigin.CALDAV,
+                scheduling=scheduling,
+                deleted_text=previous.ics,
+            )
+            await self._queue(tx, change)
         self._committed()
 
     async def import_calendar(
@@ -525,7 +550,7 @@ class BookingService:
                     result,
                     previous,
                     origin=Origin.IMPORT,
-                    push=result.span.end > now,
+                    over=result.span.end <= now,
                 )
             except (
                 InvalidCalendarData,
@@ -578,8 +603,12 @@ class BookingService:
         async with self._repo.transaction() as tx:
             queued = 0
             for obj in objects:
-                if obj.booking.origin is not Origin.GOOGLE and obj.booking.blocks_time:
-                    await self._push(tx, obj.booking)
+                booking = obj.booking
+                if booking.origin is not Origin.GOOGLE and booking.blocks_time:
+                    push = GooglePush(
+                        booking.resource_id, booking.id, booking.uid, booking.sequence
+                    )
+                    await tx.enqueue(push.outbox())
                     queued += 1
         self._committed()
         return queued
@@ -669,47 +698,43 @@ class BookingService:
             )
         )
 
-    async def _push(self, tx: WriteTransaction, booking: Booking) -> None:
-        """Queue the Google push of a change when the resource mirrors to
-        Google. Imported busy blocks never go back (that would be an echo).
-        The push reads the booking as it is when it runs, so a deleted one
-        (no object left) deletes its Google event."""
-        if booking.origin is Origin.GOOGLE:
-            return
+    async def _queue(self, tx: WriteTransaction, change: Change) -> None:
+        """Queue what ``change`` causes (``gateway.core.effects`` decides it)
+        in its transaction."""
+        for effect in effects_of(change, await self._effect_policy(change.booking)):
+            await tx.enqueue(effect.outbox())
+
+    async def _effect_policy(self, booking: Booking) -> EffectPolicy:
+        resource = self.resource(booking.resource_id)
         direction = self.mirror_policy(booking.resource_id).direction
-        if not direction.pushes:
+        in_google = False
+        if not direction.pushes and booking.origin is not Origin.GOOGLE:
             # Read outside the transaction: links are written by the pusher
             # only, for resources that pushed (not this one since the change).
             link = await self._repo.get_link(booking.resource_id, google_event_id(booking.id))
-            if not pushes_booking(direction, in_google=link is not None):
-                return
-        await tx.enqueue(
-            OutboxEffect(
-                kind=GOOGLE_PUSH,
-                resource_id=booking.resource_id,
-                booking_id=booking.id,
-                payload={"uid": booking.uid, "sequence": booking.sequence},
-            )
+            in_google = link is not None
+        organizers: tuple[str, ...] = (resource.email,)
+        if self._organizer_address is not None:
+            organizers += (self._organizer_address,)
+        return EffectPolicy(
+            direction=direction,
+            in_google=in_google,
+            invitations=self._invitations,
+            implicit_scheduling=self._implicit.get(resource.id, True),
+            organizers=organizers,
         )
 
-    async def _notify(self, tx: WriteTransaction, booking: Booking, action: str) -> None:
-        """One outbox item per attendee, so that a mail server refusing one
-        address neither holds up nor repeats the others' invitations."""
-        if not self._invitations:
-            return
-        for attendee in booking.attendees:
-            await tx.enqueue(
-                OutboxEffect(
-                    kind=INVITATION,
-                    resource_id=booking.resource_id,
-                    booking_id=booking.id,
-                    payload={
-                        "action": action,
-                        "sequence": booking.sequence,
-                        "attendee": attendee.email,
-                    },
-                )
-            )
+    def _scheduling_of(self, obj: CalendarObject | None, resource: Resource) -> Scheduling | None:
+        """What a stored object's text says about who schedules it (None: no
+        object, or one with nobody to tell)."""
+        if obj is None or not obj.booking.attendees:
+            return None
+        try:
+            return self._codec.parse(obj.ics, resource.timezone).scheduling
+        except GatewayError:
+            # Stored under laxer limits, say: deleted all the same, and
+            # nobody is told on the gateway's behalf.
+            return None
 
     # -- answers from bookers -----------------------------------------------------
 
@@ -810,7 +835,7 @@ class BookingService:
                     booking_id=booking.id,
                 )
             )
-            await self._push(tx, updated)
+            await self._queue(tx, Change(booking, updated, ChangeOrigin.REPLY))
         self._committed()
         return ReplyOutcome(True, "applied", updated)
 

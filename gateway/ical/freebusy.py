@@ -8,13 +8,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from icalendar import Calendar, FreeBusy, vPeriod
+from icalendar import Calendar, FreeBusy, vCalAddress, vPeriod
 
 from gateway.core.model import TimeSpan, merge_spans
 from gateway.ical.common import PRODID
 
 BUSY = "BUSY"
 TENTATIVE = "BUSY-TENTATIVE"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Who a free-busy REPLY is from and to, and the request's UID."""
+
+    uid: str
+    organizer: str
+    attendee: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,16 +67,26 @@ def periods(busy: Iterable[Busy], window: TimeSpan) -> list[tuple[TimeSpan, str]
     return sorted(found, key=lambda item: (item[0].start, item[0].end))
 
 
-def render(busy: Iterable[Busy], window: TimeSpan, now: datetime) -> str:
+def render(
+    busy: Iterable[Busy], window: TimeSpan, now: datetime, reply: Reply | None = None
+) -> str:
     """RFC 4791 7.10: a VCALENDAR with one VFREEBUSY whose DTSTART/DTEND are the
-    query's range and whose FREEBUSY values are UTC periods (RFC 5545 3.8.2.6)."""
+    query's range and whose FREEBUSY values are UTC periods (RFC 5545 3.8.2.6).
+    With ``reply``, the iTIP REPLY to a free-busy request (RFC 5546 3.3.3):
+    METHOD:REPLY, the request's UID and ORGANIZER, the one ATTENDEE."""
     window = window.in_utc()
     calendar = Calendar()
     calendar.add("prodid", PRODID)
     calendar.add("version", "2.0")
     component = FreeBusy()
-    # RFC 5545 3.6.4 requires UID and DTSTAMP (RFC 4791's example leaves UID out).
-    component.add("uid", f"{uuid.uuid4()}@freebusy.calgateway")
+    if reply is None:
+        # RFC 5545 3.6.4 requires UID and DTSTAMP (RFC 4791's example leaves UID out).
+        component.add("uid", f"{uuid.uuid4()}@freebusy.calgateway")
+    else:
+        calendar.add("method", "REPLY")
+        component.add("uid", reply.uid)
+        component.add("organizer", vCalAddress(reply.organizer))
+        component.add("attendee", vCalAddress(reply.attendee))
     component.add("dtstamp", now.astimezone(UTC).replace(microsecond=0))
     component.add("dtstart", window.start)
     component.add("dtend", window.end)

@@ -32,6 +32,7 @@ from gateway.core.model import (
     BookingStatus,
     ParsedObject,
     PartStat,
+    Scheduling,
     TimeSpan,
 )
 from gateway.ical.common import _address, _as_list
@@ -393,6 +394,25 @@ def _attendees(event: Component) -> tuple[Attendee, ...]:
     return tuple(result)
 
 
+def _scheduling(event: Component) -> Scheduling:
+    """ORGANIZER and the attendees whose SCHEDULE-AGENT (RFC 6638 7.1) is
+    CLIENT or NONE; a value the server does not know counts as SERVER, as
+    7.1 asks of a server that supports the parameter."""
+    organizer = event.get("ORGANIZER")
+    if isinstance(organizer, list):
+        organizer = organizer[0] if organizer else None
+    by_client: set[str] = set()
+    for prop in _as_list(event.get("ATTENDEE", [])):
+        params = prop.params if isinstance(prop, vCalAddress) else {}
+        email = _address(str(prop))
+        if email and str(params.get("SCHEDULE-AGENT", "")).upper() in ("CLIENT", "NONE"):
+            by_client.add(email)
+    return Scheduling(
+        organizer=_address(str(organizer)) if organizer is not None else "",
+        by_client=frozenset(by_client),
+    )
+
+
 def _status(event: Component) -> BookingStatus:
     value = _text(event, "STATUS").strip().upper()
     if value == "CANCELLED":
@@ -463,4 +483,5 @@ def _parse(
         transparent=_text(event, "TRANSP").strip().upper() == "TRANSPARENT",
         sequence=_sequence(event),
         recurring=recurring,
+        scheduling=_scheduling(event),
     )

@@ -35,6 +35,7 @@ from icalendar import Calendar, Component, vBroken, vDDDTypes
 from gateway.core.errors import ExpansionLimit, RecurrenceLimit
 from gateway.core.model import BookingStatus, CalendarObject, TimeSpan
 from gateway.core.query import CompFilter, DataRequest, TimeRange
+from gateway.core.schedule_freebusy import FreeBusyRequest
 from gateway.ical.cache import _LRU
 from gateway.ical.common import PRODID, _parse_calendar, _reason
 from gateway.ical.expand import (
@@ -52,9 +53,10 @@ from gateway.ical.filters import (
     component_names,
     text_rules_out,
 )
-from gateway.ical.freebusy import Busy
+from gateway.ical.freebusy import Busy, Reply
 from gateway.ical.freebusy import render as render_freebusy
 from gateway.ical.limits import RecurrenceLimits
+from gateway.ical.schedule_freebusy import parse_freebusy_request
 from gateway.ical.timezones import _vtimezone_bytes
 
 log = logging.getLogger(__name__)
@@ -251,6 +253,19 @@ class ICalQueryEngine:
 
     def freebusy(self, objects: Sequence[CalendarObject], window: TimeSpan) -> str:
         window = window.in_utc()
+        return render_freebusy(self._busy(objects, window), window, self._clock())
+
+    def freebusy_request(self, text: str) -> FreeBusyRequest:
+        return parse_freebusy_request(text)
+
+    def freebusy_reply(
+        self, objects: Sequence[CalendarObject], request: FreeBusyRequest, attendee: str
+    ) -> str:
+        window = request.window.in_utc()
+        reply = Reply(request.uid, request.organizer, attendee)
+        return render_freebusy(self._busy(objects, window), window, self._clock(), reply)
+
+    def _busy(self, objects: Sequence[CalendarObject], window: TimeSpan) -> list[Busy]:
         busy: list[Busy] = []
         for obj in objects:
             booking = obj.booking
@@ -261,7 +276,7 @@ class ICalQueryEngine:
                 busy.append(Busy(obj.span, tentative))
                 continue
             busy.extend(self._recurring_busy(obj, window))
-        return render_freebusy(busy, window, self._clock())
+        return busy
 
     def _recurring_busy(self, obj: CalendarObject, window: TimeSpan) -> list[Busy]:
         try:

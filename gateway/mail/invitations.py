@@ -1,9 +1,10 @@
 """The outbox handler that tells a booker about their booking (iMIP).
 
 One outbox item is one attendee and one change (created, rescheduled,
-updated, cancelled). The message describes the booking as it is when the
-item runs: a REQUEST with the booking's SEQUENCE, or a CANCEL once it is
-cancelled (RFC 5546 3.2.2, 3.2.5). An item whose SEQUENCE is older than the
+updated, cancelled; ``gateway.core.effects`` decides which). The message
+describes the booking as it is when the item runs: a REQUEST with the
+booking's SEQUENCE, or a CANCEL once it is cancelled or to an attendee taken
+off it (RFC 5546 3.2.2, 3.2.5). An item whose SEQUENCE is older than the
 booking's is skipped, because the item queued with the newer change follows
 and says everything (no outdated REQUEST lands after a newer one). Retries
 after an SMTP failure send the same message again, with the same
@@ -16,14 +17,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 
 from gateway.core.admin_actions import RESENT
 from gateway.core.clock import utc_now as _utc_now
-from gateway.core.invitations import invitation_kind, same_address
-from gateway.core.model import Attendee, Booking, OutboxItem, PartStat, Resource
+from gateway.core.effects import InviteAction
+from gateway.core.errors import GatewayError
+from gateway.core.invitations import InvitationKind, invitation_kind, same_address
+from gateway.core.model import (
+    Attendee,
+    Booking,
+    BookingStatus,
+    CalendarObject,
+    OutboxItem,
+    PartStat,
+    Resource,
+)
 from gateway.core.ports import OutboxJournal, ReadPort
-from gateway.ical import render_itip
+from gateway.ical import ICalCodec, render_itip
 from gateway.links.signer import LinkSigner
 from gateway.settings import Language
 
@@ -40,6 +52,26 @@ GooglePath = Callable[[Booking, Attendee], Awaitable[bool]]
 
 async def _never(booking: Booking, attendee: Attendee) -> bool:
     return False
+
+
+def _deleted_object(item: OutboxItem, resource: Resource, now: datetime) -> CalendarObject | None:
+    """The object a CalDAV DELETE removed, from the text its item carries,
+    as cancelled with the next SEQUENCE (RFC 5546 3.2.5), or None."""
+    text = item.effect.payload.get("deleted")
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        parsed = ICalCodec().parse(text, resource.timezone)
+    except GatewayError as exc:
+        log.warning(
+            "cancellation not written", extra={"booking": item.effect.booking_id, "why": str(exc)}
+        )
+        return None
+    booking = parsed.booking(
+        id=item.effect.booking_id, resource_id=resource.id, created=now, updated=now
+    )
+    booking = replace(booking, status=BookingStatus.CANCELLED, sequence=booking.sequence + 1)
+    return CalendarObject(booking=booking, ics=text, span=parsed.span)
 
 
 class InvitationMailer:
@@ -70,6 +102,12 @@ class InvitationMailer:
         self._journal = journal
         self.sent = 0
 
+    def _deleted(self, item: OutboxItem) -> CalendarObject | None:
+        resource = self._resources.get(item.effect.resource_id)
+        if resource is None:
+            return None
+        return _deleted_object(item, resource, self._clock())
+
     @property
     def links_missing(self) -> bool:
         return self._links is None
@@ -78,18 +116,27 @@ class InvitationMailer:
         payload = item.effect.payload
         obj = await self._store.get_by_id(item.effect.booking_id)
         if obj is None:
-            return  # deleted through CalDAV: nothing left to describe
-        booking = obj.booking
-        if booking.sequence > int(payload.get("sequence", 0)):
+            obj = self._deleted(item)
+            if obj is None:
+                return  # deleted, and nothing left to describe
+        elif obj.booking.sequence > int(payload.get("sequence", 0)):
             return  # a newer change is queued behind this one and says it all
+        booking = obj.booking
         address = str(payload.get("attendee", ""))
         attendee = next((a for a in booking.attendees if same_address(a.email, address)), None)
+        kind = invitation_kind(booking)
+        if attendee is None and address and payload.get("action") == InviteAction.CANCELLED:
+            # Taken off the booking (a CalDAV client's edit): a CANCEL that
+            # names them alone (RFC 5546 3.2.5 "uninvite").
+            attendee = Attendee(address)
+            booking = replace(booking, attendees=(attendee,))
+            obj = replace(obj, booking=booking)
+            kind = InvitationKind.CANCEL
         resource = self._resources.get(booking.resource_id)
         if attendee is None or resource is None:
             return  # no longer an attendee (or resource) of this booking
         if await self._google_path(booking, attendee):
             return  # Google's own invitation reaches this attendee
-        kind = invitation_kind(booking)
         calendar = render_itip(obj, resource, kind, self._organizer_address, self._clock())
         links = self._links
         message = written(

@@ -324,6 +324,16 @@ MEANINGS: Final[dict[str, str]] = {
         "language (`en` or `de`) of every resource's booker pages and invitation mails, unless the "
         "resource sets its own"
     ),
+    "defaults.implicit_scheduling": (
+        "calendar apps' bookings invite their attendees: when a CalDAV client writes or deletes "
+        "an event whose `ORGANIZER` is the resource's address (or `mail.from_address`), each "
+        "`ATTENDEE` gets the invitation, update or cancellation by e-mail, as for API bookings "
+        "(RFC 6638 implicit scheduling). An attendee marked `SCHEDULE-AGENT=CLIENT` or `NONE` is "
+        "left to the app. Needs `mail`"
+    ),
+    "resources[].implicit_scheduling": (
+        "the same for this resource's calendar (`true` or `false`)"
+    ),
     "users[].admin": "may sign in to the admin console at `/` (every resource, every action)",
     "resources[].language": (
         "language of this resource's booker pages and invitation mails (`en` or `de`)"
@@ -369,6 +379,7 @@ DEFAULT_NOTES: Final[dict[str, str]] = {
 INHERITS: Final[dict[str, str]] = {
     "resources[].timezone": "defaults.timezone",
     "resources[].language": "defaults.language",
+    "resources[].implicit_scheduling": "defaults.implicit_scheduling",
     "resources[].google.direction": "google.direction",
     "resources[].google.details": "google.details",
     "resources[].google.when_stale": "google.when_stale",

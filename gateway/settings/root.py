@@ -59,6 +59,8 @@ class ResourceSettings(Section):
     invitations: ResourceInvitationSettings | None = None
     # The language of this resource's booker pages and mails (else defaults.language).
     language: Language | None = None
+    # Whether CalDAV writes invite attendees (else defaults.implicit_scheduling).
+    implicit_scheduling: bool | None = None
 
     @field_validator("feed_tokens", mode="before")
     @classmethod
@@ -180,6 +182,13 @@ class Settings(Section):
         resource = self.resource(resource_id) if resource_id is not None else None
         own = resource.language if resource is not None else None
         return own or self.defaults.language
+
+    def implicit_scheduling(self, resource_id: str) -> bool:
+        """Whether a CalDAV write organized by the resource invites its
+        attendees (RFC 6638): its own choice, else the default's."""
+        resource = self.resource(resource_id)
+        own = resource.implicit_scheduling if resource is not None else None
+        return self.defaults.implicit_scheduling if own is None else own
 
     def resource(self, resource_id: str) -> ResourceSettings | None:
         """The resource with this id, or None."""

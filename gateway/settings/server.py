@@ -274,6 +274,8 @@ class DefaultSettings(Section):
     # The language of every resource's booker pages and mails, unless the
     # resource sets its own.
     language: Language = "en"
+    # CalDAV writes organized by the resource invite their attendees (RFC 6638).
+    implicit_scheduling: bool = True
 
 
 class UserSettings(Section):

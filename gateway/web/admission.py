@@ -71,7 +71,9 @@ def weigh(method: str, path: str, depth: str | None) -> Weight:
     the query) and its Depth header (None when absent).
 
     Heavy: every REPORT under the CalDAV tree (calendar-query, multiget,
-    free-busy, sync-collection each may read a whole calendar), and a
+    free-busy, sync-collection each may read a whole calendar), every POST
+    there (a free-busy request to the schedule outbox reads the busy time
+    of each resource it names, RFC 6638 5), and a
     PROPFIND of a calendar with a Depth other than 0 (RFC 4918 10.2: it lists
     every member). A missing Depth is 0 here (the PROPFIND handler's default);
     a malformed one is answered 400 at once, so it is light.
@@ -83,7 +85,7 @@ def weigh(method: str, path: str, depth: str | None) -> Weight:
     if not path.startswith(DAV_PREFIX):
         return Weight.LIGHT
     verb = method.upper()
-    if verb == "REPORT":
+    if verb in ("REPORT", "POST"):
         return Weight.HEAVY
     if verb != "PROPFIND" or (depth or "0").strip().lower() not in ("1", "infinity"):
         return Weight.LIGHT

@@ -64,6 +64,8 @@ BOUND = 10.0
         ("REPORT", "/dav/calendars/anna/", None, HEAVY),
         ("report", "/dav/calendars/anna/", "0", HEAVY),
         ("REPORT", "/dav/calendars/", None, HEAVY),
+        # A free-busy request to the schedule outbox (RFC 6638 5) names many.
+        ("POST", "/dav/principals/admin/outbox/", None, HEAVY),
         # One object, capabilities, changes.
         ("GET", "/dav/calendars/anna/b1.ics", None, LIGHT),
         ("HEAD", "/dav/calendars/anna/b1.ics", None, LIGHT),
