@@ -16,33 +16,11 @@ from gateway.core.errors import (
     PreconditionFailed,
     UidConflict,
 )
-from gateway.core.text import UnknownCharset, UnreadableText, calendar_text_problem, decode
 from gateway.web.responses import UID_CONFLICT_REASON, conflict_reason
 
+from .body import calendar_text
 from .names import cal, gw, object_href
 from .tree import DavContext, Target
-
-
-def _text(request: web.Request, body: bytes) -> str:
-    # RFC 4791 5.3.2.1 supported-calendar-data: iCalendar only.
-    if request.content_type not in ("text/calendar", "application/octet-stream"):
-        raise DavError(
-            415,
-            f"calendar objects must be sent as text/calendar, not {request.content_type}",
-            cal("supported-calendar-data"),
-        )
-    try:
-        text = decode(body, request.charset)
-    except UnknownCharset as exc:
-        raise DavError(415, str(exc), cal("supported-calendar-data")) from None
-    except UnreadableText as exc:
-        raise DavError(403, f"the body {exc}", cal("valid-calendar-data")) from None
-    # XML cannot carry some characters, so reports could not answer with
-    # this object in them: refused (403, RFC 4791 5.3.2.1 valid-calendar-data).
-    problem = calendar_text_problem(text)
-    if problem is not None:
-        raise DavError(403, problem, cal("valid-calendar-data"))
-    return text
 
 
 def _conflict_message(error: BookingConflict) -> str:
@@ -74,7 +52,15 @@ async def put_object(request: web.Request, ctx: DavContext, target: Target) -> w
     resource = target.resource
     ctx.require_write(resource.id)
     condition = precondition_from(request.headers)
-    ics = _text(request, await request.read())
+    # RFC 4791 5.3.2.1 supported-calendar-data and valid-calendar-data: a
+    # refused object is 403.
+    ics = calendar_text(
+        request,
+        await request.read(),
+        accepted=("text/calendar", "application/octet-stream"),
+        sent_as="calendar objects must be sent",
+        invalid=403,
+    )
     try:
         obj, created = await ctx.bookings.put_object(resource.id, target.name, ics, condition)
     except InvalidCalendarData as error:

@@ -23,33 +23,14 @@ from caldav_backend.dav.xml import dav, new_root, serialize, sub
 from gateway.core.errors import ExpansionLimit, InvalidCalendarData
 from gateway.core.schedule_freebusy import MAX_RECIPIENTS, FreeBusyRequest, recipients
 from gateway.core.service import MAX_QUERY_WINDOW
-from gateway.core.text import UnknownCharset, UnreadableText, calendar_text_problem, decode
 
+from .body import calendar_text
 from .expansion import off_loop
 from .names import cal, gw
 from .tree import DavContext, Target
 
 # RFC 5546 3.6: the service could not answer for this recipient now.
 UNAVAILABLE = "5.1;Service unavailable"
-
-
-def _text(request: web.Request, body: bytes) -> str:
-    if request.content_type != "text/calendar":
-        raise DavError(
-            415,
-            f"send the free-busy request as text/calendar, not {request.content_type}",
-            cal("supported-calendar-data"),
-        )
-    try:
-        text = decode(body, request.charset)
-    except UnknownCharset as exc:
-        raise DavError(415, str(exc), cal("supported-calendar-data")) from None
-    except UnreadableText as exc:
-        raise DavError(400, f"the body {exc}", cal("valid-calendar-data")) from None
-    problem = calendar_text_problem(text)
-    if problem is not None:
-        raise DavError(400, problem, cal("valid-calendar-data"))
-    return text
 
 
 async def _reply(ctx: DavContext, request: FreeBusyRequest, resource_id: str, to: str) -> str:
@@ -63,7 +44,13 @@ async def schedule_post(request: web.Request, ctx: DavContext, target: Target) -
         raise DavError(403, "you may POST only to your own schedule outbox", dav("need-privileges"))
     if target.kind != "outbox":
         raise DavError(405, "POST is answered by your schedule outbox only (RFC 6638 5)")
-    text = _text(request, await request.read())
+    text = calendar_text(
+        request,
+        await request.read(),
+        accepted=("text/calendar",),
+        sent_as="send the free-busy request",
+        invalid=400,
+    )
     try:
         asked = await off_loop(lambda stopped: ctx.queries.freebusy_request(text))
     except InvalidCalendarData as error:
