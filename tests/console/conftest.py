@@ -1,4 +1,5 @@
 """The console's Google tests use the Google suite's fixtures (the fake
-Google, an SMTP server): imported, not copied."""
+Google, an SMTP server, a gateway running against both): imported, not
+copied."""
 
-from tests.google.conftest import fake, mail  # noqa: F401 - fixtures
+from tests.google.conftest import fake, gateway, mail  # noqa: F401 - fixtures

@@ -8,26 +8,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from fake_google.calendar import FakeGoogle
 from gateway.core.mirror import ConnectionStatus, WarningReason
-from tests.backends import Store
 from tests.conftest import AppClient
 from tests.console.console import act_and_follow, flash_of, page, signed_in, words
-from tests.google.harness import Gateway, running_gateway
-from tests.smtp import Recorder
-
-
-@pytest.fixture
-async def gateway(
-    tmp_path: Path, store: Store, fake: FakeGoogle, mail: tuple[Recorder, int]
-) -> AsyncIterator[Gateway]:
-    async with running_gateway(tmp_path, store, fake, mail) as gw:
-        yield gw
+from tests.google.harness import Gateway
 
 
 @pytest.fixture
