@@ -347,7 +347,7 @@ def _calendar_method(calendar: str) -> str:
 # -- dates for people ------------------------------------------------------------------
 
 
-def when_text(booking: Booking, language: Language = "en", *, short: bool = False) -> str:
+def when_text(booking: Booking, language: Language, *, short: bool = False) -> str:
     """The booking's time in its own zone, in ``language``, e.g. "Tuesday, 1
     December 2026, 09:00-10:00 (Central European Standard Time)"; all-day
     bookings show their days (``gateway.look.dates.format_when``)."""

@@ -21,7 +21,7 @@ from gateway.core.errors import GatewayError, NotFound
 from gateway.core.mirror import ConnectionStatus, LogKind
 from gateway.core.mirror_admin import ResourceStatus
 from gateway.core.model import Booking, BookingStatus, TimeSpan
-from gateway.mail.imip import when_text
+from gateway.look.dates import format_when
 from gateway.settings import ResourceSettings, Settings
 from gateway.web.keys import ADMIN_ACTIONS, BOOKINGS, CLOCK, MIRROR_ADMIN, SETTINGS
 
@@ -151,7 +151,7 @@ def _booking_row(booking: Booking) -> BookingRow:
     return BookingRow(
         id=booking.id,
         title=booking.title,
-        when=when_text(booking),
+        when=format_when(booking.start, booking.end, booking.timezone, "en"),
         status=booking.status.value.lower(),
         attendees=tuple(
             f"{a.name} <{a.email}>: {a.partstat.value.lower().replace('-', ' ')}"
