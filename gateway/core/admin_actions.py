@@ -29,15 +29,12 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from .clock import utc_now
+from .effects import Invite, InviteAction
 from .errors import GatewayError, NotFound
-from .model import BookingStatus, OutboxEffect, PartStat, Resource
+from .model import BookingStatus, PartStat, Resource
 from .outbox_words import BookingGlance, describe
 from .ports import OutboxAdmin, OutboxRecord, ReadPort, Transactions
-from .service import INVITATION
 
-# The outbox action of an invitation an admin sends again (its mail gets a
-# Message-ID of its own: gateway.mail.imip.invitation_message_id).
-RESENT = "resent"
 log = logging.getLogger("calgateway.admin")
 
 OutboxState = Literal["pending", "failed"]
@@ -251,19 +248,15 @@ class AdminActions:
             if not invited:
                 raise ActionRefused(f"every attendee of booking {booking_id!r} has declined")
             for attendee in invited:
-                await tx.enqueue(
-                    OutboxEffect(
-                        kind=INVITATION,
-                        resource_id=booking.resource_id,
-                        booking_id=booking.id,
-                        payload={
-                            "action": RESENT,
-                            "sequence": booking.sequence,
-                            "attendee": attendee.email,
-                            "by": by,
-                        },
-                    )
+                resend = Invite(
+                    booking.resource_id,
+                    booking.id,
+                    attendee.email,
+                    InviteAction.RESENT,
+                    booking.sequence,
+                    by=by,
                 )
+                await tx.enqueue(resend.outbox())
         log.info(
             "admin: invitation queued again",
             extra={

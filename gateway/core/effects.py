@@ -117,6 +117,9 @@ class InviteAction(StrEnum):
     RESCHEDULED = "rescheduled"
     UPDATED = "updated"
     CANCELLED = "cancelled"
+    # An admin's "send the invitation again" (gateway.core.admin_actions):
+    # no change, the same REQUEST in a message of its own.
+    RESENT = "resent"
 
     @property
     def method(self) -> InvitationKind:
@@ -149,7 +152,8 @@ class GooglePush:
 class Invite:
     """One iMIP message to one attendee: one outbox item each, so that a mail
     server refusing one address neither holds up nor repeats the others.
-    ``deleted``: the text of a deleted object (its CANCEL's only source)."""
+    ``deleted``: the text of a deleted object (its CANCEL's only source);
+    ``by``: who asked for a resend."""
 
     resource_id: str
     booking_id: str
@@ -157,6 +161,7 @@ class Invite:
     action: InviteAction
     sequence: int
     deleted: str = ""
+    by: str = ""
 
     def outbox(self) -> OutboxEffect:
         payload: dict[str, object] = {
@@ -166,6 +171,8 @@ class Invite:
         }
         if self.deleted:
             payload["deleted"] = self.deleted
+        if self.by:
+            payload["by"] = self.by
         return OutboxEffect(
             kind=INVITATION,
             resource_id=self.resource_id,

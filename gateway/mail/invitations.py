@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
-from gateway.core.admin_actions import RESENT
 from gateway.core.clock import utc_now as _utc_now
 from gateway.core.effects import InviteAction
 from gateway.core.errors import GatewayError
@@ -152,7 +151,8 @@ class InvitationMailer:
                 accept_url=links.answer(booking, attendee, PartStat.ACCEPTED) if links else None,
                 decline_url=links.answer(booking, attendee, PartStat.DECLINED) if links else None,
                 language=self._language(resource.id),
-                resend=item.id if payload.get("action") == RESENT else None,
+                # An admin's resend: a Message-ID of its own (imip.invitation_message_id).
+                resend=item.id if payload.get("action") == InviteAction.RESENT else None,
             )
         )
         await deliver(self._sender, message, item, self._journal)

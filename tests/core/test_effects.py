@@ -282,6 +282,7 @@ def test_invitation_kind_and_the_actions() -> None:
         "rescheduled": InvitationKind.REQUEST,
         "updated": InvitationKind.REQUEST,
         "cancelled": InvitationKind.CANCEL,
+        "resent": InvitationKind.REQUEST,
     }
 
 
