@@ -82,6 +82,7 @@ def build_booking_service(
         invitations=settings.mail is not None,
         implicit_scheduling={r.id: settings.implicit_scheduling(r.id) for r in settings.resources},
         organizer_address=settings.mail.from_address if settings.mail is not None else None,
+        accept_invitations={r.id: settings.accept_invitations(r.id) for r in settings.resources},
         clock=clock,
     )
 

@@ -33,6 +33,7 @@ from gateway.core.clock import Clock, utc_now
 from gateway.core.freshness import BusyTimeFreshness, FreshnessGuard, FreshnessRules, WhenStale
 from gateway.core.mirror import MAIL
 from gateway.core.outbox import Backoff, Handler, OutboxWorker
+from gateway.core.resource_invitations import RESOURCE_REPLY
 from gateway.core.service import INVITATION, BookingService
 from gateway.front.api import create_api_app
 from gateway.front.console import TEMPLATES as CONSOLE_TEMPLATES
@@ -46,6 +47,7 @@ from gateway.mail.imap import ImapConfig, ImapInbox
 from gateway.mail.invitations import GooglePath, InvitationMailer
 from gateway.mail.notices import NoticeMailer
 from gateway.mail.replies import ReplyInbox
+from gateway.mail.resource_replies import ResourceReplyMailer
 from gateway.mail.sender import SmtpConfig, SmtpSender
 from gateway.settings import Settings
 from gateway.web.admission import ADMISSION, AdmissionGate
@@ -319,12 +321,20 @@ def _mail_handlers(app: web.Application, google_path: GooglePath | None) -> dict
         google_path=google_path,
         journal=app[REPOSITORY],
         clock=app[CLOCK],
+        schedule_status=app[BOOKINGS].record_schedule_status,
     )
     if invitations.links_missing:
         log.warning(
             "invitations.link_key is not set: invitations carry no accept/decline or .ics links"
         )
-    return {MAIL: notices.send, INVITATION: invitations.send}
+    replies = ResourceReplyMailer(
+        app[BOOKINGS].resources,
+        sender,
+        language=settings.language,
+        journal=app[REPOSITORY],
+        clock=app[CLOCK],
+    )
+    return {MAIL: notices.send, INVITATION: invitations.send, RESOURCE_REPLY: replies.send}
 
 
 async def _healthz(request: web.Request) -> web.Response:

@@ -34,7 +34,8 @@ from gateway.core.mirror import (
 )
 from gateway.core.mirror_admin import MirrorAdmin
 from gateway.core.model import Booking, CalendarObject, OutboxItem
-from gateway.core.outbox import Deferred
+from gateway.core.outbox import Deferred, payload_as
+from gateway.core.outbox_payloads import GooglePushPayload, GoogleRemovePayload, StopChannelPayload
 from gateway.core.ports import CalendarCodec, MirrorRepository
 
 from .client import DuplicateEvent, EtagMismatch, EventMissing, GoogleCalendar
@@ -111,11 +112,12 @@ class GooglePusher:
 
     async def push(self, item: OutboxItem) -> None:
         effect = item.effect
+        force = payload_as(item, GooglePushPayload).force
         connection = await self.usable(await self._repo.get_connection(effect.resource_id))
         if connection is None:
             return  # not connected: connecting later exports what is current then
         async with self._deferred_on_refusal(connection):
-            await self._push(connection, effect.booking_id, bool(effect.payload.get("force")))
+            await self._push(connection, effect.booking_id, force)
         if connection.warning is WarningReason.QUOTA:
             await self._admin.clear_warning(connection.resource_id, WarningReason.QUOTA)
 
@@ -272,11 +274,11 @@ class GooglePusher:
         e-mail to its guests: the booking is not cancelled, it is only no
         longer mirrored there."""
         effect = item.effect
+        payload = payload_as(item, GoogleRemovePayload)
         connection = await self.usable(await self._repo.get_connection(effect.resource_id))
         if connection is None:
             return  # disconnected again: nothing may be written with its access
-        calendar = str(effect.payload["calendar_id"])
-        event_id = str(effect.payload["event_id"])
+        calendar, event_id = payload.calendar_id, payload.event_id
         async with self._deferred_on_refusal(connection):
             with contextlib.suppress(EventMissing):  # gone already, as wanted
                 await self._google.delete_event(
@@ -287,16 +289,14 @@ class GooglePusher:
                 )
 
     async def stop_channel(self, item: OutboxItem) -> None:
-        payload = item.effect.payload
+        payload = payload_as(item, StopChannelPayload)
         try:
-            refresh = self._vault.open(str(payload["refresh_token"]).encode("ascii"))
-            await self._google.stop_channel(
-                refresh, str(payload["channel_id"]), str(payload["channel_resource"])
-            )
+            refresh = self._vault.open(payload.refresh_token.encode("ascii"))
+            await self._google.stop_channel(refresh, payload.channel_id, payload.channel_resource)
         except (ReconnectNeeded, TokenKeyMismatch):
             # Without access the channel cannot be stopped; it expires on its
             # own and its notifications are ignored (unknown channel).
-            log.info("channel left to expire", extra={"channel": payload.get("channel_id")})
+            log.info("channel left to expire", extra={"channel": payload.channel_id})
 
 
 async def _own_calendar(repo: MirrorRepository, booking: Booking, email: str) -> Connection | None:

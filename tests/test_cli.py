@@ -19,6 +19,7 @@ from cryptography.fernet import Fernet
 
 from gateway.app import create_app
 from gateway.core.model import OutboxEffect
+from gateway.core.outbox_payloads import InvitationPayload, InviteAction
 from gateway.settings import load_settings
 from gateway.store import open_sqlite_repository
 from tests.api.test_google_admin import google_yaml
@@ -312,8 +313,9 @@ async def test_outbox_failed_lists_what_failed_for_good_and_why(
     repository = await open_sqlite_repository(db_path)
     try:
         async with repository.transaction() as tx:
-            await tx.enqueue(OutboxEffect("invitation", "anna", "booking-1", {}))
-            await tx.enqueue(OutboxEffect("invitation", "bob", "booking-2", {}))
+            for resource, booking in (("anna", "booking-1"), ("bob", "booking-2")):
+                payload = InvitationPayload(InviteAction.CREATED, 0, "zoe@example.com")
+                await tx.enqueue(OutboxEffect(resource, booking, payload))
         reason = "failed for good: 550 5.1.1 <zoe@example.com>: mailbox unavailable"
         await repository.fail_outbox(1, reason)
     finally:

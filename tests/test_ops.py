@@ -10,6 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.core.model import OutboxEffect
+from gateway.core.outbox_payloads import GooglePushPayload
 from gateway.settings import load_settings
 from gateway.web.health import WRITE_CHECK
 from gateway.web.keys import REPOSITORY
@@ -27,10 +28,11 @@ async def public_metrics(client_with: ClientWith) -> Client:
 
 
 async def queue_stuck_item(client: Client) -> None:
-    """An outbox item no handler knows: it is retried (with backoff) and never
-    done, so it stays pending whatever the workers do meanwhile."""
+    """An outbox item no handler takes (a Google push, and Google is not
+    configured here): it is retried (with backoff) and never done, so it
+    stays pending whatever the workers do meanwhile."""
     async with client.app[REPOSITORY].transaction() as tx:
-        await tx.enqueue(OutboxEffect(kind="no-such-effect", resource_id="anna", booking_id="x"))
+        await tx.enqueue(OutboxEffect("anna", "x", GooglePushPayload()))
 
 
 async def test_healthz_reports_database_and_outbox(client: Client) -> None:

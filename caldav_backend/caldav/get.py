@@ -25,6 +25,8 @@ async def get_object(request: web.Request, ctx: DavContext, target: Target) -> w
     headers = {
         "ETag": obj.etag,
         "Last-Modified": format_datetime(obj.booking.updated, usegmt=True),
+        # RFC 6638 3.2.10: what the next If-Schedule-Tag-Match names.
+        "Schedule-Tag": obj.schedule_tag,
     }
     condition = precondition_from(request.headers)
     if condition.if_none_match is not None and not condition.holds(obj.etag):

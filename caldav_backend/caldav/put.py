@@ -101,5 +101,11 @@ async def put_object(request: web.Request, ctx: DavContext, target: Target) -> w
     except ImportedObject as error:
         # RFC 4918 9.7.2 lets a server refuse a PUT it will not perform (403).
         raise DavError(403, str(error), gw("imported-from-google")) from None
-    # RFC 4791 5.3.4: the ETag may be sent because the object is stored as sent.
-    return web.Response(status=201 if created else 204, headers={"ETag": obj.etag})
+    # RFC 6638 3.2.10 / 8.3: the new schedule tag, for the client's next write.
+    headers = {"Schedule-Tag": obj.schedule_tag}
+    if obj.ics == ics:
+        # RFC 4791 5.3.4: the ETag only when the object is stored as sent (not
+        # when answers that came in meanwhile were kept, RFC 6638 3.2.10, nor
+        # with the server's SCHEDULE-STATUS or raised SEQUENCE, 3.2.9).
+        headers["ETag"] = obj.etag
+    return web.Response(status=201 if created else 204, headers=headers)

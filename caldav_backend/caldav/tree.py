@@ -474,6 +474,8 @@ class ObjectNode(CalDavNode):
             dav("getcontentlength"): LiveProperty(lambda n: str(n.size)),
             dav("getlastmodified"): LiveProperty(_http_date),
             CALENDAR_DATA: LiveProperty(lambda n: n.calendar_data(), in_allprop=False),
+            # RFC 6638 9.3; not in allprop (it says SHOULD NOT).
+            cal("schedule-tag"): LiveProperty(lambda n: n.item.schedule_tag, in_allprop=False),
         }
     )
 

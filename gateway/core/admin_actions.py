@@ -29,9 +29,10 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from .clock import utc_now
-from .effects import Invite, InviteAction
+from .effects import Invite
 from .errors import GatewayError, NotFound
 from .model import BookingStatus, PartStat, Resource
+from .outbox_payloads import InviteAction
 from .outbox_words import BookingGlance, describe
 from .ports import OutboxAdmin, OutboxRecord, ReadPort, Transactions
 
@@ -89,7 +90,7 @@ def entry_of(record: OutboxRecord, glance: BookingGlance | None) -> OutboxEntry:
     return OutboxEntry(
         id=record.id,
         kind=effect.kind,
-        description=describe(effect.kind, effect.payload, glance),
+        description=describe(effect.payload, glance),
         resource_id=effect.resource_id,
         booking_id=effect.booking_id or None,
         state=state,

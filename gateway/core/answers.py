@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from .invitations import ItipReply, same_address
-from .model import Attendee, Booking
+from .model import Attendee, Booking, Origin
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +132,16 @@ def carry_answer_times(previous: Booking | None, updated: Booking) -> Booking:
         answered_at = before.answered_at if before is not None and same_answer else None
         kept.append(replace(attendee, answered_at=answered_at))
     return replace(updated, attendees=tuple(kept))
+
+
+def keeps_client_text(booking: Booking) -> bool:
+    """Whether an answer to ``booking`` edits only the attendee's PARTSTAT in
+    the stored text (``CalendarCodec.answered``) instead of rendering the
+    object again: a calendar app's object is stored as the app wrote it
+    (RFC 4791 5.3.2) and must come back so on its next sync, with its own
+    ORGANIZER, X- properties, alarms and overrides; the gateway's own text
+    (an API booking) is rendered as every change of it is."""
+    return booking.origin is not Origin.API
 
 
 def _iso(value: datetime | None) -> str:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
+from .answers import keeps_client_text
 from .errors import ExpansionLimit
 from .mirror import (
     BusyBlock,
@@ -196,8 +197,13 @@ class ImportApplier:
             return
         updated = replace(booking, attendees=attendees, updated=self._clock())
         resource = self._resource
-        ics = self._codec.render(updated, resource, obj.ics)
-        await tx.save(CalendarObject(booking=updated, ics=ics, span=obj.span, href=obj.href))
+        if keeps_client_text(booking):
+            ics = self._codec.answered(obj.ics, email, wanted)
+        else:
+            ics = self._codec.render(updated, resource, obj.ics)
+        # An answer is the server's change, not the organizer's: the
+        # schedule tag stays (RFC 6638 3.2.10).
+        await tx.save(replace(obj, booking=updated, ics=ics))
         await tx.log(
             SyncLogEntry(
                 resource.id,

@@ -13,21 +13,13 @@ from datetime import datetime
 from enum import StrEnum
 
 from .model import OutboxEffect, TimeSpan
+from .outbox_payloads import OutboxKind, StopChannelPayload
 
-GOOGLE_PUSH = "google_push"
-"""Outbox kind: bring a booking's Google event in line with the booking."""
-
-GOOGLE_STOP_CHANNEL = "google_stop_channel"
-"""Outbox kind: stop a push-notification channel Google may still hold."""
-
-GOOGLE_REMOVE = "google_remove"
-"""Outbox kind: delete an event another resource wrote, from a calendar this
-resource took over (payload: calendar_id, event_id)."""
-
-MAIL = "mail"
-"""Outbox kind: send a plain notice e-mail (payload: to, to_name, and either
-``notice`` (a ``Notice``) with its ``values``, worded when sent in the
-resource's language, or ready ``subject`` and ``text``)."""
+# The outbox kinds of the mirror's effects (payloads: gateway.core.outbox_payloads).
+GOOGLE_PUSH = OutboxKind.GOOGLE_PUSH.value
+GOOGLE_STOP_CHANNEL = OutboxKind.GOOGLE_STOP_CHANNEL.value
+GOOGLE_REMOVE = OutboxKind.GOOGLE_REMOVE.value
+MAIL = OutboxKind.MAIL.value
 
 
 class Notice(StrEnum):
@@ -304,12 +296,7 @@ def stop_channel_effect(resource_id: str, channel: Channel, sealed_refresh: byte
     opened it (the sealed refresh token: a takeover or reconnect may have
     replaced the connection's own by the time it runs)."""
     return OutboxEffect(
-        kind=GOOGLE_STOP_CHANNEL,
-        resource_id=resource_id,
-        booking_id="",
-        payload={
-            "channel_id": channel.id,
-            "channel_resource": channel.resource_id,
-            "refresh_token": sealed_refresh.decode("ascii"),
-        },
+        resource_id,
+        "",
+        StopChannelPayload(channel.id, channel.resource_id, sealed_refresh.decode("ascii")),
     )

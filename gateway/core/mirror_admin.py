@@ -20,8 +20,6 @@ from typing import assert_never
 from .clock import utc_now as _utc_now
 from .errors import GatewayError, NotFound
 from .mirror import (
-    GOOGLE_REMOVE,
-    MAIL,
     Connection,
     ConnectionStatus,
     Invite,
@@ -34,6 +32,7 @@ from .mirror import (
     stop_channel_effect,
 )
 from .model import OutboxEffect, Resource
+from .outbox_payloads import GoogleRemovePayload, MailPayload
 from .ports import MirrorStore, MirrorTransaction
 
 
@@ -385,10 +384,9 @@ class MirrorAdmin:
         for link in await tx.links(old.id, LinkKind.PUSHED):
             await tx.enqueue(
                 OutboxEffect(
-                    kind=GOOGLE_REMOVE,
-                    resource_id=taker.id,
-                    booking_id=link.booking_id,
-                    payload={"calendar_id": previous.calendar_id, "event_id": link.event_id},
+                    taker.id,
+                    link.booking_id,
+                    GoogleRemovePayload(previous.calendar_id, link.event_id),
                 )
             )
             await tx.delete_link(old.id, link.event_id)
@@ -540,13 +538,7 @@ def _mail(resource: Resource, notice: Notice, **values: str) -> OutboxEffect:
     """A notice to the resource's owner; ``gateway.mail`` words it, in the
     resource's language, when it is sent."""
     return OutboxEffect(
-        kind=MAIL,
-        resource_id=resource.id,
-        booking_id="",
-        payload={
-            "to": resource.email,
-            "to_name": resource.name,
-            "notice": notice.value,
-            "values": values,
-        },
+        resource.id,
+        "",
+        MailPayload(to=resource.email, to_name=resource.name, notice=notice.value, values=values),
     )

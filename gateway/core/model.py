@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+
+from .outbox_payloads import Payload, kind_of
 
 
 class BookingStatus(StrEnum):
@@ -154,10 +155,25 @@ class CalendarObject:
     # not percent-encoded). CalDAV clients choose it; everything else gets
     # ``default_href(uid)``.
     href: str = ""
+    # The schedule tag (RFC 6638 3.2.10): the ETag the object had when its
+    # organizer last wrote it (a CalDAV PUT, an import, the gateway's own API
+    # create/reschedule/cancel); "" when made so, which is what a new write
+    # is. Changes the server makes on its own (an attendee's answer, the
+    # SCHEDULE-STATUS of a delivery) save ``replace(obj, ...)`` or pass the
+    # old tag on, so it stays. Why an ETag and not a counter: it needs no
+    # state beside the text (objects stored before tags existed get theirs
+    # from the ETag column), and "the server changed the object since its
+    # organizer wrote it" is simply ``etag != schedule_tag``, which is when
+    # a PUT with a matching tag must keep the server's changes. Two organizer
+    # writes give the same tag only when they are the same text, and then a
+    # client holding that tag has seen exactly what was written.
+    schedule_tag: str = ""
 
     def __post_init__(self) -> None:
         if not self.href:
             object.__setattr__(self, "href", default_href(self.booking.uid))
+        if not self.schedule_tag:
+            object.__setattr__(self, "schedule_tag", self.etag)
 
     @property
     def etag(self) -> str:
@@ -190,6 +206,7 @@ class ObjectEntry:
     updated: datetime
     size: int  # bytes of the UTF-8 text
     revision: int  # the collection revision of the object's last change
+    schedule_tag: str = ""  # CalendarObject.schedule_tag
 
 
 ANY_ENTITY = "*"
@@ -197,18 +214,22 @@ ANY_ENTITY = "*"
 
 @dataclass(frozen=True, slots=True)
 class Precondition:
-    """Conditional-request headers of a write (RFC 9110 13.1.1, 13.1.2).
+    """Conditional-request headers of a write (RFC 9110 13.1.1, 13.1.2;
+    RFC 6638 8.3 If-Schedule-Tag-Match).
 
     Each is None when the header was not sent, else the entity tags it lists
-    (``ANY_ENTITY`` for ``*``). Checked inside the write's transaction, so no
-    other change can slip in between the check and the write."""
+    (``ANY_ENTITY`` for ``*``; If-Schedule-Tag-Match names one tag). Checked
+    inside the write's transaction, so no other change can slip in between
+    the check and the write."""
 
     if_match: frozenset[str] | None = None
     if_none_match: frozenset[str] | None = None
+    if_schedule_tag_match: str | None = None
 
-    def holds(self, current_etag: str | None) -> bool:
+    def holds(self, current_etag: str | None, schedule_tag: str | None = None) -> bool:
         """Whether the write may go ahead on an object whose current tag is
-        ``current_etag`` (None: no object at that name)."""
+        ``current_etag`` and schedule tag ``schedule_tag`` (both None: no
+        object at that name)."""
         if self.if_match is not None:
             # 13.1.1: "*" needs a current representation; tags compare strongly.
             if current_etag is None:
@@ -222,7 +243,21 @@ class Precondition:
             weak = {tag.removeprefix("W/") for tag in self.if_none_match}
             if current_etag.removeprefix("W/") in weak:
                 return False
-        return True
+        # RFC 6638 8.3: the schedule tag must be the current one (strong
+        # comparison); there is none without an object.
+        return self.if_schedule_tag_match is None or (
+            schedule_tag is not None and schedule_tag == self.if_schedule_tag_match
+        )
+
+    def keeps_server_changes(self, current_etag: str, schedule_tag: str) -> bool:
+        """Whether a write this precondition let through must keep what the
+        server changed on its own since the organizer's last write (RFC 6638
+        3.2.10: the attendees' PARTSTAT and SCHEDULE-STATUS): the client
+        named the current schedule tag, so it wrote over the organizer's
+        version, and the object is no longer that version (its ETag is no
+        longer the tag: ``CalendarObject.schedule_tag``). A client that sent
+        If-Match instead saw the server's changes and writes what it means."""
+        return self.if_schedule_tag_match is not None and current_etag != schedule_tag
 
 
 def etag_for(ics: str) -> str:
@@ -231,14 +266,42 @@ def etag_for(ics: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Override:
+    """One overridden occurrence of a series (a VEVENT with RECURRENCE-ID):
+    ``recurrence_id`` the occurrence it replaces, as ISO 8601 text in UTC
+    (a DATE as YYYY-MM-DD), which is also how iTIP messages name it."""
+
+    recurrence_id: str
+    start: datetime
+    end: datetime
+    status: BookingStatus = BookingStatus.CONFIRMED
+
+
+@dataclass(frozen=True, slots=True)
+class Recurrence:
+    """What makes an object a series, as its text says, in a form that
+    compares equal exactly when the series is the same: ``rules`` the
+    master's RRULE, RDATE and EXRULE content lines (unfolded, as written),
+    ``exdates`` the excluded occurrences (ISO text as in ``Override``),
+    ``overrides`` sorted by RECURRENCE-ID. Empty for a single event."""
+
+    rules: tuple[str, ...] = ()
+    exdates: frozenset[str] = frozenset()
+    overrides: tuple[Override, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Scheduling:
     """Who sends an object's iTIP messages, as its text says (RFC 6638 7.1):
     ``organizer`` is the ORGANIZER's address ("" when none), ``by_client``
     the attendees marked SCHEDULE-AGENT=CLIENT or NONE (the client, or
-    nobody, tells those; the server tells the rest)."""
+    nobody, tells those; the server tells the rest). ``recurrence``: the
+    series (RFC 5546 2.1.4 counts a change of it as significant:
+    ``before.recurrence != after.recurrence``)."""
 
     organizer: str = ""
     by_client: frozenset[str] = frozenset()
+    recurrence: Recurrence = Recurrence()
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,12 +405,16 @@ class BookingChanges:
 
 @dataclass(frozen=True, slots=True)
 class OutboxEffect:
-    """A side effect to run after commit (send invitation, push to Google)."""
+    """A side effect to run after commit (send invitation, push to Google):
+    its payload's type says which (``gateway.core.outbox_payloads``)."""
 
-    kind: str
     resource_id: str
     booking_id: str
-    payload: dict[str, Any] = field(default_factory=dict)
+    payload: Payload
+
+    @property
+    def kind(self) -> str:
+        return kind_of(self.payload)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,12 +47,15 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from .clock import utc_now as _utc_now
 from .model import OutboxItem
+from .outbox_payloads import Payload, UnreadablePayload
 from .ports import OutboxStore
 from .rounds import run_rounds
+
+P = TypeVar("P", bound=Payload)
 
 log = logging.getLogger("calgateway.outbox")
 
@@ -71,6 +74,18 @@ class Deferred(Exception):
 class PermanentFailure(Exception):
     """Raised by a handler when retrying cannot help (a recipient address the
     mail server refuses). The item is closed as failed with the reason kept."""
+
+
+def payload_as(item: OutboxItem, payload_type: type[P]) -> P:
+    """The item's payload, which must be of ``payload_type``: a handler is
+    registered for one kind, and the kind follows from the payload's type,
+    so anything else is a wiring mistake, failed for good rather than retried."""
+    payload = item.effect.payload
+    if not isinstance(payload, payload_type):
+        raise PermanentFailure(
+            f"a {item.effect.kind!r} item reached the handler for {payload_type.__name__}"
+        )
+    return payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +210,10 @@ class OutboxWorker:
                 extra={"item": item.id, "kind": item.effect.kind},
             )
         try:
+            payload = item.effect.payload
+            if isinstance(payload, UnreadablePayload):
+                # Retrying cannot make it readable (gateway.store.outbox_codec).
+                raise PermanentFailure(f"the stored record cannot be read: {payload.problem}")
             if handler is None:
                 raise LookupError(f"no handler for outbox items of kind {item.effect.kind!r}")
             await handler(item)

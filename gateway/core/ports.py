@@ -31,6 +31,7 @@ from .model import (
     OutboxEffect,
     OutboxItem,
     ParsedObject,
+    PartStat,
     Resource,
     TimeSpan,
 )
@@ -400,6 +401,12 @@ class CalendarCodec(Protocol):
         (VALARM, X- properties) survive."""
         ...
 
+    def answered(self, ics: str, email: str, partstat: PartStat) -> str:
+        """``ics`` with the attendee ``email``'s PARTSTAT set to ``partstat``
+        in every event of the object, and nothing else changed: a calendar
+        app's text gets an answer without being rewritten."""
+        ...
+
     def parse(self, ics: str, default_timezone: str) -> ParsedObject:
         """Validate a client's calendar object and read its fields; raises
         ``InvalidCalendarData``. Floating and all-day times are read in
@@ -418,6 +425,32 @@ class CalendarCodec(Protocol):
     def recurrence(self, obj: CalendarObject) -> tuple[str, ...]:
         """The recurrence rule lines of a recurring object (RRULE, RDATE,
         EXRULE, EXDATE as content lines); empty for a single occurrence."""
+        ...
+
+    def keep_server_answers(self, stored: str, written: str) -> str:
+        """``written`` (an organizer's new text of the object ``stored`` is)
+        with the attendees' PARTSTAT and SCHEDULE-STATUS of ``stored`` where
+        the organizer asked nothing new of them (RFC 6638 3.2.10); the same
+        text when there is nothing to keep."""
+        ...
+
+    def with_schedule_status(self, ics: str, codes: Mapping[str, str | None]) -> str:
+        """``ics`` with SCHEDULE-STATUS (RFC 6638 3.2.9) set on the ATTENDEE
+        of each address in ``codes`` (removed where None), the rest of the
+        text kept as written."""
+        ...
+
+    def schedule_statuses(self, ics: str) -> Mapping[str, str]:
+        """The SCHEDULE-STATUS of each attendee that carries one, by mailbox."""
+        ...
+
+    def with_sequence(self, ics: str, sequence: int) -> str:
+        """``ics`` with SEQUENCE raised to ``sequence``, the rest as written."""
+        ...
+
+    def calendar_user_types(self, ics: str) -> Mapping[str, str]:
+        """Each attendee's CUTYPE (RFC 5545 3.2.3), upper case and "" when
+        none, by case-folded address."""
         ...
 
 

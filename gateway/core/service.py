@@ -20,6 +20,7 @@ from .answers import (
     ReplyTarget,
     answer_time,
     carry_answer_times,
+    keeps_client_text,
     route_reply,
     superseded_reason,
     supersedes,
@@ -35,7 +36,17 @@ from .calendar_import import (
     outcome_of,
 )
 from .clock import utc_now as _utc_now
-from .effects import INVITATION, Change, ChangeOrigin, EffectPolicy, GooglePush, effects_of
+from .effects import (
+    INVITATION,
+    Change,
+    ChangeOrigin,
+    Effect,
+    EffectPolicy,
+    GooglePush,
+    Invite,
+    effects_of,
+    schedules,
+)
 from .errors import (
     AmbiguousReply,
     BookingConflict,
@@ -51,9 +62,8 @@ from .errors import (
 )
 from .freshness import FreshnessGuard, StaleRisk, claims_new_time
 from .imports import ImportApplier
-from .invitations import ItipReply, ReplyOutcome, reply_applies, same_address
+from .invitations import ItipReply, ReplyOutcome, mailbox, reply_applies, same_address
 from .mirror import (
-    GOOGLE_PUSH,
     ImportBatch,
     ImportResult,
     LogKind,
@@ -79,7 +89,20 @@ from .model import (
     TimeSpan,
     merge_spans,
 )
+from .outbox_payloads import GooglePushPayload
 from .ports import CalendarCodec, IdempotencyRecord, MirrorRepository, ReadPort, WriteTransaction
+from .resource_invitations import (
+    SCHEDULE_DELIVERED,
+    Action,
+    InvitableResource,
+    ResourceReply,
+    decide,
+    invited_uid,
+    is_invited_uid,
+    requests_of,
+)
+from .schedule_status import PENDING
+from .sequence import sequence_after
 from .text import calendar_text_problem
 
 _log = logging.getLogger("calgateway.replies")
@@ -112,6 +135,7 @@ class BookingService:
         invitations: bool = True,
         implicit_scheduling: Mapping[str, bool] | None = None,
         organizer_address: str | None = None,
+        accept_invitations: Mapping[str, bool] | None = None,
         clock: Callable[[], datetime] = _utc_now,
         new_id: Callable[[], str] = _new_id,
     ) -> None:
@@ -128,6 +152,13 @@ class BookingService:
         # The address invitations name as ORGANIZER (mail.from_address): an
         # object organized by it is the gateway's too.
         self._organizer_address = organizer_address
+        # resource id -> whether it answers CalDAV invitations itself (off
+        # unless turned on; gateway.core.resource_invitations).
+        self._accepting = tuple(
+            InvitableResource(r.id, r.email)
+            for r in self._resources.values()
+            if (accept_invitations or {}).get(r.id, False)
+        )
         self._clock = clock
         self._new_id = new_id
         self._changed: list[Callable[[], None]] = []
@@ -352,15 +383,39 @@ class BookingService:
         # limits.expansion_seconds).
         parsed = await asyncio.to_thread(self._codec.parse, ics, resource.timezone)
         risk = None
-        if self._freshness is not None:
-            current = await self._repo.get_by_href(resource_id, href)
-            if claims_new_time(parsed, current, ics):
-                risk = await self._fresh_look(resource_id)
+        current = await self._repo.get_by_href(resource_id, href)
+        if self._freshness is not None and claims_new_time(parsed, current, ics):
+            risk = await self._fresh_look(resource_id)
+        # The series before the change (which occurrences its attendees were
+        # told of), read here: parsing must not hold the write lock.
+        before_scheduling = await asyncio.to_thread(self._series_before, current, parsed, resource)
         async with self._repo.transaction() as tx:
             previous = await tx.get_by_href(resource_id, href)
-            if not condition.holds(previous.etag if previous else None):
-                raise PreconditionFailed(_precondition_message(href, previous))
-            obj, written = await self._store_object(tx, resource, href, ics, parsed, previous)
+            if previous is not None and (current is None or current.ics != previous.ics):
+                before_scheduling = self._series_before(previous, parsed, resource)
+            if not condition.holds(
+                previous.etag if previous else None, previous.schedule_tag if previous else None
+            ):
+                raise PreconditionFailed(_precondition_message(href, previous, condition))
+            if previous is not None and condition.keeps_server_changes(
+                previous.etag, previous.schedule_tag
+            ):
+                # RFC 6638 3.2.10: the answers that came in since the client
+                # read the object stay. Parsed again in the transaction, so
+                # no answer can come in between; rare (a schedule tag sent
+                # after an answer), so the lock is held longer only then.
+                kept = self._codec.keep_server_answers(previous.ics, ics)
+                if kept != ics:
+                    ics = kept
+                    parsed = self._codec.parse(ics, resource.timezone)
+            obj, written = await self._store_object(
+                tx, resource, href, ics, parsed, previous, before_scheduling=before_scheduling
+            )
+            if written:
+                # Resources it invites answer, in this transaction.
+                before = previous.booking if previous else None
+                answered = await self._answer_invitations(tx, before, obj, parsed.scheduling)
+                obj = answered or obj
             if risk is not None and written:
                 await tx.log(risk.log_entry(obj.booking.id, obj.booking.updated))
         self._committed()
@@ -379,10 +434,12 @@ class BookingService:
         *,
         origin: Origin = Origin.CALDAV,
         over: bool = False,
+        before_scheduling: Scheduling | None = None,
     ) -> tuple[CalendarObject, bool]:
         """The checks and the write of a calendar object stored as sent (a
         CalDAV PUT, one object of an import): ``previous`` is what ``href``
-        holds now. Returns the object and whether anything was written.
+        holds now (``before_scheduling``: what its text says, when read,
+        ``_series_before``). Returns the object and whether anything was written.
         Raises before writing anything when the object is refused."""
         if previous is not None:
             _refuse_imported(previous)
@@ -406,6 +463,13 @@ class BookingService:
                     f"UID {parsed.uid!r} has the form reserved for busy blocks imported "
                     "from Google Calendar; give the event another UID",
                 )
+            if is_invited_uid(parsed.uid):
+                raise UidConflict(
+                    parsed.uid,
+                    "",
+                    f"UID {parsed.uid!r} has the form reserved for resources' bookings "
+                    "made by invitation; give the event another UID",
+                )
         if previous is not None and previous.ics == ics:
             return previous, False  # a repeated PUT changes nothing
         now = self._clock()
@@ -417,20 +481,77 @@ class BookingService:
             origin=previous.booking.origin if previous else origin,
         )
         booking = carry_answer_times(previous.booking if previous else None, booking)
+        change = Change(
+            previous.booking if previous else None,
+            booking,
+            ChangeOrigin.IMPORT if origin is Origin.IMPORT else ChangeOrigin.CALDAV,
+            scheduling=parsed.scheduling,
+            over=over,
+            before_scheduling=before_scheduling,
+        )
+        policy = await self._effect_policy(booking)
+        effects = effects_of(change, policy)
+        if schedules(change, policy):
+            booking, ics, effects = self._as_scheduled(change, policy, previous, ics, parsed)
+            if previous is not None and previous.ics == ics:
+                return previous, False  # the same PUT again, with the server's values
         obj = CalendarObject(booking=booking, ics=ics, span=parsed.span, href=href)
         await self._refuse_double_booking(tx, obj, previous)
         await tx.save(obj)
-        await self._queue(
-            tx,
-            Change(
-                previous.booking if previous else None,
-                booking,
-                ChangeOrigin.IMPORT if origin is Origin.IMPORT else ChangeOrigin.CALDAV,
-                scheduling=parsed.scheduling,
-                over=over,
-            ),
-        )
+        for effect in effects:
+            await tx.enqueue(effect.outbox())
         return obj, True
+
+    def _as_scheduled(
+        self,
+        change: Change,
+        policy: EffectPolicy,
+        previous: CalendarObject | None,
+        ics: str,
+        parsed: ParsedObject,
+    ) -> tuple[Booking, str, tuple[Effect, ...]]:
+        """A CalDAV write the gateway schedules, as stored: the booking, its
+        text and its effects. SEQUENCE is raised for a significant change
+        the client did not raise it for (RFC 5546 2.1.4, the rule is
+        ``gateway.core.sequence``); SCHEDULE-STATUS is the server's (RFC
+        6638 3.2.9): 1.0 for each attendee this change sends a message, the
+        stored value for the other attendees it schedules, and what the
+        client wrote only for those it left to the client (SCHEDULE-AGENT)."""
+        after = change.after
+        assert after is not None  # a write, not a delete
+        if previous is not None and (after.attendees or previous.booking.attendees):
+            before = previous.booking
+            # The series as the texts say (RRULE/RDATE/EXDATE and the
+            # overridden occurrences); the master's lines where the text
+            # before could not be read.
+            recurrence_changed = before.recurring and after.recurring
+            if change.before_scheduling is not None:
+                recurrence_changed = recurrence_changed and (
+                    change.before_scheduling.recurrence != parsed.scheduling.recurrence
+                )
+            else:
+                recurrence_changed = recurrence_changed and self._codec.recurrence(
+                    previous
+                ) != self._codec.recurrence(replace(previous, booking=after, ics=ics))
+            sequence = sequence_after(before, after, recurrence_changed=recurrence_changed)
+            if sequence != after.sequence:
+                after = replace(after, sequence=sequence)
+                ics = self._codec.with_sequence(ics, sequence)
+                change = replace(change, after=after)
+        effects = effects_of(change, policy)
+        told = [e.attendee for e in effects if isinstance(e, Invite)]
+        earlier = self._codec.schedule_statuses(previous.ics) if previous else {}
+        by_client = parsed.scheduling.by_client
+        codes: dict[str, str | None] = {}
+        for attendee in after.attendees:
+            if any(same_address(attendee.email, c) for c in by_client):
+                continue  # the client's to schedule, and its status to write
+            if any(same_address(attendee.email, t) for t in told):
+                codes[attendee.email] = PENDING
+            else:
+                # None: a status the client wrote is not the client's to write.
+                codes[attendee.email] = earlier.get(mailbox(attendee.email))
+        return after, self._codec.with_schedule_status(ics, codes), effects
 
     async def delete_object(self, resource_id: str, href: str, condition: Precondition) -> None:
         """Remove a calendar object (CalDAV DELETE); raises ``NotFound`` and
@@ -443,8 +564,8 @@ class BookingService:
             previous = await tx.get_by_href(resource_id, href)
             if previous is None:
                 raise NotFound("calendar object", href)
-            if not condition.holds(previous.etag):
-                raise PreconditionFailed(_precondition_message(href, previous))
+            if not condition.holds(previous.etag, previous.schedule_tag):
+                raise PreconditionFailed(_precondition_message(href, previous, condition))
             _refuse_imported(previous)
             if seen is None or seen.ics != previous.ics:  # changed in between
                 scheduling = self._scheduling_of(previous, resource)
@@ -457,7 +578,32 @@ class BookingService:
                 deleted_text=previous.ics,
             )
             await self._queue(tx, change)
+            # Resources it invited let their bookings go, in this transaction.
+            await self._answer_invitations(tx, previous.booking, None, scheduling)
         self._committed()
+
+    async def record_schedule_status(
+        self, booking_id: str, attendee: str, sequence: int, code: str
+    ) -> bool:
+        """Write back how sending an attendee's invitation went: their
+        ATTENDEE's SCHEDULE-STATUS becomes ``code`` (RFC 6638 3.2.9,
+        ``gateway.core.schedule_status``). Only while the object is still at
+        ``sequence`` (a newer change has queued its own message and status)
+        and only where the server set a status when it queued the message;
+        a deleted object is left alone. A write like any other (new ETag,
+        sync revision) that causes nothing and keeps the schedule tag (RFC
+        6638 3.2.10: not the organizer's change). Returns whether it wrote."""
+        async with self._repo.transaction() as tx:
+            obj = await tx.get_by_id(booking_id)
+            if obj is None or obj.booking.sequence != sequence:
+                return False
+            if self._codec.schedule_statuses(obj.ics).get(mailbox(attendee)) in (None, code):
+                return False
+            ics = self._codec.with_schedule_status(obj.ics, {attendee: code})
+            if ics == obj.ics:
+                return False
+            await tx.save(replace(obj, ics=ics))
+        return True
 
     async def import_calendar(
         self,
@@ -579,16 +725,10 @@ class BookingService:
         async with self._repo.transaction() as tx:
             result = await applier.apply(tx, batch, calendar_id)
             for booking_id in batch.repush:
-                await tx.enqueue(
-                    OutboxEffect(
-                        kind=GOOGLE_PUSH,
-                        resource_id=resource.id,
-                        booking_id=booking_id,
-                        # force: write even though our last write is
-                        # unchanged; it is Google's copy that changed.
-                        payload={"reason": "edited in Google", "force": True},
-                    )
-                )
+                # force: write even though our last write is unchanged; it
+                # is Google's copy that changed.
+                repush = GooglePushPayload(reason="edited in Google", force=True)
+                await tx.enqueue(OutboxEffect(resource.id, booking_id, repush))
         if batch.repush:
             self._committed()
         return result
@@ -686,7 +826,12 @@ class BookingService:
         booking: Booking,
         resource: Resource,
         previous: CalendarObject | None,
+        *,
+        keep_schedule_tag: bool = False,
     ) -> None:
+        """Render and store ``booking``. A change of the gateway as organizer
+        gets a new schedule tag (RFC 6638 3.2.10); ``keep_schedule_tag``: a
+        change only the server made (an answer), which keeps it."""
         ics = self._codec.render(booking, resource, previous.ics if previous else None)
         span = _span_of(booking)
         if booking.recurring:
@@ -694,7 +839,11 @@ class BookingService:
             span = self._codec.parse(ics, resource.timezone).span
         await tx.save(
             CalendarObject(
-                booking=booking, ics=ics, span=span, href=previous.href if previous else ""
+                booking=booking,
+                ics=ics,
+                span=span,
+                href=previous.href if previous else "",
+                schedule_tag=previous.schedule_tag if previous and keep_schedule_tag else "",
             )
         )
 
@@ -722,7 +871,24 @@ class BookingService:
             invitations=self._invitations,
             implicit_scheduling=self._implicit.get(resource.id, True),
             organizers=organizers,
+            answered_inside=tuple(r.email for r in self._accepting if r.id != resource.id),
         )
+
+    def _series_before(
+        self, previous: CalendarObject | None, parsed: ParsedObject, resource: Resource
+    ) -> Scheduling | None:
+        """What the stored text of a series being changed says (its
+        cancelled and overridden occurrences, ``Change.before_scheduling``);
+        None when nobody could be told of an occurrence: no series before or
+        after, no attendees, or a text that no longer parses."""
+        if previous is None or not (previous.booking.recurring and parsed.recurring):
+            return None
+        if not (previous.booking.attendees or parsed.attendees):
+            return None
+        try:
+            return self._codec.parse(previous.ics, resource.timezone).scheduling
+        except GatewayError:
+            return None
 
     def _scheduling_of(self, obj: CalendarObject | None, resource: Resource) -> Scheduling | None:
         """What a stored object's text says about who schedules it (None: no
@@ -735,6 +901,125 @@ class BookingService:
             # Stored under laxer limits, say: deleted all the same, and
             # nobody is told on the gateway's behalf.
             return None
+
+    # -- resources booked by invitation (gateway.core.resource_invitations) ------
+
+    async def _answer_invitations(
+        self,
+        tx: WriteTransaction,
+        before: Booking | None,
+        after: CalendarObject | None,
+        scheduling: Scheduling | None,
+    ) -> CalendarObject | None:
+        """Carry out what resources that accept invitations decide about an
+        organizer's change (``after`` None: deleted): book, move or free
+        their own bookings, write their answers into the organizer's object
+        (returned as stored) and queue the REPLYs to an external organizer."""
+        if not self._accepting:
+            return after
+        source = after.booking if after is not None else before
+        if source is None:
+            return after
+        addresses = {r.email.casefold() for r in self._accepting}
+        types: Mapping[str, str] = {}
+        if after is not None and any(a.email.casefold() in addresses for a in source.attendees):
+            types = self._codec.calendar_user_types(after.ics)
+        gateway_addresses = [r.email for r in self._resources.values()]
+        if self._organizer_address is not None:
+            gateway_addresses.append(self._organizer_address)
+        requests = requests_of(
+            before,
+            after.booking if after is not None else None,
+            self._accepting,
+            organizer=scheduling.organizer if scheduling else "",
+            gateway_addresses=gateway_addresses,
+            by_client=scheduling.by_client if scheduling else (),
+            calendar_user_types=types,
+        )
+        uid = invited_uid(source.id)
+        answered = after
+        for request in requests:
+            resource = self.resource(request.resource.id)
+            held = await tx.get_by_uid(resource.id, uid)
+            clashes: list[TimeSpan] = []
+            if request.span is not None and not request.refusal:
+                try:
+                    await self._refuse_overlap(tx, resource.id, [request.span], exclude_uid=uid)
+                except BookingConflict as conflict:
+                    clashes = conflict.conflicts
+            decision = decide(request, held.span if held is not None else None, clashes)
+            if decision.action is Action.FREE and held is not None:
+                await tx.delete(resource.id, uid)
+                await self._queue(tx, Change(held.booking, None, ChangeOrigin.CALDAV))
+            elif decision.action in (Action.BOOK, Action.MOVE):
+                await self._hold(tx, resource, uid, source, held)
+            if decision.partstat is None or answered is None:
+                continue
+            email = next(
+                a.email for a in answered.booking.attendees if same_address(a.email, resource.email)
+            )
+            ics = self._codec.answered(answered.ics, email, decision.partstat)
+            ics = self._codec.with_schedule_status(ics, {email: SCHEDULE_DELIVERED})
+            attendees = tuple(
+                replace(a, partstat=decision.partstat) if a.email == email else a
+                for a in answered.booking.attendees
+            )
+            # A change the server makes: the schedule tag stays (replace).
+            answered = replace(
+                answered, ics=ics, booking=replace(answered.booking, attendees=attendees)
+            )
+            if decision.reply and self._invitations:  # no mail, no REPLY
+                reply = ResourceReply(
+                    resource.id,
+                    source.id,
+                    source.uid,
+                    source.sequence,
+                    request.reply_to,
+                    email,
+                    decision.partstat,
+                    decision.statuses,
+                    source.title,
+                    request.span or TimeSpan(source.start, source.end),
+                )
+                await tx.enqueue(reply.outbox())
+        if answered is not None and answered is not after:
+            await tx.save(answered)
+        return answered
+
+    async def _hold(
+        self,
+        tx: WriteTransaction,
+        resource: Resource,
+        uid: str,
+        source: Booking,
+        held: CalendarObject | None,
+    ) -> None:
+        """The resource's own booking for the organizer's ``source``, made or
+        brought in line with it (a CalDAV booking of the resource as far as
+        its feed, free-busy and Google mirror are concerned)."""
+        now = self._clock()
+        booking = Booking(
+            id=held.booking.id if held is not None else self._new_id(),
+            resource_id=resource.id,
+            uid=uid,
+            title=source.title,
+            start=source.start,
+            end=source.end,
+            timezone=source.timezone,
+            created=held.booking.created if held is not None else now,
+            updated=now,
+            description=source.description,
+            location=source.location,
+            origin=Origin.CALDAV,
+            sequence=held.booking.sequence + 1 if held is not None else 0,
+        )
+        unchanged = held is not None and booking == replace(
+            held.booking, updated=now, sequence=booking.sequence
+        )
+        if unchanged:
+            return  # nothing it shows has changed
+        await self._save(tx, booking, resource, previous=held)
+        await self._queue(tx, Change(held.booking if held else None, booking, ChangeOrigin.CALDAV))
 
     # -- answers from bookers -----------------------------------------------------
 
@@ -824,7 +1109,14 @@ class BookingService:
                 await tx.keep_answer_times(unchanged)
                 return ReplyOutcome(True, "unchanged", unchanged)
             updated = replace(booking, attendees=attendees, updated=now)
-            await self._save(tx, updated, resource, previous=obj)
+            if keeps_client_text(booking):
+                # The app's own lines stay as it wrote them, and its
+                # schedule tag with them (replace keeps it).
+                assert current is not None  # reply_applies names an attendee
+                ics = self._codec.answered(obj.ics, current.email, reply.partstat)
+                await tx.save(replace(obj, booking=updated, ics=ics))
+            else:
+                await self._save(tx, updated, resource, previous=obj, keep_schedule_tag=True)
             await tx.log(
                 SyncLogEntry(
                     resource.id,
@@ -861,9 +1153,16 @@ def _overlaps_any(span: TimeSpan, disjoint: list[TimeSpan], starts: list[datetim
     return index >= 0 and disjoint[index].end > span.start
 
 
-def _precondition_message(href: str, current: CalendarObject | None) -> str:
+def _precondition_message(
+    href: str, current: CalendarObject | None, condition: Precondition
+) -> str:
     if current is None:
         return f"there is no calendar object {href!r}"
+    if condition.if_schedule_tag_match not in (None, current.schedule_tag):
+        return (
+            f"the calendar object {href!r} was changed by its organizer since "
+            f"(If-Schedule-Tag-Match: its schedule tag is now {current.schedule_tag})"
+        )
     return f"the calendar object {href!r} has changed (its entity tag is now {current.etag})"
 
 

@@ -5,7 +5,7 @@ occurrences of a stored object expanded with recurring_ical_events (through
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,9 +20,12 @@ from gateway.core.model import (
     BookingStatus,
     CalendarObject,
     ParsedObject,
+    PartStat,
     Resource,
     TimeSpan,
 )
+from gateway.ical import kept_answers, schedule_status, user_types
+from gateway.ical.attendee_params import with_partstat
 from gateway.ical.cache import _LRU
 from gateway.ical.common import PRODID, _address, _as_list, _parse_calendar, _reason
 from gateway.ical.limits import RecurrenceLimits
@@ -262,6 +265,9 @@ class ICalCodec:
         _ensure_vtimezone(calendar, booking)
         return bytes(calendar.to_ical()).decode("utf-8")
 
+    def answered(self, ics: str, email: str, partstat: PartStat) -> str:
+        return with_partstat(ics, email, partstat.value)
+
     def parse(self, ics: str, default_timezone: str) -> ParsedObject:
         """Validate a client's calendar object (CalDAV PUT) and read its fields;
         raises ``InvalidCalendarData`` (see ``gateway.ical.parse``)."""
@@ -287,6 +293,21 @@ class ICalCodec:
 
     def split(self, text: str) -> CalendarFile:
         return split_calendar(text)
+
+    def keep_server_answers(self, stored: str, written: str) -> str:
+        return kept_answers.keep_server_answers(stored, written)
+
+    def with_schedule_status(self, ics: str, codes: Mapping[str, str | None]) -> str:
+        return schedule_status.with_schedule_status(ics, codes)
+
+    def schedule_statuses(self, ics: str) -> Mapping[str, str]:
+        return schedule_status.schedule_statuses(ics)
+
+    def with_sequence(self, ics: str, sequence: int) -> str:
+        return schedule_status.with_sequence(ics, sequence)
+
+    def calendar_user_types(self, ics: str) -> Mapping[str, str]:
+        return user_types.calendar_user_types(ics)
 
     def occurrences(self, obj: CalendarObject, window: TimeSpan) -> Sequence[TimeSpan]:
         """Raises ``ExpansionLimit`` when the object cannot be expanded over

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar, Component, Timezone, vCalAddress
+from icalendar import Calendar, Component, Event, Timezone, vCalAddress
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 from gateway.core.invitations import InvalidReply, InvitationKind, ItipReply
@@ -26,6 +26,7 @@ from gateway.core.model import (
 )
 from gateway.ical.codec import _master_event, _replace
 from gateway.ical.common import PRODID, _address, _as_list, _parse_calendar
+from gateway.ical.parse import _occurrence_id, _times
 from gateway.ical.timezones import _is_iana, _utc, _vtimezone
 
 # Parameters that belong to CalDAV scheduling inside a store (RFC 6638
@@ -44,9 +45,12 @@ def render_itip(
     kind: InvitationKind,
     organizer_email: str,
     now: datetime,
+    recurrence_id: str = "",
 ) -> str:
     """The iTIP message (RFC 5546 3.2.2 REQUEST or 3.2.5 CANCEL) telling the
-    booking's attendees about ``obj`` as stored.
+    booking's attendees about ``obj`` as stored. ``recurrence_id`` (a
+    CANCEL only): the one occurrence of the series cancelled, named as
+    ``Override.recurrence_id`` names it (``occurrence_event``).
 
     The stored text is the starting point, so what a CalDAV client wrote
     (X- properties, overridden occurrences, its own VTIMEZONEs) reaches the
@@ -67,10 +71,17 @@ def render_itip(
     # RFC 5546 3.1 / RFC 6047 2.4: METHOD says what the message is for; the
     # MIME part repeats it as its method= parameter.
     _replace(calendar, "METHOD", kind.value)
-    if kind is InvitationKind.CANCEL:
+    if recurrence_id and kind is not InvitationKind.CANCEL:
+        raise ValueError("only a CANCEL is written for one occurrence")
+    if recurrence_id:
+        # RFC 5546 3.2.5: a CANCEL with RECURRENCE-ID cancels that occurrence.
+        events: list[Component] = [
+            occurrence_event(obj, recurrence_id, resource.timezone, calendar)
+        ]
+    elif kind is InvitationKind.CANCEL:
         # RFC 5546 3.2.5: a CANCEL without RECURRENCE-ID cancels every
         # occurrence, overridden ones included, so only the master is sent.
-        events: list[Component] = [master]
+        events = [master]
     else:
         # RFC 5546 3.2.2: a REQUEST for a series carries the master and its
         # overridden occurrences (same UID) together.
@@ -119,6 +130,69 @@ def _prepare(
         event.add("ATTENDEE", _attendee(attendee, previous.get(attendee.email.casefold()), kind))
     if kind is InvitationKind.CANCEL:
         _replace(event, "STATUS", "CANCELLED")
+
+
+def occurrence_event(
+    obj: CalendarObject, recurrence_id: str, default_timezone: str, calendar: Calendar | None = None
+) -> Component:
+    """The VEVENT of one occurrence of ``obj``'s series: its override when the
+    text has one, else the master's properties for that occurrence
+    (RECURRENCE-ID, DTSTART and DTEND or DURATION moved to it, no rules).
+    ``recurrence_id``: ISO text in UTC, or a DATE (``Override``); floating
+    times are read in ``default_timezone``. Raises ``ValueError`` when the
+    text has no such series."""
+    calendar = calendar if calendar is not None else _parse_calendar(obj.ics)
+    zone = ZoneInfo(default_timezone)
+    uid = obj.booking.uid
+    for event in calendar.walk("VEVENT"):
+        if str(event.get("UID", "")) != uid or "RECURRENCE-ID" not in event:
+            continue
+        if _occurrence_id(event.decoded("RECURRENCE-ID"), zone) == recurrence_id:
+            return event
+    master = _master_event(calendar, uid)
+    if master is None or "RECURRENCE-ID" in master:
+        raise ValueError(f"booking {obj.booking.id!r} has no series")
+    event = Event()
+    for name, value in master.property_items(recursive=False, sorted=False):
+        if name.upper() not in _SERIES_ONLY:
+            event.add(name, value, encode=False)
+    event.subcomponents = list(master.subcomponents)
+    first = master.decoded("DTSTART")
+    start = _occurrence_start(recurrence_id, first, zone)
+    _replace(event, "RECURRENCE-ID", start)
+    _replace(event, "DTSTART", start)
+    if "DTEND" in master:
+        _replace(event, "DTEND", start + (master.decoded("DTEND") - first))
+    return event
+
+
+# Properties that make a VEVENT a series; an occurrence has none of them.
+# (BEGIN/END, and the times the occurrence gets, are written anew.)
+_SERIES_ONLY = frozenset({"BEGIN", "END", "RRULE", "RDATE", "EXRULE", "EXDATE", "DTSTART", "DTEND"})
+
+
+def _occurrence_start(
+    recurrence_id: str, first: date | datetime, zone: ZoneInfo
+) -> date | datetime:
+    """The occurrence named ``recurrence_id`` written like the series'
+    DTSTART ``first``: a DATE, a time in its zone, or a floating time."""
+    if not isinstance(first, datetime):
+        return date.fromisoformat(recurrence_id[:10])
+    instant = datetime.fromisoformat(recurrence_id)
+    if first.tzinfo is None:
+        return instant.astimezone(zone).replace(tzinfo=None)
+    return instant.astimezone(first.tzinfo)
+
+
+def occurrence_times(
+    obj: CalendarObject, recurrence_id: str, default_timezone: str
+) -> tuple[datetime, datetime]:
+    """When one occurrence of ``obj``'s series is (``occurrence_event``), as
+    aware datetimes (a DATE from midnight in ``default_timezone``)."""
+    _, start, end = _times(
+        occurrence_event(obj, recurrence_id, default_timezone), ZoneInfo(default_timezone)
+    )
+    return start, end
 
 
 def _organizer(email: str, resource: Resource) -> vCalAddress:

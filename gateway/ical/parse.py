@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -30,8 +31,10 @@ from gateway.core.model import (
     FAR_FUTURE,
     Attendee,
     BookingStatus,
+    Override,
     ParsedObject,
     PartStat,
+    Recurrence,
     Scheduling,
     TimeSpan,
 )
@@ -413,6 +416,36 @@ def _scheduling(event: Component) -> Scheduling:
     )
 
 
+def _occurrence_id(value: date | datetime, zone: ZoneInfo) -> str:
+    """An occurrence's name as ``Override.recurrence_id`` has it: ISO 8601
+    in UTC, or the DATE of an all-day series."""
+    if not isinstance(value, datetime):
+        return value.isoformat()
+    return _aware(value, zone).astimezone(UTC).isoformat()
+
+
+def _recurrence(master: Component | None, overrides: list[Component], zone: ZoneInfo) -> Recurrence:
+    """The series as a comparable value (``Recurrence``)."""
+    rules: list[str] = []
+    exdates: set[str] = set()
+    if master is not None:
+        for name in ("RRULE", "RDATE", "EXRULE"):
+            for prop in _as_list(master.get(name, [])):
+                rules.append(str(master.content_line(name, prop)))
+        for prop in _as_list(master.get("EXDATE", [])):
+            exdates.update(_occurrence_id(d.dt, zone) for d in getattr(prop, "dts", []))
+    found = []
+    for event in overrides:
+        _, start, end = _times(event, zone)
+        rid = _occurrence_id(_single(event, "RECURRENCE-ID").dt, zone)
+        found.append(Override(rid, start.astimezone(UTC), end.astimezone(UTC), _status(event)))
+    return Recurrence(
+        rules=tuple(rules),
+        exdates=frozenset(exdates),
+        overrides=tuple(sorted(found, key=lambda o: o.recurrence_id)),
+    )
+
+
 def _status(event: Component) -> BookingStatus:
     value = _text(event, "STATUS").strip().upper()
     if value == "CANCELLED":
@@ -483,5 +516,5 @@ def _parse(
         transparent=_text(event, "TRANSP").strip().upper() == "TRANSPARENT",
         sequence=_sequence(event),
         recurring=recurring,
-        scheduling=_scheduling(event),
+        scheduling=replace(_scheduling(event), recurrence=_recurrence(master, overrides, zone)),
     )

@@ -64,6 +64,7 @@ def build_invitation(
     date: datetime | None = None,
     language: Language,
     resend: int | None = None,
+    occurrence: str = "",
 ) -> EmailMessage:
     """The iMIP message telling ``attendee`` about ``booking``.
 
@@ -73,7 +74,9 @@ def build_invitation(
     web calendar, download the .ics) and ``accept_url``/``decline_url`` (signed
     RSVP links) are offered with a REQUEST only. ``date`` defaults to now.
     ``language``: that of the texts (the resource's, ``Settings.language``).
-    ``resend``: see ``invitation_message_id``."""
+    ``resend``: see ``invitation_message_id``. ``occurrence``: the
+    RECURRENCE-ID of the one occurrence a CANCEL is about; ``booking`` then
+    has that occurrence's times, which the texts name."""
     method = _calendar_method(calendar)
     if method != kind.value:
         raise ValueError(f"the calendar says METHOD:{method}, the invitation is a {kind.value}")
@@ -82,12 +85,16 @@ def build_invitation(
         subject=invitation_subject(kind, booking, language),
         sender=_address(organizer_address, organizer_name),
         date=date,
-        message_id=invitation_message_id(booking, attendee.email, kind, organizer_address, resend),
+        message_id=invitation_message_id(
+            booking, attendee.email, kind, organizer_address, resend, occurrence
+        ),
     )
     # RFC 6047 3: replies (iTIP REPLY from a calendar client, or a person's
     # answer) go to the organizer the gateway acts as.
     message["Reply-To"] = _address(organizer_address, organizer_name)
-    texts = _InvitationText(kind, booking, organizer_name, links, accept_url, decline_url, language)
+    texts = _InvitationText(
+        kind, booking, organizer_name, links, accept_url, decline_url, language, bool(occurrence)
+    )
     message.set_content(texts.plain())
     message.add_alternative(texts.html(), subtype="html")
     data = calendar.encode("utf-8")
@@ -131,6 +138,7 @@ def invitation_message_id(
     kind: InvitationKind,
     organizer_address: str,
     resend: int | None = None,
+    occurrence: str = "",
 ) -> str:
     """A Message-ID (RFC 5322 3.6.4) that is the same for every retry of one
     invitation (booking, recipient, SEQUENCE, method) and differs otherwise,
@@ -143,12 +151,17 @@ def invitation_message_id(
     item): mail services such as Gmail silently drop a message whose
     Message-ID they already hold, so a booker whose first copy went to spam
     would never see the resend. The calendar part is the same invitation
-    (UID, SEQUENCE), which calendar clients fold into the one they have."""
+    (UID, SEQUENCE), which calendar clients fold into the one they have.
+
+    ``occurrence``: the RECURRENCE-ID of a CANCEL for one occurrence; one
+    change may cancel several, each its own message."""
     digest = hashlib.sha256(f"{booking.id}\x1f{attendee_email.casefold()}".encode()).hexdigest()[
         :32
     ]
     domain = _domain(organizer_address)
     again = f".resend{resend}" if resend is not None else ""
+    if occurrence:
+        again += ".on" + hashlib.sha256(occurrence.encode()).hexdigest()[:16]
     return f"<imip.{digest}.{booking.sequence}.{kind.value.lower()}{again}@{domain}>"
 
 
@@ -164,6 +177,7 @@ class _InvitationText:
         accept_url: str | None,
         decline_url: str | None,
         language: Language,
+        occurrence: bool = False,
     ) -> None:
         _ = self._ = translations(language).gettext
         self.language = language
@@ -171,7 +185,11 @@ class _InvitationText:
         self.title = booking.title.strip() or _("Booking")
         self.organizer = organizer_name
         is_request = kind is InvitationKind.REQUEST
-        if not is_request:
+        if not is_request and occurrence:
+            self.lead = _(
+                "This date of the series has been cancelled. The other dates stay as they are."
+            )
+        elif not is_request:
             self.lead = _("This booking has been cancelled.")
         elif booking.sequence > 0:
             self.lead = _("This booking has changed. These details replace the earlier ones.")

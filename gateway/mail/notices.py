@@ -6,11 +6,12 @@ sends for an outbox item."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 
 from gateway.core.model import OutboxItem
-from gateway.core.outbox import PermanentFailure
+from gateway.core.outbox import PermanentFailure, payload_as
+from gateway.core.outbox_payloads import MailPayload
 from gateway.core.ports import OutboxJournal
 from gateway.settings import Language
 
@@ -39,13 +40,13 @@ class NoticeMailer:
         self._journal = journal
 
     async def send(self, item: OutboxItem) -> None:
-        payload = item.effect.payload
+        payload = payload_as(item, MailPayload)
         domain = self._from_address.rpartition("@")[2] or "calgateway"
-        subject, text = self._words(item)
+        subject, text = self._words(item, payload)
         message = written(
             lambda: build_plain_mail(
-                to=str(payload["to"]),
-                to_name=str(payload.get("to_name", "")),
+                to=payload.to,
+                to_name=payload.to_name,
                 subject=subject,
                 text=text,
                 from_address=self._from_address,
@@ -57,19 +58,17 @@ class NoticeMailer:
         )
         await deliver(self._sender, message, item, self._journal)
 
-    def _words(self, item: OutboxItem) -> tuple[str, str]:
+    def _words(self, item: OutboxItem, payload: MailPayload) -> tuple[str, str]:
         """(subject, text): a ``notice`` worded now, in the resource's
         language; an item queued with its words (before notices were
         worded when sent) as it is."""
-        payload = item.effect.payload
-        if "notice" not in payload:
-            return str(payload["subject"]), str(payload["text"])
-        values = payload.get("values")
+        if not payload.notice:
+            return payload.subject, payload.text
         try:
             return notice_text(
-                str(payload["notice"]),
-                {str(k): str(v) for k, v in values.items()} if isinstance(values, Mapping) else {},
-                str(payload.get("to_name", "")),
+                payload.notice,
+                dict(payload.values),
+                payload.to_name,
                 self._language(item.effect.resource_id),
             )
         except (UnknownNotice, KeyError, ValueError) as exc:

@@ -334,6 +334,17 @@ MEANINGS: Final[dict[str, str]] = {
     "resources[].implicit_scheduling": (
         "the same for this resource's calendar (`true` or `false`)"
     ),
+    "defaults.accept_invitations": (
+        "book a resource by inviting it: when a CalDAV client writes an event into a calendar "
+        "it may write that names a resource's address as `ATTENDEE` (`CUTYPE` `ROOM`, "
+        "`INDIVIDUAL` or none), the resource books it in its own calendar if that time is free "
+        "and answers `ACCEPTED`, else `DECLINED` with the busy time; the answer is written into "
+        "the organizer's event (`PARTSTAT`, `SCHEDULE-STATUS`) and mailed as an iMIP `REPLY` to "
+        "an organizer outside the gateway. Moving the event moves the booking; cancelling or "
+        "deleting it, or taking the resource off, frees it. Recurring events are declined. "
+        "Off: the address is an ordinary attendee"
+    ),
+    "resources[].accept_invitations": "the same for this resource (`true` or `false`)",
     "users[].admin": "may sign in to the admin console at `/` (every resource, every action)",
     "resources[].language": (
         "language of this resource's booker pages and invitation mails (`en` or `de`)"
@@ -380,6 +391,7 @@ INHERITS: Final[dict[str, str]] = {
     "resources[].timezone": "defaults.timezone",
     "resources[].language": "defaults.language",
     "resources[].implicit_scheduling": "defaults.implicit_scheduling",
+    "resources[].accept_invitations": "defaults.accept_invitations",
     "resources[].google.direction": "google.direction",
     "resources[].google.details": "google.details",
     "resources[].google.when_stale": "google.when_stale",

@@ -61,6 +61,8 @@ class ResourceSettings(Section):
     language: Language | None = None
     # Whether CalDAV writes invite attendees (else defaults.implicit_scheduling).
     implicit_scheduling: bool | None = None
+    # Whether invitations to its address book it (else defaults.accept_invitations).
+    accept_invitations: bool | None = None
 
     @field_validator("feed_tokens", mode="before")
     @classmethod
@@ -189,6 +191,14 @@ class Settings(Section):
         resource = self.resource(resource_id)
         own = resource.implicit_scheduling if resource is not None else None
         return self.defaults.implicit_scheduling if own is None else own
+
+    def accept_invitations(self, resource_id: str) -> bool:
+        """Whether a CalDAV write inviting the resource's address books it
+        (``gateway.core.resource_invitations``): its own choice, else the
+        default's (off)."""
+        resource = self.resource(resource_id)
+        own = resource.accept_invitations if resource is not None else None
+        return self.defaults.accept_invitations if own is None else own
 
     def resource(self, resource_id: str) -> ResourceSettings | None:
         """The resource with this id, or None."""

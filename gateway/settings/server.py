@@ -276,6 +276,8 @@ class DefaultSettings(Section):
     language: Language = "en"
     # CalDAV writes organized by the resource invite their attendees (RFC 6638).
     implicit_scheduling: bool = True
+    # A CalDAV write inviting a resource's address books the resource.
+    accept_invitations: bool = False
 
 
 class UserSettings(Section):

@@ -143,7 +143,7 @@ _BUMP_REVISION = (
 )
 
 _ENTRIES = (
-    "SELECT href, uid, etag, updated_at, revision, octet_length(ics) AS size "
+    "SELECT href, uid, etag, updated_at, revision, schedule_tag, octet_length(ics) AS size "
     "FROM objects WHERE resource_id = %s"
 )
 

@@ -27,6 +27,8 @@ from gateway.core.model import (
 )
 from gateway.core.ports import OutboxRecord
 
+from . import outbox_codec
+
 Params = tuple[Any, ...] | dict[str, Any]
 
 
@@ -63,6 +65,7 @@ OBJECT_COLUMNS = (
     "span_end",
     "revision",
     "href",
+    "schedule_tag",
 )
 
 
@@ -167,6 +170,7 @@ def encode_object(obj: CalendarObject, revision: int) -> dict[str, Any]:
         "span_end": epoch_ceil(obj.span.end),
         "revision": revision,
         "href": obj.href,
+        "schedule_tag": obj.schedule_tag,
     }
 
 
@@ -192,23 +196,30 @@ def decode_object(row: Row) -> CalendarObject:
         recurring=bool(row["recurring"]),
     )
     span = TimeSpan(from_epoch(row["span_start"]), from_epoch(row["span_end"]))
-    return CalendarObject(booking=booking, ics=row["ics"], span=span, href=row["href"])
+    return CalendarObject(
+        booking=booking,
+        ics=row["ics"],
+        span=span,
+        href=row["href"],
+        schedule_tag=row["schedule_tag"],
+    )
 
 
 def encode_payload(effect: OutboxEffect) -> str:
-    # sort_keys: equal payloads give equal text, which keeps the table diffable.
-    return json.dumps(effect.payload, ensure_ascii=False, sort_keys=True)
+    return outbox_codec.encode_payload(effect.payload)
 
 
-def decode_payload(text: str) -> dict[str, Any]:
-    value = json.loads(text)
-    if not isinstance(value, dict):
-        raise ValueError(f"outbox payload is not a JSON object: {text[:80]!r}")
-    return value
+def decode_effect(row: Row) -> OutboxEffect:
+    """An outbox row's effect, its payload checked against its kind's type."""
+    return OutboxEffect(
+        resource_id=row["resource_id"],
+        booking_id=row["booking_id"],
+        payload=outbox_codec.decode_payload(row["kind"], row["payload"]),
+    )
 
 
 def decode_entry(row: Row) -> ObjectEntry:
-    """A listing row (href, uid, etag, updated_at, size, revision)."""
+    """A listing row (href, uid, etag, updated_at, size, revision, schedule_tag)."""
     return ObjectEntry(
         href=row["href"],
         uid=row["uid"],
@@ -216,6 +227,7 @@ def decode_entry(row: Row) -> ObjectEntry:
         updated=from_utc_text(row["updated_at"]),
         size=row["size"],
         revision=row["revision"],
+        schedule_tag=row["schedule_tag"],
     )
 
 
@@ -231,12 +243,7 @@ def decode_change(row: Row) -> Change:
 def decode_outbox_item(row: Row) -> OutboxItem:
     return OutboxItem(
         id=row["id"],
-        effect=OutboxEffect(
-            kind=row["kind"],
-            resource_id=row["resource_id"],
-            booking_id=row["booking_id"],
-            payload=decode_payload(row["payload"]),
-        ),
+        effect=decode_effect(row),
         attempts=row["attempts"],
         created=from_utc_text(row["created_at"]),
         maybe_done=row["sending_since"] is not None,
@@ -249,12 +256,7 @@ def decode_outbox_record(row: Row) -> OutboxRecord:
     failed_at = row["failed_at"]
     return OutboxRecord(
         id=int(row["id"]),
-        effect=OutboxEffect(
-            kind=row["kind"],
-            resource_id=row["resource_id"],
-            booking_id=row["booking_id"],
-            payload=decode_payload(row["payload"]),
-        ),
+        effect=decode_effect(row),
         attempts=int(row["attempts"]),
         created=from_utc_text(row["created_at"]),
         next_attempt=from_utc_text(next_attempt) if next_attempt else None,

@@ -391,7 +391,8 @@ async def _rollback(conn: aiosqlite.Connection) -> None:
 
 
 _ENTRIES = (
-    "SELECT href, uid, etag, updated_at, revision, length(CAST(ics AS BLOB)) AS size "
+    "SELECT href, uid, etag, updated_at, revision, schedule_tag, "
+    "length(CAST(ics AS BLOB)) AS size "
     "FROM objects WHERE resource_id = ?"
 )
 

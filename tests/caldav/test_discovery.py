@@ -19,7 +19,12 @@ async def test_well_known_redirects_to_the_dav_root(client: AppClient) -> None:
 async def test_options_advertises_calendar_access_without_credentials(client: AppClient) -> None:
     async with client.options("/dav/calendars/anna/") as resp:
         assert resp.status == 200
-        assert [p.strip() for p in resp.headers["DAV"].split(",")] == ["1", "3", "calendar-access"]
+        assert [p.strip() for p in resp.headers["DAV"].split(",")] == [
+            "1",
+            "3",
+            "calendar-access",
+            "calendar-auto-schedule",
+        ]
         assert "REPORT" in resp.headers["Allow"] and "PROPFIND" in resp.headers["Allow"]
 
 

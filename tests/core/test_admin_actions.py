@@ -11,6 +11,7 @@ import pytest
 from gateway.core.admin_actions import ActionRefused, AdminActions
 from gateway.core.errors import NotFound
 from gateway.core.model import Attendee, BookingStatus, PartStat
+from gateway.core.outbox_payloads import InvitationPayload
 from gateway.core.ports import MirrorRepository
 from tests.store.contract import make_object, save
 
@@ -36,9 +37,11 @@ async def test_resend_goes_to_every_attendee_who_has_not_declined(
     assert [(r.effect.kind, r.effect.booking_id) for r in queued] == [
         ("invitation", "id-anna-u1")
     ] * 2
-    assert [r.effect.payload["attendee"] for r in queued] == list(sent)
+    payloads = [r.effect.payload for r in queued]
+    assert all(isinstance(p, InvitationPayload) for p in payloads)
+    assert [p.attendee for p in payloads if isinstance(p, InvitationPayload)] == list(sent)
     # The current SEQUENCE: the mailer sends what the booking is now.
-    assert {r.effect.payload["sequence"] for r in queued} == {3}
+    assert {p.sequence for p in payloads if isinstance(p, InvitationPayload)} == {3}
     assert woken == ["wake"]
     entries = await service.outbox()
     assert entries[0].description == (

@@ -20,8 +20,8 @@ from gateway.core.effects import (
     EffectPolicy,
     GooglePush,
     Invite,
-    InviteAction,
     effects_of,
+    method_of,
 )
 from gateway.core.invitations import InvitationKind
 from gateway.core.mirror import GOOGLE_PUSH, Direction
@@ -31,9 +31,12 @@ from gateway.core.model import (
     BookingStatus,
     Origin,
     OutboxEffect,
+    Override,
     PartStat,
+    Recurrence,
     Scheduling,
 )
+from gateway.core.outbox_payloads import GooglePushPayload, InvitationPayload, InviteAction
 
 RESOURCE = "anna@shop.example"
 SENDER = "bookings@shop.example"
@@ -188,6 +191,21 @@ def test_implicit_scheduling_off_leaves_calendar_apps_to_invite(
     assert _words(effects_of(_change(kind, origin, BY_RESOURCE), policy)) == expected[kind]
 
 
+# Zoë's address is a resource that accepts invitations: a CalDAV write's
+# invitation to her is answered inside (gateway.core.resource_invitations),
+# never mailed; the API's own bookings still mail her.
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize(
+    ("origin", "expected"),
+    [(ChangeOrigin.API, AS_ORGANIZER), (ChangeOrigin.CALDAV, ZOE_BY_CLIENT)],
+)
+def test_a_resource_answering_inside_is_not_mailed(
+    kind: str, origin: ChangeOrigin, expected: dict[str, list[str]]
+) -> None:
+    policy = replace(MAIL_ON, answered_inside=("ZOE@example.com",))
+    assert _words(effects_of(_change(kind, origin, BY_RESOURCE), policy)) == expected[kind]
+
+
 # (origin, direction, the booking has a Google event) -> pushed?
 PUSHES = [
     (ChangeOrigin.API, Direction.OFF, False, False),
@@ -254,15 +272,12 @@ RECORDS: list[tuple[Callable[[], Effect], OutboxEffect]] = [
     (
         lambda: Invite("anna", "b1", "zoe@example.com", InviteAction.RESCHEDULED, 3),
         OutboxEffect(
-            INVITATION,
-            "anna",
-            "b1",
-            {"action": "rescheduled", "sequence": 3, "attendee": "zoe@example.com"},
+            "anna", "b1", InvitationPayload(InviteAction.RESCHEDULED, 3, "zoe@example.com")
         ),
     ),
     (
         lambda: GooglePush("anna", "b1", "b1@gw", 3),
-        OutboxEffect(GOOGLE_PUSH, "anna", "b1", {"uid": "b1@gw", "sequence": 3}),
+        OutboxEffect("anna", "b1", GooglePushPayload(uid="b1@gw", sequence=3)),
     ),
 ]
 
@@ -272,11 +287,14 @@ def test_each_effect_makes_the_record_its_handler_reads(
     effect: Callable[[], Effect], record: OutboxEffect
 ) -> None:
     assert effect().outbox() == record
+    assert {INVITATION: InvitationPayload, GOOGLE_PUSH: GooglePushPayload}[record.kind] is type(
+        record.payload
+    )
 
 
 def test_invitation_kind_and_the_actions() -> None:
     assert INVITATION == "invitation"
-    methods = {action.value: action.method for action in InviteAction}
+    methods = {action.value: method_of(action) for action in InviteAction}
     assert methods == {
         "created": InvitationKind.REQUEST,
         "rescheduled": InvitationKind.REQUEST,
@@ -290,11 +308,172 @@ def test_a_deletes_cancels_carry_the_deleted_text_and_nothing_else_does() -> Non
     text = "BEGIN:VCALENDAR...END:VCALENDAR"
     deleted = Change(BOOKING, None, ChangeOrigin.CALDAV, scheduling=BY_RESOURCE, deleted_text=text)
     records = [e.outbox() for e in effects_of(deleted, MAIL_ON)]
-    assert [r.payload["deleted"] for r in records] == [text, text]
+    assert [_invitation(r).deleted for r in records] == [text, text]
     cancelled = replace(deleted, after=KINDS["cancel"][1])
-    assert all("deleted" not in e.outbox().payload for e in effects_of(cancelled, MAIL_ON))
+    assert all(_invitation(e.outbox()).deleted == "" for e in effects_of(cancelled, MAIL_ON))
+
+
+def _invitation(record: OutboxEffect) -> InvitationPayload:
+    assert isinstance(record.payload, InvitationPayload)
+    return record.payload
 
 
 def test_a_change_needs_a_booking() -> None:
     with pytest.raises(ValueError, match="before or after"):
         Change(None, None, ChangeOrigin.API)
+
+
+# -- one occurrence of a series (RFC 5546 3.2.5 with RECURRENCE-ID) --------------------
+
+# Weekly on Tuesdays at 09:00 UTC; the texts before and after a change say
+# which occurrences are excluded (EXDATE) or overridden.
+WEEKLY = ("RRULE:FREQ=WEEKLY;COUNT=10",)
+SECOND = "2026-12-15T09:00:00+00:00"
+THIRD = "2026-12-22T09:00:00+00:00"
+
+
+def _at(
+    occurrence: str, hours: int = 0, status: BookingStatus = BookingStatus.CONFIRMED
+) -> Override:
+    start = datetime.fromisoformat(occurrence) + timedelta(hours=hours)
+    return Override(occurrence, start, start + timedelta(hours=1), status)
+
+
+def _series(*, exdates: tuple[str, ...] = (), overrides: tuple[Override, ...] = ()) -> Recurrence:
+    return Recurrence(WEEKLY, frozenset(exdates), overrides)
+
+
+# name -> (the series before, after, the booking after, what the attendees hear)
+# "cancelled:ana@2026-12-15T09:00:00+00:00" is a CANCEL of that occurrence.
+OCCURRENCES: dict[str, tuple[Recurrence, Recurrence, Booking, list[str]]] = {
+    "EXDATE added (the client raised SEQUENCE)": (
+        _series(),
+        _series(exdates=(SECOND,)),
+        _later(SERIES, sequence=2),
+        [f"cancelled:ana@{SECOND}", f"cancelled:zoe@{SECOND}"],
+    ),
+    "two EXDATEs added, SEQUENCE kept": (
+        _series(),
+        _series(exdates=(THIRD, SECOND)),
+        _later(SERIES),
+        [f"cancelled:{p}@{o}" for o in (SECOND, THIRD) for p in ("ana", "zoe")],
+    ),
+    "an override with STATUS:CANCELLED added": (
+        _series(),
+        _series(overrides=(_at(SECOND, status=BookingStatus.CANCELLED),)),
+        _later(SERIES, sequence=2),
+        [f"cancelled:ana@{SECOND}", f"cancelled:zoe@{SECOND}"],
+    ),
+    "a moved occurrence cancelled": (
+        _series(overrides=(_at(SECOND, hours=5),)),
+        _series(overrides=(_at(SECOND, hours=5, status=BookingStatus.CANCELLED),)),
+        _later(SERIES, sequence=2),
+        [f"cancelled:ana@{SECOND}", f"cancelled:zoe@{SECOND}"],
+    ),
+    "an excluded occurrence also overridden as cancelled: told already": (
+        _series(exdates=(SECOND,)),
+        _series(exdates=(SECOND,), overrides=(_at(SECOND, status=BookingStatus.CANCELLED),)),
+        _later(SERIES),
+        [],
+    ),
+    "an EXDATE added with a new title: the CANCEL and an update": (
+        _series(),
+        _series(exdates=(SECOND,)),
+        _later(SERIES, title="Haircut and colour"),
+        ["updated:ana", "updated:zoe", f"cancelled:ana@{SECOND}", f"cancelled:zoe@{SECOND}"],
+    ),
+    "an occurrence moved (override added)": (
+        _series(),
+        _series(overrides=(_at(SECOND, hours=5),)),
+        _later(SERIES, sequence=2),
+        ["rescheduled:ana", "rescheduled:zoe"],
+    ),
+    "a moved occurrence moved again": (
+        _series(overrides=(_at(SECOND, hours=5),)),
+        _series(overrides=(_at(SECOND, hours=6),)),
+        _later(SERIES),
+        ["rescheduled:ana", "rescheduled:zoe"],
+    ),
+    "an override at the same time, tentative": (
+        _series(),
+        _series(overrides=(_at(SECOND, status=BookingStatus.TENTATIVE),)),
+        _later(SERIES),
+        ["updated:ana", "updated:zoe"],
+    ),
+    "a cancelled occurrence brought back": (
+        _series(exdates=(SECOND,)),
+        _series(),
+        _later(SERIES, sequence=2),
+        ["updated:ana", "updated:zoe"],
+    ),
+    "nothing of the series changed": (
+        _series(exdates=(SECOND,)),
+        _series(exdates=(SECOND,)),
+        _later(SERIES),
+        [],
+    ),
+}
+
+
+def _occurrence_words(effects: tuple[Effect, ...]) -> list[str]:
+    return [
+        w + (f"@{e.recurrence_id}" if isinstance(e, Invite) and e.recurrence_id else "")
+        for w, e in zip(_words(effects), effects, strict=True)
+    ]
+
+
+def _series_change(
+    name: str, by_client: frozenset[str] = frozenset(), known: bool = True
+) -> Change:
+    before, after, booking, _ = OCCURRENCES[name]
+    return Change(
+        SERIES,
+        booking,
+        ChangeOrigin.CALDAV,
+        scheduling=Scheduling(RESOURCE, by_client, after),
+        before_scheduling=Scheduling(RESOURCE, by_client, before) if known else None,
+    )
+
+
+@pytest.mark.parametrize("name", list(OCCURRENCES))
+def test_an_occurrence_cancelled_or_changed(name: str) -> None:
+    expected = OCCURRENCES[name][3]
+    assert _occurrence_words(effects_of(_series_change(name), MAIL_ON)) == expected
+
+
+@pytest.mark.parametrize("name", list(OCCURRENCES))
+def test_occurrences_of_a_client_scheduled_attendee_are_left_to_the_client(name: str) -> None:
+    change = _series_change(name, by_client=frozenset({"zoe@example.com"}))
+    expected = [w for w in OCCURRENCES[name][3] if not w.split("@")[0].endswith(":zoe")]
+    assert _occurrence_words(effects_of(change, MAIL_ON)) == expected
+
+
+@pytest.mark.parametrize("name", list(OCCURRENCES))
+def test_occurrences_with_implicit_scheduling_off_tell_nobody(name: str) -> None:
+    policy = replace(MAIL_ON, implicit_scheduling=False)
+    assert effects_of(_series_change(name), policy) == ()
+
+
+def test_the_text_before_unknown_tells_an_update_of_the_series() -> None:
+    change = _series_change("EXDATE added (the client raised SEQUENCE)", known=False)
+    assert _occurrence_words(effects_of(change, MAIL_ON)) == ["updated:ana", "updated:zoe"]
+
+
+def test_an_attendee_added_with_an_occurrence_cancelled_is_invited_to_the_rest() -> None:
+    change = replace(
+        _series_change("EXDATE added (the client raised SEQUENCE)"),
+        after=_later(SERIES, sequence=2, attendees=(ANA, ZOE, MAX)),
+    )
+    assert _occurrence_words(effects_of(change, MAIL_ON)) == [
+        "created:max",
+        f"cancelled:ana@{SECOND}",
+        f"cancelled:zoe@{SECOND}",
+    ]
+
+
+def test_an_occurrences_cancel_carries_its_recurrence_id_into_the_outbox() -> None:
+    (first, *_) = effects_of(_series_change("EXDATE added (the client raised SEQUENCE)"), MAIL_ON)
+    record = first.outbox()
+    assert record.payload == InvitationPayload(
+        InviteAction.CANCELLED, 2, "ana@example.com", recurrence_id=SECOND
+    )

@@ -7,21 +7,45 @@ invitations just fail and wait for a retry."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import icalendar
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
+from gateway.app import create_app
 from gateway.core.model import PartStat
 from gateway.links.tokens import rsvp_url, sign_rsvp
+from gateway.settings import load_settings
 from tests.conftest import settings_yaml
-from tests.net import free_port
+from tests.net import LOOPBACK, free_port
 from tests.samples import SLOT
 
 Client = TestClient[Any, Any]
+
+
+@asynccontextmanager
+async def served(
+    tmp_path: Path, text: str, port: int
+) -> AsyncIterator[tuple[TestServer, aiohttp.ClientSession]]:
+    """The gateway of the settings ``text`` serving on ``port`` (loopback),
+    with a client session; both closed on leaving."""
+    path = tmp_path / "gateway.yaml"
+    path.write_text(text, encoding="utf-8")
+    server = TestServer(create_app(load_settings(path)), host=LOOPBACK, port=port)
+    await server.start_server()
+    http = aiohttp.ClientSession()
+    try:
+        yield server, http
+    finally:
+        await http.close()
+        await server.close()
+
 
 LINK_KEY = "rsvp-link-key-for-the-tests-0123456789abcdefghij"
 ORGANIZER = "bookings@gateway.test"

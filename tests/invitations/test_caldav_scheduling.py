@@ -10,15 +10,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import aiohttp
 import icalendar
 import pytest
-from aiohttp.test_utils import TestServer
 
-from gateway.app import create_app
-from gateway.settings import load_settings
 from gateway.web.auth import hash_password
 from tests.backends import Store
+from tests.invitations import served
 from tests.invitations.test_imip_e2e import ZOE, Gateway, calendar_parts, config
 from tests.net import LOOPBACK, free_port
 from tests.smtp import Recorder
@@ -77,27 +74,24 @@ class Staff(Gateway):
 
 @asynccontextmanager
 async def staff_gateway(
-    tmp_path: Path, store: Store, mail: tuple[Recorder, int], implicit: bool = True
+    tmp_path: Path,
+    store: Store,
+    mail: tuple[Recorder, int],
+    implicit: bool = True,
+    imap: str = "",
 ) -> AsyncIterator[Staff]:
+    """``imap``: the mail section's imap line, as ``config`` takes it."""
     recorder, smtp_port = mail
     port = free_port()
-    text = config(store, port, smtp_port)
+    text = config(store, port, smtp_port, imap)
     if not implicit:
         text = "defaults: {implicit_scheduling: false}\n" + text
     text += (
         f'users: [{{name: staff, password_hash: "{hash_password(PASSWORD)}", '
         "access: {anna: read-write}}]\n"
     )
-    path = tmp_path / "gateway.yaml"
-    path.write_text(text, encoding="utf-8")
-    server = TestServer(create_app(load_settings(path)), host=LOOPBACK, port=port)
-    await server.start_server()
-    http = aiohttp.ClientSession()
-    try:
+    async with served(tmp_path, text, port) as (server, http):
         yield Staff(server, http, recorder)
-    finally:
-        await http.close()
-        await server.close()
 
 
 @pytest.fixture

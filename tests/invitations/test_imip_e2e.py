@@ -20,11 +20,10 @@ import vobject
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.app import create_app
-from gateway.settings import load_settings
 from gateway.web.keys import OUTBOX, REPOSITORY
 from tests.backends import Store
 from tests.conftest import API_TOKEN
+from tests.invitations import served
 from tests.net import LOOPBACK, free_port
 from tests.smtp import Recorder
 
@@ -119,16 +118,9 @@ async def running(
     languages: str = "",
 ) -> AsyncIterator[Gateway]:
     recorder, smtp_port = mail
-    path = tmp_path / "gateway.yaml"
-    path.write_text(config(store, port, smtp_port, imap, languages), encoding="utf-8")
-    server = TestServer(create_app(load_settings(path)), host=LOOPBACK, port=port)
-    await server.start_server()
-    http = aiohttp.ClientSession()
-    try:
+    text = config(store, port, smtp_port, imap, languages)
+    async with served(tmp_path, text, port) as (server, http):
         yield Gateway(server, http, recorder)
-    finally:
-        await http.close()
-        await server.close()
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ import pytest
 from aiohttp import web
 
 from gateway.app import create_app
-from gateway.core.mirror import MAIL
 from gateway.core.model import OutboxEffect
+from gateway.core.outbox_payloads import MailPayload
 from gateway.settings import load_settings
 from gateway.web.keys import OUTBOX, REPOSITORY
 from tests.backends import Store
@@ -164,7 +164,7 @@ async def test_an_address_email_cannot_carry_is_never_retried(mailing: MakeMaili
     closed as failed at once instead of being retried for ever."""
     gateway = await mailing()
     effect = OutboxEffect(
-        MAIL, "anna", "", {"to": "zoë@example.com", "subject": "Connect", "text": "Hello"}
+        "anna", "", MailPayload(to="zoë@example.com", subject="Connect", text="Hello")
     )
     async with gateway.app[REPOSITORY].transaction() as tx:
         await tx.enqueue(effect)

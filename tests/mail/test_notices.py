@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from gateway.core.mirror import MAIL, Notice
+from gateway.core.mirror import Notice
 from gateway.core.model import OutboxEffect, OutboxItem
 from gateway.core.outbox import PermanentFailure
+from gateway.core.outbox_payloads import MailPayload
 from gateway.mail import SmtpConfig, SmtpSender
 from gateway.mail.notices import NoticeMailer
 from gateway.settings import Language
@@ -49,8 +50,8 @@ def mailer(port: int) -> NoticeMailer:
 
 
 def item(resource: str, payload: dict[str, Any], number: int = 1) -> OutboxItem:
-    to = {"to": f"{resource}@example.com", "to_name": resource.title()}
-    return OutboxItem(number, OutboxEffect(MAIL, resource, "", {**to, **payload}), 0, NOW)
+    mail = MailPayload(to=f"{resource}@example.com", to_name=resource.title(), **payload)
+    return OutboxItem(number, OutboxEffect(resource, "", mail), 0, NOW)
 
 
 def notice(kind: Notice, **values: str) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from gateway.core.model import (
     TimeSpan,
     etag_for,
 )
+from gateway.core.outbox_payloads import GooglePushPayload, InvitationPayload, InviteAction
 from gateway.core.ports import IdempotencyRecord, Repository
 
 OpenRepo = Callable[[], Awaitable[Repository]]
@@ -149,8 +150,10 @@ async def delete(repo: Repository, uid: str, resource_id: str = "anna") -> int:
         return await tx.delete(resource_id, uid)
 
 
-def effect(n: int, **payload: Any) -> OutboxEffect:
-    return OutboxEffect("invitation", "anna", f"b{n}", {"n": n, **payload})
+def effect(n: int, attendee: str = "zoe@example.com", deleted: str = "") -> OutboxEffect:
+    """An invitation item for booking b<n> (SEQUENCE n)."""
+    payload = InvitationPayload(InviteAction.CREATED, n, attendee, deleted=deleted)
+    return OutboxEffect("anna", f"b{n}", payload)
 
 
 class RepositoryContract:
@@ -195,6 +198,18 @@ class RepositoryContract:
         assert by_id.ics == obj.ics  # byte for byte: CRLF, VALARM, trailing blanks
         assert by_id.etag == etag_for(obj.ics)
         assert by_id.span == obj.span
+
+    async def test_schedule_tag_round_trips_apart_from_the_etag(self, repo: Repository) -> None:
+        # RFC 6638 3.2.10: after a change the server made, the tag is the
+        # ETag of the organizer's last write, no longer the object's own.
+        written = make_object("tagged")
+        answered = replace(written, ics=written.ics.replace("END:VEVENT", "X-A:1\r\nEND:VEVENT"))
+        await save(repo, answered)
+        stored = await repo.get_by_href("anna", answered.href)
+        assert stored is not None and stored.etag == answered.etag != written.etag
+        assert stored.schedule_tag == written.etag
+        (entry,) = await repo.list_entries("anna")
+        assert entry.schedule_tag == written.etag
 
     async def test_round_trip_keeps_local_wall_time_across_dst(self, repo: Repository) -> None:
         winter = make_object(
@@ -731,12 +746,12 @@ class RepositoryContract:
     async def test_outbox_claims_due_items_oldest_first(self, repo: Repository) -> None:
         for n in range(3):
             async with repo.transaction() as tx:
-                await tx.enqueue(effect(n, text="Grüße ✉", nested={"a": [1, 2]}))
+                await tx.enqueue(effect(n, "zoë@example.com", deleted="Grüße ✉\r\n"))
         assert await repo.pending_outbox() == 3
         before = datetime.now(UTC) - timedelta(seconds=1)
         items = await repo.claim_outbox(datetime.now(UTC), 10)
         assert [i.effect for i in items] == [
-            effect(n, text="Grüße ✉", nested={"a": [1, 2]}) for n in range(3)
+            effect(n, "zoë@example.com", deleted="Grüße ✉\r\n") for n in range(3)
         ]
         assert [i.id for i in items] == sorted(i.id for i in items)
         assert len({i.id for i in items}) == 3
@@ -809,7 +824,7 @@ class RepositoryContract:
         done = await repo.outbox_record(ids[0])
         assert done is not None and done.done and done.failed_at is None
         async with repo.transaction() as tx:
-            await tx.enqueue(OutboxEffect("google_push", "bob", "b9", {}))
+            await tx.enqueue(OutboxEffect("bob", "b9", GooglePushPayload()))
         assert [r.effect.resource_id for r in await repo.outbox_records(None, 10, ["bob"])] == [
             "bob"
         ]

@@ -37,6 +37,7 @@ from gateway.core.mirror import (
     WarningReason,
 )
 from gateway.core.model import OutboxEffect
+from gateway.core.outbox_payloads import GooglePushPayload
 from gateway.core.ports import MirrorRepository
 from tests.store.contract import Boom, make_object
 
@@ -390,7 +391,7 @@ class MirrorStoreContract:
                 await tx.save_connection(rich_connection())
                 await tx.save_invite(invite("h1"))
                 await tx.log(SyncLogEntry("anna", LogKind.IMPORTED, "imported 1 event", T0))
-                await tx.enqueue(OutboxEffect("google_push", "anna", obj.booking.id))
+                await tx.enqueue(OutboxEffect("anna", obj.booking.id, GooglePushPayload()))
                 # The transaction sees its own writes ...
                 assert await tx.get_link("anna", "evt1") == link
                 assert await tx.get_connection("anna") == rich_connection()
@@ -433,7 +434,7 @@ class MirrorStoreContract:
                 ("bob", "b1"),
                 ("anna", "a3"),
             ):
-                await tx.enqueue(OutboxEffect("google_push", resource, booking))
+                await tx.enqueue(OutboxEffect(resource, booking, GooglePushPayload()))
         items = await repo.claim_outbox(T0, 10, lease=timedelta(minutes=5))
         ids = {item.effect.booking_id: item.id for item in items}
         week = T0 + timedelta(days=7)
@@ -455,7 +456,7 @@ class MirrorStoreContract:
         self, repo: MirrorRepository
     ) -> None:
         async with repo.transaction() as tx:
-            await tx.enqueue(OutboxEffect("google_push", "anna", "a1"))
+            await tx.enqueue(OutboxEffect("anna", "a1", GooglePushPayload()))
         (item,) = await repo.claim_outbox(T0, 10)
         await repo.defer_outbox(item.id, T0 + timedelta(days=1), "quota")
         with pytest.raises(Boom):

@@ -40,6 +40,8 @@ from tests.pgserver import (  # noqa: F401 - fixtures
 )
 from tests.store.contract import Boom, OpenRepo, RepositoryContract, make_object, save
 from tests.store.mirror_contract import MirrorStoreContract, rich_connection, save_connections
+from tests.store.test_schedule_tag_migration import VERSION_8_COLUMNS
+from tests.store.test_uid_migration import VERSION_4_COLUMNS
 
 require_postgres()
 
@@ -354,8 +356,8 @@ async def test_upgrade_to_version_5_keeps_shared_uids_marks_and_logs_them(
     ) as conn:
         await migrate(conn, bundled_pg_migrations()[:4])
         insert = (
-            f"INSERT INTO objects ({', '.join(OBJECT_COLUMNS)}) "
-            f"VALUES ({', '.join(f'%({c})s' for c in OBJECT_COLUMNS)})"
+            f"INSERT INTO objects ({', '.join(VERSION_4_COLUMNS)}) "
+            f"VALUES ({', '.join(f'%({c})s' for c in VERSION_4_COLUMNS)})"
         )
         for resource in ("anna", "bob"):
             await conn.execute("INSERT INTO collections VALUES (%s, 1)", (resource,))
@@ -403,3 +405,27 @@ async def test_upgrade_to_version_5_keeps_shared_uids_marks_and_logs_them(
             "recurring, ics, etag, span_start, span_end, revision, 'own2.ics' FROM objects "
             "WHERE uid = 'own'",
         )
+
+
+async def test_upgrade_to_version_9_gives_stored_objects_their_etag_as_schedule_tag(
+    postgres_url: str,  # noqa: F811
+) -> None:
+    # tests/store/test_schedule_tag_migration.py on PostgreSQL: 0009.
+    old = make_object("old")
+    columns = VERSION_8_COLUMNS
+    async with await psycopg.AsyncConnection.connect(
+        postgres_url, autocommit=True, row_factory=dict_row
+    ) as conn:
+        await migrate(conn, bundled_pg_migrations()[:8])
+        await conn.execute("INSERT INTO collections VALUES ('anna', 1)")
+        await conn.execute(
+            f"INSERT INTO objects ({', '.join(columns)}) "
+            f"VALUES ({', '.join(f'%({c})s' for c in columns)})",
+            encode_object(old, 1),
+        )
+    repo = await open_postgres_repository(postgres_url)
+    try:
+        stored = await repo.get_by_uid("anna", "old")
+        assert stored is not None and stored.schedule_tag == old.etag
+    finally:
+        await repo.close()

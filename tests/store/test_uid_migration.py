@@ -18,9 +18,11 @@ from gateway.store.rows import OBJECT_COLUMNS, encode_object
 from gateway.store.schema import bundled_migrations, migrate
 from tests.store.contract import make_object, save
 
+# The columns a version-4 database has (0009 added schedule_tag).
+VERSION_4_COLUMNS = tuple(c for c in OBJECT_COLUMNS if c != "schedule_tag")
 _INSERT = (
-    f"INSERT INTO objects ({', '.join(OBJECT_COLUMNS)}) "
-    f"VALUES ({', '.join(':' + c for c in OBJECT_COLUMNS)})"
+    f"INSERT INTO objects ({', '.join(VERSION_4_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in VERSION_4_COLUMNS)})"
 )
 
 
