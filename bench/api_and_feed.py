@@ -1,6 +1,7 @@
 """Booking API write rate and ICS feed latency of the gateway on loopback.
 
     .venv/bin/python -m bench.api_and_feed --bookings 1000
+    .venv/bin/python -m bench.api_and_feed --clients 16 [--creates 3000] [--profile FILE]
 
 Starts the real app (``create_app`` over a temporary YAML and SQLite file) on a
 free loopback port, books N non-overlapping one-hour slots through the JSON
@@ -9,14 +10,25 @@ later GETs with the same revision are served from the render cache, and a GET
 with If-None-Match answers 304. Prints medians; absolute numbers depend on the
 machine, so compare runs on one machine only. (The CalDAV benchmark against
 Radicale arrives with the CalDAV server.)
+
+``--clients N`` measures creates only (issue 17): the app runs in a thread of
+this process with its own event loop, N clients in the main thread book
+``--creates`` non-overlapping slots one after the other each, and it prints
+creates/s and the p50/p99 of each create's round trip. ``--profile FILE``
+profiles the server's thread over those creates (cProfile; work the app sends
+to worker threads is not in it), writes the stats to FILE and prints the top
+by cumulative time.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import pstats
 import statistics
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -111,12 +123,149 @@ async def run(bookings: int, concurrency: int) -> None:
     print(f"availability, one week   {statistics.median(avail) * ms:.1f} ms median")
 
 
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+class _ServerThread:
+    """The app on a loopback port, served by its own event loop in a thread
+    (profiled there when asked), so that the profile holds the server only."""
+
+    def __init__(self, settings_text: str, base_dir: Path, profile: bool) -> None:
+        self._settings = parse_settings(settings_text, base_dir=base_dir)
+        self._profile = cProfile.Profile() if profile else None
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._failure: BaseException | None = None
+        self.port = 0
+        self._thread = threading.Thread(target=self._run, name="bench-server")
+
+    def __enter__(self) -> _ServerThread:
+        self._thread.start()
+        if not self._ready.wait(60) or self._failure is not None:
+            raise RuntimeError(f"the server did not start: {self._failure!r}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(60)
+
+    def profiling(self, on: bool) -> None:
+        """Turn the profiler on or off in the server's thread."""
+        if self._profile is None or self._loop is None:
+            return
+        done = threading.Event()
+        profile = self._profile
+
+        def switch() -> None:
+            profile.enable() if on else profile.disable()
+            done.set()
+
+        self._loop.call_soon_threadsafe(switch)
+        done.wait(10)
+
+    def stats(self) -> pstats.Stats | None:
+        return pstats.Stats(self._profile) if self._profile is not None else None
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # reported by __enter__
+            self._failure = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        runner = web.AppRunner(create_app(self._settings), access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = runner.addresses[0][1]
+            self._ready.set()
+            await self._stop.wait()
+        finally:
+            await runner.cleanup()
+
+
+async def _create_clients(port: int, clients: int, creates: int) -> tuple[float, list[float]]:
+    """``creates`` bookings by ``clients`` concurrent clients: (seconds, latencies)."""
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    first = datetime(2027, 1, 4, 8, tzinfo=UTC)
+    latencies: list[float] = []
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(headers=headers, connector=connector) as http:
+        queue = iter(range(creates))
+
+        async def client() -> None:
+            for n in queue:
+                start = first + timedelta(hours=n)
+                body = {
+                    "resource": "anna",
+                    "start": start.isoformat(),
+                    "end": (start + timedelta(hours=1)).isoformat(),
+                    "title": f"Booking {n}",
+                    "booker": {"name": f"Booker {n}", "email": f"b{n}@example.com"},
+                }
+                began = time.perf_counter()
+                async with http.post(f"{base}/api/v1/bookings", json=body) as resp:
+                    text = await resp.read()
+                    assert resp.status == 201, text
+                latencies.append(time.perf_counter() - began)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        return time.perf_counter() - started, latencies
+
+
+def run_clients(clients: int, creates: int, profile: str | None) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        config = _config(Path(tmp) / "bench.sqlite3")
+        with _ServerThread(config, Path(tmp), profile is not None) as server:
+            # A few creates first: imports, caches and the SQLite file warm up.
+            asyncio.run(_create_clients(server.port, 1, 0))
+            server.profiling(True)
+            cpu = time.process_time(), time.thread_time()
+            seconds, latencies = asyncio.run(_create_clients(server.port, clients, creates))
+            # Every thread's CPU but the clients' (this thread): the server's
+            # cost, which the other agents on a shared machine do not inflate
+            # as much as they do wall-clock time.
+            server_cpu = time.process_time() - cpu[0] - (time.thread_time() - cpu[1])
+            server.profiling(False)
+            stats = server.stats()
+    ms = 1000
+    print(
+        f"creates {creates} by {clients} clients in {seconds:.2f} s = "
+        f"{creates / seconds:.0f}/s; latency p50 {_percentile(latencies, 0.5) * ms:.1f} ms, "
+        f"p99 {_percentile(latencies, 0.99) * ms:.1f} ms; "
+        f"server CPU {server_cpu / creates * ms:.2f} ms per create"
+    )
+    if stats is not None and profile is not None:
+        stats.dump_stats(profile)
+        stats.sort_stats("cumulative").print_stats(40)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--bookings", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--clients", type=int, default=0, help="creates only, by this many clients (issue 17)"
+    )
+    parser.add_argument("--creates", type=int, default=3000, help="with --clients")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="with --clients: cProfile of the server to FILE"
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.bookings, args.concurrency))
+    if args.clients:
+        run_clients(args.clients, args.creates, args.profile)
+    else:
+        asyncio.run(run(args.bookings, args.concurrency))
 
 
 if __name__ == "__main__":

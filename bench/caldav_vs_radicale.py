@@ -3,6 +3,11 @@
     .venv/bin/python -m bench.caldav_vs_radicale                 # 1000, then 10000 events
     .venv/bin/python -m bench.caldav_vs_radicale --events 1000 --json bench.json
 
+The three-server table of issue 17 (with Xandikos and the floor, every
+server loaded before it starts) is ``bench.side_by_side``, which takes its
+data, servers and checks from this module. This one loads through PUT and
+follows the memory of the two servers phase by phase.
+
 For each N, starts both servers as real subprocesses on free loopback ports
 (``calgateway serve --config FILE`` and ``python -m radicale``, each with its
 storage in a fresh temporary directory), loads N events into both through
@@ -277,6 +282,12 @@ def _spawn(args: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
 
 
 def start_gateway(tmp: Path) -> Server:
+    config, port = write_gateway_config(tmp)
+    return spawn_gateway(tmp, config, port)
+
+
+def write_gateway_config(tmp: Path) -> tuple[Path, int]:
+    """The gateway's settings (a free loopback port, SQLite in ``tmp``)."""
     calgateway = Path(sys.executable).parent / "calgateway"
     password_hash = (
         subprocess.run(
@@ -315,6 +326,12 @@ resources:
 """,
         encoding="utf-8",
     )
+    return config, port
+
+
+def spawn_gateway(tmp: Path, config: Path, port: int) -> Server:
+    """``calgateway serve`` with the settings of ``write_gateway_config``."""
+    calgateway = Path(sys.executable).parent / "calgateway"
     log = tmp / "gateway.log"
     process = _spawn([str(calgateway), "serve", "--config", str(config)], log)
     return Server(

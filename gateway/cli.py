@@ -45,7 +45,6 @@ from gateway.store import SchemaError
 from gateway.store.copy import CopyFailed, CopyRefused, StoreAddress, copy_store
 from gateway.web.auth import hash_password
 from gateway.web.observability import configure_logging
-from google_bridge.tokens import TokenKeyMismatch, TokenVault, new_key
 
 T = TypeVar("T")
 
@@ -218,6 +217,10 @@ async def _disconnect(admin: MirrorAdmin, resource_id: str) -> ResourceStatus:
 
 
 def cmd_google_new_key(_: argparse.Namespace) -> int:
+    # Imported here, not at the top: google_bridge.tokens loads cryptography,
+    # about 6 MiB of a `calgateway serve` that never uses it.
+    from google_bridge.tokens import new_key
+
     print(new_key())
     return 0
 
@@ -226,6 +229,8 @@ def cmd_google_rotate_keys(args: argparse.Namespace) -> int:
     settings = _load(args.config)
     if settings.google is None:
         raise _fail(f"Google is not configured: {args.config} has no google section")
+    from google_bridge.tokens import TokenKeyMismatch, TokenVault  # see cmd_google_new_key
+
     vault = TokenVault([key.get_secret_value() for key in settings.google.token_keys])
     try:
         count = _with_admin(settings, lambda admin: admin.rotate_tokens(vault.rotate))

@@ -4,6 +4,7 @@ per resource, its properties grouped into one ``propstat`` per status."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncGenerator, Iterable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from .resource import DavNode, PropValue
 from .xml import Element, children_named, dav, new_root, serialize, sub, text
 
 
+@functools.cache  # a handful of codes, one per propstat of every listed member
 def status_line(code: int) -> str:
     return f"HTTP/1.1 {code} {HTTPStatus(code).phrase}"
 
@@ -52,6 +54,16 @@ class PropRequest:
         return cls("allprop", extra)
 
 
+# Built once: a listing makes a response, a propstat, a prop and a status for
+# each of thousands of members.
+_RESPONSE = dav("response")
+_HREF = dav("href")
+_PROPSTAT = dav("propstat")
+_PROP = dav("prop")
+_STATUS = dav("status")
+_SubElement = etree.SubElement
+
+
 def _fill(prop: Element, value: PropValue) -> None:
     if isinstance(value, str):
         text(prop, value)  # calendar-data: stored text, maybe not XML-safe
@@ -62,17 +74,18 @@ def _fill(prop: Element, value: PropValue) -> None:
 
 
 def _propstat(response: Element, code: int, props: Sequence[tuple[str, PropValue]]) -> None:
-    propstat = sub(response, dav("propstat"))
-    prop = sub(propstat, dav("prop"))
+    propstat = _SubElement(response, _PROPSTAT)
+    prop = _SubElement(propstat, _PROP)
     for name, value in props:
-        _fill(sub(prop, name), value)
-    sub(propstat, dav("status"), status_line(code))
+        _fill(_SubElement(prop, name), value)
+    # A status line is ASCII made here: no character to replace.
+    _SubElement(propstat, _STATUS).text = status_line(code)
 
 
 def node_response(node: DavNode, request: PropRequest) -> Element:
     """The ``DAV:response`` for one resource."""
-    response = etree.Element(dav("response"))
-    sub(response, dav("href"), node.href)
+    response = etree.Element(_RESPONSE)
+    sub(response, _HREF, node.href)
     if request.kind == "propname":
         _propstat(response, 200, [(name, None) for name in node.PROPERTIES])
         return response

@@ -282,10 +282,12 @@ class BookingService:
                 await tx.remember_idempotency(
                     idempotency_key, IdempotencyRecord(fingerprint, booking_id)
                 )
-            await self._queue(tx, Change(None, booking, ChangeOrigin.API))
+            queued = await self._queue(tx, Change(None, booking, ChangeOrigin.API), minted=True)
             if risk is not None:
                 await tx.log(risk.log_entry(booking.id, now))
-        self._committed()
+        if queued:
+            # Nothing queued, nothing for the outbox worker to look at.
+            self._committed()
         if risk is not None:
             risk.warn(booking.id)
         return booking
@@ -847,17 +849,21 @@ class BookingService:
             )
         )
 
-    async def _queue(self, tx: WriteTransaction, change: Change) -> None:
+    async def _queue(self, tx: WriteTransaction, change: Change, *, minted: bool = False) -> int:
         """Queue what ``change`` causes (``gateway.core.effects`` decides it)
-        in its transaction."""
-        for effect in effects_of(change, await self._effect_policy(change.booking)):
+        in its transaction; returns how many effects. ``minted``: the
+        booking's id was made in this transaction."""
+        effects = effects_of(change, await self._effect_policy(change.booking, minted=minted))
+        for effect in effects:
             await tx.enqueue(effect.outbox())
+        return len(effects)
 
-    async def _effect_policy(self, booking: Booking) -> EffectPolicy:
+    async def _effect_policy(self, booking: Booking, *, minted: bool = False) -> EffectPolicy:
         resource = self.resource(booking.resource_id)
         direction = self.mirror_policy(booking.resource_id).direction
         in_google = False
-        if not direction.pushes and booking.origin is not Origin.GOOGLE:
+        # A link names a booking id; none can name an id made just now.
+        if not direction.pushes and booking.origin is not Origin.GOOGLE and not minted:
             # Read outside the transaction: links are written by the pusher
             # only, for resources that pushed (not this one since the change).
             link = await self._repo.get_link(booking.resource_id, google_event_id(booking.id))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, time
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,7 +32,14 @@ from gateway.ical.common import PRODID, _address, _as_list, _parse_calendar, _re
 from gateway.ical.limits import RecurrenceLimits
 from gateway.ical.parse import parse_object
 from gateway.ical.split import split_calendar
-from gateway.ical.timezones import _aware, _listed_years, _utc, _vtimezone, _zone_key
+from gateway.ical.timezones import (
+    _aware,
+    _listed_years,
+    _utc,
+    _vtimezone,
+    _vtimezone_bytes,
+    _zone_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -187,29 +195,125 @@ def _apply(event: Event, booking: Booking, resource: Resource) -> None:
     _set_people(event, booking, resource)
 
 
-def _ensure_vtimezone(calendar: Calendar, booking: Booking) -> None:
+# A VTIMEZONE the codec put into a calendar: the component and the arguments
+# of ``_vtimezone`` that made it (its text is ``_vtimezone_bytes`` of them).
+_Generated = tuple[Component, tuple[str, int, int]]
+
+
+def _zone_years(booking: Booking) -> tuple[str, int, int] | None:
+    """The zone and years of the VTIMEZONE ``booking`` needs; None in UTC,
+    which is written with "Z" (RFC 5545 3.2.19)."""
+    if _zone_key(ZoneInfo(booking.timezone)) == "UTC":
+        return None
+    return (booking.timezone, *_tz_years(booking))
+
+
+def _ensure_vtimezone(calendar: Calendar, booking: Booking) -> _Generated | None:
     """RFC 5545 3.6.5: one VTIMEZONE per TZID used. Earlier ones are kept (a
     client's own definitions included); one is added for a new zone, and one
     that lists transitions only for other years is widened (a VTIMEZONE
-    generated for a booking in 2026 would misplace it after a move to 2030)."""
-    if _zone_key(ZoneInfo(booking.timezone)) == "UTC":
-        return
-    first, last = _tz_years(booking)
+    generated for a booking in 2026 would misplace it after a move to 2030).
+    Returns the VTIMEZONE it added or widened, if any."""
+    wanted = _zone_years(booking)
+    if wanted is None:
+        return None
+    _, first, last = wanted
     for index, component in enumerate(calendar.subcomponents):
         if component.name != "VTIMEZONE" or str(component.get("TZID", "")) != booking.timezone:
             continue
         listed = _listed_years(component)
         if listed is None or (listed[0] <= booking.start.year and booking.end.year <= listed[1]):
-            return
-        years = (min(listed[0], first), max(listed[1] + 1, last))
-        calendar.subcomponents[index] = _vtimezone(booking.timezone, *years)
-        return
+            return None
+        key = (booking.timezone, min(listed[0], first), max(listed[1] + 1, last))
+        calendar.subcomponents[index] = widened = _vtimezone(*key)
+        return widened, key
     # Before the first VEVENT, so that readers meet the zone before its use.
     index = next(
         (i for i, c in enumerate(calendar.subcomponents) if c.name != "VTIMEZONE"),
         len(calendar.subcomponents),
     )
-    calendar.subcomponents.insert(index, _vtimezone(booking.timezone, first, last))
+    calendar.subcomponents.insert(index, added := _vtimezone(*wanted))
+    return added, wanted
+
+
+_END = b"END:VCALENDAR\r\n"
+
+
+def _to_ical(calendar: Calendar, generated: _Generated | None) -> bytes:
+    """``calendar.to_ical()``, with the text of the VTIMEZONE the codec put in
+    taken from ``_vtimezone_bytes`` instead of written again (most of a new
+    object's lines are that VTIMEZONE, the same for every booking in its zone
+    and years).
+
+    Byte for byte the same: icalendar writes a component as its BEGIN line,
+    its properties, each subcomponent as that subcomponent's own ``to_ical``
+    would, and its END line, every line ending in CRLF; and the cached bytes
+    are ``to_ical`` of the very (immutable, shared) component put in."""
+    if generated is None:
+        return bytes(calendar.to_ical())
+    inserted, key = generated
+    parts = calendar.subcomponents
+    calendar.subcomponents = []
+    try:
+        shell = bytes(calendar.to_ical())
+    finally:
+        calendar.subcomponents = parts
+    if not shell.endswith(_END):  # pragma: no cover - an icalendar change
+        return bytes(calendar.to_ical())
+    body = b"".join(
+        _vtimezone_bytes(*key) if part is inserted else bytes(part.to_ical()) for part in parts
+    )
+    return shell[: -len(_END)] + body + _END
+
+
+def _calendar(
+    booking: Booking, resource: Resource, previous_ics: str | None
+) -> tuple[Calendar, _Generated | None]:
+    """The calendar holding ``booking``, written over ``previous_ics`` (the
+    stored text) if any, and the VTIMEZONE the codec put into it."""
+    if previous_ics is None:
+        calendar = _new_calendar()
+        event = Event()
+        calendar.add_component(event)
+    else:
+        calendar = _parse_calendar(previous_ics)
+        # RFC 4791 4.1: stored calendar objects carry no METHOD.
+        calendar.pop("METHOD", None)
+        _replace(calendar, "PRODID", PRODID)
+        _replace(calendar, "VERSION", "2.0")
+        if "CALSCALE" not in calendar:
+            calendar.add("calscale", "GREGORIAN")
+        found = _master_event(calendar, booking.uid)
+        if found is None:
+            event = Event()
+            calendar.add_component(event)
+        else:
+            event = found
+    _apply(event, booking, resource)
+    if booking.status is BookingStatus.CANCELLED:
+        # Cancelling the booking cancels the whole series, overridden
+        # instances included (RFC 5546 3.2.5).
+        for other in calendar.walk("VEVENT"):
+            if other is not event and str(other.get("UID", "")) == booking.uid:
+                _replace(other, "STATUS", "CANCELLED")
+    return calendar, _ensure_vtimezone(calendar, booking)
+
+
+@lru_cache(maxsize=1)
+def _new_head() -> bytes:
+    """The lines of a new object before its first component (the same for
+    every object: ``_new_calendar`` takes no argument)."""
+    return bytes(_new_calendar().to_ical())[: -len(_END)]
+
+
+def _new_object(event: Event, booking: Booking) -> bytes:
+    """The text ``_calendar`` gives a new object, for its ``event``:
+    ``_new_head``, the VTIMEZONE ``_ensure_vtimezone`` would add (the first
+    component), the event and the END line (see ``_to_ical`` on why this is
+    what icalendar writes)."""
+    key = _zone_years(booking)
+    zone = b"" if key is None else _vtimezone_bytes(*key)
+    return _new_head() + zone + bytes(event.to_ical()) + _END
 
 
 # -- occurrences ------------------------------------------------------------------
@@ -238,32 +342,11 @@ class ICalCodec:
 
     def render(self, booking: Booking, resource: Resource, previous_ics: str | None) -> str:
         if previous_ics is None:
-            calendar = _new_calendar()
+            # A new object: only its VEVENT differs from booking to booking.
             event = Event()
-            calendar.add_component(event)
-        else:
-            calendar = _parse_calendar(previous_ics)
-            # RFC 4791 4.1: stored calendar objects carry no METHOD.
-            calendar.pop("METHOD", None)
-            _replace(calendar, "PRODID", PRODID)
-            _replace(calendar, "VERSION", "2.0")
-            if "CALSCALE" not in calendar:
-                calendar.add("calscale", "GREGORIAN")
-            found = _master_event(calendar, booking.uid)
-            if found is None:
-                event = Event()
-                calendar.add_component(event)
-            else:
-                event = found
-        _apply(event, booking, resource)
-        if booking.status is BookingStatus.CANCELLED:
-            # Cancelling the booking cancels the whole series, overridden
-            # instances included (RFC 5546 3.2.5).
-            for other in calendar.walk("VEVENT"):
-                if other is not event and str(other.get("UID", "")) == booking.uid:
-                    _replace(other, "STATUS", "CANCELLED")
-        _ensure_vtimezone(calendar, booking)
-        return bytes(calendar.to_ical()).decode("utf-8")
+            _apply(event, booking, resource)
+            return _new_object(event, booking).decode("utf-8")
+        return _to_ical(*_calendar(booking, resource, previous_ics)).decode("utf-8")
 
     def answered(self, ics: str, email: str, partstat: PartStat) -> str:
         return with_partstat(ics, email, partstat.value)

@@ -195,7 +195,7 @@ class Authenticator:
         if scheme == "bearer":
             return self._by_token(credentials.strip())
         if scheme == "basic":
-            return await self._by_password(credentials.strip(), address_key(address))
+            return await self._by_password(credentials.strip(), address)
         return None
 
     def _by_token(self, token: str) -> Principal | None:
@@ -210,7 +210,7 @@ class Authenticator:
             return None
         return Principal(found.name, "token", found.access)
 
-    async def _by_password(self, credentials: str, address: str) -> Principal | None:
+    async def _by_password(self, credentials: str, address: str | None) -> Principal | None:
         try:
             decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
@@ -226,9 +226,9 @@ class Authenticator:
         """A name and password from a sign-in form (the admin console), checked
         like HTTP Basic credentials: the same backoff, queue and cache, the same
         ``SignInRefused``."""
-        return await self._by_name(name, password, address_key(address))
+        return await self._by_name(name, password, address)
 
-    async def _by_name(self, name: str, password: str, address: str) -> Principal | None:
+    async def _by_name(self, name: str, password: str, remote: str | None) -> Principal | None:
         user = self._users.get(name)
         cache_key = hashlib.sha256(f"{name}\x00{password}".encode()).digest()
         now = self._clock()
@@ -236,6 +236,9 @@ class Authenticator:
         if user is not None and expires is not None and expires > now:
             self._verified[cache_key] = now + _CACHE_SECONDS
             return Principal(user.name, "user", user.access)
+        # Only credentials not remembered need the address's key (an IP
+        # address parsed): a signed-in client's requests skip it.
+        address = address_key(remote)
         verdict = self._failures.decide(address, name)
         if not verdict.allowed:
             raise self._refused(verdict, address, name)
