@@ -14,6 +14,11 @@ out for listings read in pages (``snapshots``):
 * ``iter_entries`` / ``iter_objects`` read whole calendars page by page, each
   from one snapshot on a connection of its own (see ``snapshots``), so memory
   does not grow with the calendar.
+* ``get_by_href`` and ``revision`` (GET, 304s, feed If-None-Match) are one
+  indexed row each: a read-only stdlib connection answers them on the event
+  loop's thread without the hop to the reader's, never waiting for a lock,
+  and the reader answers when it cannot (see ``point_reads``: what blocks the
+  loop there, and why it is bounded).
 
 Reads made through a transaction object use the writer, so they see the
 transaction's own uncommitted writes.
@@ -55,6 +60,7 @@ from gateway.core.ports import (
 
 from .full import note_written, raise_translated
 from .mirror import MirrorReadsMixin, MirrorWritesMixin
+from .point_reads import PointReader
 from .rows import (
     OBJECT_COLUMNS,
     Params,
@@ -176,6 +182,11 @@ class _Reads(MirrorReadsMixin):
     async def _query(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         return await _run(self._read_connection(), sql, params)
 
+    async def _point_query(self, sql: str, params: Params) -> list[sqlite3.Row]:
+        """A read of one indexed row (``SqliteRepository`` answers it without
+        leaving the event loop's thread when it can)."""
+        return await self._query(sql, params)
+
     async def get_by_id(self, booking_id: str) -> CalendarObject | None:
         rows = await self._query("SELECT * FROM objects WHERE booking_id = ?", (booking_id,))
         return decode_object(rows[0]) if rows else None
@@ -191,7 +202,7 @@ class _Reads(MirrorReadsMixin):
         return [decode_object(row) for row in rows]
 
     async def get_by_href(self, resource_id: str, href: str) -> CalendarObject | None:
-        rows = await self._query(
+        rows = await self._point_query(
             "SELECT * FROM objects WHERE resource_id = ? AND href = ?", (resource_id, href)
         )
         return decode_object(rows[0]) if rows else None
@@ -406,16 +417,22 @@ class SqliteRepository(_Reads):
         writer: aiosqlite.Connection,
         reader: aiosqlite.Connection,
         snapshots: SnapshotPool,
+        points: PointReader | None = None,
     ) -> None:
         self.path = path
         self._writer = writer
         self._reader = reader
         self._snapshots = snapshots
+        self._points = points
         self._lock = asyncio.Lock()
         self._closed = False
 
     def _read_connection(self) -> aiosqlite.Connection:
         return self._reader
+
+    async def _point_query(self, sql: str, params: Params) -> list[sqlite3.Row]:
+        rows = self._points.read(sql, params) if self._points is not None else None
+        return rows if rows is not None else await self._query(sql, params)
 
     def transaction(self) -> AbstractAsyncContextManager[MirrorTransaction]:
         """Serialised, atomic unit of work. Not re-entrant: calling it (or
@@ -500,7 +517,7 @@ class SqliteRepository(_Reads):
                     )
 
     async def revision(self, resource_id: str) -> int:
-        rows = await self._query(
+        rows = await self._point_query(
             "SELECT revision FROM collections WHERE resource_id = ?", (resource_id,)
         )
         return int(rows[0][0]) if rows else 0
@@ -738,6 +755,10 @@ class SqliteRepository(_Reads):
         if self._closed:
             return
         self._closed = True
+        if self._points is not None:
+            # First: a read-only connection closed last could not checkpoint
+            # and remove the write-ahead log as the writer does.
+            self._points.close()
         # Let a running transaction finish rather than cut it off mid-way.
         async with self._lock:
             try:
@@ -793,6 +814,10 @@ async def open_sqlite_repository(
     except BaseException:
         await writer.close()
         raise
+    try:
+        points = PointReader(path)
+    except sqlite3.Error:
+        points = None  # the reader answers every read, as it always could
 
     async def snapshot_connection() -> aiosqlite.Connection:
         conn = await _connect(path, writer=False, busy_timeout_ms=busy_timeout_ms)
@@ -801,7 +826,7 @@ async def open_sqlite_repository(
         await _run(conn, f"PRAGMA cache_size = -{SNAPSHOT_CACHE_KIB:d}")
         return conn
 
-    return SqliteRepository(path, writer, reader, SnapshotPool(snapshot_connection))
+    return SqliteRepository(path, writer, reader, SnapshotPool(snapshot_connection), points)
 
 
 if TYPE_CHECKING:
