@@ -38,6 +38,7 @@ from gateway.core.query import (
 )
 from gateway.ical import PRODID, ICalCodec, ICalQueryEngine
 from gateway.ical import query as ical_query
+from gateway.ical.filters import comp_matches
 from gateway.ical.limits import RecurrenceLimits
 from tests.corpus import corpus_files, read_utf8
 from tests.recurrence import legacy_object
@@ -763,6 +764,37 @@ def test_recurring_any_instance_matches() -> None:
     assert not queries.matches(obj, in_range(None, utc(2026, 12, 1, 8)))
     assert queries.matches(obj, in_range(utc(2026, 12, 15), None))  # the moved one
     assert not queries.matches(obj, in_range(utc(2026, 12, 21), None))
+
+
+def test_a_recurring_object_is_expanded_once_per_filter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every client polls the same weeks: an object's answer to a filter is
+    kept (by its text, zone and the filter), and an edited object, another
+    zone or another filter is answered afresh."""
+    expansions: list[CompFilter] = []
+
+    def counting(loaded: Any, query: CompFilter) -> bool:
+        expansions.append(query)
+        return comp_matches(loaded, query)
+
+    monkeypatch.setattr(ical_query, "comp_matches", counting)
+    queries = engine()
+    obj = stored(DAILY)
+    shorter = stored(DAILY.replace("COUNT=10", "COUNT=2"))
+    for _ in range(3):
+        assert queries.matches(obj, day_range(4))
+        assert not queries.matches(obj, day_range(3))  # EXDATE
+        assert not queries.matches(shorter, day_range(4))  # the edited series ended
+    assert expansions == [day_range(4), day_range(3), day_range(4)]
+    # 09:00 floating is 08:00Z in Berlin and 09:00Z in UTC.
+    floating = calendar(
+        event("DTSTART:20261201T090000", "DTEND:20261201T093000", "RRULE:FREQ=DAILY;COUNT=3")
+    )
+    at_eight = in_range(utc(2026, 12, 2, 8), utc(2026, 12, 2, 8, 30))
+    for _ in range(2):
+        assert queries.matches(stored(floating, "Europe/Berlin"), at_eight)
+        assert not queries.matches(stored(floating, "UTC"), at_eight)
 
 
 def test_filters_apply_to_the_instance_they_come_from() -> None:

@@ -16,8 +16,9 @@ from aiohttp import web
 
 from caldav_backend.dav.multistatus import (
     PropRequest,
+    ResponseFormatter,
     multistatus,
-    node_response,
+    response_text,
     stream_multistatus,
 )
 from caldav_backend.dav.xml import Element
@@ -52,20 +53,21 @@ async def calendar_query(
     ctx = node.ctx
     resource_id = node.resource.id
 
-    def responses(
-        candidates: Sequence[CalendarObject], stopped: Callable[[], bool]
-    ) -> list[Element]:
-        found: list[Element] = []
+    formatter = ResponseFormatter(props)  # one for all the pages
+
+    def responses(candidates: Sequence[CalendarObject], stopped: Callable[[], bool]) -> bytes:
+        found: list[str] = []
         for obj in candidates:
             if stopped():
                 break  # the client is gone
             try:
                 if ctx.queries.matches(obj, query):
                     node = ObjectNode(ctx, resource_id, obj, data_request=data_request)
-                    found.append(node_response(node, props))
+                    found.append(formatter.text(node))
             except ExpansionLimit as error:
-                found.append(too_large_response(object_href(resource_id, obj.href), error))
-        return found
+                href = object_href(resource_id, obj.href)
+                found.append(response_text(too_large_response(href, error)))
+        return "".join(found).encode("utf-8")
 
     # Read and answered a page at a time: without a time bound ("every
     # VEVENT", as iOS and DAVx5 ask) or with a window of years, the
@@ -77,7 +79,7 @@ async def calendar_query(
     else:
         candidates = repo.iter_in_span(resource_id, window)
 
-    async def pages() -> AsyncGenerator[list[Element]]:
+    async def pages() -> AsyncGenerator[bytes]:
         async with aclosing(candidates):
             async for page in candidates:
                 yield await off_loop(functools.partial(responses, page))

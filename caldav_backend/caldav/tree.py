@@ -8,7 +8,7 @@ granted to them; anything else answers exactly as a path that does not exist
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Hashable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from email.utils import format_datetime
@@ -140,14 +140,16 @@ class CalDavNode(DavNode):
     """A node seen by an authenticated principal."""
 
     COMMON: ClassVar[dict[str, LiveProperty]] = {
-        dav("current-user-principal"): LiveProperty(lambda n: _href(n.principal_href)),
+        dav("current-user-principal"): LiveProperty(lambda n: _href(n.principal_href), shared=True),
         dav("principal-collection-set"): LiveProperty(
-            lambda n: _href(principals_href()), in_allprop=False
+            lambda n: _href(principals_href()), in_allprop=False, shared=True
         ),
         dav("current-user-privilege-set"): LiveProperty(
-            lambda n: _privileges(n.may_write), in_allprop=False
+            lambda n: _privileges(n.may_write), in_allprop=False, shared=True
         ),
-        dav("owner"): LiveProperty(lambda n: _href(n.principal_href), in_allprop=False),
+        dav("owner"): LiveProperty(
+            lambda n: _href(n.principal_href), in_allprop=False, shared=True
+        ),
     }
 
     def __init__(self, href: str, ctx: DavContext, *, writable: bool = False) -> None:
@@ -155,6 +157,11 @@ class CalDavNode(DavNode):
         self.ctx = ctx
         self.principal_href = principal_href(ctx.principal.name)
         self.may_write = writable
+
+    def listing_key(self) -> Hashable:
+        # The shared properties (COMMON's and the class's own constants)
+        # depend on the class, the caller and whether they may write.
+        return (type(self), self.principal_href, self.may_write)
 
 
 def _with_common(table: dict[str, LiveProperty]) -> dict[str, LiveProperty]:
@@ -466,10 +473,10 @@ class ObjectNode(CalDavNode):
 
     PROPERTIES = _with_common(
         {
-            RESOURCETYPE: LiveProperty(lambda n: []),
+            RESOURCETYPE: LiveProperty(lambda n: [], shared=True),
             GETETAG: LiveProperty(lambda n: n.etag),
             dav("getcontenttype"): LiveProperty(
-                lambda n: "text/calendar; charset=utf-8; component=vevent"
+                lambda n: "text/calendar; charset=utf-8; component=vevent", shared=True
             ),
             dav("getcontentlength"): LiveProperty(lambda n: str(n.size)),
             dav("getlastmodified"): LiveProperty(_http_date),
@@ -492,14 +499,18 @@ class ObjectNode(CalDavNode):
         )
         self.item = item
         self.data_request = data_request or DataRequest()
+        self.etag = item.etag
         if isinstance(item, CalendarObject):
-            self.etag = item.etag
             self.updated = item.booking.updated
-            self.size = len(item.ics.encode("utf-8"))
         else:
-            self.etag = item.etag
             self.updated = item.updated
-            self.size = item.size
+
+    @property
+    def size(self) -> int:
+        # Asked for by allprop and getcontentlength only: a query's objects
+        # are not encoded just to count their bytes.
+        item = self.item
+        return len(item.ics.encode("utf-8")) if isinstance(item, CalendarObject) else item.size
 
     def calendar_data(self) -> PropValue:
         if not isinstance(self.item, CalendarObject):

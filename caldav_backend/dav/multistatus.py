@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncGenerator, Iterable, Sequence
+import re
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -14,6 +15,7 @@ from typing import Literal
 from aiohttp import web
 from lxml import etree
 
+from gateway.core.text import xml_safe
 from gateway.web.responses import ReleasingResponse
 
 from .errors import DavError
@@ -82,22 +84,34 @@ def _propstat(response: Element, code: int, props: Sequence[tuple[str, PropValue
     _SubElement(propstat, _STATUS).text = status_line(code)
 
 
+def _names(node: DavNode, request: PropRequest) -> tuple[str, ...]:
+    """The properties a response to ``request`` reports for ``node``."""
+    if request.kind == "propname":
+        return tuple(node.PROPERTIES)
+    if request.kind == "allprop":
+        return tuple(dict.fromkeys([*node.allprop_names(), *request.names]))
+    return request.names
+
+
 def node_response(node: DavNode, request: PropRequest) -> Element:
     """The ``DAV:response`` for one resource."""
+    return _response(node.href, request, _names(node, request), node.property)
+
+
+def _response(
+    href: str, request: PropRequest, names: Sequence[str], lookup: Callable[[str], PropValue]
+) -> Element:
     response = etree.Element(_RESPONSE)
-    sub(response, _HREF, node.href)
+    sub(response, _HREF, href)
     if request.kind == "propname":
-        _propstat(response, 200, [(name, None) for name in node.PROPERTIES])
+        _propstat(response, 200, [(name, None) for name in names])
         return response
-    names = request.names
-    if request.kind == "allprop":
-        names = tuple(dict.fromkeys([*node.allprop_names(), *names]))
     found: list[tuple[str, PropValue]] = []
     missing: list[tuple[str, PropValue]] = []
     failed: list[tuple[str, DavError]] = []
     for name in names:
         try:
-            value = node.property(name)
+            value = lookup(name)
         except DavError as error:
             # One property this resource cannot give (a recurring object too
             # large to expand): its own propstat with the status and reason
@@ -174,10 +188,150 @@ def _inner(responses: Iterable[Element]) -> bytes:
     return text[len(_HEAD) : -len(_TAIL)]
 
 
+def response_text(response: Element) -> str:
+    """A ``DAV:response`` serialized as ``ResponseFormatter.text`` gives one."""
+    return _inner([response]).decode("utf-8")
+
+
+# Private-use characters around a slot number: a template's slots, found by
+# splitting its serialization (a template whose constant parts hold one
+# too is not used).
+_SLOT = re.compile("\ue000([0-9]+)\ue001")
+
+
+def _mark(slot: int) -> str:
+    return f"\ue000{slot}\ue001"
+
+
+def _escaped(value: str) -> str:
+    """``value`` as an element's text in a serialized answer, written as
+    lxml writes it: through ``xml_safe`` (as ``text`` does), with &, <, >
+    and CR escaped."""
+    safe = xml_safe(value)
+    if "&" in safe or "<" in safe or ">" in safe or "\r" in safe:
+        safe = safe.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        safe = safe.replace("\r", "&#13;")
+    return safe
+
+
+class ResponseFormatter:
+    """The serialized ``DAV:response`` of each node of a listing, for one
+    request: the same bytes as ``node_response`` serialized, made from a
+    template per kind of member (the properties asked, which of the
+    member's own are absent, the shared ones' values) instead of a tree of
+    elements per member. A member whose own properties are not all text or
+    absent (an element, an error) is answered by ``node_response``."""
+
+    def __init__(self, request: PropRequest) -> None:
+        self.request = request
+        # Per node class: the names reported, and which are the member's own.
+        self._plans: dict[type[DavNode], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        # str.format patterns (None: this kind of member is built on its own).
+        self._templates: dict[tuple[object, ...], str | None] = {}
+
+    def page(self, nodes: Iterable[DavNode]) -> bytes:
+        return "".join([self.text(node) for node in nodes]).encode("utf-8")
+
+    def text(self, node: DavNode) -> str:
+        """The serialized response of ``node`` (join several, then encode
+        them as UTF-8)."""
+        key = node.listing_key()
+        if key is None:
+            return response_text(node_response(node, self.request))
+        names, own = self._plan(node)
+        texts = [_escaped(node.href)]
+        shape: list[object] = [key]
+        read: dict[str, PropValue | DavError] = {}
+        for name in own:
+            try:
+                value = node.property(name)
+            except DavError as error:
+                read[name] = error
+                return self._built(node, names, read)
+            read[name] = value
+            if value is None:
+                shape.append(False)
+            elif isinstance(value, str):
+                shape.append(True)
+                texts.append(_escaped(value))
+            else:
+                return self._built(node, names, read)
+        template_key = tuple(shape)
+        if template_key in self._templates:
+            template = self._templates[template_key]
+        else:
+            template = self._template(node, names, own, shape[1:])
+            self._templates[template_key] = template
+        if template is None:
+            return self._built(node, names, read)
+        return template.format(*texts)
+
+    def _built(
+        self, node: DavNode, names: Sequence[str], read: Mapping[str, PropValue | DavError]
+    ) -> str:
+        """``node``'s response built element by element, reusing the values
+        already ``read`` (a calendar-data may have cost an expansion)."""
+
+        def lookup(name: str) -> PropValue:
+            if name not in read:
+                return node.property(name)
+            value = read[name]
+            if isinstance(value, DavError):
+                raise value
+            return value
+
+        return response_text(_response(node.href, self.request, names, lookup))
+
+    def _plan(self, node: DavNode) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        plan = self._plans.get(type(node))
+        if plan is None:
+            names = _names(node, self.request)
+            own: tuple[str, ...] = ()
+            if self.request.kind != "propname":  # no values: nothing of its own
+                table = node.PROPERTIES
+                own = tuple(n for n in names if n in table and not table[n].shared)
+            plan = self._plans[type(node)] = (names, own)
+        return plan
+
+    def _template(
+        self, node: DavNode, names: Sequence[str], own: Sequence[str], present: Sequence[object]
+    ) -> str | None:
+        slot_of: dict[str, int] = {}
+        for name, there in zip(own, present, strict=True):
+            if there:
+                slot_of[name] = len(slot_of) + 1
+
+        def lookup(name: str) -> PropValue:
+            if name in slot_of:
+                return _mark(slot_of[name])
+            return None if name in own else node.property(name)
+
+        text = _inner([_response(_mark(0), self.request, names, lookup)]).decode("utf-8")
+        pieces = _SLOT.split(text)
+        if sorted(int(slot) for slot in pieces[1::2]) != list(range(len(slot_of) + 1)):
+            return None
+        # A str.format pattern: the constant parts' braces doubled, each slot
+        # "{n}" (the escaped href, then the member's own texts in order).
+        for i in range(0, len(pieces), 2):
+            pieces[i] = pieces[i].replace("{", "{{").replace("}", "}}")
+        for i in range(1, len(pieces), 2):
+            pieces[i] = f"{{{pieces[i]}}}"
+        return "".join(pieces)
+
+
+Page = Sequence[Element] | bytes
+"""A page of a streamed multistatus: responses, or responses serialized
+(``ResponseFormatter``)."""
+
+
+def _page_bytes(page: Page) -> bytes:
+    return page if isinstance(page, bytes) else _inner(page)
+
+
 async def stream_multistatus(
     request: web.Request,
     first: Sequence[Element],
-    pages: AsyncGenerator[Sequence[Element]],
+    pages: AsyncGenerator[Page],
     tail: Sequence[Element] = (),
 ) -> web.StreamResponse:
     """A multistatus of ``first``, every page's responses and ``tail``, sent
@@ -186,7 +340,7 @@ async def stream_multistatus(
     there still gets a proper error answer; a later one can only cut the
     connection (the 207 is already on its way)."""
     async with aclosing(pages):
-        page: Sequence[Element]
+        page: Page
         try:
             # Not anext(pages, ()): its default trips a CPython 3.11 bug
             # (SystemError) when the generator ends at once.
@@ -199,9 +353,9 @@ async def stream_multistatus(
         await response.prepare(request)
         deadline = asyncio.get_running_loop().time() + STREAM_TIMEOUT
         try:
-            await _send(response, _HEAD + _inner([*first, *page]), deadline)
+            await _send(response, _HEAD + _inner(first) + _page_bytes(page), deadline)
             async for page in pages:
-                await _send(response, _inner(page), deadline)
+                await _send(response, _page_bytes(page), deadline)
         except DavError as error:
             # Too late for an error answer: re-raised as a plain error, aiohttp
             # logs it and cuts the connection, so the client sees a broken
@@ -234,11 +388,12 @@ async def _send(
 
 async def page_responses(
     pages: AsyncGenerator[Sequence[DavNode]], wanted: PropRequest
-) -> AsyncGenerator[list[Element]]:
-    """The ``DAV:response`` of each node, page by page."""
+) -> AsyncGenerator[bytes]:
+    """The ``DAV:response`` of each node, serialized page by page."""
+    formatter = ResponseFormatter(wanted)
     async with aclosing(pages):
         async for page in pages:
-            yield [node_response(node, wanted) for node in page]
+            yield formatter.page(page)
 
 
 def depth(request: web.Request, *, default: str) -> str:

@@ -8,7 +8,7 @@ must not build 10,000 dictionaries of closures too.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -24,6 +24,9 @@ class LiveProperty:
     # RFC 4918 9.1: allprop returns the properties defined there; extensions
     # (RFC 4791 5.2, RFC 3744 5) ask expensive or large ones to stay out.
     in_allprop: bool = True
+    # The same value for every node of one ``listing_key``: a listing
+    # formats it once (``multistatus.ResponseFormatter``), not per member.
+    shared: bool = False
 
 
 class DavNode:
@@ -46,6 +49,12 @@ class DavNode:
 
     def allprop_names(self) -> list[str]:
         return [name for name, prop in self.PROPERTIES.items() if prop.in_allprop]
+
+    def listing_key(self) -> Hashable | None:
+        """What the values of this node's ``shared`` properties depend on
+        (nodes with equal keys have equal shared values), or None: this node's
+        answer is built on its own."""
+        return None
 
     # Whether the caller may change this resource (its properties, members).
     may_write: bool = False

@@ -14,7 +14,10 @@ Parsing costs about a millisecond per object, so:
   without parsing it (``filters.text_rules_out`` says when that is sound);
 * free-busy takes non-recurring objects from their span as well;
 * parsed objects are kept in an LRU by ETag (and zone), so a repeated query,
-  or the calendar-data of objects a query just matched, does not parse again.
+  or the calendar-data of objects a query just matched, does not parse again;
+* so are the answers of parsed objects to each filter: every client of a
+  calendar polls the same weeks, and a recurring object is expanded once
+  for a filter, not once per query.
 
 Expanding one object may take up to ``limits.expansion_seconds``; past the
 ``limits`` its answer is ``ExpansionLimit`` (the caller reports it for that
@@ -106,6 +109,9 @@ class ICalQueryEngine:
         limits: RecurrenceLimits | None = None,
     ) -> None:
         self._loaded: _LRU[tuple[str, str], Loaded] = _LRU(cache_size)
+        # An object's answer depends on its text (ETag), zone and the filter
+        # alone; an answer past the limits (an error) is not kept.
+        self._answers: _LRU[tuple[str, str, CompFilter], bool] = _LRU(8 * cache_size)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._limits = limits or RecurrenceLimits()
 
@@ -138,6 +144,10 @@ class ICalQueryEngine:
             return decided
         if text_rules_out(query, obj.ics):
             return False
+        key = (obj.etag, obj.booking.timezone, query)
+        answer = self._answers.get(key)
+        if answer is not None:
+            return answer
         try:
             loaded = self._load(obj)
         except ExpansionLimit:
@@ -148,7 +158,9 @@ class ICalQueryEngine:
             log.warning("cannot read stored object %s: %s", obj.uid, _reason(exc))
             return False
         with loaded.session(obj.uid):
-            return comp_matches(loaded, query)
+            answer = comp_matches(loaded, query)
+        self._answers.put(key, answer)
+        return answer
 
     # -- RFC 4791 9.6 ------------------------------------------------------------
 

@@ -132,6 +132,8 @@ def _attendee_item(attendee: Attendee) -> dict[str, str]:
 
 
 def decode_attendees(text: str) -> tuple[Attendee, ...]:
+    if text == "[]":  # most objects (what encode_attendees writes for none)
+        return ()
     return tuple(
         Attendee(
             email=item["email"],
