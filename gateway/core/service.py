@@ -410,7 +410,7 @@ class BookingService:
                 if kept != ics:
                     ics = kept
                     parsed = self._codec.parse(ics, resource.timezone)
-            obj, written = await self._store_object(
+            obj, written, queued = await self._store_object(
                 tx, resource, href, ics, parsed, previous, before_scheduling=before_scheduling
             )
             if written:
@@ -420,7 +420,11 @@ class BookingService:
                 obj = answered or obj
             if risk is not None and written:
                 await tx.log(risk.log_entry(obj.booking.id, obj.booking.updated))
-        self._committed()
+        if queued or (written and self._accepting):
+            # Nothing queued (a plain event), nothing for the outbox worker
+            # to look at: its claim is a write transaction of its own. (A
+            # resource answering an invitation may queue too: woken then.)
+            self._committed()
         if risk is not None and written:
             risk.warn(obj.booking.id)
         return obj, previous is None
@@ -437,11 +441,12 @@ class BookingService:
         origin: Origin = Origin.CALDAV,
         over: bool = False,
         before_scheduling: Scheduling | None = None,
-    ) -> tuple[CalendarObject, bool]:
+    ) -> tuple[CalendarObject, bool, int]:
         """The checks and the write of a calendar object stored as sent (a
         CalDAV PUT, one object of an import): ``previous`` is what ``href``
         holds now (``before_scheduling``: what its text says, when read,
-        ``_series_before``). Returns the object and whether anything was written.
+        ``_series_before``). Returns the object, whether anything was
+        written, and how many effects it queued.
         Raises before writing anything when the object is refused."""
         if previous is not None:
             _refuse_imported(previous)
@@ -473,7 +478,7 @@ class BookingService:
                     "made by invitation; give the event another UID",
                 )
         if previous is not None and previous.ics == ics:
-            return previous, False  # a repeated PUT changes nothing
+            return previous, False, 0  # a repeated PUT changes nothing
         now = self._clock()
         booking = parsed.booking(
             id=previous.booking.id if previous else self._new_id(),
@@ -491,18 +496,19 @@ class BookingService:
             over=over,
             before_scheduling=before_scheduling,
         )
-        policy = await self._effect_policy(booking)
+        # A new object's booking id was made just now: no Google link names it.
+        policy = await self._effect_policy(booking, minted=previous is None)
         effects = effects_of(change, policy)
         if schedules(change, policy):
             booking, ics, effects = self._as_scheduled(change, policy, previous, ics, parsed)
             if previous is not None and previous.ics == ics:
-                return previous, False  # the same PUT again, with the server's values
+                return previous, False, 0  # the same PUT again, with the server's values
         obj = CalendarObject(booking=booking, ics=ics, span=parsed.span, href=href)
         await self._refuse_double_booking(tx, obj, previous)
         await tx.save(obj)
         for effect in effects:
             await tx.enqueue(effect.outbox())
-        return obj, True
+        return obj, True, len(effects)
 
     def _as_scheduled(
         self,
@@ -579,10 +585,11 @@ class BookingService:
                 scheduling=scheduling,
                 deleted_text=previous.ics,
             )
-            await self._queue(tx, change)
+            queued = await self._queue(tx, change)
             # Resources it invited let their bookings go, in this transaction.
             await self._answer_invitations(tx, previous.booking, None, scheduling)
-        self._committed()
+        if queued or self._accepting:  # as in put_object
+            self._committed()
 
     async def record_schedule_status(
         self, booking_id: str, attendee: str, sequence: int, code: str
@@ -690,7 +697,7 @@ class BookingService:
                 href = previous.href if previous else import_href(result.uid)
                 if previous is None and await tx.get_by_href(resource.id, href) is not None:
                     href = import_href(result.uid, taken=True)
-                obj, written = await self._store_object(
+                obj, written, _ = await self._store_object(
                     tx,
                     resource,
                     href,
