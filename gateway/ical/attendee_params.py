@@ -19,7 +19,7 @@ from __future__ import annotations
 from gateway.core.invitations import mailbox
 
 from .lines import _split
-from .schedule_status import _address, _edit, _param_name, _params
+from .schedule_status import attendee_mailbox, edit_scheduled, param_name, split_params
 
 _PARTSTAT = "PARTSTAT"
 
@@ -34,15 +34,15 @@ def with_partstat(text: str, address: str, partstat: str) -> str:
         if name != "ATTENDEE":
             return None
         head, value = _split(unfolded)
-        if _address(value) != wanted:
+        if attendee_mailbox(value) != wanted:
             return None
-        segments = _params(head)
-        kept = [s for s in segments[1:] if _param_name(s) != _PARTSTAT]
+        segments = split_params(head)
+        kept = [s for s in segments[1:] if param_name(s) != _PARTSTAT]
         if len(kept) < len(segments) - 1:  # in its place, as the app put it
-            spot = next(i for i, s in enumerate(segments[1:]) if _param_name(s) == _PARTSTAT)
+            spot = next(i for i, s in enumerate(segments[1:]) if param_name(s) == _PARTSTAT)
             kept.insert(spot, f"{_PARTSTAT}={partstat}")
         else:
             kept.append(f"{_PARTSTAT}={partstat}")
         return ";".join([segments[0], *kept]) + ":" + value
 
-    return _edit(text, change)
+    return edit_scheduled(text, change)

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 from gateway.core.invitations import mailbox
 
+from .common import _address
 from .lines import _split
 
 _SCHEDULED = frozenset({"VEVENT", "VTODO", "VJOURNAL"})
@@ -76,7 +77,7 @@ def _name(unfolded: str) -> str:
     return unfolded.partition(":")[0].partition(";")[0].strip().upper()
 
 
-def _params(head: str) -> list[str]:
+def split_params(head: str) -> list[str]:
     """``NAME;P1=a;P2="b;c"`` -> ``["NAME", "P1=a", 'P2="b;c"']`` (quotes kept)."""
     segments, current, quoted = [], "", False
     for char in head:
@@ -91,18 +92,16 @@ def _params(head: str) -> list[str]:
     return segments
 
 
-def _param_name(segment: str) -> str:
+def param_name(segment: str) -> str:
     return segment.partition("=")[0].strip().upper()
 
 
-def _address(value: str) -> str:
-    value = value.strip()
-    if value[:7].lower() == "mailto:":
-        value = value[7:]
-    return mailbox(value) if value else ""
+def attendee_mailbox(value: str) -> str:
+    """The mailbox (``mailbox``) of an ATTENDEE's CAL-ADDRESS value."""
+    return mailbox(_address(value))
 
 
-def _edit(text: str, change: Callable[[str, str], str | None]) -> str:
+def edit_scheduled(text: str, change: Callable[[str, str], str | None]) -> str:
     """``text`` with each content line of a scheduled component for which
     ``change(name, unfolded)`` gives a new line replaced by it (folded)."""
     stack: list[str] = []
@@ -134,16 +133,16 @@ def with_schedule_status(text: str, codes: Mapping[str, str | None]) -> str:
         if name != "ATTENDEE":
             return None
         head, value = _split(unfolded)
-        address = _address(value)
+        address = attendee_mailbox(value)
         if address not in wanted:
             return None
         code = wanted[address]
-        segments = [s for s in _params(head)[1:] if _param_name(s) != _STATUS]
+        segments = [s for s in split_params(head)[1:] if param_name(s) != _STATUS]
         if code is not None:
             segments.append(f"{_STATUS}={code}")
-        return ";".join([_params(head)[0], *segments]) + ":" + value
+        return ";".join([split_params(head)[0], *segments]) + ":" + value
 
-    return _edit(text, change)
+    return edit_scheduled(text, change)
 
 
 def schedule_statuses(text: str) -> dict[str, str]:
@@ -155,12 +154,12 @@ def schedule_statuses(text: str) -> dict[str, str]:
         if name != "ATTENDEE":
             return
         head, value = _split(unfolded)
-        for segment in _params(head)[1:]:
-            if _param_name(segment) == _STATUS:
+        for segment in split_params(head)[1:]:
+            if param_name(segment) == _STATUS:
                 code = segment.partition("=")[2].strip().strip('"')
-                found.setdefault(_address(value), code)
+                found.setdefault(attendee_mailbox(value), code)
 
-    _edit(text, look)
+    edit_scheduled(text, look)
     found.pop("", None)
     return found
 
