@@ -54,6 +54,18 @@ resources:
 """
 
 
+def _booking(first: datetime, n: int) -> dict[str, object]:
+    """The API body of booking ``n``: the n-th one-hour slot from ``first``."""
+    start = first + timedelta(hours=n)
+    return {
+        "resource": "anna",
+        "start": start.isoformat(),
+        "end": (start + timedelta(hours=1)).isoformat(),
+        "title": f"Booking {n}",
+        "booker": {"name": f"Booker {n}", "email": f"b{n}@example.com"},
+    }
+
+
 async def _timed(http: aiohttp.ClientSession, url: str, **kwargs: object) -> tuple[float, int]:
     started = time.perf_counter()
     async with http.get(url, **kwargs) as resp:  # type: ignore[arg-type]
@@ -78,14 +90,7 @@ async def run(bookings: int, concurrency: int) -> None:
 
                 async def worker() -> None:
                     for n in queue:
-                        start = first + timedelta(hours=n)
-                        body = {
-                            "resource": "anna",
-                            "start": start.isoformat(),
-                            "end": (start + timedelta(hours=1)).isoformat(),
-                            "title": f"Booking {n}",
-                            "booker": {"name": f"Booker {n}", "email": f"b{n}@example.com"},
-                        }
+                        body = _booking(first, n)
                         async with http.post(f"{base}/api/v1/bookings", json=body) as resp:
                             assert resp.status == 201, await resp.text()
 
@@ -204,14 +209,7 @@ async def _create_clients(port: int, clients: int, creates: int) -> tuple[float,
 
         async def client() -> None:
             for n in queue:
-                start = first + timedelta(hours=n)
-                body = {
-                    "resource": "anna",
-                    "start": start.isoformat(),
-                    "end": (start + timedelta(hours=1)).isoformat(),
-                    "title": f"Booking {n}",
-                    "booker": {"name": f"Booker {n}", "email": f"b{n}@example.com"},
-                }
+                body = _booking(first, n)
                 began = time.perf_counter()
                 async with http.post(f"{base}/api/v1/bookings", json=body) as resp:
                     text = await resp.read()

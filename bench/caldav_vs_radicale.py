@@ -329,11 +329,15 @@ resources:
     return config, port
 
 
-def spawn_gateway(tmp: Path, config: Path, port: int) -> Server:
-    """``calgateway serve`` with the settings of ``write_gateway_config``."""
+def spawn_gateway(
+    tmp: Path, config: Path, port: int, command: Sequence[str] | None = None
+) -> Server:
+    """``calgateway serve`` with the settings of ``write_gateway_config``;
+    ``command``: another way to run it (its ``--config`` is appended)."""
     calgateway = Path(sys.executable).parent / "calgateway"
     log = tmp / "gateway.log"
-    process = _spawn([str(calgateway), "serve", "--config", str(config)], log)
+    run = list(command) if command is not None else [str(calgateway), "serve"]
+    process = _spawn([*run, "--config", str(config)], log)
     return Server(
         label="gateway",
         base=f"http://127.0.0.1:{port}",

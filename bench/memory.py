@@ -48,16 +48,13 @@ import aiohttp
 
 from bench.caldav_vs_radicale import (
     BERLIN,
-    FEED_TOKEN,
     FIRST_MONDAY,
     PASSWORD,
-    RESOURCE,
     USER,
     XML,
     Checks,
     Server,
     _body_excerpt,
-    _spawn,
     call,
     make_events,
     multiget_body,
@@ -69,6 +66,7 @@ from bench.caldav_vs_radicale import (
     week_query_body,
     write_gateway_config,
 )
+from bench.caldav_vs_radicale import spawn_gateway as serve_gateway
 
 MIB = 1024 * 1024
 SMALL = MIB // 10  # import rows below this are left out of the table
@@ -209,19 +207,8 @@ def spawn_gateway(tmp: Path, *, trace: bool) -> Server:
     """The gateway with the settings of ``bench.caldav_vs_radicale``, run by ``_SERVE``."""
     config, port = write_gateway_config(tmp)
     os.environ["CALGATEWAY_MEMORY_SNAPSHOT"] = str(tmp / "snapshot.tracemalloc")
-    log = tmp / "gateway.log"
     mode = "trace" if trace else "plain"
-    process = _spawn([sys.executable, "-c", _SERVE, mode, "--config", str(config)], log)
-    return Server(
-        label="gateway",
-        base=f"http://127.0.0.1:{port}",
-        calendar=f"/dav/calendars/{RESOURCE}/",
-        feed=f"/feeds/{RESOURCE}.ics?token={FEED_TOKEN}",
-        ready="/healthz",
-        process=process,
-        log=log,
-        storage=tmp / "gateway.sqlite3",
-    )
+    return serve_gateway(tmp, config, port, [sys.executable, "-c", _SERVE, mode])
 
 
 async def malloc_trim(server: Server) -> None:
