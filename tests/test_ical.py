@@ -895,6 +895,30 @@ def test_feed_renders_each_object_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(builds) == 11
 
 
+def test_feed_fragments_kept_are_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fragments past the cache's byte budget are rendered again, not kept:
+    the feed is the same either way."""
+    builds: list[str] = []
+    real = ical_feed._build_fragment
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        builds.append(args[1].uid)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ical_feed, "_build_fragment", counting)
+    objects = [rendered(make_booking(id=f"c{i}", uid=f"c{i}@gateway.test")) for i in range(5)]
+    unbounded = ical_feed.FeedRenderer().render(ANNA, objects, "full")
+    one = len(ical_feed.FeedRenderer().fragment(ANNA, objects[0], "full").body)
+    builds.clear()
+    small = ical_feed.FeedRenderer(cache_bytes=2 * one + one // 2)  # room for two
+    assert small.render(ANNA, objects, "full") == unbounded
+    assert small.render(ANNA, objects, "full") == unbounded
+    assert len(builds) == 10
+    builds.clear()
+    assert small.render(ANNA, objects[-2:], "full") != unbounded
+    assert builds == []  # the last two were kept
+
+
 def test_feed_of_many_events_is_one_valid_calendar() -> None:
     template = rendered(make_booking(uid="UID-PLACEHOLDER"))
     objects = []

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -176,8 +177,14 @@ def _zones_to_utc(text: str, unknown: frozenset[str], zone: ZoneInfo) -> str:
 class FeedRenderer:
     """Renders ICS feeds; keeps each object's contribution by ETag and view."""
 
-    def __init__(self, *, cache_size: int = 25_000) -> None:
-        self._fragments: _LRU[tuple[object, ...], _Fragment] = _LRU(cache_size)
+    def __init__(self, *, cache_size: int = 25_000, cache_bytes: int = 16 * 1024 * 1024) -> None:
+        # A fragment is as big as its object's events: the count alone would
+        # let 25,000 events with long descriptions take hundreds of MiB, so
+        # the text kept is bounded too (for events of a few hundred bytes,
+        # most, the count binds first).
+        self._fragments: _LRU[tuple[object, ...], _Fragment] = _LRU(
+            cache_size, budget=cache_bytes, weight=_fragment_bytes
+        )
 
     def render(
         self, resource: Resource, objects: Sequence[CalendarObject], view: FeedView
@@ -204,8 +211,15 @@ class FeedRenderer:
             # Characters calendar apps cannot carry become U+FFFD here, once
             # per fragment, before folding (the replacement is 3 octets).
             fragment = _build_fragment(resource, obj, view, xml_safe(obj.ics))
-            self._fragments.put(key, fragment)
+            # The kept key shares one copy of the zone name: each row read
+            # brings its own, 10,000 copies for a feed of 10,000 objects.
+            kept = (obj.etag, view, resource.id, sys.intern(booking.timezone), booking.updated)
+            self._fragments.put(kept, fragment)
         return fragment
+
+
+def _fragment_bytes(fragment: _Fragment) -> int:
+    return len(fragment.body) + sum(map(len, fragment.vtimezones.values()))
 
 
 class FeedBuilder:
@@ -232,12 +246,17 @@ class FeedBuilder:
             self._fragments.append(self._renderer.fragment(self._resource, obj, self._view))
             self._years.add(obj)
 
+    def parts(self) -> Iterator[bytes]:
+        """The feed's bytes in order, for a caller that passes them on (or
+        compresses them) without the whole body in memory at once."""
+        yield _feed_head(self._resource)
+        yield from _feed_timezones(self._fragments, self._years.range())
+        for fragment in self._fragments:
+            yield fragment.body
+        yield b"END:VCALENDAR\r\n"
+
     def finish(self) -> bytes:
-        parts = [_feed_head(self._resource)]
-        parts.extend(_feed_timezones(self._fragments, self._years.range()))
-        parts.extend(f.body for f in self._fragments)
-        parts.append(b"END:VCALENDAR\r\n")
-        return b"".join(parts)
+        return b"".join(self.parts())
 
 
 _NO_ZONES: Mapping[str, bytes] = MappingProxyType({})

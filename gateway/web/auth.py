@@ -39,6 +39,7 @@ from gateway.settings import Settings
 
 from .backoff import FailureBook, Policy, Verdict, address_key
 from .check_queue import CheckQueue, QueueFull
+from .password_cost import NEW_HASH_PARAMETERS, BcryptCost, DummyCost, dummy_cost
 
 log = logging.getLogger("calgateway.auth")
 
@@ -49,24 +50,25 @@ ALL_RESOURCES = "*"
 # minutes would cost an argon2 run each time.
 _CACHE_SECONDS = 300.0
 _CACHE_MAX = 1024
-# argon2 with the library's defaults (RFC 9106's second recommendation) takes
-# 64 MiB per check; this many checks at once bound the memory a burst of
-# sign-ins (or of wrong passwords) can take. Two cores do no more at once.
+# A check takes the memory its hash asks for: 19 MiB for the hashes
+# `calgateway hash-password` makes (older ones, argon2-cffi's default: 64 MiB);
+# this many checks at once bound the memory a burst of sign-ins (or of wrong
+# passwords) can take. Two cores do no more at once.
 MAX_PARALLEL_CHECKS = 2
-# Retry-After when the queue of checks has no place: a check takes a tenth of
-# a second, so places come free within one.
+# Retry-After when the queue of checks has no place: a check takes at most a
+# few tenths of a second, so places come free within one.
 BUSY_RETRY_AFTER = 1
 
-_hasher = PasswordHasher()
+_hasher = PasswordHasher.from_parameters(NEW_HASH_PARAMETERS)
+_DUMMY_PASSWORD = b"calgateway-dummy-password"
 
 
-@functools.cache
-def _dummy_hash() -> str:
-    """Verified against when the user name is unknown, so a wrong name costs
-    as much time as a wrong password and response times do not reveal which
-    names exist. Made on first need: hashing at import would cost every
-    start 64 MiB and a tenth of a second."""
-    return _hasher.hash("calgateway-dummy-password")
+def make_dummy_hash(cost: DummyCost) -> str:
+    """A hash of a fixed password at ``cost``: what an unknown user name is
+    checked against (see ``password_cost.dummy_cost``)."""
+    if isinstance(cost, BcryptCost):
+        return bcrypt.hashpw(_DUMMY_PASSWORD, bcrypt.gensalt(cost.rounds)).decode("ascii")
+    return PasswordHasher.from_parameters(cost).hash(_DUMMY_PASSWORD)
 
 
 def hash_password(password: str) -> str:
@@ -164,6 +166,10 @@ class Authenticator:
         self._checking: dict[bytes, asyncio.Future[_Checked]] = {}
         self._failures = FailureBook(policy or Policy(), clock, known_users=self._users)
         self._busy_logged_at = -math.inf
+        # Made on first need (in a worker thread): hashing here would cost
+        # every start a password check's memory and time.
+        self._dummy_cost = dummy_cost(u.password_hash for u in users)
+        self._dummy: str | None = None
         self._queue: CheckQueue[_Checked] = CheckQueue(
             limit=check_queue, workers=MAX_PARALLEL_CHECKS, strikes=self._failures.strikes
         )
@@ -243,8 +249,8 @@ class Authenticator:
         if not verdict.allowed:
             raise self._refused(verdict, address, name)
         # A CalDAV client opens several connections at once, all with the same
-        # credentials: they share one check instead of running argon2 (64 MiB
-        # and tens of milliseconds each) side by side.
+        # credentials: they share one check instead of running argon2 (tens of
+        # MiB and of milliseconds each) side by side.
         pending = self._checking.get(cache_key)
         if pending is None:
             stored = user.password_hash if user is not None else None
@@ -269,6 +275,15 @@ class Authenticator:
         self._verified[cache_key] = now + _CACHE_SECONDS
         return Principal(user.name, "user", user.access)
 
+    def _dummy_hash(self) -> str:
+        """Verified against when the user name is unknown, at the cost of the
+        configured users' hashes, so that a wrong name costs as much time and
+        memory as a wrong password and response times do not reveal which
+        names exist."""
+        if self._dummy is None:
+            self._dummy = make_dummy_hash(self._dummy_cost)
+        return self._dummy
+
     def _settled(self, cache_key: bytes, done: asyncio.Future[_Checked]) -> None:
         self._checking.pop(cache_key, None)
         if not done.cancelled():
@@ -285,7 +300,7 @@ class Authenticator:
         if not verdict.allowed:
             return verdict
         ok = await asyncio.to_thread(
-            lambda: verify_password(password_hash or _dummy_hash(), password)
+            lambda: verify_password(password_hash or self._dummy_hash(), password)
         )
         if ok and password_hash is not None:
             self._failures.succeeded(name)

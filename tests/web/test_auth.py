@@ -9,6 +9,7 @@ import threading
 
 import bcrypt
 import pytest
+from argon2 import PasswordHasher, extract_parameters
 
 from gateway.web import auth as auth_module
 from gateway.web.auth import Authenticator, _digest, _Token, _User, hash_password
@@ -91,8 +92,9 @@ async def test_credentials_in_use_stay_trusted_idle_ones_are_checked_again(
 async def test_password_checks_run_at_most_two_at_a_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """argon2 takes 64 MiB per check: a burst of sign-ins with different
-    passwords must not run them all at once."""
+    """An argon2 check takes tens of MiB (19 for new hashes, 64 for older
+    ones): a burst of sign-ins with different passwords must not run them
+    all at once."""
     loop = asyncio.get_running_loop()
     reached = {n: asyncio.Event() for n in (1, 2, 3)}  # n checks running at once
     inside = 0
@@ -127,3 +129,36 @@ async def test_password_checks_run_at_most_two_at_a_time(
     assert await asyncio.gather(*burst) == [None] * 6
     assert not reached[3].is_set()
     assert auth_module.MAX_PARALLEL_CHECKS == 2
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        PasswordHasher(time_cost=2, memory_cost=1024, parallelism=1).hash("right-pw"),
+        bcrypt.hashpw(b"right-pw", bcrypt.gensalt(5)).decode(),
+    ],
+    ids=["argon2", "bcrypt"],
+)
+async def test_an_unknown_name_costs_what_a_wrong_password_costs(
+    monkeypatch: pytest.MonkeyPatch, stored: str
+) -> None:
+    """Response times must not reveal which names exist: a wrong name is
+    checked the same way as a wrong password for a known name, against a
+    hash of the same kind and cost as the configured users'."""
+    seen: list[str] = []
+    real = auth_module.verify_password
+
+    def spying(password_hash: str, password: str) -> bool:
+        seen.append(password_hash)
+        return real(password_hash, password)
+
+    monkeypatch.setattr(auth_module, "verify_password", spying)
+    auth = Authenticator([_User("u", stored, {"*": "read"})], [])
+    assert await auth.authenticate(basic("ghost", "some-pw")) is None
+    assert await auth.authenticate(basic("u", "wrong-pw")) is None
+    dummy, real_hash = seen
+    assert real_hash == stored and dummy != stored
+    if stored.startswith("$argon2"):
+        assert extract_parameters(dummy) == extract_parameters(stored)
+    else:
+        assert dummy.split("$")[2] == stored.split("$")[2] == "05"
