@@ -25,7 +25,7 @@ from gateway.core.model import (
     Resource,
     TimeSpan,
 )
-from gateway.ical import kept_answers, schedule_status, user_types
+from gateway.ical import kept_answers, render_event, schedule_status, user_types
 from gateway.ical.attendee_params import with_partstat
 from gateway.ical.cache import _LRU
 from gateway.ical.common import PRODID, _address, _as_list, _parse_calendar, _reason
@@ -45,11 +45,7 @@ log = logging.getLogger(__name__)
 
 _RECURRENCE_PROPERTIES = frozenset({"RRULE", "RDATE", "EXRULE", "EXDATE"})
 
-_STATUS = {
-    BookingStatus.CONFIRMED: "CONFIRMED",
-    BookingStatus.TENTATIVE: "TENTATIVE",
-    BookingStatus.CANCELLED: "CANCELLED",
-}
+_STATUS = render_event.STATUS
 
 
 def _mailto(address: str) -> str:
@@ -306,14 +302,25 @@ def _new_head() -> bytes:
     return bytes(_new_calendar().to_ical())[: -len(_END)]
 
 
-def _new_object(event: Event, booking: Booking) -> bytes:
-    """The text ``_calendar`` gives a new object, for its ``event``:
+def _new_object(event: bytes, booking: Booking) -> bytes:
+    """The text ``_calendar`` gives a new object, for its ``event``'s text:
     ``_new_head``, the VTIMEZONE ``_ensure_vtimezone`` would add (the first
     component), the event and the END line (see ``_to_ical`` on why this is
     what icalendar writes)."""
     key = _zone_years(booking)
     zone = b"" if key is None else _vtimezone_bytes(*key)
-    return _new_head() + zone + bytes(event.to_ical()) + _END
+    return _new_head() + zone + event + _END
+
+
+def _new_event(booking: Booking, resource: Resource) -> bytes:
+    """The VEVENT of a new object: written directly by ``render_event``, or
+    by icalendar where that writer does not vouch for the same bytes."""
+    written = render_event.new_event(booking, resource)
+    if written is not None:
+        return written
+    event = Event()
+    _apply(event, booking, resource)
+    return bytes(event.to_ical())
 
 
 # -- occurrences ------------------------------------------------------------------
@@ -343,9 +350,7 @@ class ICalCodec:
     def render(self, booking: Booking, resource: Resource, previous_ics: str | None) -> str:
         if previous_ics is None:
             # A new object: only its VEVENT differs from booking to booking.
-            event = Event()
-            _apply(event, booking, resource)
-            return _new_object(event, booking).decode("utf-8")
+            return _new_object(_new_event(booking, resource), booking).decode("utf-8")
         return _to_ical(*_calendar(booking, resource, previous_ics)).decode("utf-8")
 
     def answered(self, ics: str, email: str, partstat: PartStat) -> str:
