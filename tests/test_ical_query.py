@@ -33,6 +33,7 @@ from gateway.core.query import (
     MatchType,
     ParamFilter,
     PropFilter,
+    QueriedObject,
     TextMatch,
     TimeRange,
 )
@@ -795,6 +796,11 @@ def test_a_recurring_object_is_expanded_once_per_filter(
     for _ in range(2):
         assert queries.matches(stored(floating, "Europe/Berlin"), at_eight)
         assert not queries.matches(stored(floating, "UTC"), at_eight)
+    # So for the objects a calendar-query reads (``QueriedObject``).
+    match = engine().matcher(at_eight)
+    for _ in range(2):
+        assert match(QueriedObject.of(stored(floating, "Europe/Berlin")))
+        assert not match(QueriedObject.of(stored(floating, "UTC")))
 
 
 def test_filters_apply_to_the_instance_they_come_from() -> None:
@@ -1405,6 +1411,19 @@ def test_corpus_objects(path: Path) -> None:
     assert instances_of(expanded)
     limited = queries.calendar_data(obj, DataRequest(limit_recurrence_set=window))
     busy = queries.freebusy([obj], TimeSpan(window.start or first, window.end or first))
+    # A calendar-query reads the object as a ``QueriedObject``: the same
+    # answers, from an engine that has seen neither (nothing cached).
+    light, fresh = QueriedObject.of(obj), engine()
+    for flt in [
+        in_range(*around),
+        in_range(None, first),
+        in_range(first, None),
+        in_range_slow(*around),
+        with_props(PropFilter("SUMMARY", text_match=TextMatch("e"))),
+    ]:
+        assert fresh.matcher(flt)(light) == queries.matches(obj, flt), flt
+    assert fresh.calendar_data(light, DataRequest(expand=window)) == expanded
+    assert fresh.calendar_data(light, DataRequest(limit_recurrence_set=window)) == limited
     for data in (expanded, limited, busy):
         parse(data)
         try:

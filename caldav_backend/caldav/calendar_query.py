@@ -1,7 +1,8 @@
 """The calendar-query REPORT (RFC 4791 7.8).
 
 Candidates come from the store's time index when the filter bounds time,
-then the query engine checks each one; the common "events in this week"
+read as ``QueriedObject`` (what a query needs, not the booking), then the
+query engine checks each one; the common "events in this week"
 query on non-recurring objects never parses a single object. Each page is
 checked off the event loop (recurring objects are expanded), and an object
 too large to expand answers 507 on its own (``expansion``)."""
@@ -23,8 +24,7 @@ from caldav_backend.dav.multistatus import (
 )
 from caldav_backend.dav.xml import Element
 from gateway.core.errors import ExpansionLimit
-from gateway.core.model import CalendarObject
-from gateway.core.query import CompFilter
+from gateway.core.query import CompFilter, QueriedObject
 
 from .expansion import off_loop, too_large_response
 from .filters import parse_data_request, parse_filter
@@ -54,14 +54,15 @@ async def calendar_query(
     resource_id = node.resource.id
 
     formatter = ResponseFormatter(props)  # one for all the pages
+    matches = ctx.queries.matcher(query)  # and one filter
 
-    def responses(candidates: Sequence[CalendarObject], stopped: Callable[[], bool]) -> bytes:
+    def responses(candidates: Sequence[QueriedObject], stopped: Callable[[], bool]) -> bytes:
         found: list[str] = []
         for obj in candidates:
             if stopped():
                 break  # the client is gone
             try:
-                if ctx.queries.matches(obj, query):
+                if matches(obj):
                     node = ObjectNode(ctx, resource_id, obj, data_request=data_request)
                     found.append(formatter.text(node))
             except ExpansionLimit as error:
@@ -72,12 +73,7 @@ async def calendar_query(
     # Read and answered a page at a time: without a time bound ("every
     # VEVENT", as iOS and DAVx5 ask) or with a window of years, the
     # candidates are the whole calendar.
-    window = query.index_window()
-    repo = ctx.repository
-    if window is None:
-        candidates = repo.iter_objects(resource_id)
-    else:
-        candidates = repo.iter_in_span(resource_id, window)
+    candidates = ctx.repository.iter_candidates(resource_id, query.index_window())
 
     async def pages() -> AsyncGenerator[bytes]:
         async with aclosing(candidates):

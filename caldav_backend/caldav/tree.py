@@ -8,6 +8,7 @@ granted to them; anything else answers exactly as a path that does not exist
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator, Hashable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from caldav_backend.dav.xml import Element, dav, element
 from gateway.core.errors import ExpansionLimit
 from gateway.core.model import CalendarObject, ChangeKind, ObjectEntry, Resource
 from gateway.core.ports import CalendarQuerying, CalendarStore
-from gateway.core.query import DataRequest
+from gateway.core.query import DataRequest, QueriedObject
 from gateway.core.service import BookingService
 from gateway.web.auth import Principal
 
@@ -467,6 +468,11 @@ def _element_with(tag: str, attributes: Mapping[str, str]) -> Element:
     return node
 
 
+# A member's calendar-data when the request says nothing of it (frozen: one
+# for every node of a listing, not one each).
+_AS_STORED = DataRequest()
+
+
 class ObjectNode(CalDavNode):
     """A calendar object resource. Built from a listing entry (no text) or a
     whole object; ``calendar-data`` needs the latter."""
@@ -490,7 +496,7 @@ class ObjectNode(CalDavNode):
         self,
         ctx: DavContext,
         resource_id: str,
-        item: ObjectEntry | CalendarObject,
+        item: ObjectEntry | CalendarObject | QueriedObject,
         *,
         data_request: DataRequest | None = None,
     ) -> None:
@@ -498,7 +504,7 @@ class ObjectNode(CalDavNode):
             object_href(resource_id, item.href), ctx, writable=ctx.principal.can_write(resource_id)
         )
         self.item = item
-        self.data_request = data_request or DataRequest()
+        self.data_request = data_request or _AS_STORED
         self.etag = item.etag
         if isinstance(item, CalendarObject):
             self.updated = item.booking.updated
@@ -510,10 +516,10 @@ class ObjectNode(CalDavNode):
         # Asked for by allprop and getcontentlength only: a query's objects
         # are not encoded just to count their bytes.
         item = self.item
-        return len(item.ics.encode("utf-8")) if isinstance(item, CalendarObject) else item.size
+        return item.size if isinstance(item, ObjectEntry) else len(item.ics.encode("utf-8"))
 
     def calendar_data(self) -> PropValue:
-        if not isinstance(self.item, CalendarObject):
+        if isinstance(self.item, ObjectEntry):
             return None
         try:
             return self.ctx.queries.calendar_data(self.item, self.data_request)
@@ -539,6 +545,9 @@ class Target:
     name: str | None = None
 
 
+_CONTROL = re.compile("[\x00-\x1f]")
+
+
 def _segments(raw_path: str) -> list[str]:
     if not raw_path.startswith(DAV_ROOT.rstrip("/")):
         raise DavError(404, "not found")
@@ -551,7 +560,7 @@ def _segments(raw_path: str) -> list[str]:
         name = unquote(part, errors="strict")
         # No empty, dot or slash-bearing segments: names map to nothing but
         # a row, yet ".." or "%2F" in a href would confuse every client.
-        if name in ("", ".", "..") or "/" in name or any(ord(c) < 0x20 for c in name):
+        if name in ("", ".", "..") or "/" in name or _CONTROL.search(name):
             raise DavError(400, f"invalid path segment {part!r}")
         names.append(name)
     return names

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -208,10 +208,30 @@ def _escaped(value: str) -> str:
     lxml writes it: through ``xml_safe`` (as ``text`` does), with &, <, >
     and CR escaped."""
     safe = xml_safe(value)
-    if "&" in safe or "<" in safe or ">" in safe or "\r" in safe:
-        safe = safe.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # One replace per character present, & first: calendar data always
+    # holds CRs and seldom the others.
+    if "&" in safe:
+        safe = safe.replace("&", "&amp;")
+    if "<" in safe:
+        safe = safe.replace("<", "&lt;")
+    if ">" in safe:
+        safe = safe.replace(">", "&gt;")
+    if "\r" in safe:
         safe = safe.replace("\r", "&#13;")
     return safe
+
+
+# A template not made yet (None is one that cannot be: built on its own).
+_UNMADE = "\ue000unmade"
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What ``ResponseFormatter`` reports for one class of node."""
+
+    names: tuple[str, ...]  # the properties reported
+    own: tuple[str, ...]  # those whose value is the member's own
+    getters: tuple[Callable[[DavNode], PropValue], ...]  # of ``own``, in order
 
 
 class ResponseFormatter:
@@ -224,8 +244,10 @@ class ResponseFormatter:
 
     def __init__(self, request: PropRequest) -> None:
         self.request = request
-        # Per node class: the names reported, and which are the member's own.
-        self._plans: dict[type[DavNode], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        # Per node class: the names reported, which are the member's own, and
+        # their getters (the class's table: ``DavNode.property`` without a
+        # lookup per member).
+        self._plans: dict[type[DavNode], _Plan] = {}
         # str.format patterns (None: this kind of member is built on its own).
         self._templates: dict[tuple[object, ...], str | None] = {}
 
@@ -238,39 +260,45 @@ class ResponseFormatter:
         key = node.listing_key()
         if key is None:
             return response_text(node_response(node, self.request))
-        names, own = self._plan(node)
+        plan = self._plans.get(type(node)) or self._plan(node)
         texts = [_escaped(node.href)]
         shape: list[object] = [key]
-        read: dict[str, PropValue | DavError] = {}
-        for name in own:
+        values: list[PropValue] = []
+        for get in plan.getters:
             try:
-                value = node.property(name)
+                value = get(node)
             except DavError as error:
-                read[name] = error
-                return self._built(node, names, read)
-            read[name] = value
+                return self._built(node, plan, values, error)
+            values.append(value)
             if value is None:
                 shape.append(False)
             elif isinstance(value, str):
                 shape.append(True)
                 texts.append(_escaped(value))
             else:
-                return self._built(node, names, read)
+                return self._built(node, plan, values)
         template_key = tuple(shape)
-        if template_key in self._templates:
-            template = self._templates[template_key]
-        else:
-            template = self._template(node, names, own, shape[1:])
+        template = self._templates.get(template_key, _UNMADE)
+        if template is _UNMADE:
+            template = self._template(node, plan.names, plan.own, shape[1:])
             self._templates[template_key] = template
         if template is None:
-            return self._built(node, names, read)
+            return self._built(node, plan, values)
         return template.format(*texts)
 
     def _built(
-        self, node: DavNode, names: Sequence[str], read: Mapping[str, PropValue | DavError]
+        self,
+        node: DavNode,
+        plan: _Plan,
+        values: Sequence[PropValue],
+        error: DavError | None = None,
     ) -> str:
         """``node``'s response built element by element, reusing the values
-        already ``read`` (a calendar-data may have cost an expansion)."""
+        already read (a calendar-data may have cost an expansion), in the
+        order of ``plan.own``; ``error`` is what reading the next one raised."""
+        read: dict[str, PropValue | DavError] = dict(zip(plan.own, values, strict=False))
+        if error is not None:
+            read[plan.own[len(values)]] = error
 
         def lookup(name: str) -> PropValue:
             if name not in read:
@@ -280,17 +308,16 @@ class ResponseFormatter:
                 raise value
             return value
 
-        return response_text(_response(node.href, self.request, names, lookup))
+        return response_text(_response(node.href, self.request, plan.names, lookup))
 
-    def _plan(self, node: DavNode) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        plan = self._plans.get(type(node))
-        if plan is None:
-            names = _names(node, self.request)
-            own: tuple[str, ...] = ()
-            if self.request.kind != "propname":  # no values: nothing of its own
-                table = node.PROPERTIES
-                own = tuple(n for n in names if n in table and not table[n].shared)
-            plan = self._plans[type(node)] = (names, own)
+    def _plan(self, node: DavNode) -> _Plan:
+        names = _names(node, self.request)
+        own: tuple[str, ...] = ()
+        table = node.PROPERTIES
+        if self.request.kind != "propname":  # no values: nothing of its own
+            own = tuple(n for n in names if n in table and not table[n].shared)
+        plan = _Plan(names, own, tuple(table[n].get for n in own))
+        self._plans[type(node)] = plan
         return plan
 
     def _template(

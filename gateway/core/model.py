@@ -168,6 +168,10 @@ class CalendarObject:
     # writes give the same tag only when they are the same text, and then a
     # client holding that tag has seen exactly what was written.
     schedule_tag: str = ""
+    # ``etag_for(ics)``, computed on first use (a listing reads it per member,
+    # a query again per filter): not a value of its own, so not compared, and
+    # ``replace`` (which passes no init=False field) starts a new one afresh.
+    _etag: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.href:
@@ -175,9 +179,23 @@ class CalendarObject:
         if not self.schedule_tag:
             object.__setattr__(self, "schedule_tag", self.etag)
 
+    @classmethod
+    def stored(
+        cls, booking: Booking, ics: str, span: TimeSpan, href: str, schedule_tag: str, etag: str
+    ) -> CalendarObject:
+        """The object as a store reads it back, with the ETag it wrote beside
+        the text (``etag_for(ics)`` at the write): not hashed again."""
+        obj = cls(booking, ics, span, href, schedule_tag)
+        object.__setattr__(obj, "_etag", etag)
+        return obj
+
     @property
     def etag(self) -> str:
-        return etag_for(self.ics)
+        etag = self._etag
+        if not etag:
+            etag = etag_for(self.ics)
+            object.__setattr__(self, "_etag", etag)
+        return etag
 
     @property
     def resource_id(self) -> str:
@@ -207,6 +225,18 @@ class ObjectEntry:
     size: int  # bytes of the UTF-8 text
     revision: int  # the collection revision of the object's last change
     schedule_tag: str = ""  # CalendarObject.schedule_tag
+
+
+@dataclass(frozen=True, slots=True)
+class StoredText:
+    """What a GET of one object needs, read without decoding its booking:
+    its validators, and its text unless only the validators were asked for
+    (a conditional GET that may end in 304 needs no text)."""
+
+    etag: str
+    schedule_tag: str  # CalendarObject.schedule_tag
+    updated: datetime
+    ics: str | None = None
 
 
 ANY_ENTITY = "*"

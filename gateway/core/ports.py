@@ -15,7 +15,7 @@ backends implement all of it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,9 +33,10 @@ from .model import (
     ParsedObject,
     PartStat,
     Resource,
+    StoredText,
     TimeSpan,
 )
-from .query import CompFilter, DataRequest
+from .query import CompFilter, DataRequest, QueriedObject
 from .schedule_freebusy import FreeBusyRequest
 
 if TYPE_CHECKING:  # it reads ports itself (its dry run is a WriteTransaction)
@@ -127,11 +128,20 @@ class CalendarCollections(Protocol):
         (as ``iter_entries``)."""
         ...
 
-    def iter_in_span(
-        self, resource_id: str, window: TimeSpan
-    ) -> AsyncGenerator[list[CalendarObject]]:
-        """``in_span`` in pages from one snapshot (as ``iter_entries``): a
-        window of years can hold the whole calendar."""
+    def iter_candidates(
+        self, resource_id: str, window: TimeSpan | None
+    ) -> AsyncGenerator[list[QueriedObject]]:
+        """A calendar-query's candidates, as the query reads them: the objects
+        ``in_span(window)`` finds, or with no window every object (by name),
+        in pages from one snapshot (as ``iter_entries``): a window of years
+        can hold the whole calendar."""
+        ...
+
+    async def stored_text(
+        self, resource_id: str, href: str, *, with_text: bool = True
+    ) -> StoredText | None:
+        """The validators of the object with this name, and its text if
+        ``with_text``: what GET answers, without building the booking."""
         ...
 
     async def get_many(self, resource_id: str, hrefs: Sequence[str]) -> list[CalendarObject]:
@@ -457,13 +467,18 @@ class CalendarCodec(Protocol):
 class CalendarQuerying(Protocol):
     """Evaluating CalDAV queries on stored objects (implemented by ``gateway.ical``)."""
 
-    def matches(self, obj: CalendarObject, query: CompFilter) -> bool:
+    def matches(self, obj: CalendarObject | QueriedObject, query: CompFilter) -> bool:
         """Whether the object satisfies the filter (RFC 4791 9.7, time ranges
         per 9.9 with recurrences expanded). Floating and all-day times count
         in the timezone of the object's booking."""
         ...
 
-    def calendar_data(self, obj: CalendarObject, request: DataRequest) -> str:
+    def matcher(self, query: CompFilter) -> Callable[[CalendarObject | QueriedObject], bool]:
+        """``matches`` for one filter and many objects: what depends on the
+        filter alone is worked out once."""
+        ...
+
+    def calendar_data(self, obj: CalendarObject | QueriedObject, request: DataRequest) -> str:
         """The object's text as a query answer returns it (RFC 4791 9.6): as
         stored, expanded (9.6.5) or with the recurrence set limited (9.6.6)."""
         ...

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
-from .model import FAR_FUTURE, TimeSpan
+from .model import FAR_FUTURE, CalendarObject, TimeSpan
 
 # The earliest time a time-range can name; an open start means "since ever".
 BEGINNING_OF_TIME = datetime(1, 1, 2, tzinfo=FAR_FUTURE.tzinfo)
@@ -120,6 +121,15 @@ class CompFilter:
         end = min(w.end for w in windows)
         return TimeSpan(start, end) if start < end else TimeSpan(start, start)
 
+    def plain_time_range(self) -> TimeSpan | None:
+        """The window of a plain time-range filter (``is_plain_time_range``),
+        else None: what a query computes once for all its objects."""
+        if not self.is_plain_time_range():
+            return None
+        time_range = self.comp_filters[0].time_range
+        assert time_range is not None
+        return time_range.as_span()
+
     def is_plain_time_range(self) -> bool:
         """True for the filter nearly every client sends (VCALENDAR > VEVENT >
         time-range and nothing else): for a non-recurring object the index
@@ -148,3 +158,41 @@ class DataRequest:
     expand: TimeRange | None = None
     # 9.6.6: the master plus only the overridden instances that overlap.
     limit_recurrence_set: TimeRange | None = None
+
+
+class QueriedObject(NamedTuple):
+    """A stored object as a calendar-query reads it: its text and what the
+    query engine, the answer and the engine's caches need, not its booking
+    (a week's query decodes a couple of hundred rows; a whole ``Booking``
+    each, with its attendees and times in their zone, cost more than the
+    rest of the answer). A named tuple, as it is built once per row.
+
+    ``span`` is the index span (``CalendarObject.span``), ``etag`` the one
+    the store wrote beside the text, ``timezone`` the booking's zone (in
+    which floating and all-day times count), ``updated`` its last change."""
+
+    uid: str
+    href: str
+    ics: str
+    etag: str
+    schedule_tag: str
+    span: TimeSpan
+    recurring: bool
+    timezone: str
+    updated: datetime
+
+    @classmethod
+    def of(cls, obj: CalendarObject) -> QueriedObject:
+        """What a query reads of a whole object."""
+        booking = obj.booking
+        return cls(
+            obj.uid,
+            obj.href,
+            obj.ics,
+            obj.etag,
+            obj.schedule_tag,
+            obj.span,
+            booking.recurring,
+            booking.timezone,
+            booking.updated,
+        )

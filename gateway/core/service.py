@@ -389,8 +389,13 @@ class BookingService:
         if self._freshness is not None and claims_new_time(parsed, current, ics):
             risk = await self._fresh_look(resource_id)
         # The series before the change (which occurrences its attendees were
-        # told of), read here: parsing must not hold the write lock.
-        before_scheduling = await asyncio.to_thread(self._series_before, current, parsed, resource)
+        # told of), read here: parsing must not hold the write lock. Most
+        # writes have nobody to tell, and then no parse (nor thread) at all.
+        before_scheduling = (
+            await asyncio.to_thread(self._series_before, current, parsed, resource)
+            if _series_told(current, parsed)
+            else None
+        )
         async with self._repo.transaction() as tx:
             previous = await tx.get_by_href(resource_id, href)
             if previous is not None and (current is None or current.ics != previous.ics):
@@ -567,7 +572,11 @@ class BookingService:
         resource = self.resource(resource_id)
         # Read before the transaction: parsing must not hold the write lock.
         seen = await self._repo.get_by_href(resource_id, href)
-        scheduling = await asyncio.to_thread(self._scheduling_of, seen, resource)
+        scheduling = (
+            await asyncio.to_thread(self._scheduling_of, seen, resource)
+            if _has_attendees(seen)
+            else None
+        )
         async with self._repo.transaction() as tx:
             previous = await tx.get_by_href(resource_id, href)
             if previous is None:
@@ -894,9 +903,7 @@ class BookingService:
         cancelled and overridden occurrences, ``Change.before_scheduling``);
         None when nobody could be told of an occurrence: no series before or
         after, no attendees, or a text that no longer parses."""
-        if previous is None or not (previous.booking.recurring and parsed.recurring):
-            return None
-        if not (previous.booking.attendees or parsed.attendees):
+        if previous is None or not _series_told(previous, parsed):
             return None
         try:
             return self._codec.parse(previous.ics, resource.timezone).scheduling
@@ -906,7 +913,7 @@ class BookingService:
     def _scheduling_of(self, obj: CalendarObject | None, resource: Resource) -> Scheduling | None:
         """What a stored object's text says about who schedules it (None: no
         object, or one with nobody to tell)."""
-        if obj is None or not obj.booking.attendees:
+        if obj is None or not _has_attendees(obj):
             return None
         try:
             return self._codec.parse(obj.ics, resource.timezone).scheduling
@@ -1143,6 +1150,20 @@ class BookingService:
             await self._queue(tx, Change(booking, updated, ChangeOrigin.REPLY))
         self._committed()
         return ReplyOutcome(True, "applied", updated)
+
+
+def _series_told(previous: CalendarObject | None, parsed: ParsedObject) -> bool:
+    """Whether anybody could have been told of an occurrence of the series
+    ``previous`` is, which ``parsed`` changes (``_series_before``): a series
+    before and after, with attendees."""
+    if previous is None or not (previous.booking.recurring and parsed.recurring):
+        return False
+    return bool(previous.booking.attendees or parsed.attendees)
+
+
+def _has_attendees(obj: CalendarObject | None) -> bool:
+    """Whether a stored object has anybody to tell (``_scheduling_of``)."""
+    return obj is not None and bool(obj.booking.attendees)
 
 
 def _refuse_imported(obj: CalendarObject) -> None:

@@ -18,6 +18,10 @@ Parsing costs about a millisecond per object, so:
 * so are the answers of parsed objects to each filter: every client of a
   calendar polls the same weeks, and a recurring object is expanded once
   for a filter, not once per query.
+* a query takes ``matcher(filter)`` once and calls it per object: what
+  depends on the filter alone (its plain window, its hash as a cache key) is
+  worked out once. It reads its objects as ``QueriedObject`` (text, ETag,
+  span, zone, recurring flag), not whole bookings.
 
 Expanding one object may take up to ``limits.expansion_seconds``; past the
 ``limits`` its answer is ``ExpansionLimit`` (the caller reports it for that
@@ -37,7 +41,7 @@ from icalendar import Calendar, Component, vBroken, vDDDTypes
 
 from gateway.core.errors import ExpansionLimit, RecurrenceLimit
 from gateway.core.model import BookingStatus, CalendarObject, TimeSpan
-from gateway.core.query import CompFilter, DataRequest, TimeRange
+from gateway.core.query import CompFilter, DataRequest, QueriedObject, TimeRange
 from gateway.core.schedule_freebusy import FreeBusyRequest
 from gateway.ical.cache import _LRU
 from gateway.ical.common import PRODID, _parse_calendar, _reason
@@ -89,6 +93,34 @@ def _utc_value(value: Any, zone: ZoneInfo) -> Any:
     return vDDDTypes(aware(moment, zone))
 
 
+def _zone_name(obj: CalendarObject | QueriedObject) -> str:
+    """The zone floating and all-day times of the object count in."""
+    return obj.timezone if isinstance(obj, QueriedObject) else obj.booking.timezone
+
+
+def _recurring(obj: CalendarObject | QueriedObject) -> bool:
+    return obj.recurring if isinstance(obj, QueriedObject) else obj.booking.recurring
+
+
+class _FilterKey:
+    """A filter as part of a cache key, hashed once: a filter is a tree of
+    tuples, hashed again at every lookup otherwise."""
+
+    __slots__ = ("_hash", "query")
+
+    def __init__(self, query: CompFilter) -> None:
+        self.query = query
+        self._hash = hash(query)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _FilterKey) and (
+            other is self or (other._hash == self._hash and other.query == self.query)
+        )
+
+
 def _status_is(component: Component, name: str, value: str) -> bool:
     return str(component.get(name, "")).strip().upper() == value
 
@@ -111,14 +143,15 @@ class ICalQueryEngine:
         self._loaded: _LRU[tuple[str, str], Loaded] = _LRU(cache_size)
         # An object's answer depends on its text (ETag), zone and the filter
         # alone; an answer past the limits (an error) is not kept.
-        self._answers: _LRU[tuple[str, str, CompFilter], bool] = _LRU(8 * cache_size)
+        self._answers: _LRU[tuple[str, str, _FilterKey], bool] = _LRU(8 * cache_size)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._limits = limits or RecurrenceLimits()
 
     # -- parsing -----------------------------------------------------------------
 
-    def _load(self, obj: CalendarObject) -> Loaded:
-        key = (obj.etag, obj.booking.timezone)
+    def _load(self, obj: CalendarObject | QueriedObject) -> Loaded:
+        zone = _zone_name(obj)
+        key = (obj.etag, zone)
         loaded = self._loaded.get(key)
         if loaded is None:
             try:
@@ -126,28 +159,43 @@ class ICalQueryEngine:
             except RecurrenceLimit as exc:
                 # Stored before the limits: a VTIMEZONE icalendar cannot read.
                 raise ExpansionLimit(obj.uid, exc.message) from exc
-            loaded = Loaded(calendar, ZoneInfo(obj.booking.timezone), self._limits)
+            loaded = Loaded(calendar, ZoneInfo(zone), self._limits)
             self._loaded.put(key, loaded)
         return loaded
 
     # -- RFC 4791 9.7 ------------------------------------------------------------
 
-    def matches(self, obj: CalendarObject, query: CompFilter) -> bool:
-        if query.is_plain_time_range() and not obj.booking.recurring:
-            # The index span of a single event is exactly its RFC 4791 9.9
-            # span (see ``expand.event_span``), so no parsing is needed.
-            time_range = query.comp_filters[0].time_range
-            assert time_range is not None
-            return obj.span.meets(time_range.as_span())
+    def matches(self, obj: CalendarObject | QueriedObject, query: CompFilter) -> bool:
+        return self.matcher(query)(obj)
+
+    def matcher(self, query: CompFilter) -> Callable[[CalendarObject | QueriedObject], bool]:
+        # What depends on the filter alone is worked out here, once a query.
+        window = query.plain_time_range()
+        key = _FilterKey(query)
+
+        def match(obj: CalendarObject | QueriedObject) -> bool:
+            if window is not None and not _recurring(obj):
+                # The index span of a single event is exactly its RFC 4791 9.9
+                # span (see ``expand.event_span``), so no parsing is needed.
+                return obj.span.meets(window)
+            return self._parsed_matches(obj, query, key)
+
+        return match
+
+    def _parsed_matches(
+        self, obj: CalendarObject | QueriedObject, query: CompFilter, filter_key: _FilterKey
+    ) -> bool:
+        # First: an answer kept for this text (ETag), zone and filter went
+        # through the shortcuts below already, and they did not decide it.
+        key = (obj.etag, _zone_name(obj), filter_key)
+        answer = self._answers.get(key)
+        if answer is not None:
+            return answer
         decided = answer_from_names(query, component_names(obj.ics))
         if decided is not None:
             return decided
         if text_rules_out(query, obj.ics):
             return False
-        key = (obj.etag, obj.booking.timezone, query)
-        answer = self._answers.get(key)
-        if answer is not None:
-            return answer
         try:
             loaded = self._load(obj)
         except ExpansionLimit:
@@ -164,11 +212,11 @@ class ICalQueryEngine:
 
     # -- RFC 4791 9.6 ------------------------------------------------------------
 
-    def calendar_data(self, obj: CalendarObject, request: DataRequest) -> str:
+    def calendar_data(self, obj: CalendarObject | QueriedObject, request: DataRequest) -> str:
         try:
             if request.expand is not None:
                 return self._expanded(obj, request.expand)
-            if request.limit_recurrence_set is not None and obj.booking.recurring:
+            if request.limit_recurrence_set is not None and _recurring(obj):
                 return self._limited(obj, request.limit_recurrence_set)
         except ExpansionLimit:
             raise
@@ -186,7 +234,7 @@ class ICalQueryEngine:
                 calendar[name] = value
         return calendar
 
-    def _expanded(self, obj: CalendarObject, time_range: TimeRange) -> str:
+    def _expanded(self, obj: CalendarObject | QueriedObject, time_range: TimeRange) -> str:
         """RFC 4791 9.6.5: one component per instance overlapping the range
         (by the time-range rules of 9.9), no recurrence properties, no
         VTIMEZONE, DATE-TIME values in UTC.
@@ -227,7 +275,7 @@ class ICalQueryEngine:
         component.subcomponents = list(source.subcomponents)
         return component
 
-    def _limited(self, obj: CalendarObject, time_range: TimeRange) -> str:
+    def _limited(self, obj: CalendarObject | QueriedObject, time_range: TimeRange) -> str:
         """RFC 4791 9.6.6: the master components as stored, and of the
         overridden instances only those that overlap the range.
 

@@ -179,6 +179,10 @@ class MirrorReadsMixin:
     async def _query(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         raise NotImplementedError
 
+    async def _point_query(self, sql: str, params: Params) -> list[sqlite3.Row]:
+        # One indexed row: the repository may answer it on the loop's thread.
+        return await self._query(sql, params)
+
     async def get_connection(self, resource_id: str) -> Connection | None:
         rows = await self._query(
             "SELECT * FROM google_connections WHERE resource_id = ?", (resource_id,)
@@ -204,7 +208,9 @@ class MirrorReadsMixin:
         return _decode_connection(rows[0]) if rows else None
 
     async def get_link(self, resource_id: str, event_id: str) -> EventLink | None:
-        rows = await self._query(
+        # By primary key; asked on every CalDAV delete and update of a
+        # resource that does not push (``BookingService._effect_policy``).
+        rows = await self._point_query(
             "SELECT * FROM google_events WHERE resource_id = ? AND event_id = ?",
             (resource_id, event_id),
         )

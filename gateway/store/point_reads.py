@@ -2,8 +2,10 @@
 
 A GET of one calendar object, its conditional GET answered 304, and a feed
 request answered 304 each need one indexed row (an object by href, a
-collection's revision). Through aiosqlite that row costs a hop to the
-reader's thread and back, which is most of such a request's time (issue 17).
+collection's revision); so do a CalDAV PUT's and DELETE's look before their
+transaction (the object by href, its Google link by primary key). Through
+aiosqlite that row costs a hop to the reader's thread and back, which is
+most of such a request's time (issue 17).
 ``PointReader`` reads those rows with the standard library's ``sqlite3`` on
 a connection of its own, called directly from the event loop's thread.
 

@@ -57,7 +57,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from gateway.core.errors import StorageFull, UidConflict
+from gateway.core.errors import StorageFull
 from gateway.core.model import (
     Booking,
     CalendarObject,
@@ -67,6 +67,7 @@ from gateway.core.model import (
     ObjectEntry,
     OutboxEffect,
     OutboxItem,
+    StoredText,
     TimeSpan,
 )
 from gateway.core.ports import (
@@ -77,6 +78,7 @@ from gateway.core.ports import (
     Repository,
     WriteTransaction,
 )
+from gateway.core.query import QueriedObject
 
 from .full import FULL_LOG, note_written
 from .postgres_locks import LIVE_WORKERS, ReplicaLocks, open_replica_locks
@@ -84,13 +86,19 @@ from .postgres_mirror import PgMirrorReadsMixin, PgMirrorWritesMixin
 from .postgres_schema import LOCK_NAMESPACE, WRITE_LOCK, migrate
 from .rows import (
     OBJECT_COLUMNS,
+    QUERIED_COLUMNS,
+    STORED_TEXT_COLUMNS,
+    STORED_TEXT_COLUMNS_WITH_TEXT,
     Params,
     decode_change,
     decode_entry,
     decode_failed_outbox_item,
+    decode_listed_object,
     decode_object,
     decode_outbox_item,
     decode_outbox_record,
+    decode_queried_values,
+    decode_stored_text,
     encode_attendees,
     encode_object,
     encode_payload,
@@ -101,6 +109,7 @@ from .rows import (
 )
 from .schema import SchemaError
 from .snapshots import IDLE_SNAPSHOT_CONNECTIONS, MAX_SNAPSHOT_CONNECTIONS, PAGE_ROWS
+from .uids import refuse_foreign_uid
 
 log = logging.getLogger("calgateway.store")
 
@@ -143,15 +152,20 @@ _BUMP_REVISION = (
 )
 
 _ENTRIES = (
-    "SELECT href, uid, etag, updated_at, revision, schedule_tag, octet_length(ics) AS size "
+    "SELECT href, uid, etag, updated_at, revision, schedule_tag, ics_size AS size "
     "FROM objects WHERE resource_id = %s"
 )
 
 
+# What a calendar-query reads of each candidate (``rows.QUERIED_COLUMNS``).
+_QUERIED = ", ".join(f"o.{column}" for column in QUERIED_COLUMNS)
+
+
 def in_span_statement(
-    resource_id: str, window: TimeSpan, *, blocking_only: bool = False
+    resource_id: str, window: TimeSpan, *, blocking_only: bool = False, columns: str = "o.*"
 ) -> tuple[str, dict[str, Any]]:
-    """SQL and parameters of the time-range query (public so tests can EXPLAIN it).
+    """SQL and parameters of the time-range query (public so tests can EXPLAIN it),
+    reading ``columns`` of each object.
 
     The same rule as ``sqlite.in_span_statement``: half-open overlap, an
     instant matches when it starts inside the window, a recurring object
@@ -159,8 +173,9 @@ def in_span_statement(
     seconds. The range test (``&&`` on closed ranges) is what the GiST index
     ``objects_by_span`` answers; the exact test follows on the columns.
     """
-    sql = """
-        SELECT o.* FROM objects AS o
+    # ``columns`` is a caller's constant, never input.
+    sql = f"""
+        SELECT {columns} FROM objects AS o
         WHERE int8range(o.span_start, o.span_end, '[]')
               && int8range(%(w_start)s, %(w_end)s, '[]')
           AND o.resource_id = %(resource_id)s
@@ -169,7 +184,7 @@ def in_span_statement(
                OR (o.span_end = %(w_start)s AND (o.span_start = o.span_end OR o.recurring = 1)))
           AND (NOT %(blocking_only)s OR (o.status <> 'cancelled' AND o.transparent = 0))
         ORDER BY o.span_start, o.uid
-    """
+    """  # noqa: S608
     params = {
         "resource_id": resource_id,
         "w_start": epoch_floor(window.start),
@@ -220,6 +235,16 @@ class _Reads(PgMirrorReadsMixin):
         )
         return decode_object(rows[0]) if rows else None
 
+    async def stored_text(
+        self, resource_id: str, href: str, *, with_text: bool = True
+    ) -> StoredText | None:
+        columns = STORED_TEXT_COLUMNS_WITH_TEXT if with_text else STORED_TEXT_COLUMNS
+        rows = await self._query(
+            f"SELECT {columns} FROM objects WHERE resource_id = %s AND href = %s",  # noqa: S608
+            (resource_id, href),
+        )
+        return decode_stored_text(rows[0], with_text=with_text) if rows else None
+
     async def in_span(
         self, resource_id: str, window: TimeSpan, *, blocking_only: bool = False
     ) -> list[CalendarObject]:
@@ -263,25 +288,21 @@ class PostgresTransaction(_Reads, PgMirrorWritesMixin):
             (resource_id, revision, uid, href, kind.value),
         )
 
-    async def _refuse_foreign_uid(self, resource_id: str, uid: str) -> None:
-        # uids.refuse_foreign_uid in this dialect: UIDs are unique across the
-        # gateway (schema version 5; the index objects_by_uid backs it up).
-        rows = await self._query(
-            "SELECT resource_id, href FROM objects WHERE uid = %s AND resource_id <> %s "
-            "ORDER BY id LIMIT 1",
-            (uid, resource_id),
-        )
-        if rows:
-            raise UidConflict(uid, rows[0]["href"], resource_id=rows[0]["resource_id"])
-
     async def save(self, obj: CalendarObject) -> int:
         booking = obj.booking
         key = (booking.resource_id, booking.uid, booking.id)
-        rows = await self._query(
-            "SELECT resource_id, uid, booking_id, href FROM objects "
-            "WHERE booking_id = %s OR (resource_id = %s AND uid = %s)",
-            (booking.id, booking.resource_id, booking.uid),
+        # One statement for both checks (see sqlite.save).
+        holders = await self._query(
+            "SELECT id, resource_id, uid, booking_id, href FROM objects "
+            "WHERE booking_id = %s OR uid = %s",
+            (booking.id, booking.uid),
         )
+        rows = [
+            row
+            for row in holders
+            if row["booking_id"] == booking.id
+            or (row["resource_id"] == booking.resource_id and row["uid"] == booking.uid)
+        ]
         moved_from = [row["href"] for row in rows if row["href"] != obj.href]
         for row in rows:
             # A booking id names one object for life (see sqlite.save).
@@ -292,7 +313,8 @@ class PostgresTransaction(_Reads, PgMirrorWritesMixin):
                     f"(resource {row['resource_id']!r}, uid {row['uid']!r})"
                 )
         if not any(row["resource_id"] == booking.resource_id for row in rows):
-            await self._refuse_foreign_uid(booking.resource_id, booking.uid)
+            # UIDs are unique across the gateway (schema version 5).
+            refuse_foreign_uid(holders, booking.resource_id, booking.uid)
         for old_href in moved_from:
             # The old name is gone: sync clients hear so (RFC 6578 3.5.2).
             gone = await self._bump(booking.resource_id)
@@ -451,16 +473,24 @@ class PostgresRepository(_Reads):
         sql = "SELECT * FROM objects WHERE resource_id = %s ORDER BY href"
         return self._object_pages(sql, (resource_id,))
 
-    def iter_in_span(
-        self, resource_id: str, window: TimeSpan
-    ) -> AsyncGenerator[list[CalendarObject]]:
-        return self._object_pages(*in_span_statement(resource_id, window))
+    async def iter_candidates(
+        self, resource_id: str, window: TimeSpan | None
+    ) -> AsyncGenerator[list[QueriedObject]]:
+        if window is None:
+            sql = f"SELECT {_QUERIED} FROM objects AS o WHERE resource_id = %s ORDER BY href"  # noqa: S608
+            pages = self._pages(sql, (resource_id,))
+        else:
+            pages = self._pages(*in_span_statement(resource_id, window, columns=_QUERIED))
+        async with aclosing(pages):
+            async for rows in pages:
+                # Rows are dicts in the SELECT's column order.
+                yield [decode_queried_values(row.values()) for row in rows]
 
     async def _object_pages(self, sql: str, params: Params) -> AsyncGenerator[list[CalendarObject]]:
         pages = self._pages(sql, params)
         async with aclosing(pages):
             async for rows in pages:
-                yield [decode_object(row) for row in rows]
+                yield [decode_listed_object(row) for row in rows]
 
     async def _pages(
         self, sql: str, params: Params, *, page_rows: int = PAGE_ROWS
@@ -779,7 +809,7 @@ class PostgresRepository(_Reads):
 
 
 async def _configure(conn: Conn) -> None:
-    # The stored values are UTF-8 text (sizes are octet_length), as in SQLite.
+    # The stored values are UTF-8 text (sizes count its bytes), as in SQLite.
     cursor = await conn.execute("SHOW server_encoding")
     row = await cursor.fetchone()
     if row is None or row["server_encoding"] != "UTF8":

@@ -3,7 +3,9 @@
 ``refuse_foreign_uid`` is the check every write of a new object makes in its
 own transaction, so that no calendar can take the UID of another calendar's
 object (an attendee's reply names its event by UID alone, RFC 5546 3.2.3);
-the unique index ``objects_by_uid`` backs it up in the database.
+the unique index ``objects_by_uid`` backs it up in the database. Both
+backends' ``save`` read the objects holding the UID in the same statement
+as those holding the booking id, and decide here.
 ``warn_shared_uids`` logs, at each start, the copies of one UID that older
 versions let in and migration 0005 kept (it deletes nobody's data).
 
@@ -13,31 +15,32 @@ Not here: which of such copies a reply goes to (``gateway.core.answers``).
 from __future__ import annotations
 
 import logging
-import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, Protocol
 
 import aiosqlite
 
 from gateway.core.errors import UidConflict
 
-from .rows import Params
-
 log = logging.getLogger("calgateway.store")
 
-Query = Callable[[str, Params], Awaitable[list[sqlite3.Row]]]
+
+class Row(Protocol):
+    """A row of either backend, read by column name."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
 
 
-async def refuse_foreign_uid(query: Query, resource_id: str, uid: str) -> None:
+def refuse_foreign_uid(rows: Iterable[Row], resource_id: str, uid: str) -> None:
     """Raise ``UidConflict`` when a collection other than ``resource_id``
-    holds an object with ``uid``."""
-    rows = await query(
-        "SELECT resource_id, href FROM objects WHERE uid = ? AND resource_id <> ? "
-        "ORDER BY id LIMIT 1",
-        (uid, resource_id),
-    )
-    if rows:
-        raise UidConflict(uid, rows[0]["href"], resource_id=rows[0]["resource_id"])
+    holds an object with ``uid``: the first stored of them. ``rows``: every
+    object with ``uid`` (others too, if need be), with their ``id``,
+    ``resource_id``, ``uid`` and ``href``."""
+    foreign = [row for row in rows if row["uid"] == uid and row["resource_id"] != resource_id]
+    if foreign:
+        first = min(foreign, key=lambda row: int(row["id"]))
+        raise UidConflict(uid, first["href"], resource_id=first["resource_id"])
 
 
 async def warn_shared_uids(conn: aiosqlite.Connection, path: Path) -> int:

@@ -76,6 +76,14 @@ class TextFormatter(logging.Formatter):
 
 
 def configure_logging(log_format: str, level: int = logging.INFO) -> None:
+    # Neither formatter shows the caller's file and line, thread or process,
+    # so a record need not look them up (walking the stack for the caller is
+    # the largest part of making a record, done once per request for the
+    # access log; the logging docs' "Optimization" section names these).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger()

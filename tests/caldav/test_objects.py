@@ -68,6 +68,23 @@ async def test_conditional_get_answers_304(client: AppClient) -> None:
     assert answer.status == 304 and answer.body == b""
 
 
+async def test_conditional_get_with_an_old_etag_answers_the_current_text(
+    client: AppClient,
+) -> None:
+    old = (await put(client, ANNA + "a.ics", event("a"))).headers["ETag"]
+    new = (await put(client, ANNA + "a.ics", event("a", summary="Moved"))).headers["ETag"]
+    answer = await request(client, "GET", ANNA + "a.ics", headers={"If-None-Match": old})
+    assert answer.status == 200 and b"SUMMARY:Moved" in answer.body
+    assert answer.headers["ETag"] == new and answer.headers["Schedule-Tag"] == new
+    assert "GMT" in answer.headers["Last-Modified"]
+    same = await request(client, "GET", ANNA + "a.ics", headers={"If-None-Match": f'"x", {new}'})
+    assert same.status == 304 and same.body == b""
+    assert same.headers["ETag"] == new and same.headers["Schedule-Tag"] == new
+    assert same.headers["Last-Modified"] == answer.headers["Last-Modified"]
+    gone = await request(client, "GET", ANNA + "nope.ics", headers={"If-None-Match": new})
+    assert gone.status == 404
+
+
 async def test_update_replaces_and_changes_etag_ctag_and_sync_token(
     client: AppClient, store: Store
 ) -> None:

@@ -24,7 +24,9 @@ from caldav_backend.dav.multistatus import (
 )
 from caldav_backend.dav.resource import DavNode, LiveProperty, PropValue
 from caldav_backend.dav.xml import dav, parse_body
-from gateway.core.model import ObjectEntry
+from gateway.core.model import Booking, CalendarObject, ObjectEntry, TimeSpan, etag_for
+from gateway.core.query import DataRequest, QueriedObject
+from gateway.ical.query import ICalQueryEngine
 from gateway.web.auth import Principal
 
 PROPS = (
@@ -113,6 +115,66 @@ def test_listing_is_byte_for_byte_the_element_built_one(name: str, writable: boo
     expected = _expected(nodes, wanted)
     assert _formatted(pages, wanted) == expected
     assert expected.count(b"<D:response>") == len(nodes)
+
+
+class _QueryCtx(_Ctx):
+    def __init__(self, writable: bool) -> None:
+        super().__init__(writable)
+        self.queries = ICalQueryEngine()
+
+
+# Calendar data as a query answers it: CRLFs, characters XML escapes, and
+# characters XML cannot carry in ASCII text (its own path through xml_safe)
+# and beyond.
+_DATA = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:{i}\r\n"
+    "SUMMARY:{summary}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+_SUMMARIES = ["Cut", "a & b <c> ]]> d", "bell\x07 tab\t vt\x0b nul\x00", "Zoë ☕", "\ufffe\uffff x"]
+
+
+def _objects(count: int) -> list[CalendarObject]:
+    start = datetime(2026, 3, 1, 9, tzinfo=UTC)
+    objects = []
+    for i in range(count):
+        at = start + timedelta(hours=i)
+        booking = Booking(f"b{i}", "room", f"uid-{i}", "x", at, at, "UTC", start, at)
+        ics = _DATA.format(i=i, summary=_SUMMARIES[i % len(_SUMMARIES)])
+        span = TimeSpan(at, at + timedelta(hours=1))
+        if i % 2:  # as a listing reads it: with the stored ETag
+            obj = CalendarObject.stored(booking, ics, span, f"o{i}&.ics", "", etag_for(ics))
+        else:
+            obj = CalendarObject(booking, ics, span, f"o{i}.ics")
+        objects.append(obj)
+    return objects
+
+
+QUERY = (
+    b'<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+    b"<D:prop><D:getetag/><C:calendar-data/></D:prop></C:calendar-query>"
+)
+
+
+@pytest.mark.parametrize("writable", [True, False])
+@pytest.mark.parametrize("body", [QUERY, REQUESTS["prop, every"], REQUESTS["allprop"]])
+def test_query_answers_with_calendar_data_are_byte_for_byte_the_element_built_ones(
+    body: bytes, writable: bool
+) -> None:
+    ctx = cast(DavContext, _QueryCtx(writable))
+    wanted = _wanted(body)
+    nodes = [ObjectNode(ctx, "room", obj, data_request=DataRequest()) for obj in _objects(40)]
+    expected = _expected(nodes, wanted)
+    assert _formatted([nodes[:7], nodes[7:]], wanted) == expected
+    if body == QUERY:
+        assert expected.count(b"&#13;") == 40 * 7  # every CR of every object
+        assert b"\xef\xbf\xbd" in expected  # U+FFFD for what XML cannot carry
+    # A calendar-query reads its objects as ``QueriedObject``: the same answer.
+    queried = [
+        ObjectNode(ctx, "room", QueriedObject.of(obj), data_request=DataRequest())
+        for obj in _objects(40)
+    ]
+    assert _formatted([queried[:7], queried[7:]], wanted) == expected
+    assert _expected(queried, wanted) == expected
 
 
 class _Odd(DavNode):

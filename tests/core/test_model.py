@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from gateway.core.mirror import Direction, pushes_booking
-from gateway.core.model import BookingDraft, TimeSpan, merge_spans
+from gateway.core.model import (
+    Booking,
+    BookingDraft,
+    CalendarObject,
+    TimeSpan,
+    etag_for,
+    merge_spans,
+)
 
 T0 = datetime(2026, 12, 1, 9, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -83,3 +91,29 @@ def test_which_booking_changes_are_written_to_google(
     direction: Direction, in_google: bool, pushed: bool
 ) -> None:
     assert pushes_booking(direction, in_google) is pushed
+
+
+def _object(ics: str) -> CalendarObject:
+    booking = Booking("b1", "anna", "u1", "Cut", T0, T0 + timedelta(hours=1), "UTC", T0, T0)
+    return CalendarObject(booking, ics, TimeSpan(T0, T0 + timedelta(hours=1)), "u1.ics", "tag")
+
+
+def test_the_etag_is_the_texts_however_often_it_is_read_and_after_replace() -> None:
+    obj = _object("BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n")
+    assert obj.etag == etag_for(obj.ics)
+    assert obj.etag == etag_for(obj.ics)  # the kept one
+    changed = replace(obj, ics="BEGIN:VCALENDAR\r\nX-A:1\r\nEND:VCALENDAR\r\n")
+    assert changed.etag == etag_for(changed.ics) != obj.etag
+    # Not a value of its own: equal objects, read or not, are equal and hash alike.
+    fresh = _object(obj.ics)
+    assert fresh == obj and hash(fresh) == hash(obj)
+    assert "_etag" not in repr(obj)
+
+
+def test_a_stored_object_is_the_object_with_the_etag_its_store_wrote() -> None:
+    obj = _object("BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n")
+    stored = CalendarObject.stored(obj.booking, obj.ics, obj.span, obj.href, "tag", obj.etag)
+    assert stored == obj and stored.etag == obj.etag
+    # An empty schedule tag is the ETag's, as for any new object.
+    untagged = CalendarObject.stored(obj.booking, obj.ics, obj.span, obj.href, "", obj.etag)
+    assert untagged.schedule_tag == obj.etag

@@ -93,6 +93,17 @@ def test_xml_safe_text_always_serializes_and_reads_back(text: str) -> None:
     assert (parsed.text or "") == safe
 
 
+@given(
+    st.text(alphabet=st.characters(max_codepoint=0x7F))
+    | st.text(alphabet=st.characters(codec=None, exclude_categories=()))
+)
+def test_xml_safe_replaces_exactly_what_xml_cannot_carry(text: str) -> None:
+    # ASCII texts (calendar data, hrefs) take a path of their own: the
+    # first strategy gives them, control characters included.
+    expected = "".join(c if _xml_char(c) else REPLACEMENT for c in text)
+    assert xml_safe(text) == expected
+
+
 def test_xml_safe_keeps_clean_text_as_is() -> None:
     text = "Haircut with Anna"
     assert xml_safe(text) is text

@@ -41,6 +41,7 @@ from gateway.core.model import (
 )
 from gateway.core.outbox_payloads import GooglePushPayload, InvitationPayload, InviteAction
 from gateway.core.ports import IdempotencyRecord, Repository
+from gateway.core.query import QueriedObject
 
 OpenRepo = Callable[[], Awaitable[Repository]]
 
@@ -406,6 +407,27 @@ class RepositoryContract:
         assert await repo.get_by_href("bob", "client-chosen name.ics") is None
         assert (await repo.get_by_href("anna", "plain.ics")) == make_object("plain")
 
+    async def test_stored_text_is_what_get_by_href_holds(self, repo: Repository) -> None:
+        written = replace(make_object("t", ics=ics_for("t", "SUMMARY:Zoë\r\n")), href="t name.ics")
+        await save(repo, written)
+        answered = replace(written, ics=written.ics.replace("END:VEVENT", "X-A:1\r\nEND:VEVENT"))
+        await save(repo, answered)
+        stored = await repo.get_by_href("anna", "t name.ics")
+        assert stored is not None
+        full = await repo.stored_text("anna", "t name.ics")
+        assert full is not None
+        assert (full.etag, full.schedule_tag, full.updated, full.ics) == (
+            stored.etag,
+            stored.schedule_tag,
+            stored.booking.updated,
+            stored.ics,
+        )
+        assert full.schedule_tag == written.etag != full.etag
+        tags_only = await repo.stored_text("anna", "t name.ics", with_text=False)
+        assert tags_only == replace(full, ics=None)
+        assert await repo.stored_text("bob", "t name.ics") is None
+        assert await repo.stored_text("anna", "t.ics", with_text=False) is None
+
     async def test_list_entries_has_names_tags_and_byte_sizes(self, repo: Repository) -> None:
         first = make_object("b", ics=ics_for("b", "SUMMARY:Zoë\r\n"))
         second = replace(make_object("a"), href="x.ics")
@@ -417,6 +439,58 @@ class RepositoryContract:
         ]
         assert entries[0].size == len(first.ics.encode("utf-8")) > len(first.ics)
         assert entries[0].updated == CREATED
+
+    async def test_query_candidates_read_objects_as_point_reads_do(self, repo: Repository) -> None:
+        # A query reads its own columns (``decode_queried_values``): the same
+        # text, ETag, schedule tag, span, zone and times as a read of one object.
+        rich = rich_object()
+        tagged = replace(
+            make_object("u2", at(1), at(2), timezone="America/New_York"),
+            schedule_tag='"organizer-tag"',
+        )
+        await save(repo, rich, tagged)
+        for found in (window(-24, 24 * 400), None):
+            candidates = [o async for page in repo.iter_candidates("anna", found) for o in page]
+            for obj in (rich, tagged):
+                one = await repo.get_by_uid("anna", obj.uid)
+                assert one is not None
+                read = next(o for o in candidates if o.uid == obj.uid)
+                assert read == QueriedObject.of(one) == QueriedObject.of(obj)
+                assert read.etag == etag_for(obj.ics)
+                assert read.schedule_tag == one.schedule_tag
+
+    async def test_listed_sizes_follow_the_text_through_every_rewrite(
+        self, repo: Repository
+    ) -> None:
+        # The listings read a size stored with the text: it must be the size
+        # of the text GET answers after each change the server makes to it.
+        async def sizes() -> dict[str, tuple[int, int]]:
+            listed = [e async for page in repo.iter_entries("anna") for e in page]
+            assert {e.href: e.size for e in listed} == {
+                e.href: e.size for e in await repo.list_entries("anna")
+            }
+            found = {}
+            for entry in listed:
+                obj = await repo.get_by_href("anna", entry.href)
+                assert obj is not None
+                found[entry.href] = (entry.size, len(obj.ics.encode("utf-8")))
+            return found
+
+        zoe = make_object("z", ics=ics_for("z", "SUMMARY:Zoë 💇\r\n"))
+        await save(repo, zoe, make_object("plain"))
+        assert await sizes() == {
+            "z.ics": (len(zoe.ics.encode()),) * 2,
+            "plain.ics": (len(ics_for("plain").encode()),) * 2,
+        }
+        stored = await repo.get_by_uid("anna", "z")
+        assert stored is not None
+        # An answer written into the text, then a shorter text.
+        answer = "ATTENDEE;PARTSTAT=ACCEPTED;CN=Zoë:mailto:zoe@example.com\r\nEND:VEVENT"
+        answered = replace(stored, ics=stored.ics.replace("END:VEVENT", answer))
+        await save(repo, answered)
+        assert (await sizes())["z.ics"] == (len(answered.ics.encode()),) * 2
+        await save(repo, replace(answered, ics=ics_for("z")))
+        assert (await sizes())["z.ics"] == (len(ics_for("z").encode()),) * 2
 
     async def test_get_many_returns_the_named_objects_of_one_collection(
         self, repo: Repository
@@ -454,14 +528,41 @@ class RepositoryContract:
         listed = [obj async for page in repo.iter_objects("anna") for obj in page]
         assert listed == objects
 
-    async def test_iter_in_span_pages_hold_what_in_span_finds(self, repo: Repository) -> None:
+    async def test_listings_read_objects_as_point_reads_do(self, repo: Repository) -> None:
+        # Listings decode rows their own way (``decode_listed_object``): the
+        # same values, zones, attendees and ETags as a read of one object.
+        rich = rich_object()
+        tagged = replace(
+            make_object("u2", at(1), at(2), timezone="America/New_York"),
+            schedule_tag='"organizer-tag"',
+        )
+        await save(repo, rich, tagged)
+        listed = [obj async for page in repo.iter_objects("anna") for obj in page]
+        for obj in (rich, tagged):
+            one = await repo.get_by_uid("anna", obj.uid)
+            assert one is not None
+            for read in (next(o for o in listed if o.uid == obj.uid),):
+                assert read == one == obj
+                assert read.etag == etag_for(obj.ics)
+                assert read.schedule_tag == one.schedule_tag
+                assert read.booking.start.tzinfo == one.booking.start.tzinfo
+                assert read.booking.attendees == obj.booking.attendees
+                assert read.booking.status is obj.booking.status
+                assert read.booking.origin is obj.booking.origin
+
+    async def test_query_candidates_are_what_in_span_finds_in_pages(self, repo: Repository) -> None:
         objects = [make_object(f"u{n:04d}", at(n), at(n + 0.5)) for n in range(1200)]
         await save(repo, *objects, make_object("elsewhere", at(3), at(4), resource_id="bob"))
         wide, narrow = window(-1, 2000), window(10, 20.25)
         for span in (wide, narrow):
-            pages = [page async for page in repo.iter_in_span("anna", span)]
+            pages = [page async for page in repo.iter_candidates("anna", span)]
             assert all(len(page) <= 500 for page in pages)
-            assert [o for page in pages for o in page] == await repo.in_span("anna", span)
+            assert [o for page in pages for o in page] == [
+                QueriedObject.of(o) for o in await repo.in_span("anna", span)
+            ]
+        every = [o async for page in repo.iter_candidates("anna", None) for o in page]
+        assert every == [QueriedObject.of(o) for o in objects]  # by name
+        assert [page async for page in repo.iter_candidates("nobody", None)] == []
         assert len(await repo.in_span("anna", wide)) == 1200
         assert [o.uid for o in await repo.in_span("anna", narrow)] == [
             f"u{n:04d}" for n in range(10, 21)

@@ -310,7 +310,18 @@ async def stored_state(repo: Any) -> dict[str, Any]:
         "properties": await repo.collection_properties("anna"),
         "changes": {c: await repo.changes_since(c, 0) for c in CALENDARS},
         "revisions": {c: await repo.revision(c) for c in CALENDARS},
+        "sizes": {c: await entry_sizes(repo, c) for c in CALENDARS},
     }
+
+
+async def entry_sizes(repo: Any, resource_id: str) -> dict[str, tuple[int, int]]:
+    """Each object's listed size (getcontentlength) beside the UTF-8 size
+    of its text (what GET answers), by name: equal on every store."""
+    sizes = {}
+    for entry in await repo.list_entries(resource_id):
+        obj = await repo.get_by_href(resource_id, entry.href)
+        sizes[entry.href] = (entry.size, len(obj.ics.encode("utf-8")))
+    return sizes
 
 
 def checksum(report: str) -> str:
@@ -352,6 +363,8 @@ async def test_a_store_moved_to_postgresql_and_back_serves_the_same_calendars(
     try:
         expected = await stored_state(sqlite_repo)
         assert expected["failed"] and expected["connections"][0].refresh_token
+        sizes = [size for by_name in expected["sizes"].values() for size in by_name.values()]
+        assert sizes and all(listed == text for listed, text in sizes)
         assert await stored_state(pg_repo) == expected
         assert await stored_state(back_repo) == expected
     finally:

@@ -40,6 +40,7 @@ from tests.pgserver import (  # noqa: F401 - fixtures
 )
 from tests.store.contract import Boom, OpenRepo, RepositoryContract, make_object, save
 from tests.store.mirror_contract import MirrorStoreContract, rich_connection, save_connections
+from tests.store.test_object_size_migration import OLD_OBJECTS, VERSION_9_COLUMNS
 from tests.store.test_schedule_tag_migration import VERSION_8_COLUMNS
 from tests.store.test_uid_migration import VERSION_4_COLUMNS
 
@@ -390,8 +391,10 @@ async def test_upgrade_to_version_5_keeps_shared_uids_marks_and_logs_them(
         started = [r for r in caplog.records if "UID shared" in r.getMessage()]
         assert [r.__dict__["objects"] for r in started] == ["anna/dup.ics, bob/dup.ics"]
         await save(repo, make_object("dup", resource_id="bob", title="still mine"))
-        with pytest.raises(UidConflict):
+        with pytest.raises(UidConflict) as refused:
             await save(repo, make_object("dup", resource_id="room"))
+        # Named by its oldest copy, as the SQLite store does.
+        assert (refused.value.resource_id, refused.value.href) == ("anna", "dup.ics")
     finally:
         await repo.close()
     with pytest.raises(psycopg.errors.UniqueViolation):
@@ -427,5 +430,29 @@ async def test_upgrade_to_version_9_gives_stored_objects_their_etag_as_schedule_
     try:
         stored = await repo.get_by_uid("anna", "old")
         assert stored is not None and stored.schedule_tag == old.etag
+    finally:
+        await repo.close()
+
+
+async def test_upgrade_to_version_10_gives_stored_objects_the_size_of_their_text(
+    postgres_url: str,  # noqa: F811
+) -> None:
+    # tests/store/test_object_size_migration.py on PostgreSQL: 0010.
+    columns = VERSION_9_COLUMNS
+    async with await psycopg.AsyncConnection.connect(
+        postgres_url, autocommit=True, row_factory=dict_row
+    ) as conn:
+        await migrate(conn, bundled_pg_migrations()[:9])
+        await conn.execute("INSERT INTO collections VALUES ('anna', 1)")
+        for obj in OLD_OBJECTS:
+            await conn.execute(
+                f"INSERT INTO objects ({', '.join(columns)}) "
+                f"VALUES ({', '.join(f'%({c})s' for c in columns)})",
+                encode_object(obj, 1),
+            )
+    repo = await open_postgres_repository(postgres_url)
+    try:
+        listed = {e.href: e.size for e in await repo.list_entries("anna")}
+        assert listed == {o.href: len(o.ics.encode("utf-8")) for o in OLD_OBJECTS}
     finally:
         await repo.close()

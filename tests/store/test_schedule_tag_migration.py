@@ -12,12 +12,12 @@ from pathlib import Path
 import aiosqlite
 
 from gateway.store import open_sqlite_repository
-from gateway.store.rows import OBJECT_COLUMNS, encode_object
+from gateway.store.rows import encode_object
 from gateway.store.schema import bundled_migrations, migrate
 from tests.store.contract import make_object, save
+from tests.store.old_schema import object_columns_at
 
-# The columns a version-8 database has (0009 added schedule_tag).
-VERSION_8_COLUMNS = tuple(c for c in OBJECT_COLUMNS if c != "schedule_tag")
+VERSION_8_COLUMNS = object_columns_at(8)
 
 
 async def test_objects_stored_before_get_their_etag_as_tag(tmp_path: Path) -> None:

@@ -14,12 +14,12 @@ import pytest
 
 from gateway.core.errors import UidConflict
 from gateway.store import open_sqlite_repository
-from gateway.store.rows import OBJECT_COLUMNS, encode_object
+from gateway.store.rows import encode_object
 from gateway.store.schema import bundled_migrations, migrate
 from tests.store.contract import make_object, save
+from tests.store.old_schema import object_columns_at
 
-# The columns a version-4 database has (0009 added schedule_tag).
-VERSION_4_COLUMNS = tuple(c for c in OBJECT_COLUMNS if c != "schedule_tag")
+VERSION_4_COLUMNS = object_columns_at(4)
 _INSERT = (
     f"INSERT INTO objects ({', '.join(VERSION_4_COLUMNS)}) "
     f"VALUES ({', '.join(':' + c for c in VERSION_4_COLUMNS)})"
@@ -76,9 +76,11 @@ async def test_existing_copies_are_kept_logged_and_new_ones_refused(
         # Both copies still change as before ...
         await save(repo, make_object("dup", resource_id="bob", title="still mine"))
         await save(repo, make_object("dup", title="still anna's"))
-        # ... but no third calendar may take the UID, nor another one's.
-        with pytest.raises(UidConflict):
+        # ... but no third calendar may take the UID (named by its oldest
+        # copy), nor another one's.
+        with pytest.raises(UidConflict) as refused:
             await save(repo, make_object("dup", resource_id="room"))
+        assert (refused.value.resource_id, refused.value.href) == ("anna", "dup.ics")
         with pytest.raises(UidConflict):
             await save(repo, make_object("own"))
     finally:
