@@ -874,7 +874,8 @@ END:VCALENDAR
     parse_vobject(data)
 
 
-def test_feed_renders_each_object_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def _count_fragment_builds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The UIDs of the fragments the feed builds from now on, in order."""
     builds: list[str] = []
     real = ical_feed._build_fragment
 
@@ -883,6 +884,11 @@ def test_feed_renders_each_object_once(monkeypatch: pytest.MonkeyPatch) -> None:
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ical_feed, "_build_fragment", counting)
+    return builds
+
+
+def test_feed_renders_each_object_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    builds = _count_fragment_builds(monkeypatch)
     renderer = ical_feed.FeedRenderer()
     objects = [rendered(make_booking(id=f"c{i}", uid=f"c{i}@gateway.test")) for i in range(5)]
     first = renderer.render(ANNA, objects, "full")
@@ -898,14 +904,7 @@ def test_feed_renders_each_object_once(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_feed_fragments_kept_are_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fragments past the cache's byte budget are rendered again, not kept:
     the feed is the same either way."""
-    builds: list[str] = []
-    real = ical_feed._build_fragment
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        builds.append(args[1].uid)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(ical_feed, "_build_fragment", counting)
+    builds = _count_fragment_builds(monkeypatch)
     objects = [rendered(make_booking(id=f"c{i}", uid=f"c{i}@gateway.test")) for i in range(5)]
     unbounded = ical_feed.FeedRenderer().render(ANNA, objects, "full")
     one = len(ical_feed.FeedRenderer().fragment(ANNA, objects[0], "full").body)

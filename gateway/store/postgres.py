@@ -109,7 +109,7 @@ from .rows import (
 )
 from .schema import SchemaError
 from .snapshots import IDLE_SNAPSHOT_CONNECTIONS, MAX_SNAPSHOT_CONNECTIONS, PAGE_ROWS
-from .uids import refuse_foreign_uid
+from .uids import holding_this, refuse_foreign_uid
 
 log = logging.getLogger("calgateway.store")
 
@@ -297,12 +297,7 @@ class PostgresTransaction(_Reads, PgMirrorWritesMixin):
             "WHERE booking_id = %s OR uid = %s",
             (booking.id, booking.uid),
         )
-        rows = [
-            row
-            for row in holders
-            if row["booking_id"] == booking.id
-            or (row["resource_id"] == booking.resource_id and row["uid"] == booking.uid)
-        ]
+        rows = holding_this(holders, booking.resource_id, booking.uid, booking.id)
         moved_from = [row["href"] for row in rows if row["href"] != obj.href]
         for row in rows:
             # A booking id names one object for life (see sqlite.save).

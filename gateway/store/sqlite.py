@@ -99,7 +99,7 @@ from .rows import (
 )
 from .schema import SchemaError, migrate
 from .snapshots import SnapshotPool
-from .uids import refuse_foreign_uid, warn_shared_uids
+from .uids import holding_this, refuse_foreign_uid, warn_shared_uids
 
 BUSY_TIMEOUT_MS = 5000
 # The room the write check of /healthz asks for: more than a booking takes
@@ -357,12 +357,7 @@ class SqliteTransaction(_Reads, MirrorWritesMixin):
             "WHERE booking_id = ? OR uid = ?",
             (booking.id, booking.uid),
         )
-        rows = [
-            row
-            for row in holders
-            if row["booking_id"] == booking.id
-            or (row["resource_id"] == booking.resource_id and row["uid"] == booking.uid)
-        ]
+        rows = holding_this(holders, booking.resource_id, booking.uid, booking.id)
         moved_from = [row["href"] for row in rows if row["href"] != obj.href]
         for row in rows:
             # A booking id names one object for life: links in mails, outbox rows

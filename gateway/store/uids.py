@@ -43,6 +43,18 @@ def refuse_foreign_uid(rows: Iterable[Row], resource_id: str, uid: str) -> None:
         raise UidConflict(uid, first["href"], resource_id=first["resource_id"])
 
 
+def holding_this(rows: Iterable[Row], resource_id: str, uid: str, booking_id: str) -> list[Row]:
+    """Of the rows ``save`` read (every object with the booking id or the
+    UID), those that are the object being saved or stand in its place: the
+    booking id anywhere, or the UID in the same collection."""
+    return [
+        row
+        for row in rows
+        if row["booking_id"] == booking_id
+        or (row["resource_id"] == resource_id and row["uid"] == uid)
+    ]
+
+
 async def warn_shared_uids(conn: aiosqlite.Connection, path: Path) -> int:
     """Log each UID that objects of several collections still share; returns
     how many UIDs that is. Reads only the marked objects (a partial index)."""
