@@ -88,7 +88,13 @@ def calendar_href(resource_id: str) -> str:
 
 
 def object_href(resource_id: str, name: str) -> str:
-    return f"{calendar_href(resource_id)}{segment(name)}"
+    return member_href(calendar_href(resource_id), name)
+
+
+def member_href(calendar: str, name: str) -> str:
+    """The href of the object ``name`` in the calendar at href ``calendar``
+    (a listing works the calendar's href out once for all its members)."""
+    return f"{calendar}{segment(name)}"
 
 
 # Properties

@@ -221,10 +221,18 @@ class ObjectEntry:
     href: str
     uid: str
     etag: str
-    updated: datetime
+    # The last change as ISO-8601 text with its offset, as the stores keep it:
+    # parsed (``updated``) only when asked, as a listing of 10,000 members
+    # rarely asks for getlastmodified.
+    updated_text: str
     size: int  # bytes of the UTF-8 text
     revision: int  # the collection revision of the object's last change
     schedule_tag: str = ""  # CalendarObject.schedule_tag
+
+    @property
+    def updated(self) -> datetime:
+        """The last change, in UTC."""
+        return datetime.fromisoformat(self.updated_text).astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)

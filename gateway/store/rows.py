@@ -312,7 +312,7 @@ def decode_entry(row: Row) -> ObjectEntry:
         href=row["href"],
         uid=row["uid"],
         etag=row["etag"],
-        updated=from_utc_text(row["updated_at"]),
+        updated_text=row["updated_at"],
         size=row["size"],
         revision=row["revision"],
         schedule_tag=row["schedule_tag"],
@@ -328,7 +328,7 @@ def decode_entry_values(values: Iterable[Any]) -> ObjectEntry:
     ``ENTRY_ORDER``: a PROPFIND of 10,000 members decodes 10,000 rows, and
     a sqlite3.Row finds a column by name by comparing it with each one's."""
     href, uid, etag, updated_at, revision, schedule_tag, size = values
-    return ObjectEntry(href, uid, etag, from_utc_text(updated_at), size, revision, schedule_tag)
+    return ObjectEntry(href, uid, etag, updated_at, size, revision, schedule_tag)
 
 
 # The columns ``decode_stored_text`` reads, with and without the text: a GET

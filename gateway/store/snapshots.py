@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from sqlite3 import Row
 
 import aiosqlite
@@ -69,8 +69,14 @@ class SnapshotPool:
                     # which a full disk refuses as it refuses writes.
                     raise_translated(exc)
                 try:
-                    while rows := await _fetch(cursor, page_rows):
-                        yield list(rows)
+                    while True:
+                        rows = await _fetch(cursor, page_rows)
+                        if rows:
+                            yield rows
+                        if len(rows) < page_rows:
+                            # A short page is the last (fetchmany fills a
+                            # page while rows remain): no hop for an empty one.
+                            break
                 finally:
                     # Ends the statement and with it the read transaction. If
                     # this await is cancelled the close still runs first on
@@ -100,8 +106,8 @@ class SnapshotPool:
             await conn.close()
 
 
-async def _fetch(cursor: aiosqlite.Cursor, rows: int) -> Iterable[Row]:
+async def _fetch(cursor: aiosqlite.Cursor, rows: int) -> list[Row]:
     try:
-        return await cursor.fetchmany(rows)
+        return list(await cursor.fetchmany(rows))
     except (sqlite3.Error, OSError) as exc:
         raise_translated(exc)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from lxml import etree
 
 from tests.backends import Store
 from tests.caldav.dav import ADMIN, NS, event, propfind, put, request
@@ -83,6 +84,39 @@ async def test_conditional_get_with_an_old_etag_answers_the_current_text(
     assert same.headers["Last-Modified"] == answer.headers["Last-Modified"]
     gone = await request(client, "GET", ANNA + "nope.ics", headers={"If-None-Match": new})
     assert gone.status == 404
+
+
+async def test_listing_and_object_report_the_last_modified_of_get(client: AppClient) -> None:
+    # A listing's members carry their time as stored text, parsed only when
+    # getlastmodified is asked: it must say what GET and Depth 0 say.
+    for uid, day in (("a", "02"), ("b", "03")):
+        ics = event(uid, f"202612{day}T090000Z", f"202612{day}T100000Z")
+        assert (await put(client, ANNA + f"{uid}.ics", ics)).status == 201
+    listing = await propfind(client, ANNA, "D:getlastmodified", "D:getetag", depth="1")
+    for uid in ("a", "b"):
+        href = ANNA + f"{uid}.ics"
+        got = await request(client, "GET", href)
+        assert got.headers["Last-Modified"].endswith(" GMT")
+        listed = listing.props(href)["D:getlastmodified"].text
+        alone = (await propfind(client, href, "D:getlastmodified")).props(href)
+        assert listed == alone["D:getlastmodified"].text == got.headers["Last-Modified"]
+
+
+async def test_listed_members_say_what_each_member_says_of_its_caller(client: AppClient) -> None:
+    # Listed members share their caller's principal and rights, worked out
+    # once a listing: each must say what a PROPFIND of the member says.
+    assert (await put(client, ANNA + "a.ics", event("a"))).status == 201
+    href = ANNA + "a.ics"
+    props = ("D:current-user-principal", "D:current-user-privilege-set")
+    for auth in (ADMIN, READER):
+        listing = await propfind(client, ANNA, *props, depth="1", auth=auth)
+        alone = await propfind(client, href, *props, auth=auth)
+        listed, own = listing.props(href), alone.props(href)
+        for name in props:
+            assert etree.tostring(listed[name]) == etree.tostring(own[name])
+    privileges = await propfind(client, ANNA, props[1], depth="1", auth=READER)
+    granted = etree.tostring(privileges.props(href)[props[1]])
+    assert b"read" in granted and b"write" not in granted
 
 
 async def test_update_replaces_and_changes_etag_ctag_and_sync_token(

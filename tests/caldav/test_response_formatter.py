@@ -79,7 +79,7 @@ def _entries(count: int) -> list[ObjectEntry]:
             href=names[i] if i < len(names) else f"event-{i}.ics",
             uid=f"uid-{i}",
             etag=f'"etag-{i}&<{i}>\r"' if i % 3 == 0 else f'"{i}"',
-            updated=start + timedelta(minutes=i),
+            updated_text=(start + timedelta(minutes=i)).isoformat(timespec="microseconds"),
             size=100 + i,
             revision=i,
             schedule_tag=f"tag-{i}" if i % 4 == 0 else "",
