@@ -520,7 +520,7 @@ class PostgresRepository(_Reads):
             "SELECT * FROM objects WHERE resource_id = %s AND href = ANY(%s)",
             (resource_id, unique),
         )
-        return [decode_object(row) for row in rows]
+        return [decode_listed_object(row) for row in rows]
 
     async def collection_properties(self, resource_id: str) -> dict[str, str]:
         rows = await self._query(

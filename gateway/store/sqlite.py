@@ -202,6 +202,14 @@ async def _run(conn: aiosqlite.Connection, sql: str, params: Params = ()) -> lis
         raise_translated(exc)
 
 
+def _listed(rows: Sequence[sqlite3.Row]) -> list[CalendarObject]:
+    """Whole objects read several at a time (pages, a multiget's names)."""
+    # A sqlite3.Row finds a column by name by comparing it with each column's
+    # name, and the decoder reads twenty: a dict per row is quicker.
+    names = rows[0].keys() if rows else []
+    return [decode_listed_object(dict(zip(names, row, strict=True))) for row in rows]
+
+
 def _run_here(conn: sqlite3.Connection, sql: str, params: Params = ()) -> list[sqlite3.Row]:
     """``_run`` on the calling thread (see ``SqliteTransaction``): stepped to
     its end, and its errors translated the same way."""
@@ -649,11 +657,7 @@ class SqliteRepository(_Reads):
         pages = self._snapshots.pages(sql, params)
         async with aclosing(pages):
             async for rows in pages:
-                # A sqlite3.Row finds a column by name by comparing it with
-                # each column's name, and the decoder reads twenty: a dict
-                # per row is quicker.
-                names = rows[0].keys() if rows else []
-                yield [decode_listed_object(dict(zip(names, row, strict=True))) for row in rows]
+                yield _listed(rows)
 
     async def get_many(self, resource_id: str, hrefs: Sequence[str]) -> list[CalendarObject]:
         found: list[CalendarObject] = []
@@ -666,7 +670,7 @@ class SqliteRepository(_Reads):
                 f"SELECT * FROM objects WHERE resource_id = ? AND href IN ({marks})",  # noqa: S608
                 (resource_id, *batch),
             )
-            found.extend(decode_object(row) for row in rows)
+            found.extend(_listed(rows))
         return found
 
     async def collection_properties(self, resource_id: str) -> dict[str, str]:
