@@ -85,6 +85,7 @@ from .postgres_locks import LIVE_WORKERS, ReplicaLocks, open_replica_locks
 from .postgres_mirror import PgMirrorReadsMixin, PgMirrorWritesMixin
 from .postgres_schema import LOCK_NAMESPACE, WRITE_LOCK, migrate
 from .rows import (
+    ENTRY_COLUMNS,
     OBJECT_COLUMNS,
     QUERIED_COLUMNS,
     STORED_TEXT_COLUMNS,
@@ -151,10 +152,7 @@ _BUMP_REVISION = (
     "RETURNING revision"
 )
 
-_ENTRIES = (
-    "SELECT href, uid, etag, updated_at, revision, schedule_tag, ics_size AS size "
-    "FROM objects WHERE resource_id = %s"
-)
+_ENTRIES = f"SELECT {ENTRY_COLUMNS} FROM objects WHERE resource_id = %s"  # noqa: S608
 
 
 # What a calendar-query reads of each candidate (``rows.QUERIED_COLUMNS``).
@@ -456,13 +454,13 @@ class PostgresRepository(_Reads):
 
     async def list_entries(self, resource_id: str) -> list[ObjectEntry]:
         rows = await self._query(_ENTRIES + " ORDER BY revision", (resource_id,))
-        return [decode_entry(row) for row in rows]
+        return [decode_entry(row.values()) for row in rows]
 
     async def iter_entries(self, resource_id: str) -> AsyncGenerator[list[ObjectEntry]]:
         pages = self._pages(_ENTRIES + " ORDER BY href", (resource_id,))
         async with aclosing(pages):
             async for rows in pages:
-                yield [decode_entry(row) for row in rows]
+                yield [decode_entry(row.values()) for row in rows]
 
     def iter_objects(self, resource_id: str) -> AsyncGenerator[list[CalendarObject]]:
         sql = "SELECT * FROM objects WHERE resource_id = %s ORDER BY href"

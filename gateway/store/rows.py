@@ -306,27 +306,15 @@ def decode_effect(row: Row) -> OutboxEffect:
     )
 
 
-def decode_entry(row: Row) -> ObjectEntry:
-    """A listing row (href, uid, etag, updated_at, size, revision, schedule_tag)."""
-    return ObjectEntry(
-        href=row["href"],
-        uid=row["uid"],
-        etag=row["etag"],
-        updated_text=row["updated_at"],
-        size=row["size"],
-        revision=row["revision"],
-        schedule_tag=row["schedule_tag"],
-    )
+# What a listing reads of each object (both backends select these), in the
+# order ``decode_entry`` takes them.
+ENTRY_COLUMNS = "href, uid, etag, updated_at, revision, schedule_tag, ics_size AS size"
 
 
-ENTRY_ORDER = "href, uid, etag, updated_at, revision, schedule_tag, size"
-"""The order of the columns ``decode_entry_values`` takes."""
-
-
-def decode_entry_values(values: Iterable[Any]) -> ObjectEntry:
-    """``decode_entry`` of a row read by position, its columns in
-    ``ENTRY_ORDER``: a PROPFIND of 10,000 members decodes 10,000 rows, and
-    a sqlite3.Row finds a column by name by comparing it with each one's."""
+def decode_entry(values: Iterable[Any]) -> ObjectEntry:
+    """A listing row of ``ENTRY_COLUMNS``, read by position: a PROPFIND of
+    10,000 members decodes 10,000 rows, and a sqlite3.Row finds a column by
+    name by comparing it with each one's."""
     href, uid, etag, updated_at, revision, schedule_tag, size = values
     return ObjectEntry(href, uid, etag, updated_at, size, revision, schedule_tag)
 

@@ -74,6 +74,7 @@ from .full import note_written, raise_translated
 from .mirror import MirrorReadsMixin, MirrorWritesMixin
 from .point_reads import PointReader
 from .rows import (
+    ENTRY_COLUMNS,
     OBJECT_COLUMNS,
     QUERIED_COLUMNS,
     STORED_TEXT_COLUMNS,
@@ -81,7 +82,6 @@ from .rows import (
     Params,
     decode_change,
     decode_entry,
-    decode_entry_values,
     decode_failed_outbox_item,
     decode_listed_object,
     decode_object,
@@ -572,11 +572,7 @@ async def _rollback(conn: aiosqlite.Connection) -> None:
             raise
 
 
-# Columns in ``rows.ENTRY_ORDER`` (``decode_entry_values``).
-_ENTRIES = (
-    "SELECT href, uid, etag, updated_at, revision, schedule_tag, ics_size AS size "
-    "FROM objects WHERE resource_id = ?"
-)
+_ENTRIES = f"SELECT {ENTRY_COLUMNS} FROM objects WHERE resource_id = ?"  # noqa: S608
 
 
 class SqliteRepository(_Reads):
@@ -635,7 +631,7 @@ class SqliteRepository(_Reads):
         pages = self._snapshots.pages(_ENTRIES + " ORDER BY href", (resource_id,))
         async with aclosing(pages):
             async for rows in pages:
-                yield [decode_entry_values(row) for row in rows]
+                yield [decode_entry(row) for row in rows]
 
     def iter_objects(self, resource_id: str) -> AsyncGenerator[list[CalendarObject]]:
         sql = "SELECT * FROM objects WHERE resource_id = ? ORDER BY href"
