@@ -70,6 +70,16 @@ def ics_for(uid: str, extra: str = "") -> str:
     )
 
 
+def rich_and_tagged() -> tuple[CalendarObject, CalendarObject]:
+    """``rich_object()`` and an object in another zone with a schedule tag of
+    its own: what the tests of listings compare with point reads."""
+    tagged = replace(
+        make_object("u2", at(1), at(2), timezone="America/New_York"),
+        schedule_tag='"organizer-tag"',
+    )
+    return rich_object(), tagged
+
+
 def make_object(
     uid: str = "u1",
     start: datetime | None = None,
@@ -443,11 +453,7 @@ class RepositoryContract:
     async def test_query_candidates_read_objects_as_point_reads_do(self, repo: Repository) -> None:
         # A query reads its own columns (``decode_queried_values``): the same
         # text, ETag, schedule tag, span, zone and times as a read of one object.
-        rich = rich_object()
-        tagged = replace(
-            make_object("u2", at(1), at(2), timezone="America/New_York"),
-            schedule_tag='"organizer-tag"',
-        )
+        rich, tagged = rich_and_tagged()
         await save(repo, rich, tagged)
         for found in (window(-24, 24 * 400), None):
             candidates = [o async for page in repo.iter_candidates("anna", found) for o in page]
@@ -531,17 +537,14 @@ class RepositoryContract:
     async def test_listings_read_objects_as_point_reads_do(self, repo: Repository) -> None:
         # Listings decode rows their own way (``decode_listed_object``): the
         # same values, zones, attendees and ETags as a read of one object.
-        rich = rich_object()
-        tagged = replace(
-            make_object("u2", at(1), at(2), timezone="America/New_York"),
-            schedule_tag='"organizer-tag"',
-        )
+        rich, tagged = rich_and_tagged()
         await save(repo, rich, tagged)
         listed = [obj async for page in repo.iter_objects("anna") for obj in page]
+        named = await repo.get_many("anna", [rich.href, tagged.href])
         for obj in (rich, tagged):
             one = await repo.get_by_uid("anna", obj.uid)
             assert one is not None
-            for read in (next(o for o in listed if o.uid == obj.uid),):
+            for read in (next(o for o in got if o.uid == obj.uid) for got in (listed, named)):
                 assert read == one == obj
                 assert read.etag == etag_for(obj.ics)
                 assert read.schedule_tag == one.schedule_tag

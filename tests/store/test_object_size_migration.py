@@ -13,9 +13,8 @@ from gateway.store import open_sqlite_repository
 from gateway.store.rows import encode_object
 from gateway.store.schema import bundled_migrations, migrate
 from tests.store.contract import ics_for, make_object
-from tests.store.old_schema import object_columns_at
+from tests.store.old_schema import insert_objects_sql
 
-VERSION_9_COLUMNS = object_columns_at(9)
 OLD_OBJECTS = (
     make_object("plain"),
     make_object("zoe", ics=ics_for("zoe", "SUMMARY:Haarschnitt für Zoë 💇\r\n")),
@@ -28,11 +27,7 @@ async def test_objects_stored_before_get_the_size_of_their_text(tmp_path: Path) 
         await migrate(conn, bundled_migrations()[:9])
         await conn.execute("INSERT INTO collections VALUES ('anna', 1)")
         for obj in OLD_OBJECTS:
-            await conn.execute(
-                f"INSERT INTO objects ({', '.join(VERSION_9_COLUMNS)}) "
-                f"VALUES ({', '.join(':' + c for c in VERSION_9_COLUMNS)})",
-                encode_object(obj, 1),
-            )
+            await conn.execute(insert_objects_sql(9), encode_object(obj, 1))
     repo = await open_sqlite_repository(db_path)
     try:
         listed = {e.href: e.size for e in await repo.list_entries("anna")}

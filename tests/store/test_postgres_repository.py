@@ -40,9 +40,8 @@ from tests.pgserver import (  # noqa: F401 - fixtures
 )
 from tests.store.contract import Boom, OpenRepo, RepositoryContract, make_object, save
 from tests.store.mirror_contract import MirrorStoreContract, rich_connection, save_connections
-from tests.store.test_object_size_migration import OLD_OBJECTS, VERSION_9_COLUMNS
-from tests.store.test_schedule_tag_migration import VERSION_8_COLUMNS
-from tests.store.test_uid_migration import VERSION_4_COLUMNS
+from tests.store.old_schema import insert_objects_sql
+from tests.store.test_object_size_migration import OLD_OBJECTS
 
 require_postgres()
 
@@ -356,10 +355,7 @@ async def test_upgrade_to_version_5_keeps_shared_uids_marks_and_logs_them(
         postgres_url, autocommit=True, row_factory=dict_row
     ) as conn:
         await migrate(conn, bundled_pg_migrations()[:4])
-        insert = (
-            f"INSERT INTO objects ({', '.join(VERSION_4_COLUMNS)}) "
-            f"VALUES ({', '.join(f'%({c})s' for c in VERSION_4_COLUMNS)})"
-        )
+        insert = insert_objects_sql(4, postgres=True)
         for resource in ("anna", "bob"):
             await conn.execute("INSERT INTO collections VALUES (%s, 1)", (resource,))
         for obj in (
@@ -415,17 +411,12 @@ async def test_upgrade_to_version_9_gives_stored_objects_their_etag_as_schedule_
 ) -> None:
     # tests/store/test_schedule_tag_migration.py on PostgreSQL: 0009.
     old = make_object("old")
-    columns = VERSION_8_COLUMNS
     async with await psycopg.AsyncConnection.connect(
         postgres_url, autocommit=True, row_factory=dict_row
     ) as conn:
         await migrate(conn, bundled_pg_migrations()[:8])
         await conn.execute("INSERT INTO collections VALUES ('anna', 1)")
-        await conn.execute(
-            f"INSERT INTO objects ({', '.join(columns)}) "
-            f"VALUES ({', '.join(f'%({c})s' for c in columns)})",
-            encode_object(old, 1),
-        )
+        await conn.execute(insert_objects_sql(8, postgres=True), encode_object(old, 1))
     repo = await open_postgres_repository(postgres_url)
     try:
         stored = await repo.get_by_uid("anna", "old")
@@ -438,18 +429,13 @@ async def test_upgrade_to_version_10_gives_stored_objects_the_size_of_their_text
     postgres_url: str,  # noqa: F811
 ) -> None:
     # tests/store/test_object_size_migration.py on PostgreSQL: 0010.
-    columns = VERSION_9_COLUMNS
     async with await psycopg.AsyncConnection.connect(
         postgres_url, autocommit=True, row_factory=dict_row
     ) as conn:
         await migrate(conn, bundled_pg_migrations()[:9])
         await conn.execute("INSERT INTO collections VALUES ('anna', 1)")
         for obj in OLD_OBJECTS:
-            await conn.execute(
-                f"INSERT INTO objects ({', '.join(columns)}) "
-                f"VALUES ({', '.join(f'%({c})s' for c in columns)})",
-                encode_object(obj, 1),
-            )
+            await conn.execute(insert_objects_sql(9, postgres=True), encode_object(obj, 1))
     repo = await open_postgres_repository(postgres_url)
     try:
         listed = {e.href: e.size for e in await repo.list_entries("anna")}

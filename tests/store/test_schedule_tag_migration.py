@@ -15,9 +15,7 @@ from gateway.store import open_sqlite_repository
 from gateway.store.rows import encode_object
 from gateway.store.schema import bundled_migrations, migrate
 from tests.store.contract import make_object, save
-from tests.store.old_schema import object_columns_at
-
-VERSION_8_COLUMNS = object_columns_at(8)
+from tests.store.old_schema import insert_objects_sql
 
 
 async def test_objects_stored_before_get_their_etag_as_tag(tmp_path: Path) -> None:
@@ -26,11 +24,7 @@ async def test_objects_stored_before_get_their_etag_as_tag(tmp_path: Path) -> No
     async with aiosqlite.connect(db_path, isolation_level=None) as conn:
         await migrate(conn, bundled_migrations()[:8])
         await conn.execute("INSERT INTO collections VALUES ('anna', 1)")
-        await conn.execute(
-            f"INSERT INTO objects ({', '.join(VERSION_8_COLUMNS)}) "
-            f"VALUES ({', '.join(':' + c for c in VERSION_8_COLUMNS)})",
-            encode_object(old, 1),
-        )
+        await conn.execute(insert_objects_sql(8), encode_object(old, 1))
     repo = await open_sqlite_repository(db_path)
     try:
         stored = await repo.get_by_uid("anna", "old")

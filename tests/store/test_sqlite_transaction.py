@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -141,26 +143,39 @@ async def test_a_transaction_begins_at_once_when_no_other_process_writes(
     assert await sqlite_repo.revision("anna") == 1
 
 
+@contextmanager
+def _write_lock_held_elsewhere(path: Path) -> Iterator[None]:
+    """SQLite's write lock held by another connection, as another process
+    (``calgateway import``, say) would hold it, for the block."""
+    other = sqlite3.connect(path, isolation_level=None, timeout=WAIT_S)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        yield
+        other.execute("COMMIT")
+    finally:
+        other.close()
+
+
+async def _waiting(write: Coroutine[Any, Any, int]) -> asyncio.Task[int]:
+    """``write`` started, and still waiting a moment later (for the lock)."""
+    task = asyncio.create_task(write)
+    done, _ = await asyncio.wait({task}, timeout=0.3)
+    assert not done
+    return task
+
+
 async def test_another_process_holding_the_write_lock_makes_begin_wait_off_the_loop(
     sqlite_repo: SqliteRepository,
 ) -> None:
     kept = make_object("kept")
     await save(sqlite_repo, kept)  # a BEGIN on the loop first: the timeout is back after it
-    # Another process (``calgateway import``, say) takes SQLite's write lock.
-    other = sqlite3.connect(sqlite_repo.path, isolation_level=None, timeout=WAIT_S)
-    try:
-        other.execute("BEGIN IMMEDIATE")
-        task = asyncio.create_task(save(sqlite_repo, make_object("waits")))
-        done, _ = await asyncio.wait({task}, timeout=0.3)
-        # Still waiting for the lock, with the busy timeout, on the writer's
-        # thread: the loop goes on answering meanwhile.
-        assert not done
+    with _write_lock_held_elsewhere(sqlite_repo.path):
+        task = await _waiting(save(sqlite_repo, make_object("waits")))
+        # Waiting for the lock, with the busy timeout, on the writer's thread:
+        # the loop goes on answering meanwhile.
         seen = answered_at_once(sqlite_repo.get_by_href("anna", kept.href))
         assert seen is not None
         assert seen.ics == kept.ics
-        other.execute("COMMIT")
-    finally:
-        other.close()
     assert await asyncio.wait_for(task, WAIT_S) == 2
     assert await sqlite_repo.get_by_uid("anna", "waits") is not None
     # And the next transaction begins on the loop again.
@@ -172,16 +187,9 @@ async def test_another_process_holding_the_write_lock_makes_begin_wait_off_the_l
 async def test_a_request_cancelled_while_begin_waits_leaves_the_writer_ready(
     sqlite_repo: SqliteRepository,
 ) -> None:
-    other = sqlite3.connect(sqlite_repo.path, isolation_level=None, timeout=WAIT_S)
-    try:
-        other.execute("BEGIN IMMEDIATE")
-        task = asyncio.create_task(save(sqlite_repo, make_object("gone")))
-        done, _ = await asyncio.wait({task}, timeout=0.3)
-        assert not done
+    with _write_lock_held_elsewhere(sqlite_repo.path):
+        task = await _waiting(save(sqlite_repo, make_object("gone")))
         task.cancel()
-        other.execute("COMMIT")
-    finally:
-        other.close()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, WAIT_S)
     assert await asyncio.wait_for(save(sqlite_repo, make_object("next")), WAIT_S) == 1

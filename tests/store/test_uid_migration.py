@@ -17,13 +17,9 @@ from gateway.store import open_sqlite_repository
 from gateway.store.rows import encode_object
 from gateway.store.schema import bundled_migrations, migrate
 from tests.store.contract import make_object, save
-from tests.store.old_schema import object_columns_at
+from tests.store.old_schema import insert_objects_sql
 
-VERSION_4_COLUMNS = object_columns_at(4)
-_INSERT = (
-    f"INSERT INTO objects ({', '.join(VERSION_4_COLUMNS)}) "
-    f"VALUES ({', '.join(':' + c for c in VERSION_4_COLUMNS)})"
-)
+_INSERT = insert_objects_sql(4)
 
 
 async def _version_4_database(db_path: Path) -> None:
