@@ -616,7 +616,6 @@ def resolve(ctx: DavContext, raw_path: str) -> Target:
         parts = _segments(raw_path)
     except UnicodeDecodeError:
         raise DavError(400, "the path is not valid percent-encoded UTF-8") from None
-    not_found = DavError(404, f"nothing at {raw_path}")
     if not parts:
         return Target("root")
     if parts[0] == PRINCIPALS:
@@ -631,14 +630,18 @@ def resolve(ctx: DavContext, raw_path: str) -> Target:
                 return Target("inbox")
         if len(parts) == 3 and parts[2] == SCHEDULE_OUTBOX:
             return Target("foreign-outbox")
-        raise not_found
+        raise _not_found(raw_path)
     if parts[0] == CALENDARS:
         if len(parts) == 1:
             return Target("home")
         if len(parts) > 3 or not ctx.readable(parts[1]):
-            raise not_found
+            raise _not_found(raw_path)
         resource = ctx.resources[parts[1]]
         if len(parts) == 2:
             return Target("calendar", resource)
         return Target("object", resource, parts[2])
-    raise not_found
+    raise _not_found(raw_path)
+
+
+def _not_found(raw_path: str) -> DavError:
+    return DavError(404, f"nothing at {raw_path}")

@@ -14,10 +14,11 @@ What counts as heavy is decided in one place, :func:`weigh`. Light requests
 (``/healthz``, the booking API, one object's GET/PUT/DELETE, OPTIONS, PROPFIND
 Depth 0) never pass through the gate, so they never queue behind heavy ones.
 
-The gate sits after authentication (the CalDAV sub-application's middleware
-list, and inside the feed handler once the token is checked): a client
-without credentials is refused before it can take a slot or a place in the
-queue, so it cannot lock real users out of their calendars.
+The gate sits after authentication (``admitted``, called by the CalDAV
+sub-application's handler, and inside the feed handler once the token is
+checked): a client without credentials is refused before it can take a slot
+or a place in the queue, so it cannot lock real users out of their
+calendars.
 
 This module does not decide how a request is served, does not bound the time
 a request may run once admitted (a streamed answer cuts off a client that
@@ -249,10 +250,10 @@ def _client_gone(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
-@web.middleware
-async def admission_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Pass light requests straight on; run heavy ones inside a slot, held
-    until the handler returns (a streamed answer is written by then)."""
+async def admitted(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """``handler``'s answer to ``request``: at once for a light request; for
+    a heavy one inside a slot, held until the handler returns (a streamed
+    answer is written by then)."""
     weight = weigh(request.method, request.rel_url.raw_path, request.headers.get("Depth"))
     if weight is Weight.LIGHT:
         return await handler(request)

@@ -49,7 +49,11 @@ class JsonFormatter(logging.Formatter):
         entry.update(_extras(record))
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return _JSON.encode(entry)
+
+
+# One encoder for every line (``json.dumps`` with options builds a new one per call).
+_JSON = json.JSONEncoder(default=str, ensure_ascii=False)
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -188,6 +192,12 @@ class Metrics:
 
 
 def metrics_middleware(metrics: Metrics) -> Middleware:
+    # The labelled series each request lands in, found once per label set:
+    # ``labels()`` checks and locks on every call. Bounded as the labels are
+    # (methods, route templates, statuses).
+    counted: dict[tuple[str, str, int], Counter] = {}
+    timed: dict[tuple[str, str], Histogram] = {}
+
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
@@ -200,9 +210,16 @@ def metrics_middleware(metrics: Metrics) -> Middleware:
             status = exc.status
             raise
         finally:
-            route = route_label(request)
-            metrics.requests.labels(request.method, route, str(status)).inc()
-            metrics.duration.labels(request.method, route).observe(time.perf_counter() - started)
+            method, route = request.method, route_label(request)
+            key = (method, route, status)
+            count = counted.get(key)
+            if count is None:
+                count = counted[key] = metrics.requests.labels(method, route, str(status))
+            count.inc()
+            duration = timed.get(key[:2])
+            if duration is None:
+                duration = timed[key[:2]] = metrics.duration.labels(method, route)
+            duration.observe(time.perf_counter() - started)
 
     return middleware
 
