@@ -385,7 +385,15 @@ class BookingService:
         # limits.expansion_seconds).
         parsed = await asyncio.to_thread(self._codec.parse, ics, resource.timezone)
         risk = None
-        current = await self._repo.get_by_href(resource_id, href)
+        # The object before, read outside the lock only for what needs it
+        # there: the look at Google, and a series whose attendees may have
+        # been told (both sides recurring, ``_series_told``). Otherwise the
+        # transaction's own read below is the only one.
+        current = (
+            await self._repo.get_by_href(resource_id, href)
+            if self._freshness is not None or parsed.recurring
+            else None
+        )
         if self._freshness is not None and claims_new_time(parsed, current, ics):
             risk = await self._fresh_look(resource_id)
         # The series before the change (which occurrences its attendees were

@@ -40,6 +40,7 @@ from gateway.core.model import (
 )
 from gateway.ical.common import _address, _as_list
 from gateway.ical.guard import check_events, check_text
+from gateway.ical.known_zones import split_known_zones
 from gateway.ical.limits import RecurrenceLimits, judge_instances
 from gateway.ical.syntax import syntax_problem
 from gateway.ical.timezones import _aware, _zone_key
@@ -87,7 +88,9 @@ def parse_object(
 # -- structure ---------------------------------------------------------------------
 
 
-def _read_calendar(ics: str, limits: RecurrenceLimits) -> Calendar:
+def _read_calendar(ics: str, limits: RecurrenceLimits) -> tuple[Calendar, tuple[str, ...]]:
+    """The object's VCALENDAR, and the TZIDs of the VTIMEZONEs of tz-database
+    zones it was read without (``gateway.ical.known_zones``)."""
     if not ics.strip():
         raise _fail(VALID_DATA, "the body is empty, expected an iCalendar object")
     # Before icalendar parses: it expands VTIMEZONE rules while it parses,
@@ -98,11 +101,14 @@ def _read_calendar(ics: str, limits: RecurrenceLimits) -> Calendar:
     problem = syntax_problem(ics)
     if problem is not None:
         raise _fail(VALID_DATA, problem)
+    # The VTIMEZONEs of tz-database zones are read once per distinct block
+    # (gateway.ical.known_zones); their TZIDs are all the rest needs of them.
+    text, known_zones = split_known_zones(ics.lstrip("\ufeff"))
     fresh_zones()  # this object's VTIMEZONEs only (gateway.ical.zone_cache)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            parsed = Calendar.from_ical(ics.lstrip("\ufeff"), multiple=True)
+            parsed = Calendar.from_ical(text, multiple=True)
     except Exception as exc:
         raise _fail(VALID_DATA, f"not valid iCalendar data: {exc}") from exc
     calendars = _as_list(parsed)
@@ -110,7 +116,7 @@ def _read_calendar(ics: str, limits: RecurrenceLimits) -> Calendar:
         names = ", ".join(c.name for c in calendars) or "nothing"
         raise _fail(VALID_DATA, f"expected exactly one VCALENDAR, found {names}")
     calendar: Calendar = calendars[0]
-    return calendar
+    return calendar, known_zones
 
 
 # The properties the gateway reads from a stored object, parsed by icalendar:
@@ -219,8 +225,8 @@ def _split(events: list[Component]) -> tuple[Component | None, list[Component]]:
 # -- times -------------------------------------------------------------------------
 
 
-def _known_tzids(calendar: Calendar) -> set[str]:
-    return {str(tz.get("TZID", "")) for tz in calendar.walk("VTIMEZONE")}
+def _known_tzids(calendar: Calendar, read_apart: tuple[str, ...]) -> set[str]:
+    return {str(tz.get("TZID", "")) for tz in calendar.walk("VTIMEZONE")}.union(read_apart)
 
 
 def _check_zones(event: Component, known: set[str]) -> None:
@@ -469,7 +475,7 @@ def _sequence(event: Component) -> int:
 def _parse(
     ics: str, zone: ZoneInfo, default_timezone: str, limits: RecurrenceLimits
 ) -> ParsedObject:
-    calendar = _read_calendar(ics, limits)
+    calendar, known_zones = _read_calendar(ics, limits)
     _check_broken(calendar)
     if "METHOD" in calendar:
         raise _fail(
@@ -481,7 +487,7 @@ def _parse(
     uid = _uid(events)
     master, overrides = _split(events)
     check_events(events, zone, limits)
-    known = _known_tzids(calendar)
+    known = _known_tzids(calendar, known_zones)
     times: list[tuple[datetime, datetime]] = []
     primary: tuple[Component, date | datetime, datetime, datetime] | None = None
     for event in events:

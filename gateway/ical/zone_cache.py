@@ -75,3 +75,9 @@ def fresh_zones() -> None:
     """Forget the VTIMEZONEs earlier parses in this thread met: call right
     before parsing a calendar's text."""
     _ZONES.fresh()
+
+
+def zones_met() -> int:
+    """How many zones the parses in this thread cached since the last
+    ``fresh_zones``: built from a VTIMEZONE, or looked up by TZID."""
+    return len(_ZONES)
