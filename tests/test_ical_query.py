@@ -1472,3 +1472,31 @@ def test_an_object_that_cannot_be_expanded_is_read_as_written() -> None:
         assert queries.matches(obj, in_range(utc(2021, 3, 2), utc(2021, 3, 3)))
         assert queries.matches(obj, in_range(None, utc(2021, 3, 3)))
         assert not queries.matches(obj, in_range(utc(2021, 3, 3), None))
+
+
+def test_known_matcher_answers_only_what_needs_no_parsing() -> None:
+    """What a calendar-query may answer on the event loop: a single event
+    under a plain time range by its span, a recurring one only once its
+    answer to this filter is kept, and nothing for another text or filter."""
+    queries = engine()
+    week = in_range(utc(2026, 12, 7), utc(2026, 12, 14))
+    single_text = calendar(event("DTSTART:20261208T090000Z", "DURATION:PT1H", "SUMMARY:Meet"))
+    single = QueriedObject.of(stored(single_text))
+    series = QueriedObject.of(stored(DAILY))
+    known = queries.known_matcher(week)
+    assert known(single) is True
+    assert known(QueriedObject.of(stored(calendar(event("DTSTART:20270101T090000Z"))))) is False
+    assert known(series) is None  # it would need expanding
+    answer = queries.matcher(week)(series)
+    assert known(series) is answer
+    assert queries.known_matcher(week)(series) is answer  # kept for the filter, not the call
+    other_week = in_range(utc(2026, 12, 14), utc(2026, 12, 21))
+    assert queries.known_matcher(other_week)(series) is None
+    changed = series._replace(etag='"changed"')
+    assert known(changed) is None
+    # A filter that is not a plain time range parses even single events.
+    summary = with_props(PropFilter("SUMMARY", text_match=TextMatch("e")))
+    assert queries.known_matcher(summary)(single) is None
+    assert queries.known_matcher(summary)(single) is None
+    answer = queries.matcher(summary)(single)
+    assert queries.known_matcher(summary)(single) is answer

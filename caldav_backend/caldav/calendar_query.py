@@ -3,10 +3,12 @@
 Candidates come from the store's time index when the filter bounds time,
 read as ``QueriedObject`` (what a query needs, not the booking), then the
 query engine checks each one; the common "events in this week"
-query on non-recurring objects never parses a single object. A page of
-those holding little text is answered on the event loop; any other page is
-checked off it (recurring objects are expanded), and an object too large to
-expand answers 507 on its own (``expansion``)."""
+query on non-recurring objects never parses a single object. A page holding
+little text whose every answer is known without parsing (single events, or
+recurring ones whose answer to this filter the engine kept) is answered on
+the event loop; any other page is checked off it (recurring objects are
+expanded), and an object too large to expand answers 507 on its own
+(``expansion``)."""
 
 from __future__ import annotations
 
@@ -29,8 +31,8 @@ from gateway.core.query import CompFilter, QueriedObject
 
 from .expansion import off_loop, too_large_response
 from .filters import parse_data_request, parse_filter
-from .names import CALENDAR_DATA, object_href
-from .tree import CalendarNode, ObjectNode
+from .names import CALENDAR_DATA, member_href
+from .tree import CalendarNode, Listing, ObjectNode
 
 # Components a stored object can hold (RFC 4791 4.1: one type per object,
 # and this gateway stores events only).
@@ -47,12 +49,6 @@ def _can_match(query: CompFilter) -> bool:
     return all(c.name in _STORED or c.is_not_defined for c in query.comp_filters)
 
 
-def _going_on() -> bool:
-    """``stopped`` for work on the loop: a cancelled request stops at its
-    next await, not inside a page."""
-    return False
-
-
 async def calendar_query(
     request: web.Request, node: CalendarNode, root: Element
 ) -> web.StreamResponse:
@@ -66,6 +62,14 @@ async def calendar_query(
 
     formatter = ResponseFormatter(props)  # one for all the pages
     matches = ctx.queries.matcher(query)  # and one filter
+    known = ctx.queries.known_matcher(query)
+    # What every member shares (the calendar's href, the caller's principal
+    # href, write access), worked out once instead of once a member.
+    listing = Listing.of(ctx, resource_id)
+
+    def response(obj: QueriedObject) -> str:
+        node = ObjectNode(ctx, resource_id, obj, data_request=data_request, listing=listing)
+        return formatter.text(node)
 
     def responses(candidates: Sequence[QueriedObject], stopped: Callable[[], bool]) -> bytes:
         found: list[str] = []
@@ -74,10 +78,9 @@ async def calendar_query(
                 break  # the client is gone
             try:
                 if matches(obj):
-                    node = ObjectNode(ctx, resource_id, obj, data_request=data_request)
-                    found.append(formatter.text(node))
+                    found.append(response(obj))
             except ExpansionLimit as error:
-                href = object_href(resource_id, obj.href)
+                href = member_href(listing.calendar_href, obj.href)
                 found.append(response_text(too_large_response(href, error)))
         return "".join(found).encode("utf-8")
 
@@ -87,24 +90,31 @@ async def calendar_query(
     candidates = ctx.repository.iter_candidates(resource_id, query.index_window())
 
     # A page that parses nothing and holds little text is answered on the
-    # loop: its work (a span test and escaping the text, well under a
-    # millisecond for a week's page) costs less than the hop to a worker
-    # thread and back.
-    plain = query.plain_time_range() is not None and data_request.expand is None
+    # loop: its work (a span test or a kept answer per object, and escaping
+    # the text: well under a millisecond for a week's page) costs less than
+    # the hop to a worker thread and back. What bounds it is the text alone:
+    # nothing in it is parsed or expanded, whatever the recurrence rules.
+    # Expanded data parses every object (RFC 4791 9.6.5), a limited
+    # recurrence set every recurring one (9.6.6).
+    expands = data_request.expand is not None
+    limits = data_request.limit_recurrence_set is not None
 
-    def light(page: Sequence[QueriedObject]) -> bool:
-        return (
-            plain
-            and not any(obj.recurring for obj in page)
-            and sum(len(obj.ics) for obj in page) <= ON_LOOP_TEXT
-        )
+    def on_loop(page: Sequence[QueriedObject]) -> bytes | None:
+        """The page's answer when nothing in it needs parsing, else None."""
+        if expands or sum(len(obj.ics) for obj in page) > ON_LOOP_TEXT:
+            return None
+        answers = [None if limits and obj.recurring else known(obj) for obj in page]
+        if None in answers:
+            return None  # to a worker
+        found = [response(obj) for obj, yes in zip(page, answers, strict=True) if yes]
+        return "".join(found).encode("utf-8")
 
     async def pages() -> AsyncGenerator[bytes]:
         async with aclosing(candidates):
             async for page in candidates:
-                if light(page):
-                    yield responses(page, _going_on)
-                else:
-                    yield await off_loop(functools.partial(responses, page))
+                answer = on_loop(page)
+                if answer is None:
+                    answer = await off_loop(functools.partial(responses, page))
+                yield answer
 
     return await stream_multistatus(request, [], pages())

@@ -478,6 +478,14 @@ class CalendarQuerying(Protocol):
         filter alone is worked out once."""
         ...
 
+    def known_matcher(
+        self, query: CompFilter
+    ) -> Callable[[CalendarObject | QueriedObject], bool | None]:
+        """``matcher``'s answer where it needs no parsing nor expanding (a
+        single event under a plain time range, or an answer already worked
+        out for this text, zone and filter); None where it would."""
+        ...
+
     def calendar_data(self, obj: CalendarObject | QueriedObject, request: DataRequest) -> str:
         """The object's text as a query answer returns it (RFC 4791 9.6): as
         stored, expanded (9.6.5) or with the recurrence set limited (9.6.6)."""

@@ -169,28 +169,43 @@ class ICalQueryEngine:
         return self.matcher(query)(obj)
 
     def matcher(self, query: CompFilter) -> Callable[[CalendarObject | QueriedObject], bool]:
-        # What depends on the filter alone is worked out here, once a query.
-        window = query.plain_time_range()
         key = _FilterKey(query)
+        known = self._known_matcher(query, key)
 
         def match(obj: CalendarObject | QueriedObject) -> bool:
+            answer = known(obj)
+            return self._parsed_matches(obj, query, key) if answer is None else answer
+
+        return match
+
+    def known_matcher(
+        self, query: CompFilter
+    ) -> Callable[[CalendarObject | QueriedObject], bool | None]:
+        return self._known_matcher(query, _FilterKey(query))
+
+    def _known_matcher(
+        self, query: CompFilter, key: _FilterKey
+    ) -> Callable[[CalendarObject | QueriedObject], bool | None]:
+        # What depends on the filter alone is worked out here, once a query.
+        window = query.plain_time_range()
+        answers = self._answers
+
+        def known(obj: CalendarObject | QueriedObject) -> bool | None:
             if window is not None and not _recurring(obj):
                 # The index span of a single event is exactly its RFC 4791 9.9
                 # span (see ``expand.event_span``), so no parsing is needed.
                 return obj.span.meets(window)
-            return self._parsed_matches(obj, query, key)
+            # An answer kept for this text (ETag), zone and filter.
+            return answers.get((obj.etag, _zone_name(obj), key))
 
-        return match
+        return known
 
     def _parsed_matches(
         self, obj: CalendarObject | QueriedObject, query: CompFilter, filter_key: _FilterKey
     ) -> bool:
-        # First: an answer kept for this text (ETag), zone and filter went
-        # through the shortcuts below already, and they did not decide it.
+        # ``matcher`` found no answer kept for this text, zone and filter
+        # (``_known_matcher``).
         key = (obj.etag, _zone_name(obj), filter_key)
-        answer = self._answers.get(key)
-        if answer is not None:
-            return answer
         decided = answer_from_names(query, component_names(obj.ics))
         if decided is not None:
             return decided

@@ -30,8 +30,9 @@ Its page cache and memory mapping are SQLite's defaults, as on the
 aiosqlite reader (``sqlite._connect`` sets neither); a point read touches
 only a few pages, so the cache stays small.
 
-Only point reads belong here: listings and time-range queries stay on
-aiosqlite and the snapshot pool, where their time does not stop the loop.
+Only point reads belong here. Listings stay on aiosqlite and the snapshot
+pool, where their time does not stop the loop; a query's candidates are read
+on the loop only within a budget of SQLite steps (``snapshots.LoopSnapshots``).
 """
 
 from __future__ import annotations

@@ -98,7 +98,7 @@ from .rows import (
     utc_text,
 )
 from .schema import SchemaError, migrate
-from .snapshots import SnapshotPool
+from .snapshots import LoopSnapshots, SnapshotPool
 from .uids import holding_this, refuse_foreign_uid, warn_shared_uids
 
 BUSY_TIMEOUT_MS = 5000
@@ -587,6 +587,7 @@ class SqliteRepository(_Reads):
         points: PointReader | None = None,
         *,
         busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        loop_snapshots: LoopSnapshots | None = None,
     ) -> None:
         self.path = path
         self._busy_timeout_ms = busy_timeout_ms
@@ -594,6 +595,10 @@ class SqliteRepository(_Reads):
         self._reader = reader
         self._snapshots = snapshots
         self._points = points
+        # Query candidates are read on the loop's thread when cheap (see
+        # ``LoopSnapshots``), through ``snapshots`` otherwise.
+        self._candidate_pages = loop_snapshots or snapshots
+        self._loop_snapshots = loop_snapshots
         self._lock = asyncio.Lock()
         self._closed = False
 
@@ -640,11 +645,16 @@ class SqliteRepository(_Reads):
     async def iter_candidates(
         self, resource_id: str, window: TimeSpan | None
     ) -> AsyncGenerator[list[QueriedObject]]:
+        # Both statements filter nothing out after their first row (one reads
+        # in the (resource_id, href) index's order, the other sorts every
+        # candidate first), so each page after the first costs its rows
+        # alone, as ``LoopSnapshots`` requires.
         if window is None:
             sql = f"SELECT {_QUERIED} FROM objects AS o WHERE resource_id = ? ORDER BY href"  # noqa: S608
-            pages = self._snapshots.pages(sql, (resource_id,))
+            pages = self._candidate_pages.pages(sql, (resource_id,))
         else:
-            pages = self._snapshots.pages(*in_span_statement(resource_id, window, columns=_QUERIED))
+            statement = in_span_statement(resource_id, window, columns=_QUERIED)
+            pages = self._candidate_pages.pages(*statement)
         async with aclosing(pages):
             async for rows in pages:
                 yield [decode_queried_values(row) for row in rows]
@@ -936,6 +946,8 @@ class SqliteRepository(_Reads):
             # First: a read-only connection closed last could not checkpoint
             # and remove the write-ahead log as the writer does.
             self._points.close()
+        if self._loop_snapshots is not None:
+            self._loop_snapshots.close()  # as the point reader, for the same reason
         # Let a running transaction finish rather than cut it off mid-way.
         async with self._lock:
             try:
@@ -1011,13 +1023,15 @@ async def open_sqlite_repository(
         await _run(conn, f"PRAGMA cache_size = -{SNAPSHOT_CACHE_KIB:d}")
         return conn
 
+    snapshots = SnapshotPool(snapshot_connection)
     return SqliteRepository(
         path,
         writer,
         reader,
-        SnapshotPool(snapshot_connection),
+        snapshots,
         points,
         busy_timeout_ms=busy_timeout_ms,
+        loop_snapshots=LoopSnapshots(path, snapshots, cache_kib=SNAPSHOT_CACHE_KIB),
     )
 
 

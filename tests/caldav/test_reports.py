@@ -3,8 +3,12 @@ through the real app."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from icalendar import Calendar
 
+from caldav_backend.caldav import calendar_query
 from tests.caldav.dav import Answer, C, event, put, request, time_range_query
 from tests.conftest import AppClient
 
@@ -207,3 +211,38 @@ async def test_unknown_report_is_refused(client: AppClient) -> None:
     assert "supported-report" in answer.error()
     home = await report(client, time_range_query("20261201T000000Z", "20261202T000000Z"), "/dav/")
     assert home.status == 403
+
+
+async def test_a_page_whose_series_answer_is_known_is_answered_without_a_worker(
+    client: AppClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page holding a recurring object goes to a worker thread until the
+    engine knows that object's answer to the filter; then the same query is
+    answered on the loop, with the same bytes. Data with a limited
+    recurrence set (RFC 4791 9.6.6) parses the series, so it always goes."""
+    await fill(client)
+    hops: list[object] = []
+    real = calendar_query.off_loop
+
+    async def counted(work: Any) -> Any:
+        hops.append(work)
+        return await real(work)
+
+    monkeypatch.setattr(calendar_query, "off_loop", counted)
+    week = time_range_query(
+        "20261207T000000Z", "20261214T000000Z", extra_props="<C:calendar-data/>"
+    )
+    first = await report(client, week)
+    assert names(first) == {"weekly.ics", "next-week.ics"}
+    assert len(hops) == 1
+    again = await report(client, week)
+    assert again.body == first.body
+    assert len(hops) == 1  # no hop the second time
+    limited = week.replace(
+        "<C:calendar-data/>",
+        '<C:calendar-data><C:limit-recurrence-set start="20261207T000000Z" '
+        'end="20261214T000000Z"/></C:calendar-data>',
+    )
+    for expected in (2, 3):
+        assert names(await report(client, limited)) == {"weekly.ics", "next-week.ics"}
+        assert len(hops) == expected
