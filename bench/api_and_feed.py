@@ -17,7 +17,10 @@ this process with its own event loop, N clients in the main thread book
 creates/s and the p50/p99 of each create's round trip. ``--profile FILE``
 profiles the server's thread over those creates (cProfile; work the app sends
 to worker threads is not in it), writes the stats to FILE and prints the top
-by cumulative time.
+by cumulative time. With ``--serve`` the server is a ``calgateway serve``
+process of its own instead, as deployed (its access log written to a file):
+the clients' CPU then no longer shares the server's interpreter, and the
+server's CPU is read from ``/proc`` (Linux).
 """
 
 from __future__ import annotations
@@ -25,8 +28,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import os
 import pstats
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -36,6 +42,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from bench.caldav_vs_radicale import free_port
 from gateway.app import create_app
 from gateway.settings import parse_settings
 
@@ -237,6 +244,73 @@ async def _create_clients(port: int, clients: int, creates: int) -> tuple[float,
         return time.perf_counter() - started, latencies
 
 
+class _ServeProcess:
+    """``calgateway serve`` of ``config`` on ``port``, as a process of its own."""
+
+    def __init__(self, config: Path, port: int, log: Path) -> None:
+        self._config, self.port, self._log = config, port, log
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> _ServeProcess:
+        with self._log.open("wb") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "gateway.cli", "serve", "--config", str(self._config)],
+                stdout=log,
+                stderr=log,
+            )
+        asyncio.run(self._ready())
+        return self
+
+    async def _ready(self) -> None:
+        deadline = time.monotonic() + 60
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() < deadline:
+                if self._process is not None and self._process.poll() is not None:
+                    break
+                try:
+                    async with http.get(f"http://127.0.0.1:{self.port}/healthz") as resp:
+                        if resp.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+        tail = self._log.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"calgateway serve did not start:\n{tail}")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(60)
+
+    def cpu(self) -> float:
+        """CPU seconds (user and system, every thread) the process has used."""
+        assert self._process is not None
+        fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_serve_clients(clients: int, creates: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        config = Path(tmp) / "bench.yaml"
+        config.write_text(
+            _config(Path(tmp) / "bench.sqlite3").replace("port: 0", f"port: {port}"),
+            encoding="utf-8",
+        )
+        with _ServeProcess(config, port, Path(tmp) / "serve.log") as server:
+            asyncio.run(_create_clients(port, 1, 0))
+            before = server.cpu()
+            seconds, latencies = asyncio.run(_create_clients(port, clients, creates))
+            server_cpu = server.cpu() - before
+    ms = 1000
+    p50, p99 = _percentile(latencies, 0.5) * ms, _percentile(latencies, 0.99) * ms
+    print(
+        f"creates {creates} by {clients} clients of a calgateway serve process in "
+        f"{seconds:.2f} s = {creates / seconds:.0f}/s; latency p50 {p50:.1f} ms, "
+        f"p99 {p99:.1f} ms; server process CPU {server_cpu / creates * ms:.2f} ms per create"
+    )
+
+
 def run_clients(clients: int, creates: int, profile: str | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = _config(Path(tmp) / "bench.sqlite3")
@@ -278,8 +352,17 @@ def main() -> None:
     parser.add_argument(
         "--profile", metavar="FILE", help="with --clients: cProfile of the server to FILE"
     )
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="with --clients: the server as a calgateway serve process of its own",
+    )
     args = parser.parse_args()
-    if args.clients:
+    if args.clients and args.serve:
+        if args.profile:
+            parser.error("--profile profiles the in-process server: not with --serve")
+        run_serve_clients(args.clients, args.creates)
+    elif args.clients:
         run_clients(args.clients, args.creates, args.profile)
     else:
         asyncio.run(run(args.bookings, args.concurrency))

@@ -107,7 +107,7 @@ def create_app(settings: Settings, *, clock: Clock = utc_now) -> web.Application
     app.cleanup_ctx.append(_workers)
     app.router.add_get("/healthz", _healthz, name="healthz")
     app.router.add_get("/metrics", _metrics, name="metrics")
-    app.add_subapp("/api/v1/", create_api_app())
+    app.add_subapp("/api/v1/", create_api_app(app))
     app.add_subapp("/feeds/", create_feeds_app())
     app.add_subapp(DAV_ROOT, create_dav_app(app))
     templates: dict[str, jinja2.BaseLoader] = {

@@ -416,10 +416,12 @@ async def test_the_api_import_needs_write_access_a_calendar_and_a_structure(
 
 def test_the_server_knows_the_import_route_by_its_path() -> None:
     # gateway.web.connections may not import the API: the two must agree.
+    from aiohttp import web
+
     from gateway.front.api import create_api_app
     from gateway.web.connections import IMPORT_PATH
 
-    route = create_api_app().router["calendar-file"].canonical
+    route = create_api_app(web.Application()).router["calendar-file"].canonical
     assert IMPORT_PATH.fullmatch("/api/v1" + route.replace("{resource_id}", "anna"))
     assert not IMPORT_PATH.fullmatch("/api/v1/resources/anna/import/x")
     assert not IMPORT_PATH.fullmatch("/dav/calendars/anna/import")

@@ -246,7 +246,6 @@ class BookingService:
         _check_timezone(timezone)
         span = _checked_span(draft.start, draft.end)
         _check_title(draft.title)
-        fingerprint = draft.fingerprint()
         risk = None
         if not await self._made_before(idempotency_key):
             risk = await self._fresh_look(resource.id)
@@ -254,7 +253,8 @@ class BookingService:
             if idempotency_key is not None:
                 earlier = await tx.idempotency(idempotency_key)
                 if earlier is not None:
-                    if earlier.fingerprint != fingerprint:
+                    # The digest only where a key asks for it (issue 17).
+                    if earlier.fingerprint != draft.fingerprint():
                         raise IdempotencyKeyReused(idempotency_key)
                     obj = await tx.get_by_id(earlier.booking_id)
                     if obj is None:  # pragma: no cover - the store keeps both together
@@ -280,7 +280,7 @@ class BookingService:
             await self._save(tx, booking, resource, previous=None)
             if idempotency_key is not None:
                 await tx.remember_idempotency(
-                    idempotency_key, IdempotencyRecord(fingerprint, booking_id)
+                    idempotency_key, IdempotencyRecord(draft.fingerprint(), booking_id)
                 )
             queued = await self._queue(tx, Change(None, booking, ChangeOrigin.API), minted=True)
             if risk is not None:
@@ -295,7 +295,9 @@ class BookingService:
     async def reschedule(self, booking_id: str, changes: BookingChanges) -> Booking:
         """Move and/or edit a booking; SEQUENCE grows on every real change."""
         risk = None
-        current = await self._repo.get_by_id(booking_id)
+        # Read before the transaction only for the look at Google (no write
+        # lock waits on Google); without one the transaction's read is enough.
+        current = await self._repo.get_by_id(booking_id) if self._freshness is not None else None
         if current is not None and _moves(current.booking, changes):
             risk = await self._fresh_look(current.resource_id)
         async with self._repo.transaction() as tx:

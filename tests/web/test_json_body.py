@@ -34,6 +34,19 @@ def test_reads_json(raw: bytes, value: Any) -> None:
     [
         (b"[" * 100_000 + b"]" * 100_000, f"is nested deeper than {MAX_DEPTH} levels"),
         (b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1), f"nested deeper than {MAX_DEPTH}"),
+        # Other encodings count their brackets as well (a shortcut reads bytes).
+        (
+            ("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1)).encode("utf-16"),
+            f"nested deeper than {MAX_DEPTH}",
+        ),
+        (
+            ("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1)).encode("utf-32"),
+            f"nested deeper than {MAX_DEPTH}",
+        ),
+        (
+            ('{"a":' * (MAX_DEPTH + 1) + "1" + "}" * (MAX_DEPTH + 1)).encode("utf-16-le"),
+            f"nested deeper than {MAX_DEPTH}",
+        ),
         (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "nested deeper"),
         (b'{"n": ' + b"1" * 5000 + b"}", "has a number of 5000 characters"),
         (b'{"n": 0.' + b"1" * 5000 + b"}", "has a number of 5002 characters"),

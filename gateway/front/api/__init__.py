@@ -8,11 +8,10 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.web.auth import SignInRefused
-from gateway.web.keys import AUTHENTICATOR
+from gateway.web.auth import Principal, SignInRefused
 
 from . import handlers
-from .handlers import PRINCIPAL
+from .handlers import API_SERVICES, PRINCIPAL, SERVICES, ApiServices
 from .openapi import build_openapi
 from .problems import ApiProblem, problem_middleware
 
@@ -21,11 +20,18 @@ _PUBLIC_ROUTES = frozenset({"openapi"})
 
 @web.middleware
 async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    route = request.match_info.route
-    if route.name in _PUBLIC_ROUTES:
+    """Signs the caller in and hands the handlers the root's services
+    (``ApiServices``, bound when the server starts)."""
+    if request.match_info.route.name in _PUBLIC_ROUTES:
         return await handler(request)
+    services = request[SERVICES] = request.app[API_SERVICES]
+    request[PRINCIPAL] = await _principal(request, services)
+    return await handler(request)
+
+
+async def _principal(request: web.Request, services: ApiServices) -> Principal:
     try:
-        principal = await request.config_dict[AUTHENTICATOR].authenticate(
+        principal = await services.authenticator.authenticate(
             request.headers.get("Authorization"), address=request.remote
         )
     except SignInRefused as refused:
@@ -39,12 +45,18 @@ async def _authenticate(request: web.Request, handler: Handler) -> web.StreamRes
             "send HTTP Basic credentials of a configured user or a bearer API token",
             headers={"WWW-Authenticate": 'Basic realm="calgateway", charset="UTF-8"'},
         )
-    request[PRINCIPAL] = principal
-    return await handler(request)
+    return principal
 
 
-def create_api_app() -> web.Application:
+def create_api_app(root: web.Application) -> web.Application:
+    """The booking API, to be mounted on ``root`` (whose storage, set up by
+    its cleanup contexts, is ready before its sub-applications start)."""
     api = web.Application(middlewares=[problem_middleware, _authenticate])
+
+    async def bind_services(_: web.Application) -> None:
+        api[API_SERVICES] = ApiServices.of(root)
+
+    api.on_startup.append(bind_services)
     document = build_openapi()
 
     async def openapi(_: web.Request) -> web.Response:

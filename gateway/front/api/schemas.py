@@ -119,7 +119,11 @@ class AttendeeOut(BaseModel):
 
     @classmethod
     def of(cls, attendee: Attendee) -> AttendeeOut:
-        return cls(email=attendee.email, name=attendee.name, partstat=attendee.partstat.value)
+        # Built without validation: the fields are already of their types
+        # (see ``BookingOut.of``).
+        return cls.model_construct(
+            email=attendee.email, name=attendee.name, partstat=attendee.partstat.value
+        )
 
 
 class CalendarLinksOut(BaseModel):
@@ -165,12 +169,18 @@ class BookingOut(BaseModel):
     @classmethod
     def of(cls, booking: Booking, links: Callable[[Booking], CalendarLinks] | None) -> BookingOut:
         """The booking as the API shows it; ``links`` makes its calendar
-        links (``LinkSigner.calendar_links``), None when no key is configured."""
+        links (``LinkSigner.calendar_links``), None when no key is configured.
+
+        Built without validation (``model_construct``): every field comes
+        from a ``Booking``, already of the field's type, so validating again
+        would only cost time on every answer (issue 17). The links are
+        validated as before. ``tests/api/test_booking_out.py`` holds the
+        JSON to that of the validated model."""
         attendees = [AttendeeOut.of(a) for a in booking.attendees]
         shown = None
         if links is not None and booking.status is not BookingStatus.CANCELLED:
             shown = CalendarLinksOut.of(links(booking))
-        return cls(
+        return cls.model_construct(
             id=booking.id,
             resource=booking.resource_id,
             uid=booking.uid,
