@@ -446,7 +446,7 @@ class CalendarNode(CalDavNode):
         if truncated:
             entries = entries[: request.limit]
             revision = entries[-1].revision
-        items: Sequence[ObjectEntry | CalendarObject] = entries
+        items: Sequence[ObjectEntry | QueriedObject] = entries
         if CALENDAR_DATA in request.props.requested:
             items = await repo.get_many(resource_id, [e.href for e in entries])
         listing = Listing.of(self.ctx, resource_id)

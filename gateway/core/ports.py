@@ -144,8 +144,16 @@ class CalendarCollections(Protocol):
         ``with_text``: what GET answers, without building the booking."""
         ...
 
-    async def get_many(self, resource_id: str, hrefs: Sequence[str]) -> list[CalendarObject]:
-        """The objects of a collection with these names (missing ones left out)."""
+    async def text_with_attendees(self, resource_id: str, href: str) -> str | None:
+        """The text of the object with this name if its booking has
+        attendees (None: no such object, or nobody to tell): what a DELETE
+        parses before its transaction, without building the booking."""
+        ...
+
+    async def get_many(self, resource_id: str, hrefs: Sequence[str]) -> list[QueriedObject]:
+        """The objects of a collection with these names (missing ones left
+        out), as a report answers them: their text and validators, not their
+        bookings (a multiget of a hundred decodes no booking)."""
         ...
 
     async def collection_properties(self, resource_id: str) -> dict[str, str]:

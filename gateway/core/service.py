@@ -581,10 +581,12 @@ class BookingService:
         ``PreconditionFailed``."""
         resource = self.resource(resource_id)
         # Read before the transaction: parsing must not hold the write lock.
-        seen = await self._repo.get_by_href(resource_id, href)
+        # Only the text of an object with attendees is parsed, so only that
+        # is read (most objects have nobody to tell: one column, no booking).
+        seen = await self._repo.text_with_attendees(resource_id, href)
         scheduling = (
-            await asyncio.to_thread(self._scheduling_of, seen, resource)
-            if _has_attendees(seen)
+            await asyncio.to_thread(self._scheduling_in, seen, resource)
+            if seen is not None
             else None
         )
         async with self._repo.transaction() as tx:
@@ -594,7 +596,7 @@ class BookingService:
             if not condition.holds(previous.etag, previous.schedule_tag):
                 raise PreconditionFailed(_precondition_message(href, previous, condition))
             _refuse_imported(previous)
-            if seen is None or seen.ics != previous.ics:  # changed in between
+            if seen is None or seen != previous.ics:  # changed in between, or nobody to tell
                 scheduling = self._scheduling_of(previous, resource)
             await tx.delete(resource_id, previous.uid)
             change = Change(
@@ -925,8 +927,12 @@ class BookingService:
         object, or one with nobody to tell)."""
         if obj is None or not _has_attendees(obj):
             return None
+        return self._scheduling_in(obj.ics, resource)
+
+    def _scheduling_in(self, ics: str, resource: Resource) -> Scheduling | None:
+        """``_scheduling_of`` a stored text whose booking has attendees."""
         try:
-            return self._codec.parse(obj.ics, resource.timezone).scheduling
+            return self._codec.parse(ics, resource.timezone).scheduling
         except GatewayError:
             # Stored under laxer limits, say: deleted all the same, and
             # nobody is told on the gateway's behalf.

@@ -86,6 +86,7 @@ from .postgres_mirror import PgMirrorReadsMixin, PgMirrorWritesMixin
 from .postgres_schema import LOCK_NAMESPACE, WRITE_LOCK, migrate
 from .rows import (
     ENTRY_COLUMNS,
+    HAS_ATTENDEES,
     OBJECT_COLUMNS,
     QUERIED_COLUMNS,
     STORED_TEXT_COLUMNS,
@@ -242,6 +243,13 @@ class _Reads(PgMirrorReadsMixin):
             (resource_id, href),
         )
         return decode_stored_text(rows[0], with_text=with_text) if rows else None
+
+    async def text_with_attendees(self, resource_id: str, href: str) -> str | None:
+        rows = await self._query(
+            f"SELECT ics FROM objects WHERE resource_id = %s AND href = %s AND {HAS_ATTENDEES}",  # noqa: S608
+            (resource_id, href),
+        )
+        return str(rows[0]["ics"]) if rows else None
 
     async def in_span(
         self, resource_id: str, window: TimeSpan, *, blocking_only: bool = False
@@ -501,6 +509,8 @@ class PostgresRepository(_Reads):
                         await cursor.execute(sql, params)
                         while rows := await cursor.fetchmany(page_rows):
                             yield rows
+                            if len(rows) < page_rows:
+                                break  # a short page is the last: no round trip for an empty one
                     except psycopg.Error as exc:
                         _raise_translated(exc)  # a sort spilling to a full disk
             finally:
@@ -509,16 +519,16 @@ class PostgresRepository(_Reads):
                 if not conn.broken:
                     await conn.execute("ROLLBACK")
 
-    async def get_many(self, resource_id: str, hrefs: Sequence[str]) -> list[CalendarObject]:
+    async def get_many(self, resource_id: str, hrefs: Sequence[str]) -> list[QueriedObject]:
         unique = list(dict.fromkeys(hrefs))
         if not unique:
             return []
         # One array parameter, however many names.
         rows = await self._query(
-            "SELECT * FROM objects WHERE resource_id = %s AND href = ANY(%s)",
+            f"SELECT {_QUERIED} FROM objects AS o WHERE resource_id = %s AND href = ANY(%s)",  # noqa: S608
             (resource_id, unique),
         )
-        return [decode_listed_object(row) for row in rows]
+        return [decode_queried_values(row.values()) for row in rows]
 
     async def collection_properties(self, resource_id: str) -> dict[str, str]:
         rows = await self._query(

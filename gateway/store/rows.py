@@ -128,6 +128,11 @@ def encode_attendees(attendees: tuple[Attendee, ...]) -> str:
     return json.dumps([_attendee_item(a) for a in attendees], ensure_ascii=False)
 
 
+# A condition on the objects table: the row's booking has attendees, as
+# ``encode_attendees`` writes an empty tuple (``text_with_attendees``).
+HAS_ATTENDEES = "attendees <> '[]'"
+
+
 def _attendee_item(attendee: Attendee) -> dict[str, str]:
     item = {"email": attendee.email, "name": attendee.name, "partstat": attendee.partstat.value}
     # Only when known: rows written before answer times were kept have none.

@@ -39,9 +39,17 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sqlite3
-from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager, suppress
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Collection,
+    Mapping,
+    Sequence,
+)
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -75,6 +83,7 @@ from .mirror import MirrorReadsMixin, MirrorWritesMixin
 from .point_reads import PointReader
 from .rows import (
     ENTRY_COLUMNS,
+    HAS_ATTENDEES,
     OBJECT_COLUMNS,
     QUERIED_COLUMNS,
     STORED_TEXT_COLUMNS,
@@ -263,6 +272,13 @@ class _Reads(MirrorReadsMixin):
         )
         return decode_stored_text(rows[0], with_text=with_text) if rows else None
 
+    async def text_with_attendees(self, resource_id: str, href: str) -> str | None:
+        rows = await self._point_query(
+            f"SELECT ics FROM objects WHERE resource_id = ? AND href = ? AND {HAS_ATTENDEES}",  # noqa: S608
+            (resource_id, href),
+        )
+        return str(rows[0][0]) if rows else None
+
     async def in_span(
         self, resource_id: str, window: TimeSpan, *, blocking_only: bool = False
     ) -> list[CalendarObject]:
@@ -281,7 +297,7 @@ class SqliteTransaction(_Reads, MirrorWritesMixin):
 
     * Never a lock: ``BEGIN IMMEDIATE`` took the write lock (at once on this
       thread, or waiting for it, up to the busy timeout, on the writer's
-      thread: ``_begin_here``). With it held, in WAL
+      thread: ``_begin_here``, ``_begin_waiting``). With it held, in WAL
       mode, no statement of the transaction waits: readers never block the
       writer, and the one lock a writer needs is held.
     * Never a sync or a checkpoint: those come with ``COMMIT`` (the append
@@ -463,7 +479,7 @@ class _TransactionScope(AbstractAsyncContextManager[SqliteTransaction]):
         # check_same_thread=False), for the statements run on this thread.
         here = repo._writer._conn
         try:
-            begun = _begin_here(here, repo._busy_timeout_ms)
+            begun = _begin_here(here)
         except BaseException:
             repo._lock.release()
             raise
@@ -472,7 +488,7 @@ class _TransactionScope(AbstractAsyncContextManager[SqliteTransaction]):
             # other reason): wait for it, up to the busy timeout, on the
             # writer's thread.
             try:
-                await _run(repo._writer, "BEGIN IMMEDIATE")
+                await _on_thread(repo._writer, partial(_begin_waiting, here, repo._busy_timeout_ms))
             except BaseException:
                 # If cancelled while BEGIN was queued it may still run; the
                 # ROLLBACK is queued behind it on the same thread, and the lock
@@ -517,37 +533,53 @@ async def _end(conn: aiosqlite.Connection, *, commit: bool) -> None:
     note_written()
 
 
-def _begin_here(conn: sqlite3.Connection, busy_timeout_ms: int) -> bool:
+def _begin_here(conn: sqlite3.Connection) -> bool:
     """``BEGIN IMMEDIATE`` on the calling thread (the event loop's) if it
     takes the write lock at once; False, with no transaction begun, when the
-    writer's thread must try instead.
+    writer's thread must try instead (``_begin_waiting``).
 
     The repository's asyncio lock is held, so only another process (an
-    import, a copy, a replica) can hold SQLite's write lock: with a busy
-    timeout of 0 the attempt never waits for it, it answers SQLITE_BUSY and
-    the thread waits instead, with the timeout restored. Taking the lock is
-    otherwise a look at the write-ahead log's index in shared memory and a
-    file lock (and, after another process wrote, a read of the first page,
-    as a point read does); nothing is written. The two PRAGMAs cost a few
-    microseconds (no I/O), far less than the hop to the thread and back
-    they replace.
+    import, a copy, a replica) can hold SQLite's write lock. The writer's
+    busy timeout is 0 between transactions (``open_sqlite_repository``), so
+    the attempt never waits for it: it answers SQLITE_BUSY and the thread
+    waits instead. Taking the lock is otherwise a look at the write-ahead
+    log's index in shared memory and a file lock (and, after another
+    process wrote, a read of the first page, as a point read does); nothing
+    is written.
     ``in_transaction``: checked first, as a guard (the repository's lock is
     released only after the thread has ended the previous transaction); if
     one were still open, a BEGIN on the thread queues behind its ending."""
     if conn.in_transaction:
         return False
     try:
-        conn.execute("PRAGMA busy_timeout = 0")
+        conn.execute("BEGIN IMMEDIATE")
+    except (sqlite3.Error, OSError):
+        return False
+    return True
+
+
+def _begin_waiting(conn: sqlite3.Connection, busy_timeout_ms: int) -> None:
+    """``BEGIN IMMEDIATE`` on the writer's thread, waiting up to
+    ``busy_timeout_ms`` for another process's write lock; the writer's busy
+    timeout is back at 0 when it returns, whatever happened. One call on the
+    thread, so a cancelled request cannot leave the timeout raised for the
+    next ``_begin_here`` on the loop."""
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms:d}")
         try:
             conn.execute("BEGIN IMMEDIATE")
         finally:
-            conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms:d}")
-    except (sqlite3.Error, OSError):
-        if conn.in_transaction:  # begun, then the timeout could not be restored
-            with suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")  # nothing written: no I/O
-        return False
-    return True
+            conn.execute("PRAGMA busy_timeout = 0")
+    except (sqlite3.Error, OSError) as exc:
+        raise_translated(exc)
+
+
+async def _on_thread(conn: aiosqlite.Connection, call: Callable[[], None]) -> None:
+    """``call`` on ``conn``'s own thread, queued like its statements.
+    aiosqlite has no public call for that (as ``_conn`` above, its private
+    part, pinned in requirements.lock); if it changes, the waiting BEGIN of
+    tests/store/test_sqlite_transaction.py fails."""
+    await conn._execute(call)  # type: ignore[no-untyped-call]
 
 
 def _release_after(done: asyncio.Future[None], lock: asyncio.Lock) -> None:
@@ -665,18 +697,19 @@ class SqliteRepository(_Reads):
             async for rows in pages:
                 yield _listed(rows)
 
-    async def get_many(self, resource_id: str, hrefs: Sequence[str]) -> list[CalendarObject]:
-        found: list[CalendarObject] = []
+    async def get_many(self, resource_id: str, hrefs: Sequence[str]) -> list[QueriedObject]:
+        found: list[QueriedObject] = []
         unique = list(dict.fromkeys(hrefs))
         # Batches stay under SQLite's default limit of bound parameters.
         for first in range(0, len(unique), _BATCH):
             batch = unique[first : first + _BATCH]
             marks = ", ".join("?" * len(batch))
             rows = await self._query(
-                f"SELECT * FROM objects WHERE resource_id = ? AND href IN ({marks})",  # noqa: S608
+                f"SELECT {_QUERIED} FROM objects AS o "  # noqa: S608
+                f"WHERE resource_id = ? AND href IN ({marks})",
                 (resource_id, *batch),
             )
-            found.extend(_listed(rows))
+            found.extend(decode_queried_values(row) for row in rows)
         return found
 
     async def collection_properties(self, resource_id: str) -> dict[str, str]:
@@ -1007,6 +1040,14 @@ async def open_sqlite_repository(
     try:
         await migrate(writer)
         await warn_shared_uids(writer, path)
+        # From here on only transactions use the writer, and their BEGIN sets
+        # the busy timeout itself when it must wait (``_begin_waiting``):
+        # at 0, the BEGIN tried on the event loop's thread (``_begin_here``)
+        # never waits there, with no PRAGMA around it. Nothing else in a
+        # transaction waits for a lock (``SqliteTransaction``), nor does
+        # COMMIT: its automatic checkpoint is a passive one, which never
+        # calls the busy handler.
+        await _run(writer, "PRAGMA busy_timeout = 0")
         reader = await _connect(path, writer=False, busy_timeout_ms=busy_timeout_ms)
     except BaseException:
         await writer.close()

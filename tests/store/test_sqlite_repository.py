@@ -67,14 +67,16 @@ async def test_creates_file_in_wal_mode(repo: SqliteRepository, db_path: Path) -
 
 
 async def test_connection_settings(repo: SqliteRepository) -> None:
-    for conn in (repo._writer, repo._reader):
+    # The writer waits for another process's write lock only while its BEGIN
+    # runs on its own thread (``_begin_waiting``), never on the event loop's.
+    for conn, busy_timeout in ((repo._writer, 0), (repo._reader, 5000)):
         settings = {}
         for pragma in ("foreign_keys", "busy_timeout", "synchronous", "journal_mode"):
             rows = list(await conn.execute_fetchall(f"PRAGMA {pragma}"))
             settings[pragma] = rows[0][0]
         assert settings == {
             "foreign_keys": 1,
-            "busy_timeout": 5000,
+            "busy_timeout": busy_timeout,
             "synchronous": 1,  # NORMAL
             "journal_mode": "wal",
         }

@@ -194,3 +194,41 @@ async def test_a_request_cancelled_while_begin_waits_leaves_the_writer_ready(
         await asyncio.wait_for(task, WAIT_S)
     assert await asyncio.wait_for(save(sqlite_repo, make_object("next")), WAIT_S) == 1
     assert await sqlite_repo.get_by_uid("anna", "gone") is None
+
+
+async def _busy_timeout_in_a_transaction(repo: SqliteRepository) -> int:
+    async with repo.transaction() as tx:
+        rows = await tx._query("PRAGMA busy_timeout")
+    return int(rows[0][0])
+
+
+async def test_a_begin_that_waited_leaves_the_loop_never_waiting(tmp_path: Path) -> None:
+    """The writer's busy timeout is raised only for a BEGIN waiting on its
+    thread: afterwards, whether that BEGIN got the lock, gave up or was
+    cancelled, a BEGIN tried on the event loop's thread must not wait there
+    for another process's lock (it would stop every request meanwhile)."""
+    repo = await open_sqlite_repository(tmp_path / "gateway.sqlite3", busy_timeout_ms=50)
+    try:
+        assert await _busy_timeout_in_a_transaction(repo) == 0
+        with (
+            _write_lock_held_elsewhere(repo.path),
+            pytest.raises(sqlite3.OperationalError, match="locked"),
+        ):
+            await save(repo, make_object("gives up"))
+        assert await _busy_timeout_in_a_transaction(repo) == 0
+    finally:
+        await repo.close()
+    repo = await open_sqlite_repository(tmp_path / "gateway.sqlite3")
+    try:
+        with _write_lock_held_elsewhere(repo.path):
+            task = await _waiting(save(repo, make_object("waits")))
+        assert await asyncio.wait_for(task, WAIT_S) == 1
+        assert await _busy_timeout_in_a_transaction(repo) == 0
+        with _write_lock_held_elsewhere(repo.path):
+            task = await _waiting(save(repo, make_object("gone")))
+            task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, WAIT_S)
+        assert await _busy_timeout_in_a_transaction(repo) == 0
+    finally:
+        await repo.close()
