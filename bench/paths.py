@@ -22,6 +22,9 @@ status is checked. ``--profile KIND`` runs KIND again with cProfile enabled
 in the server's thread only and prints its top functions (cumulative and
 own time); ``--profile-out FILE`` keeps the stats.
 
+``putdelete`` PUTs an object in UTC, without a VTIMEZONE; ``bench.side_by_side``
+sends half its objects with one, as clients do, which costs its parse more.
+
 The machine is shared: compare ratios of one run, and repeat the run.
 """
 
