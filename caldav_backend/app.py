@@ -19,7 +19,14 @@ from gateway.core.ports import CalendarQuerying, CalendarStore
 from gateway.core.service import BookingService
 from gateway.web.admission import admitted
 from gateway.web.auth import Authenticator, Principal, SignInRefused
-from gateway.web.keys import AUTHENTICATOR, BOOKINGS, CALENDAR_QUERIES, REPOSITORY, SETTINGS
+from gateway.web.keys import (
+    AUTHENTICATOR,
+    BOOKINGS,
+    CALENDAR_QUERIES,
+    REPOSITORY,
+    SETTINGS,
+    bind_at_start,
+)
 
 from .caldav.delete import delete
 from .caldav.get import get_object
@@ -105,8 +112,7 @@ METHODS: dict[str, Method] = {
 @dataclass(frozen=True, slots=True)
 class DavServices:
     """What every CalDAV request needs from the root application, looked up
-    once when the server starts instead of through ``request.config_dict``
-    on each request (a chain of lookups that misses in this sub-app first)."""
+    once when the server starts (``bind_at_start``)."""
 
     authenticator: Authenticator
     repository: CalendarStore
@@ -187,15 +193,10 @@ async def _dispatch(
 
 
 def create_dav_app(root: web.Application) -> web.Application:
-    """The CalDAV tree, to be mounted on ``root`` (whose storage, set up by
-    its cleanup contexts, is ready before its sub-applications start)."""
+    """The CalDAV tree, to be mounted on ``root``."""
     dav = web.Application()
     dav.router.add_route("*", "/{path:.*}", _serve, name="dav")
-
-    async def bind_services(_: web.Application) -> None:
-        dav[DAV_SERVICES] = DavServices.of(root)
-
-    dav.on_startup.append(bind_services)
+    bind_at_start(dav, DAV_SERVICES, DavServices.of, root)
     return dav
 
 

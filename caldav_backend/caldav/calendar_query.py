@@ -97,13 +97,13 @@ async def calendar_query(
     # Expanded data parses every object (RFC 4791 9.6.5), a limited
     # recurrence set every recurring one (9.6.6).
     expands = data_request.expand is not None
-    limits = data_request.limit_recurrence_set is not None
+    limited = data_request.limit_recurrence_set is not None
 
     def on_loop(page: Sequence[QueriedObject]) -> bytes | None:
         """The page's answer when nothing in it needs parsing, else None."""
         if expands or sum(len(obj.ics) for obj in page) > ON_LOOP_TEXT:
             return None
-        answers = [None if limits and obj.recurring else known(obj) for obj in page]
+        answers = [None if limited and obj.recurring else known(obj) for obj in page]
         if None in answers:
             return None  # to a worker
         found = [response(obj) for obj, yes in zip(page, answers, strict=True) if yes]

@@ -6,6 +6,9 @@ Front ends mounted as sub-applications read them through
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from aiohttp import web
 
 from gateway.core.admin_actions import AdminActions
@@ -35,3 +38,24 @@ ADMIN_ACTIONS = web.AppKey("admin_actions", AdminActions)
 # Set only when invitations.link_key is configured: read with .get().
 LINKS = web.AppKey("links", LinkSigner)
 OUTBOX = web.AppKey("outbox", OutboxWorker)
+
+
+_T = TypeVar("_T")
+
+
+def bind_at_start(
+    sub: web.Application,
+    key: web.AppKey[_T],
+    build: Callable[[web.Application], _T],
+    root: web.Application,
+) -> None:
+    """Set ``sub[key]`` to ``build(root)`` when the server starts: what a
+    sub-application's requests take from the root, looked up once rather
+    than through ``request.config_dict`` (a proxy built per call that misses
+    in the sub-application first). The root's cleanup contexts (storage)
+    have run by then: they start before its sub-applications do."""
+
+    async def bind(_: web.Application) -> None:
+        sub[key] = build(root)
+
+    sub.on_startup.append(bind)

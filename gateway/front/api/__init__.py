@@ -9,6 +9,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway.web.auth import Principal, SignInRefused
+from gateway.web.keys import bind_at_start
 
 from . import handlers
 from .handlers import API_SERVICES, PRINCIPAL, SERVICES, ApiServices
@@ -49,14 +50,9 @@ async def _principal(request: web.Request, services: ApiServices) -> Principal:
 
 
 def create_api_app(root: web.Application) -> web.Application:
-    """The booking API, to be mounted on ``root`` (whose storage, set up by
-    its cleanup contexts, is ready before its sub-applications start)."""
+    """The booking API, to be mounted on ``root``."""
     api = web.Application(middlewares=[problem_middleware, _authenticate])
-
-    async def bind_services(_: web.Application) -> None:
-        api[API_SERVICES] = ApiServices.of(root)
-
-    api.on_startup.append(bind_services)
+    bind_at_start(api, API_SERVICES, ApiServices.of, root)
     document = build_openapi()
 
     async def openapi(_: web.Request) -> web.Response:

@@ -62,10 +62,9 @@ from .schemas import (
 @dataclass(frozen=True, slots=True)
 class ApiServices:
     """What the API's requests use from the root application, looked up
-    there once when the server starts (``of``) instead of through
-    ``request.config_dict`` on each request: a proxy built per call that
-    misses in this sub-application first, about five times per booking
-    (issue 17). The root never replaces them once it serves."""
+    once when the server starts (``bind_at_start``) instead of about five
+    times per booking (issue 17). The root never replaces them once it
+    serves."""
 
     authenticator: Authenticator
     bookings: BookingService
