@@ -42,6 +42,7 @@ from gateway.ical.common import _address, _as_list
 from gateway.ical.guard import check_events, check_text
 from gateway.ical.known_zones import split_known_zones
 from gateway.ical.limits import RecurrenceLimits, judge_instances
+from gateway.ical.read_lines import lines_read
 from gateway.ical.syntax import syntax_problem
 from gateway.ical.timezones import _aware, _zone_key
 from gateway.ical.zone_cache import fresh_zones
@@ -104,6 +105,9 @@ def _read_calendar(ics: str, limits: RecurrenceLimits) -> tuple[Calendar, tuple[
     # The VTIMEZONEs of tz-database zones are read once per distinct block
     # (gateway.ical.known_zones); their TZIDs are all the rest needs of them.
     text, known_zones = split_known_zones(ics.lstrip("\ufeff"))
+    # Only the lines of what is read below (gateway.ical.read_lines); the
+    # rest was judged by the grammar check alone.
+    text = lines_read(text, READ_PROPERTIES)
     fresh_zones()  # this object's VTIMEZONEs only (gateway.ical.zone_cache)
     try:
         with warnings.catch_warnings():
@@ -119,7 +123,8 @@ def _read_calendar(ics: str, limits: RecurrenceLimits) -> tuple[Calendar, tuple[
     return calendar, known_zones
 
 
-# The properties the gateway reads from a stored object, parsed by icalendar:
+# The properties the gateway reads from a stored object, parsed by icalendar
+# (a PUT's parse gives icalendar only these lines, gateway.ical.read_lines):
 # this module (the booking's fields), expand/filters/query (times, recurrence,
 # alarms, RFC 4791 9.9), codec and itip (render, invitations), the feed (its
 # own reading of the same time and recurrence lines), and the VTIMEZONE parts
@@ -128,6 +133,8 @@ READ_PROPERTIES = frozenset(
     {
         # VCALENDAR
         "METHOD",
+        # recurring_ical_events refuses to expand a calendar not Gregorian
+        "CALSCALE",
         "X-WR-TIMEZONE",
         # VEVENT
         "UID",
