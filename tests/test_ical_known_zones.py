@@ -10,14 +10,9 @@ from pathlib import Path
 
 import pytest
 
-import gateway.ical.parse as parse_module
-from gateway.core.errors import InvalidCalendarData
-from gateway.core.model import ParsedObject
-from gateway.ical import ICalCodec
 from gateway.ical.known_zones import _known_zone, split_known_zones
 from tests.corpus import corpus_files, read_utf8
-
-CODEC = ICalCodec()
+from tests.parse_outcomes import Outcome, outcome_without, parse_outcome
 
 BERLIN = """BEGIN:VTIMEZONE
 TZID:Europe/Berlin
@@ -162,18 +157,9 @@ CASES: list[tuple[str, str, tuple[str, ...]]] = [
 ]
 
 
-def _outcome(text: str) -> ParsedObject | tuple[str, str, str]:
-    try:
-        return CODEC.parse(text, "Europe/Berlin")
-    except InvalidCalendarData as exc:
-        return (type(exc).__name__, exc.precondition, exc.message)
-
-
-def _whole(text: str, monkeypatch: pytest.MonkeyPatch) -> ParsedObject | tuple[str, str, str]:
+def _whole(text: str, monkeypatch: pytest.MonkeyPatch) -> Outcome:
     """What the parse gives when icalendar reads the whole text."""
-    with monkeypatch.context() as patch:
-        patch.setattr(parse_module, "split_known_zones", lambda text: (text, ()))
-        return _outcome(text)
+    return outcome_without(text, monkeypatch, "split_known_zones", lambda text: (text, ()))
 
 
 @pytest.mark.parametrize(("name", "text", "apart"), CASES, ids=[c[0] for c in CASES])
@@ -182,16 +168,16 @@ def test_zones_read_apart_parse_as_the_whole_text(
 ) -> None:
     assert split_known_zones(text)[1] == apart
     whole = _whole(text, monkeypatch)
-    assert _outcome(text) == whole
-    assert _outcome(text) == whole  # and again, from the cache
+    assert parse_outcome(text) == whole
+    assert parse_outcome(text) == whole  # and again, from the cache
 
 
 def test_a_zone_block_is_read_once() -> None:
     text = calendar(BERLIN.replace("TZNAME:CET", "TZNAME:CET-once"), event())
-    _outcome(text)
+    parse_outcome(text)
     before = _known_zone.cache_info()
     rest, apart = split_known_zones(text)
-    _outcome(text)
+    parse_outcome(text)
     after = _known_zone.cache_info()
     assert apart == ("Europe/Berlin",)
     assert "VTIMEZONE" not in rest
@@ -224,7 +210,7 @@ def test_corpus_zones_parse_as_the_whole_text(
     block: str, tzid: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     text = calendar(block, event(tzid=tzid))
-    assert _outcome(text) == _whole(text, monkeypatch)
+    assert parse_outcome(text) == _whole(text, monkeypatch)
 
 
 @pytest.mark.parametrize("path", corpus_files(), ids=lambda p: p.name)
@@ -232,4 +218,4 @@ def test_corpus_files_parse_as_the_whole_text(path: Path, monkeypatch: pytest.Mo
     text = read_utf8(path)
     if text is None:
         pytest.skip("not UTF-8: the caller refuses it before parsing")
-    assert _outcome(text) == _whole(text, monkeypatch)
+    assert parse_outcome(text) == _whole(text, monkeypatch)

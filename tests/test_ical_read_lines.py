@@ -8,16 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
-import gateway.ical.parse as parse_module
 from gateway.core.calendar_import import UnsplittableFile
-from gateway.core.errors import InvalidCalendarData
 from gateway.core.model import ParsedObject
-from gateway.ical import ICalCodec
 from gateway.ical.parse import READ_PROPERTIES
 from gateway.ical.read_lines import lines_read
 from tests.corpus import corpus_files, read_utf8
-
-CODEC = ICalCodec()
+from tests.parse_outcomes import CODEC, Outcome, outcome_without, parse_outcome
 
 OFFICE_ZONE = [
     "BEGIN:VTIMEZONE",
@@ -115,18 +111,9 @@ def test_lines_read(given: list[str], kept: list[str]) -> None:
     assert lines_read("\n".join(given), READ_PROPERTIES) == _text(*kept)  # LF alone
 
 
-def _outcome(text: str) -> ParsedObject | tuple[str, str, str]:
-    try:
-        return CODEC.parse(text, "Europe/Berlin")
-    except InvalidCalendarData as exc:
-        return (type(exc).__name__, exc.precondition, exc.message)
-
-
-def _whole(text: str, monkeypatch: pytest.MonkeyPatch) -> ParsedObject | tuple[str, str, str]:
+def _whole(text: str, monkeypatch: pytest.MonkeyPatch) -> Outcome:
     """What the parse gives when icalendar reads every line."""
-    with monkeypatch.context() as patch:
-        patch.setattr(parse_module, "lines_read", lambda text, properties: text)
-        return _outcome(text)
+    return outcome_without(text, monkeypatch, "lines_read", lambda text, properties: text)
 
 
 def _event(*props: str) -> str:
@@ -170,7 +157,7 @@ CASES = {
 
 @pytest.mark.parametrize("text", CASES.values(), ids=CASES.keys())
 def test_cases_parse_as_the_whole_text(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _outcome(text) == _whole(text, monkeypatch)
+    assert parse_outcome(text) == _whole(text, monkeypatch)
 
 
 def _corpus_objects() -> Iterator[tuple[str, str]]:
@@ -191,10 +178,10 @@ def test_corpus_objects_parse_as_the_whole_text(monkeypatch: pytest.MonkeyPatch)
     objects = list(_corpus_objects())
     if not objects:
         pytest.skip("no corpus beside the repository")
-    differ = [name for name, text in objects if _outcome(text) != _whole(text, monkeypatch)]
+    differ = [name for name, text in objects if parse_outcome(text) != _whole(text, monkeypatch)]
     assert differ == []
     # The corpus holds objects both accepted and refused.
-    outcomes = [isinstance(_outcome(text), ParsedObject) for _, text in objects]
+    outcomes = [isinstance(parse_outcome(text), ParsedObject) for _, text in objects]
     assert any(outcomes) and not all(outcomes)
 
 
@@ -202,4 +189,4 @@ def test_corpus_files_parse_as_the_whole_text(monkeypatch: pytest.MonkeyPatch) -
     for path in corpus_files():
         text = read_utf8(path)
         if text is not None:
-            assert _outcome(text) == _whole(text, monkeypatch), path.name
+            assert parse_outcome(text) == _whole(text, monkeypatch), path.name
