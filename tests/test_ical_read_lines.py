@@ -104,6 +104,11 @@ def _text(*lines: str) -> str:
             ["begin:vtimezone", "TZID:x", "TZNAME:kept", "end:vtimezone"],
             id="VTIMEZONE in any case",
         ),
+        pytest.param(
+            ['BEGIN;X-A="b:c":VTIMEZONE', "TZNAME:kept", 'END;X-A="b:c":VTIMEZONE', "TZNAME:x"],
+            ['BEGIN;X-A="b:c":VTIMEZONE', "TZNAME:kept", 'END;X-A="b:c":VTIMEZONE'],
+            id="BEGIN and END with a parameter",
+        ),
     ],
 )
 def test_lines_read(given: list[str], kept: list[str]) -> None:

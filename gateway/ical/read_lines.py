@@ -44,7 +44,9 @@ def lines_read(text: str, properties: frozenset[str]) -> str:
             continue
         name = found.group().upper()
         if name == "BEGIN" or name == "END":
-            if line[found.end() + 1 :].upper() == "VTIMEZONE":
+            # The component's name is the value, after the last colon (a
+            # parameter's quoted value may hold one, a name cannot).
+            if line.rpartition(":")[2].upper() == "VTIMEZONE":
                 in_zone += 1 if name == "BEGIN" else -1
             kept.append(line)
         elif in_zone or name in properties:
