@@ -139,7 +139,7 @@ def _event(*props: str) -> str:
 
 CASES = {
     "plain": _event("SUMMARY:Haircut"),
-    "series with overrides": _event("RRULE:FREQ=WEEKLY;COUNT=5", "EXDATE:20361208T090000Z"),
+    "series with an exception date": _event("RRULE:FREQ=WEEKLY;COUNT=5", "EXDATE:20361208T090000Z"),
     "a zone of its own": _event()
     .replace("VERSION:2.0", "\r\n".join(OFFICE_ZONE))
     .replace("DTSTART:20361201T090000Z", "DTSTART;TZID=Office Time:20361201T090000"),
