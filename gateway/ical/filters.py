@@ -20,7 +20,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from icalendar import Component, vBroken, vCategory, vText
-from icalendar.parser.content_line import UFOLD
 
 from gateway.core.model import TimeSpan
 from gateway.core.query import (
@@ -41,6 +40,7 @@ from gateway.ical.expand import (
     aware,
     overlaps,
 )
+from gateway.ical.guard import unfold
 
 # -- text-match (RFC 4791 9.7.5, collations RFC 4790 / RFC 5051) --------------------
 
@@ -344,7 +344,7 @@ def text_rules_out(flt: CompFilter, text: str) -> bool:
     matches = _required_matches(flt)
     if not matches:
         return False
-    unfolded = UFOLD.sub("", text)
+    unfolded = unfold(text)
     plain = "\\" not in unfolded
     folded: dict[Collation, str] = {}
     for match in matches:

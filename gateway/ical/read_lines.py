@@ -21,14 +21,10 @@ A VTIMEZONE is kept whole: icalendar builds a zone from every part of one
 
 from __future__ import annotations
 
-import re
+from icalendar.parser.content_line import NEWLINE
 
 from gateway.ical.guard import unfold
-
-_NEWLINE = re.compile(r"\r?\n")
-# The property name a content line starts with (RFC 5545 3.1: iana-token or
-# x-name; "_" as gateway.ical.syntax tolerates it).
-_NAME = re.compile(r"[A-Za-z0-9_-]+")
+from gateway.ical.syntax import LINE_NAME
 
 
 def lines_read(text: str, properties: frozenset[str]) -> str:
@@ -38,8 +34,10 @@ def lines_read(text: str, properties: frozenset[str]) -> str:
     ``gateway.ical.syntax``: every line is a content line."""
     kept: list[str] = []
     in_zone = 0
-    for line in _NEWLINE.split(unfold(text)):
-        found = _NAME.match(line)
+    # Unfolded and split as icalendar does (RFC 5545 3.1); names as the
+    # grammar check reads them.
+    for line in NEWLINE.split(unfold(text)):
+        found = LINE_NAME.match(line)
         if found is None:  # a blank line (icalendar skips them too)
             continue
         name = found.group().upper()

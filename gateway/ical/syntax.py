@@ -70,7 +70,8 @@ _PARAM_VALUE = r'(?:"[^"\x00-\x08\x0a-\x1f\x7f]*"|[^";:,\x00-\x08\x0a-\x1f\x7f]*
 _PARAM = rf"({_NAME})=({_PARAM_VALUE}(?:,{_PARAM_VALUE})*)"
 _LINE = re.compile(rf"({_NAME})((?:;{_PARAM})*):(.*)", re.DOTALL)
 _PARAMS = re.compile(rf";{_PARAM}")
-_HEAD_NAME = re.compile(rf"{_NAME}")
+# The name a content line starts with (gateway.ical.read_lines reads it too).
+LINE_NAME = re.compile(_NAME)
 _COMPONENT_NAME = re.compile(r"[A-Za-z0-9-]+")
 
 _SHOWN = 60  # characters of an offending line quoted in a message
@@ -113,7 +114,7 @@ def _unfolded(text: str) -> Iterator[tuple[int, str]]:
 
 
 def _not_a_line(number: int, line: str) -> _Problem:
-    head = _HEAD_NAME.match(line)
+    head = LINE_NAME.match(line)
     if ":" not in line:
         why = "a folded line must start with a space or a tab"
     elif head is None or line[head.end()] not in ";:":

@@ -193,8 +193,10 @@ class Metrics:
 
 def metrics_middleware(metrics: Metrics) -> Middleware:
     # The labelled series each request lands in, found once per label set:
-    # ``labels()`` checks and locks on every call. Bounded as the labels are
-    # (methods, route templates, statuses).
+    # ``labels()`` checks and locks on every call. One entry per series the
+    # registry itself holds: as many as the label sets seen (route
+    # templates and statuses are few; the method is the token the client
+    # sent, so a client inventing methods grows both alike).
     counted: dict[tuple[str, str, int], Counter] = {}
     timed: dict[tuple[str, str], Histogram] = {}
 
